@@ -1,0 +1,495 @@
+"""Postfix log correlation: which messages came in and went out, and over which TLS version.
+
+Postfix never logs the TLS version on a message line. The receiving side logs it per SMTP
+session (`TLS connection established from`), the queue id appears later in the same process
+(`QID: client=`), and the sender only after that (`qmgr QID: from=`). The sending side logs the
+TLS line per connection and each delivery separately. This module follows those threads with
+small, bounded state and turns them into traces (see docs/log-ingestion.md for the rules).
+
+Hot path: most lines of a busy log are postscreen, dnsblog or other programs. They are
+rejected after one regex match and a dictionary lookup on the daemon name; timestamps are
+only parsed for lines that change state.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from service.ingest.connector_map import ConnectorMap, Peer
+from service.ingest.syslog import MONTHS as _MONTHS
+from service.ingest.syslog import TimestampParser, day_of
+from service.ingest.traces import (
+    Trace,
+    canonical_tls,
+    clean_host,
+    clean_ip,
+    domain_of_address,
+    is_loopback,
+    put_optional,
+    trace_id,
+)
+
+_TLS_FROM_RE = re.compile(
+    r"(?:\w+ )?TLS connection established from ([^\s\[]*)\[([^\]]*)\](?::\d+)?: "
+    r"(\S+) with cipher (\S+)"
+)
+_TLS_TO_RE = re.compile(
+    r"(?:\w+ )?TLS connection established to ([^\s\[]*\[[^\]]*\]:\d+): (\S+) with cipher (\S+)"
+)
+_PEER_RE = re.compile(r"([^\s\[]*)\[([^\]]*)\]")
+_CLIENT_RE = re.compile(r"([0-9A-Za-z]+): client=([^\s\[]*)\[([^\]]*)\]")
+_DELIVERY_RE = re.compile(
+    r"([0-9A-Za-z]+): to=<([^>]*)>,(?: orig_to=<[^>]*>,)? relay=([^,\s]+),.*? status=(\w+)"
+)
+_RELAY_RE = re.compile(r"([^\s\[]*)\[([^\]]*)\](?::(\d+))?")
+_FROM_RE = re.compile(r"([0-9A-Za-z]+): from=<([^>]*)>, size=(\d+)")
+_MESSAGE_ID_RE = re.compile(r"([0-9A-Za-z]+): message-id=<?([^>\s]*)>?")
+
+# Daemons whose lines are about screening connections before any SMTP session: no messages.
+_POSTSCREEN = frozenset({"postscreen", "dnsblog", "tlsproxy"})
+# Delivery agents other than smtp: local or LMTP deliveries are not outbound mail flow, but
+# their `to=` gives an inbound message its recipient domain.
+_LOCAL_DELIVERY = frozenset({"pipe", "local", "virtual", "lmtp", "error", "discard", "retry"})
+
+
+# A per-daemon handler gets (timestamp ts, host, program, pid, message) and returns True when
+# the line changed correlation state, else the kind to count it under.
+_Handler = Callable[[str, str, str, str, str], "bool | str"]
+
+@dataclass(slots=True)
+class Limits:
+    """How long and how much correlation state is kept (seconds of log time, entries)."""
+
+    hold: float = 300.0  # an inbound trace waits at most this long for qmgr/cleanup details
+    session_ttl: float = 3600.0  # smtpd sessions are minutes long; an hour covers stragglers
+    tls_ttl: float = 3600.0  # outbound TLS lines: connections are reused for seconds
+    queue_ttl: float = 3 * 3600.0  # sender/message-id of queued mail, refreshed on each retry
+    max_sessions: int = 50_000
+    max_pending: int = 50_000
+    max_tls: int = 50_000
+    max_queue: int = 200_000
+    sweep_every: float = 10.0  # expire at most this often (log time)
+
+
+@dataclass(slots=True)
+class _Session:
+    """One smtpd SMTP session: `connect from` until `disconnect from`."""
+
+    epoch: float
+    tls: str | None = None
+    cipher: str | None = None
+
+
+@dataclass(slots=True)
+class _Queued:
+    """What is known about one queue id while it is in the queue."""
+
+    epoch: float  # last touched
+    born: float = 0.0  # when its inbound trace started waiting
+    sender_domain: str | None = None
+    size: int | None = None
+    message_id: str | None = None
+    session: tuple[str, str, str] | None = None  # smtpd process that received it
+    inbound: Trace | None = None  # the inbound trace until it is emitted
+    service: str | None = None
+    relays: set[str] | None = None  # relays already reported for this queue id
+
+
+def service_of(program: str) -> str:
+    """`postfix-out/submission/smtpd` -> `submission/smtpd`: drop the syslog name."""
+    return program.split("/", 1)[1] if "/" in program else program
+
+
+class PostfixParser:
+    """Feed lines in log order; take finished traces with `take()`; `flush()` at the end."""
+
+    def __init__(
+        self,
+        timestamps: TimestampParser | None = None,
+        connectors: ConnectorMap | None = None,
+        limits: Limits | None = None,
+    ) -> None:
+        self.ts = timestamps or TimestampParser()
+        self.connectors = connectors
+        self.limits = limits or Limits()
+        self.lines = 0
+        self.used = 0
+        self.kinds: dict[str, int] = {}
+        self.ready: list[Trace] = []
+        self.sessions: dict[tuple[str, str, str], _Session] = {}
+        self.tls_out: dict[tuple[str, str, str, str], tuple[str, str, float]] = {}
+        self.queue: dict[tuple[str, str], _Queued] = {}
+        self.pending: dict[tuple[str, str], _Queued] = {}  # inbound traces waiting for details
+        self.evicted = 0  # state entries dropped because a cap was reached
+        self.now = 0.0  # log time of the newest line that changed state
+        self._next_sweep = 0.0
+        self._routes: dict[str, tuple[_Handler | None, str]] = {}
+        self._handlers: dict[str, _Handler] = {
+            "smtpd": self._smtpd,
+            "smtp": self._smtp,
+            "qmgr": self._qmgr,
+            "cleanup": self._cleanup,
+            "pickup": self._pickup,
+        }
+
+    # -- public API ---------------------------------------------------------------------------
+
+    def feed(self, line: str) -> None:
+        self.lines += 1
+        # Hand-rolled prefix split (a few C-level string calls) instead of one regex: this
+        # runs for every line, and most lines are dropped right after the program lookup.
+        if line[:1].isdigit():
+            i = line.find(" ")
+            if i < 19 or line[10] != "T":
+                self._skip("not_syslog")
+                return
+        elif line[:3] in _MONTHS and line[9:10] == ":":
+            i = 15
+        else:
+            self._skip("blank" if not line.strip() else "not_syslog")
+            return
+        j = line.find(" ", i + 1)
+        k = line.find(" ", j + 1) if j > 0 else -1
+        if k < 0 or line[k - 1] != ":":
+            self._skip("not_syslog")
+            return
+        tag = line[j + 1 : k - 1]  # `postfix/smtpd[304356]`
+        b = tag.find("[")
+        program = tag[:b] if b > 0 else tag
+        route = self._routes.get(program)
+        if route is None:
+            route = self._routes[program] = self._route(program)
+        handler, kind = route
+        if handler is None:
+            kinds = self.kinds
+            kinds[kind] = kinds.get(kind, 0) + 1
+            return
+        outcome = handler(
+            line[:i], line[i + 1 : j], program, tag[b + 1 : -1] if b > 0 else "",
+            line[k + 1 :].rstrip("\r\n"),
+        )
+        if outcome is True:
+            self.used += 1
+        else:
+            self._skip(outcome or "postfix_other")
+
+    def _route(self, program: str) -> tuple[_Handler | None, str]:
+        """Decide once per distinct program name what to do with its lines."""
+        slash = program.rfind("/")
+        daemon = program[slash + 1 :]
+        if slash < 0 or not program.startswith("postfix"):
+            return None, "unrelated_program"
+        handler = self._handlers.get(daemon)
+        if handler is not None:
+            return handler, ""
+        if daemon in _POSTSCREEN:
+            return None, "postscreen"
+        if daemon in _LOCAL_DELIVERY:
+            return self._local_delivery, ""
+        return None, "postfix_other"
+
+    def take(self) -> list[Trace]:
+        """Traces finished so far (the caller owns the list)."""
+        ready, self.ready = self.ready, []
+        return ready
+
+    def advance(self, now: float) -> None:
+        """Move the expiry clock (follow mode uses this when the log is idle)."""
+        if now > self.now:
+            self.now = now
+        self._sweep(force=True)
+
+    def flush(self) -> list[Trace]:
+        """End of input: emit every inbound trace still waiting for details."""
+        for entry in list(self.pending.values()):
+            self._emit_inbound(entry)
+        self.pending.clear()
+        return self.take()
+
+    def state_size(self) -> int:
+        """Entries held for correlation (tests and the benchmark check this stays bounded)."""
+        return len(self.sessions) + len(self.tls_out) + len(self.queue) + len(self.pending)
+
+    # -- per daemon -----------------------------------------------------------------------------
+
+    def _smtpd(self, ts: str, host: str, program: str, pid: str, msg: str) -> bool | str:
+        key = (host, program, pid)
+        if msg.startswith("connect from "):
+            self._clock(ts)
+            self.sessions.pop(key, None)  # re-insert so dict order stays oldest-first
+            self.sessions[key] = _Session(self.now)
+            self._cap(self.sessions, self.limits.max_sessions)
+            return True
+        if msg.startswith("disconnect from "):
+            return True if self.sessions.pop(key, None) is not None else "smtpd_other"
+        if ": client=" in msg:
+            return self._client(ts, host, key, program, msg)
+        if "TLS connection established from " in msg:
+            t = _TLS_FROM_RE.match(msg)
+            if t is None:
+                return "smtpd_other"
+            self._clock(ts)
+            session = self.sessions.get(key)
+            if session is None:
+                # The log began mid-session (no `connect from` seen): this line starts what we
+                # know of the session, so the message that follows still gets its version.
+                session = self.sessions[key] = _Session(self.now)
+            # An unknown spelling is passed on as logged so the API rejects it visibly.
+            session.tls = canonical_tls(t.group(3)) or t.group(3)
+            session.cipher = t.group(4)
+            return True
+        return "smtpd_other"
+
+    def _client(
+        self, ts: str, host: str, key: tuple[str, str, str], program: str, msg: str
+    ) -> bool | str:
+        c = _CLIENT_RE.match(msg)
+        if c is None:
+            return "smtpd_other"
+        qid, name, ip = c.groups()
+        if is_loopback(ip):
+            # Content filters (amavis on 10025/smtpd) hand the same message back from
+            # localhost: counting it would count every filtered message twice.
+            return "loopback_client"
+        self._clock(ts)
+        qkey = (host, qid)
+        entry = self.queue.get(qkey)
+        if entry is not None and entry.session == key:
+            return "repeat_client"  # the same session naming its queue id again: one message
+        if entry is not None and entry.inbound is not None:
+            # The queue id came back without its `removed` line: the old message is done.
+            self._emit_inbound(entry)
+            self.pending.pop(qkey, None)
+        session = self.sessions.get(key)
+        if session is None:
+            session = self.sessions[key] = _Session(self.now)
+        trace: Trace = {
+            "id": trace_id("pf", host, qid, "inbound", ts),
+            "timestamp": self.ts.rfc3339(ts),
+            "direction": "inbound",
+            "connector": None,
+            "tls_version": session.tls or "none",
+        }
+        put_optional(trace, "cipher", session.cipher)
+        put_optional(trace, "remote_host", clean_host(name))
+        put_optional(trace, "remote_ip", clean_ip(ip))
+        entry = _Queued(
+            self.now, born=self.now, session=key, inbound=trace, service=service_of(program)
+        )
+        self.queue.pop(qkey, None)
+        self.queue[qkey] = entry
+        self.pending[qkey] = entry
+        self._cap(self.queue, self.limits.max_queue)
+        if len(self.pending) > self.limits.max_pending:
+            oldest = next(iter(self.pending))
+            self._emit_inbound(self.pending.pop(oldest))
+        return True
+
+    def _smtp(self, ts: str, host: str, program: str, pid: str, msg: str) -> bool | str:
+        if ": to=<" in msg:
+            return self._delivery(ts, host, program, pid, msg)
+        if "TLS connection established to " in msg:
+            t = _TLS_TO_RE.match(msg)
+            if t is None:
+                return "smtp_other"
+            self._clock(ts)
+            key = (host, program, pid, t.group(1))
+            self.tls_out.pop(key, None)
+            self.tls_out[key] = (canonical_tls(t.group(2)) or t.group(2), t.group(3), self.now)
+            self._cap(self.tls_out, self.limits.max_tls)
+            return True
+        return "smtp_other"
+
+    def _delivery(self, ts: str, host: str, program: str, pid: str, msg: str) -> bool | str:
+        d = _DELIVERY_RE.match(msg)
+        if d is None:
+            return "smtp_other"
+        qid, rcpt, relay, status = d.groups()
+        fed = self._note_recipient(host, qid, rcpt)
+        if status != "sent":
+            return True if fed else "delivery_not_sent"
+        r = _RELAY_RE.match(relay)
+        if r is None:
+            return True if fed else "smtp_other"
+        name, ip = r.group(1), r.group(2)
+        if is_loopback(ip):
+            return True if fed else "loopback_relay"
+        self._clock(ts)
+        qkey = (host, qid)
+        entry = self.queue.get(qkey)
+        if entry is None:
+            entry = self.queue[qkey] = _Queued(self.now)
+            self._cap(self.queue, self.limits.max_queue)
+        if entry.relays is None:
+            entry.relays = set()
+        elif relay in entry.relays:
+            return "repeat_delivery"  # another recipient of the same message, same next hop
+        entry.relays.add(relay)
+        tls = self.tls_out.get((host, program, pid, relay))
+        version = tls[0] if tls else "none"
+        trace: Trace = {
+            "id": trace_id("pf", host, qid, "outbound", relay, day_of(ts)),
+            "timestamp": self.ts.rfc3339(ts),
+            "direction": "outbound",
+            "connector": None,
+            "tls_version": version,
+        }
+        if tls:
+            put_optional(trace, "cipher", tls[1])
+        recipient_domain = domain_of_address(rcpt)
+        put_optional(trace, "sender_domain", entry.sender_domain)
+        put_optional(trace, "recipient_domain", recipient_domain)
+        put_optional(trace, "remote_host", clean_host(name))
+        put_optional(trace, "remote_ip", clean_ip(ip))
+        put_optional(trace, "message_id", entry.message_id)
+        put_optional(trace, "size_bytes", entry.size)
+        self._connector(
+            trace,
+            Peer(
+                "outbound",
+                ip=ip,
+                host=name,
+                sender_domain=entry.sender_domain,
+                recipient_domain=recipient_domain,
+                service=service_of(program),
+            ),
+        )
+        self.ready.append(trace)
+        return True
+
+    def _local_delivery(self, ts: str, host: str, program: str, pid: str, msg: str) -> bool | str:
+        d = _DELIVERY_RE.match(msg)
+        if d is None:
+            return "postfix_other"
+        return True if self._note_recipient(host, d.group(1), d.group(2)) else "local_delivery"
+
+    def _note_recipient(self, host: str, qid: str, rcpt: str) -> bool:
+        """Give a waiting inbound trace its (first) recipient domain."""
+        entry = self.pending.get((host, qid))
+        if entry is None or entry.inbound is None or "recipient_domain" in entry.inbound:
+            return False
+        put_optional(entry.inbound, "recipient_domain", domain_of_address(rcpt))
+        return True
+
+    def _qmgr(self, ts: str, host: str, program: str, pid: str, msg: str) -> bool | str:
+        if msg.endswith(": removed"):
+            qkey = (host, msg[: -len(": removed")])
+            entry = self.queue.pop(qkey, None)
+            if entry is None:
+                return "queue_other"
+            if self.pending.pop(qkey, None) is not None:
+                self._emit_inbound(entry)
+            return True
+        f = _FROM_RE.match(msg)
+        if f is None:
+            return "queue_other"
+        self._clock(ts)
+        qkey = (host, f.group(1))
+        entry = self.queue.pop(qkey, None) or _Queued(self.now)
+        entry.epoch = self.now
+        self.queue[qkey] = entry  # re-inserted: deferred mail is refreshed on every retry
+        self._cap(self.queue, self.limits.max_queue)
+        entry.sender_domain = domain_of_address(f.group(2))
+        entry.size = int(f.group(3))
+        return True
+
+    def _cleanup(self, ts: str, host: str, program: str, pid: str, msg: str) -> bool | str:
+        if ": message-id=" not in msg:
+            return "queue_other"
+        c = _MESSAGE_ID_RE.match(msg)
+        if c is None:
+            return "queue_other"
+        self._clock(ts)
+        qkey = (host, c.group(1))
+        entry = self.queue.get(qkey)
+        if entry is None:
+            entry = self.queue[qkey] = _Queued(self.now)
+            self._cap(self.queue, self.limits.max_queue)
+        entry.message_id = c.group(2) or None
+        return True
+
+    def _pickup(self, ts: str, host: str, program: str, pid: str, msg: str) -> bool | str:
+        # A locally submitted message starts here; a queue id seen before is a new message.
+        qid, sep, rest = msg.partition(": uid=")
+        if not sep:
+            return "queue_other"
+        self._clock(ts)
+        qkey = (host, qid)
+        old = self.queue.pop(qkey, None)
+        if old is not None and self.pending.pop(qkey, None) is not None:
+            self._emit_inbound(old)
+        self.queue[qkey] = _Queued(self.now)
+        self._cap(self.queue, self.limits.max_queue)
+        return True
+
+    # -- state upkeep ---------------------------------------------------------------------------
+
+    def _emit_inbound(self, entry: _Queued) -> None:
+        trace = entry.inbound
+        if trace is None:
+            return
+        entry.inbound = None
+        put_optional(trace, "sender_domain", entry.sender_domain)
+        put_optional(trace, "message_id", entry.message_id)
+        put_optional(trace, "size_bytes", entry.size)
+        self._connector(
+            trace,
+            Peer(
+                "inbound",
+                ip=trace.get("remote_ip"),
+                host=trace.get("remote_host"),
+                sender_domain=entry.sender_domain,
+                recipient_domain=trace.get("recipient_domain"),
+                service=entry.service,
+            ),
+        )
+        self.ready.append(trace)
+
+    def _connector(self, trace: Trace, peer: Peer) -> None:
+        if self.connectors is None:
+            return
+        found = self.connectors.lookup(peer)
+        if found is not None:
+            trace["connector"], trace["connector_type"] = found
+
+    def _clock(self, ts: str) -> None:
+        try:
+            now = self.ts.epoch(ts)
+        except (ValueError, KeyError):
+            return  # an impossible date (Feb 30): keep the previous clock
+        if now > self.now:
+            self.now = now
+        if self.now >= self._next_sweep:
+            self._sweep()
+
+    def _sweep(self, force: bool = False) -> None:
+        """Expire state older than its time to live. Dicts are oldest-first, so stop early."""
+        now, lim = self.now, self.limits
+        self._next_sweep = now + lim.sweep_every
+        while self.pending:
+            qkey, entry = next(iter(self.pending.items()))
+            if now - entry.born < lim.hold:
+                break
+            del self.pending[qkey]
+            self._emit_inbound(entry)
+        _expire(self.sessions, now - lim.session_ttl, lambda s: s.epoch)
+        _expire(self.tls_out, now - lim.tls_ttl, lambda t: t[2])
+        _expire(self.queue, now - lim.queue_ttl, lambda q: q.epoch)
+
+    def _cap(self, table: dict, limit: int) -> None:  # type: ignore[type-arg]
+        while len(table) > limit:
+            del table[next(iter(table))]
+            self.evicted += 1
+
+    def _skip(self, kind: str) -> None:
+        self.kinds[kind] = self.kinds.get(kind, 0) + 1
+
+
+def _expire(table: dict, cutoff: float, epoch_of: Callable) -> None:  # type: ignore[type-arg]
+    while table:
+        key = next(iter(table))
+        if epoch_of(table[key]) >= cutoff:
+            return
+        del table[key]

@@ -1,0 +1,103 @@
+"""Building trace records: canonical TLS versions, clean strings, stable ids.
+
+Every parser (Postfix, Exim, tabular) hands its findings to these helpers so all traces obey the
+same rules: optional fields are omitted rather than null, strings carry no control characters,
+domains are lowercase and syntactically plausible, and ids are stable across runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import Any
+
+Trace = dict[str, Any]
+
+# Canonical names (DESIGN's trace table) for the spellings that mail servers log. Postfix and
+# OpenSSL say `TLSv1` for TLS 1.0; newer OpenSSL builds of Exim say `TLS1.2`; GnuTLS says
+# `TLS1.2` too; very old logs say `SSLv3`.
+_TLS_CANONICAL = {
+    "tlsv1": "TLS1.0",
+    "tlsv1.0": "TLS1.0",
+    "tls1": "TLS1.0",
+    "tls1.0": "TLS1.0",
+    "tlsv1.1": "TLS1.1",
+    "tls1.1": "TLS1.1",
+    "tlsv1.2": "TLS1.2",
+    "tls1.2": "TLS1.2",
+    "tlsv1.3": "TLS1.3",
+    "tls1.3": "TLS1.3",
+    "sslv3": "SSL3",
+    "ssl3": "SSL3",
+    "ssl3.0": "SSL3",
+}
+
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+# Label syntax as the API checks it (letters, digits, hyphen, underscore for the odd real-world
+# name); anything else (address literals, garbage) is omitted instead of getting a trace rejected.
+_LABEL = r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?"
+_DOMAIN_RE = re.compile(rf"(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*")
+_IP_RE = re.compile(r"[0-9a-fA-F:.]{2,45}")
+MAX_STRING = 998  # longest header line SMTP allows; longer values are not real message ids
+
+
+def canonical_tls(version: str | None) -> str | None:
+    """`TLSv1.2` -> `TLS1.2`; None for spellings we do not know (e.g. Exim's test `TLS1.x`)."""
+    if not version:
+        return None
+    return _TLS_CANONICAL.get(version.lower().replace(" ", "").replace("_", "."))
+
+
+def clean(value: str) -> str:
+    """Strip control characters; the API refuses strings that contain them."""
+    return _CONTROL_RE.sub("", value) if _CONTROL_RE.search(value) else value
+
+
+def domain_of_address(address: str) -> str | None:
+    """The lowercase domain of `user@Example.ORG`, or None (empty sender, no domain, literal)."""
+    at = address.rfind("@")
+    if at < 0:
+        return None
+    return clean_domain(address[at + 1 :])
+
+
+def clean_domain(domain: str) -> str | None:
+    """A lowercase, syntactically plausible domain, or None."""
+    d = domain.strip().rstrip(".").lower()
+    return d if d and _DOMAIN_RE.fullmatch(d) else None
+
+
+def clean_host(name: str) -> str | None:
+    """A peer hostname worth reporting: Postfix writes `unknown` when reverse DNS failed."""
+    if not name or name == "unknown":
+        return None
+    return clean_domain(name)
+
+
+def clean_ip(ip: str) -> str | None:
+    """An IP literal as logged (IPv6 may carry an `IPv6:` prefix in some logs)."""
+    if ip.lower().startswith("ipv6:"):
+        ip = ip[5:]
+    return ip if _IP_RE.fullmatch(ip) else None
+
+
+def is_loopback(ip: str) -> bool:
+    """127/8 and ::1: traffic a host sends itself (content filters, local relays)."""
+    return ip.startswith("127.") or ip == "::1" or ip.startswith("::ffff:127.")
+
+
+def trace_id(prefix: str, *parts: str) -> str:
+    """A stable, fixed-length idempotency key from the parts that identify one message hop."""
+    digest = hashlib.blake2b("\x1f".join(parts).encode(), digest_size=16).hexdigest()
+    return f"{prefix}-{digest}"
+
+
+def put_optional(trace: Trace, key: str, value: str | int | None) -> None:
+    """Set an optional field only when known: the API wants absent, not null."""
+    if value is None or value == "":
+        return
+    if isinstance(value, str):
+        value = clean(value)[:MAX_STRING]
+        if not value:
+            return
+    trace[key] = value
