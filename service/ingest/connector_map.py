@@ -91,9 +91,7 @@ class Rule:
             return False
         if self.sender_domains and not _suffix_in(peer.sender_domain, self.sender_domains):
             return False
-        if self.recipient_domains and not _suffix_in(
-            peer.recipient_domain, self.recipient_domains
-        ):
+        if self.recipient_domains and not _suffix_in(peer.recipient_domain, self.recipient_domains):
             return False
         if self.services and peer.service not in self.services:
             return False

@@ -58,6 +58,7 @@ _LOCAL_DELIVERY = frozenset({"pipe", "local", "virtual", "lmtp", "error", "disca
 # the line changed correlation state, else the kind to count it under.
 _Handler = Callable[[str, str, str, str, str], "bool | str"]
 
+
 @dataclass(slots=True)
 class Limits:
     """How long and how much correlation state is kept (seconds of log time, entries)."""
@@ -167,7 +168,10 @@ class PostfixParser:
             kinds[kind] = kinds.get(kind, 0) + 1
             return
         outcome = handler(
-            line[:i], line[i + 1 : j], program, tag[b + 1 : -1] if b > 0 else "",
+            line[:i],
+            line[i + 1 : j],
+            program,
+            tag[b + 1 : -1] if b > 0 else "",
             line[k + 1 :].rstrip("\r\n"),
         )
         if outcome is True:

@@ -1,0 +1,53 @@
+"""/healthz (the process answers) and /readyz (Redis answers and a worker is alive)."""
+
+from __future__ import annotations
+
+import time
+
+import orjson
+import redis
+from flask import Response
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from service.api import context
+from service.api.schemas import HealthSchema
+from service.store import health as health_store
+
+blp = Blueprint("health", __name__, description="Liveness and readiness (no tenant data)")
+
+
+def _json(status: int, document: dict[str, object]) -> Response:
+    return Response(orjson.dumps(document), status=status, mimetype="application/json",
+                    headers={"Cache-Control": "no-store"})  # fmt: skip
+
+
+@blp.route("/healthz")
+class Health(MethodView):
+    @blp.response(200, HealthSchema)
+    def get(self) -> Response:
+        """Liveness: the API process answers"""
+        return _json(200, {"status": "ok"})
+
+
+@blp.route("/readyz")
+class Ready(MethodView):
+    @blp.response(200, HealthSchema)
+    @blp.alt_response(503, description="Not ready; `checks` says why")
+    def get(self) -> Response:
+        """Readiness: Redis answers, holds its data, and a worker heartbeat is fresh"""
+        checks: dict[str, object] = {}
+        try:
+            report = health_store.readiness(
+                context.client(), time.time(), context.settings().worker_stale_seconds
+            )
+            checks.update(report.checks)
+            ready = report.ready
+        except redis.RedisError as error:
+            checks["redis"] = f"unavailable: {type(error).__name__}"
+            ready = False
+        if ready:
+            return _json(200, {"status": "ready", "checks": checks})
+        reasons = [f"{k}: {v}" for k, v in checks.items() if v != "ok"]
+        return _json(503, {"type": "/problems/not-ready", "title": "Not ready", "status": 503,
+                           "detail": "; ".join(reasons), "checks": checks})  # fmt: skip

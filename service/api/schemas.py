@@ -1,0 +1,198 @@
+"""marshmallow schemas: the documented contract of every request and response.
+
+``TraceSchema`` states the trace contract for the spec and for the property test that holds the
+hand-written fast path (``service.core.traces``) against it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+from datetime import UTC
+from typing import Any
+
+import orjson
+from marshmallow import (
+    RAISE,
+    Schema,
+    ValidationError,
+    fields,
+    post_load,
+    pre_load,
+    validate,
+    validates_schema,
+)  # fmt: skip
+
+from service.core import traces as contract
+from service.core.tls import TLS_VERSIONS, canonical_tls_version
+
+
+class StrictSchema(Schema):
+    """Unknown fields are errors, everywhere: a typo must not silently change a query."""
+
+    class Meta:
+        unknown = RAISE
+
+
+class ProblemSchema(Schema):
+    """RFC 9457 problem details."""
+
+    type = fields.String(metadata={"example": "/problems/validation-failed"})
+    title = fields.String()
+    status = fields.Integer()
+    detail = fields.String()
+    errors = fields.List(
+        fields.Dict(), metadata={"description": "[{index, field, message}] for each fault"}
+    )
+
+
+_no_control = validate.Regexp(r"^[^\x00-\x1f\x7f]*$", error="contains control characters")
+
+
+def _text(limit: int, **kwargs: Any) -> fields.String:
+    return fields.String(validate=[validate.Length(1, limit), _no_control], **kwargs)
+
+
+class TraceSchema(StrictSchema):
+    """One message's passage through a connector, as mailflow ingests it."""
+
+    id = _text(contract.MAX_ID, metadata={"description": "Idempotency key; derived when absent"})
+    timestamp = fields.String(required=True, metadata={"example": "2026-11-27T10:00:00Z"})
+    direction = fields.String(required=True, validate=validate.OneOf(contract.DIRECTIONS))
+    connector = _text(contract.MAX_CONNECTOR, allow_none=True)
+    connector_type = fields.String(
+        allow_none=True, validate=validate.OneOf(contract.CONNECTOR_TYPES)
+    )
+    tls_version = fields.String(
+        required=True, allow_none=True,
+        metadata={"description": "TLS1.0..TLS1.3, SSL3, none (null); TLSv1.2, 'TLS 1.2', "
+                  "tls1_2 are accepted", "example": "TLS1.2"},
+    )  # fmt: skip
+    cipher = _text(128)
+    message_id = _text(contract.MAX_STRING)
+    sender_domain = _text(contract.MAX_DOMAIN + 1)
+    recipient_domain = _text(contract.MAX_DOMAIN + 1)
+    remote_host = _text(contract.MAX_DOMAIN + 1)
+    remote_ip = fields.String()
+    size_bytes = fields.Integer(strict=True, validate=validate.Range(min=0))
+
+    def __init__(self, *args: Any, window: contract.IngestWindow | None = None, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self.window = window
+
+    @pre_load
+    def reject_non_objects(self, data: Any, **_: Any) -> Any:
+        if not isinstance(data, dict):
+            raise ValidationError("a trace must be a JSON object", "_schema")
+        return data
+
+    @validates_schema
+    def check_rules(self, data: dict[str, Any], **_: Any) -> None:
+        tls = data.get("tls_version")
+        if tls is not None and canonical_tls_version(tls) is None:
+            raise ValidationError("unknown TLS version", "tls_version")
+        if data.get("connector") is not None and data.get("connector_type") is None:
+            raise ValidationError("required with a connector", "connector_type")
+        if data.get("connector") is None and data.get("connector_type") is not None:
+            raise ValidationError("only allowed together with a connector", "connector_type")
+        for name in contract.DOMAIN_FIELDS:
+            if name in data:
+                value = data[name].lower()
+                if not value.isascii() or not contract._DOMAIN.match(value):
+                    raise ValidationError("not a valid domain name", name)
+        if "remote_ip" in data:
+            try:
+                ipaddress.ip_address(data["remote_ip"].strip("[]"))
+            except ValueError:
+                raise ValidationError("not a valid IP address", "remote_ip") from None
+        if self.window is not None:
+            try:
+                contract._timestamp(data["timestamp"], self.window)
+            except contract.TraceError as error:
+                raise ValidationError(error.message, "timestamp") from None
+
+    @post_load
+    def normalise(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
+        assert self.window is not None
+        when = contract._timestamp(data["timestamp"], self.window)
+        record: dict[str, Any] = {
+            "timestamp": when.isoformat().replace("+00:00", "Z"),
+            "direction": data["direction"],
+            "connector": data.get("connector"),
+        }
+        if data.get("connector") is not None:
+            record["connector_type"] = data["connector_type"]
+        record["tls_version"] = canonical_tls_version(data.get("tls_version"))
+        for name in ("cipher", "message_id"):
+            if name in data:
+                record[name] = data[name]
+        for name in contract.DOMAIN_FIELDS:
+            if name in data:
+                record[name] = data[name].lower().rstrip(".")
+        if "remote_ip" in data:
+            record["remote_ip"] = str(ipaddress.ip_address(data["remote_ip"].strip("[]")))
+        if "size_bytes" in data:
+            record["size_bytes"] = data["size_bytes"]
+        canonical = orjson.dumps(record, option=orjson.OPT_SORT_KEYS)
+        record["id"] = data.get("id") or "sha256:" + hashlib.sha256(canonical).hexdigest()
+        record["_day"] = when.astimezone(UTC).date().isoformat()
+        return record
+
+
+class TraceBatchSchema(Schema):
+    traces = fields.List(fields.Nested(TraceSchema), required=True)
+
+
+class IngestErrorSchema(Schema):
+    index = fields.Integer(metadata={"description": "Array index, or line number for NDJSON"})
+    field = fields.String()
+    message = fields.String()
+
+
+class IngestResultSchema(Schema):
+    accepted = fields.Integer(metadata={"description": "New traces, now durable in Redis"})
+    duplicates = fields.Integer(metadata={"description": "Traces whose id was already accepted"})
+    rejected = fields.Integer()
+    errors = fields.List(fields.Nested(IngestErrorSchema))
+
+
+class WindowArgsSchema(StrictSchema):
+    days = fields.Integer(
+        strict=False, metadata={"description": "Whole UTC days ending today (default 7)"}
+    )
+    start = fields.Date(metadata={"description": "First day, inclusive (with end)"})
+    end = fields.Date(metadata={"description": "Last day, inclusive (with start)"})
+
+
+class ShareSchema(Schema):
+    messages = fields.Integer()
+    percent = fields.Float()
+
+
+class DirectionSummarySchema(Schema):
+    messages = fields.Integer()
+    encrypted_messages = fields.Integer()
+    encrypted_percent = fields.Float()
+    tls = fields.Dict(
+        keys=fields.String(validate=validate.OneOf(TLS_VERSIONS)),
+        values=fields.Nested(ShareSchema),
+    )
+
+
+class WindowSchema(Schema):
+    start = fields.Date()
+    end = fields.Date()
+    days = fields.Integer()
+
+
+class SnapshotSchema(Schema):
+    window = fields.Nested(WindowSchema)
+    directions = fields.Dict(keys=fields.String(), values=fields.Nested(DirectionSummarySchema))
+    active_insights = fields.Integer()
+    generated_at = fields.String()
+    data_as_of = fields.String(allow_none=True)
+
+
+class HealthSchema(Schema):
+    status = fields.String()
+    checks = fields.Dict()

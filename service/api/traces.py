@@ -1,0 +1,77 @@
+"""POST /api/v1/traces: accept what is valid, name what is not, store durably."""
+
+from __future__ import annotations
+
+import orjson
+from flask import Response, request
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from service.api import context
+from service.api.body import JSON_TYPES, NDJSON_TYPES, media_type, parse_records, read_body
+from service.api.schemas import IngestResultSchema
+from service.core.traces import AcceptedTrace, IngestWindow, TraceError, normalize_trace
+from service.errors import Problem
+from service.store import traces as trace_store
+
+blp = Blueprint("traces", __name__, url_prefix="/api/v1", description="Ingest message traces")
+
+_REQUEST_BODY = {
+    "required": True,
+    "description": "A JSON array of traces, `{\"traces\": [...]}`, or NDJSON (one trace per "
+    "line); optionally `Content-Encoding: gzip`.",
+    "content": {
+        "application/json": {
+            "schema": {"type": "array", "items": {"$ref": "#/components/schemas/Trace"}}
+        },
+        "application/x-ndjson": {"schema": {"type": "string"}},
+    },
+}  # fmt: skip
+
+
+@blp.route("/traces")
+class Traces(MethodView):
+    @blp.doc(requestBody=_REQUEST_BODY)
+    @blp.response(202, IngestResultSchema)
+    @blp.alt_response(400, description="The body cannot be read")
+    @blp.alt_response(413, description="Over the record or byte limit")
+    @blp.alt_response(415, description="Not JSON or NDJSON")
+    @blp.alt_response(422, description="No record in the batch is acceptable")
+    @blp.alt_response(503, description="The data store does not answer; retry")
+    def post(self) -> Response:
+        """Ingest traces
+
+        Good records are accepted even when others in the batch are bad. A 202 means the new
+        traces are durable in Redis; `duplicates` counts ids accepted before.
+        """
+        settings = context.settings()
+        kind = media_type(request)
+        if kind not in JSON_TYPES + NDJSON_TYPES:
+            raise Problem(415, "send application/json or application/x-ndjson")
+        body = read_body(request, settings.max_body_bytes)
+        window = IngestWindow.at(context.now(), settings.retention_days)
+        accepted: list[AcceptedTrace] = []
+        errors: list[dict[str, object]] = []
+        for index, record, parse_error in parse_records(body, kind, settings.max_batch):
+            if parse_error is not None:
+                errors.append({"index": index, "field": "", "message": parse_error})
+                continue
+            try:
+                accepted.append(normalize_trace(record, window))
+            except TraceError as error:
+                errors.append({"index": index, "field": error.field, "message": error.message})
+        if not accepted:
+            raise Problem(
+                422,
+                f"none of the {len(errors)} records is acceptable",
+                slug="invalid-traces",
+                title="No acceptable trace",
+                errors=errors,
+            )
+        client = context.client()
+        tenant = context.tenant()
+        trace_store.register_tenant(client, tenant)
+        result = trace_store.ingest(client, tenant, accepted, settings.dedupe_days * 86400)
+        body_out = {"accepted": result.accepted, "duplicates": result.duplicates,
+                    "rejected": len(errors), "errors": errors}  # fmt: skip
+        return Response(orjson.dumps(body_out), status=202, mimetype="application/json")

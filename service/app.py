@@ -1,0 +1,70 @@
+"""The application factory: configuration, extensions, blueprints — nothing else."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import Flask
+from flask_smorest import Api
+
+from service import errors
+from service.api import health, mailflow, schemas, traces
+from service.api.context import EXTENSION
+from service.config import Settings
+from service.store.connection import connect
+
+
+class MailflowApi(Api):
+    """flask-smorest with problem+json as the documented and the real error body."""
+
+    ERROR_SCHEMA = schemas.ProblemSchema
+    DEFAULT_ERROR_RESPONSE_NAME = "DEFAULT_ERROR"
+
+    def handle_http_exception(self, error: Exception) -> Any:
+        return errors._from_http_exception(error)  # type: ignore[arg-type]
+
+    def _register_responses(self) -> None:
+        saved = self.DEFAULT_RESPONSE_CONTENT_TYPE
+        self.DEFAULT_RESPONSE_CONTENT_TYPE = errors.PROBLEM_JSON
+        try:
+            super()._register_responses()
+        finally:
+            self.DEFAULT_RESPONSE_CONTENT_TYPE = saved
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
+    """Build the app. ``overrides`` may set any Settings field, ``CLOCK`` and ``REDIS``."""
+    overrides = dict(overrides or {})
+    settings = Settings.from_env().with_overrides(overrides)
+    clock: Callable[[], datetime] = overrides.pop("CLOCK", _utc_now)
+
+    app = Flask(__name__)
+    app.config.update(
+        API_TITLE="mailflow",
+        API_VERSION="1.0.0",
+        OPENAPI_VERSION="3.1.0",
+        OPENAPI_URL_PREFIX="/",
+        OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="/docs",
+        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+        MAX_CONTENT_LENGTH=None,  # the traces endpoint enforces its own limit, before parsing
+        JSON_SORT_KEYS=False,
+    )
+    app.extensions[EXTENSION] = {
+        "settings": settings,
+        "clock": clock,
+        "redis": overrides.get("REDIS") or connect(settings),
+    }
+
+    api = MailflowApi(app, spec_kwargs={"info": {"description": "TLS mail-flow reports"}})
+    api.spec.components.schema("Trace", schema=schemas.TraceSchema)
+    for blueprint in (traces.blp, mailflow.blp, health.blp):
+        api.register_blueprint(blueprint)
+    errors.register_error_handlers(app)
+    return app

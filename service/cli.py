@@ -1,0 +1,177 @@
+"""The ``mailflow`` command: run everything, or the API, the worker and tools on their own."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+
+from service.config import Settings
+
+
+def _settings() -> Settings:
+    try:
+        return Settings.from_env()
+    except ValueError as error:
+        raise click.UsageError(str(error)) from None
+
+
+@click.group()
+def cli() -> None:
+    """mailflow: how your mail is protected in transit."""
+    logging.basicConfig(
+        level=os.environ.get("MAILFLOW_LOG_LEVEL", "INFO"),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+
+
+@cli.command()
+@click.option("--burst", is_flag=True, help="Fold what is there, refresh views, and exit.")
+@click.option("--name", default=None, help="Consumer name (default host:pid).")
+def worker(burst: bool, name: str | None) -> None:
+    """Fold ingested traces into the daily counters and keep report views fresh."""
+    from service.store.connection import connect
+    from service.worker import Worker
+
+    settings = _settings()
+    w = Worker(connect(settings), settings)
+    if name:
+        w.name = name
+    w.install_signal_handlers()
+    w.work(burst=burst)
+
+
+def _gunicorn_command(settings: Settings, host: str, port: int) -> list[str]:
+    workers = settings.web_workers or os.cpu_count() or 2
+    return [
+        sys.executable, "-m", "gunicorn", "service.wsgi:app",
+        "--bind", f"{host}:{port}", "--workers", str(workers),
+        "--worker-class", "sync", "--keep-alive", "5", "--graceful-timeout", "10",
+        "--access-logfile", "-", "--error-logfile", "-",
+    ]  # fmt: skip
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8080, show_default=True, type=int)
+def serve(host: str, port: int) -> None:
+    """Serve the API under gunicorn (Redis and a worker must run elsewhere)."""
+    settings = _settings()
+    os.execv(sys.executable, _gunicorn_command(settings, host, port))
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8080, show_default=True, type=int)
+@click.option("--demo", is_flag=True, help="Load a realistic demo week first.")
+def run(host: str, port: int, demo: bool) -> None:
+    """Redis (embedded unless MAILFLOW_REDIS_URL), a worker and the API, in one command."""
+    from service.store.embedded import EmbeddedRedis
+
+    settings = _settings()
+    embedded = None
+    env = dict(os.environ)
+    if settings.redis_url is None:
+        embedded = EmbeddedRedis(settings.data_path, fsync=settings.redis_fsync).start()
+        env["MAILFLOW_REDIS_URL"] = embedded.url
+        click.echo(f"embedded Redis: {embedded.url} (AOF, appendfsync {settings.redis_fsync})",
+                   err=True)  # fmt: skip
+    children: list[subprocess.Popen[bytes]] = []
+    stopping = False
+
+    def stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
+        if demo:
+            _load_demo(Settings.from_env(env))
+        children.append(subprocess.Popen([sys.executable, "-m", "service.cli", "worker"], env=env))
+        children.append(subprocess.Popen(_gunicorn_command(settings, host, port), env=env))
+        if demo:
+            _print_demo_commands(host, port)
+        while not stopping and all(child.poll() is None for child in children):
+            time.sleep(0.2)
+    finally:
+        # API first (no new traces), then the worker (finishes its batch), then Redis (AOF).
+        for child in reversed(children):
+            if child.poll() is None:
+                child.terminate()
+                try:
+                    child.wait(15)
+                except subprocess.TimeoutExpired:
+                    child.kill()
+        if embedded is not None:
+            embedded.stop()
+        click.echo("mailflow stopped", err=True)
+
+
+def _load_demo(settings: Settings) -> None:
+    from service.core.traces import IngestWindow, normalize_trace
+    from service.demo import demo_traces
+    from service.store import traces as trace_store
+    from service.store.connection import connect
+
+    client = connect(settings)
+    now = datetime.now(UTC)
+    window = IngestWindow.at(now, settings.retention_days)
+    accepted = [normalize_trace(t, window) for t in demo_traces(now)]
+    trace_store.register_tenant(client, "default")
+    totals = [0, 0]
+    for start in range(0, len(accepted), settings.max_batch):
+        result = trace_store.ingest(client, "default", accepted[start : start + settings.max_batch],
+                                    settings.dedupe_days * 86400)  # fmt: skip
+        totals[0] += result.accepted
+        totals[1] += result.duplicates
+    click.echo(f"demo week: {totals[0]} traces accepted, {totals[1]} already there", err=True)
+
+
+def _print_demo_commands(host: str, port: int) -> None:
+    base = f"http://{host}:{port}"
+    click.echo(
+        f"\nmailflow is serving on {base}  (Ctrl-C stops it)\n\n"
+        f"  curl -s {base}/api/v1/mailflow/snapshot\n"
+        f"  curl -s '{base}/api/v1/mailflow/snapshot?days=1'\n"
+        f"  curl -s -X POST {base}/api/v1/traces -H 'Content-Type: application/json' \\\n"
+        f'       -d \'[{{"timestamp": "{datetime.now(UTC).isoformat(timespec="seconds")}", '
+        f'"direction": "inbound", "tls_version": "TLSv1.2"}}]\'\n'
+        f"  curl -s {base}/readyz\n"
+        f"  open {base}/docs for the API reference\n"
+    )
+
+
+@cli.command()
+@click.option("--output", default="openapi/openapi.json", show_default=True, type=click.Path())
+def openapi(output: str) -> None:
+    """Write the OpenAPI spec generated from the code."""
+    Path(output).parent.mkdir(parents=True, exist_ok=True)
+    Path(output).write_text(spec_json() + "\n")
+    click.echo(f"wrote {output}", err=True)
+
+
+def spec_json() -> str:
+    from service.app import create_app
+
+    # The spec never needs Redis: a client is built but not connected.
+    app = create_app({"redis_url": "redis://127.0.0.1:1/0"})
+    with app.app_context():
+        spec = app.extensions["flask-smorest"]["apis"][""]["ext_obj"].spec.to_dict()
+    return json.dumps(spec, indent=2, sort_keys=True)
+
+
+def main() -> None:
+    cli()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,58 @@
+"""The mail-flow widget: per direction, messages and their split by TLS version."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from service.core.percent import shares
+from service.core.tls import TLS_VERSIONS
+from service.core.traces import DIRECTIONS, split_counter_field
+from service.core.windows import Window
+
+DayCounters = Mapping[str, Mapping[str, int]]  # day -> counter field -> messages
+
+
+def tls_totals(counters: DayCounters, days: Iterable[str]) -> dict[str, dict[str, int]]:
+    """direction -> TLS version -> messages over ``days``; every version present, zeros included."""
+    totals = {d: dict.fromkeys(TLS_VERSIONS, 0) for d in DIRECTIONS}
+    for day in days:
+        for field, count in counters.get(day, {}).items():
+            direction, _, _, tls = split_counter_field(field)
+            totals[direction][tls] += count
+    return totals
+
+
+def tls_breakdown(by_version: Mapping[str, int]) -> dict[str, Any]:
+    """messages, encrypted share and per-version count and percent (summing to 100.0)."""
+    counts = [by_version.get(v, 0) for v in TLS_VERSIONS]
+    percents = shares(counts)
+    messages = sum(counts)
+    none_percent = percents[TLS_VERSIONS.index("none")]
+    return {
+        "messages": messages,
+        "encrypted_messages": messages - by_version.get("none", 0),
+        # The complement of the rounded "none" share, so the widget's two numbers add up.
+        "encrypted_percent": round(100.0 - none_percent, 1) if messages else 0.0,
+        "tls": {
+            v: {"messages": c, "percent": p}
+            for v, c, p in zip(TLS_VERSIONS, counts, percents, strict=True)
+        },
+    }
+
+
+def build_snapshot(
+    counters: DayCounters,
+    window: Window,
+    generated_at: str,
+    data_as_of: str | None,
+    active_insights: int,
+) -> dict[str, Any]:
+    totals = tls_totals(counters, window.days)
+    return {
+        "window": window.as_dict(),
+        "directions": {d: tls_breakdown(totals[d]) for d in DIRECTIONS},
+        "active_insights": active_insights,
+        "generated_at": generated_at,
+        "data_as_of": data_as_of,
+    }

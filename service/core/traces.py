@@ -1,0 +1,232 @@
+"""Validation and normalisation of ingested traces: the fast path every record goes through.
+
+marshmallow's load is about 17,000 records/s per core, a quarter of what ingestion must do, so
+records are checked here by hand. ``service.api.schemas.TraceSchema`` states the same contract
+for the OpenAPI spec, and a property test holds the two against each other: whatever one
+rejects the other rejects, and what both accept they normalise identically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+
+from service.core.tls import canonical_tls_version
+
+DIRECTIONS = ("inbound", "outbound")
+CONNECTOR_TYPES = ("partner", "onpremises")
+MAX_ID = 128
+MAX_CONNECTOR = 128
+MAX_STRING = 998  # RFC 5322's line limit: nothing legitimate in a trace is longer
+MAX_DOMAIN = 253
+FUTURE_TOLERANCE = timedelta(minutes=15)
+
+OPTIONAL_STRINGS = {"cipher": 128, "message_id": MAX_STRING}
+DOMAIN_FIELDS = ("sender_domain", "recipient_domain", "remote_host")
+KNOWN_FIELDS = frozenset(
+    {"id", "timestamp", "direction", "connector", "connector_type", "tls_version", "size_bytes",
+     "remote_ip", *OPTIONAL_STRINGS, *DOMAIN_FIELDS}
+)  # fmt: skip
+
+_RFC3339 = re.compile(
+    r"^(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}:\d{2})(\.\d{1,6})?\d*([Zz]|[+-]\d{2}:\d{2})$"
+)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_DOMAIN = re.compile(r"^(?=.{1,253}\.?$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*"
+                     r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.?$")  # fmt: skip
+
+# Separators inside stream records and counter fields. Control characters are rejected in
+# every string field, so they can never occur inside a value.
+FIELD_SEP = "\x1f"
+RECORD_SEP = "\x1e"
+
+
+class TraceError(Exception):
+    """One field of one record is wrong; ``field`` names it for the 202/422 error list."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+@dataclass(frozen=True)
+class IngestWindow:
+    """The times a trace may carry, fixed once per request from the clock."""
+
+    earliest: datetime
+    latest: datetime
+
+    @classmethod
+    def at(cls, now: datetime, retention_days: int) -> IngestWindow:
+        today = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        return cls(today - timedelta(days=retention_days - 1), now + FUTURE_TOLERANCE)
+
+
+@dataclass(frozen=True, slots=True)
+class AcceptedTrace:
+    """A valid trace, reduced to what storage needs."""
+
+    id: str
+    day: str  # UTC day, YYYY-MM-DD
+    epoch_ms: int
+    counter_field: str  # direction, connector, type, TLS version: one daily counter
+    record: dict[str, Any]  # the normalised trace, kept in the stream for replay
+
+    @property
+    def digest(self) -> bytes:
+        """What the dedupe set stores: 16 bytes instead of the id itself."""
+        return hashlib.blake2b(self.id.encode(), digest_size=16).digest()
+
+    def stream_record(self) -> bytes:
+        head = f"{self.day}{RECORD_SEP}{self.counter_field}{RECORD_SEP}{self.epoch_ms}{RECORD_SEP}"
+        return head.encode() + orjson.dumps(self.record)
+
+
+def counter_field(
+    direction: str, connector: str | None, connector_type: str | None, tls: str
+) -> str:
+    return FIELD_SEP.join((direction, connector or "", connector_type or "", tls))
+
+
+def split_counter_field(field: str) -> tuple[str, str | None, str | None, str]:
+    direction, connector, connector_type, tls = field.split(FIELD_SEP)
+    return direction, connector or None, connector_type or None, tls
+
+
+def normalize_trace(obj: Any, window: IngestWindow) -> AcceptedTrace:
+    """Check one record against the trace contract; raise TraceError naming the first bad field."""
+    if not isinstance(obj, dict):
+        raise TraceError("", "a trace must be a JSON object")
+    unknown = obj.keys() - KNOWN_FIELDS
+    if unknown:
+        raise TraceError(sorted(unknown)[0], "unknown field")
+    record: dict[str, Any] = {}
+
+    when = _timestamp(obj.get("timestamp"), window)
+    record["timestamp"] = when.isoformat().replace("+00:00", "Z")
+
+    direction = obj.get("direction")
+    if direction not in DIRECTIONS:
+        raise TraceError("direction", "required; one of inbound, outbound")
+    record["direction"] = direction
+
+    connector = obj.get("connector")
+    connector_type = obj.get("connector_type")
+    if connector is not None:
+        connector = _string("connector", connector, MAX_CONNECTOR)
+        if connector_type not in CONNECTOR_TYPES:
+            raise TraceError(
+                "connector_type", "required with a connector; one of partner, onpremises"
+            )
+    elif connector_type is not None:
+        raise TraceError("connector_type", "only allowed together with a connector")
+    record["connector"] = connector
+    if connector is not None:
+        record["connector_type"] = connector_type
+
+    if "tls_version" not in obj:
+        raise TraceError("tls_version", "required (null means no TLS)")
+    raw_tls = obj["tls_version"]
+    if raw_tls is not None and not isinstance(raw_tls, str):
+        raise TraceError("tls_version", "must be a string or null")
+    tls = canonical_tls_version(raw_tls)
+    if tls is None:
+        raise TraceError("tls_version", f"unknown TLS version {raw_tls[:40]!r}; use TLS1.0, "
+                         "TLS1.1, TLS1.2, TLS1.3, SSL3 or none")  # fmt: skip
+    record["tls_version"] = tls
+
+    for name, limit in OPTIONAL_STRINGS.items():
+        value = obj.get(name)
+        if value is not None:
+            record[name] = _string(name, value, limit)
+    for name in DOMAIN_FIELDS:
+        value = obj.get(name)
+        if value is not None:
+            record[name] = _domain(name, value)
+    remote_ip = obj.get("remote_ip")
+    if remote_ip is not None:
+        record["remote_ip"] = _ip(remote_ip)
+    size = obj.get("size_bytes")
+    if size is not None:
+        if type(size) is not int or size < 0:  # bool is an int subclass: not a size
+            raise TraceError("size_bytes", "must be an integer ≥ 0")
+        record["size_bytes"] = size
+
+    trace_id = obj.get("id")
+    if trace_id is None:
+        # Derived from the canonical content: the same record sent twice is one trace.
+        trace_id = (
+            "sha256:"
+            + hashlib.sha256(orjson.dumps(record, option=orjson.OPT_SORT_KEYS)).hexdigest()
+        )
+    else:
+        trace_id = _string("id", trace_id, MAX_ID)
+    record["id"] = trace_id
+
+    utc = when.astimezone(UTC)
+    return AcceptedTrace(
+        id=trace_id,
+        day=utc.date().isoformat(),
+        epoch_ms=int(utc.timestamp() * 1000),
+        counter_field=counter_field(direction, connector, record.get("connector_type"), tls),
+        record=record,
+    )
+
+
+def _timestamp(value: Any, window: IngestWindow) -> datetime:
+    if value is None:
+        raise TraceError(
+            "timestamp", "required; RFC 3339 with an offset, e.g. 2026-11-27T10:00:00Z"
+        )
+    if not isinstance(value, str):
+        raise TraceError("timestamp", "must be an RFC 3339 string")
+    match = _RFC3339.match(value)
+    if match is None:
+        raise TraceError("timestamp", "not RFC 3339 with an offset (e.g. 2026-11-27T10:00:00Z)")
+    date, time_of_day, fraction, offset = match.groups()
+    offset = "+00:00" if offset in ("Z", "z") else offset
+    try:
+        when = datetime.fromisoformat(f"{date}T{time_of_day}{fraction or ''}{offset}")
+    except ValueError:
+        raise TraceError("timestamp", "not a valid date and time") from None
+    if when < window.earliest:
+        raise TraceError("timestamp", f"before the retention window (earliest "
+                         f"{window.earliest.date().isoformat()})")  # fmt: skip
+    if when > window.latest:
+        raise TraceError("timestamp", "more than 15 minutes in the future")
+    return when
+
+
+def _string(name: str, value: Any, limit: int) -> str:
+    if not isinstance(value, str):
+        raise TraceError(name, "must be a string")
+    if not value:
+        raise TraceError(name, "must not be empty")
+    if len(value) > limit:
+        raise TraceError(name, f"longer than {limit} characters")
+    if _CONTROL.search(value):
+        raise TraceError(name, "contains control characters")
+    return value
+
+
+def _domain(name: str, value: Any) -> str:
+    value = _string(name, value, MAX_DOMAIN + 1).lower()
+    if not value.isascii() or not _DOMAIN.match(value):
+        raise TraceError(name, "not a valid domain name (use the ASCII xn-- form for IDNs)")
+    return value.rstrip(".")
+
+
+def _ip(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TraceError("remote_ip", "must be a string")
+    try:
+        return str(ipaddress.ip_address(value.strip("[]")))
+    except ValueError:
+        raise TraceError("remote_ip", "not a valid IPv4 or IPv6 address") from None

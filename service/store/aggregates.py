@@ -1,0 +1,80 @@
+"""The daily counters: folding stream entries into them, and reading them back."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+
+import redis
+
+from service.core.fold import EntryIncrements
+from service.store import keys
+from service.store.scripts import script
+
+
+@dataclass(frozen=True)
+class FoldResult:
+    entries: int
+    traces: int
+    skipped: int
+
+
+@dataclass(frozen=True)
+class CounterSnapshot:
+    """Daily counters of some days, read in one transaction with the version they belong to."""
+
+    version: int
+    data_as_of_ms: int | None
+    days: dict[str, dict[str, int]]
+
+
+def fold(
+    client: redis.Redis,
+    tenant: str,
+    consumer: str,
+    entries: Sequence[EntryIncrements],
+    retention_days: int,
+) -> FoldResult:
+    """Add the entries' counts to the daily hashes and ack the entries, in one Lua call."""
+    day_keys: dict[str, int] = {}
+    argv: list[object] = [keys.CONSUMER_GROUP, consumer, len(entries)]
+    for entry in entries:
+        argv += (entry.entry_id, entry.newest_ms, len(entry.counts))
+        for (day, field), amount in entry.counts.items():
+            index = day_keys.setdefault(day, len(day_keys) + 3)
+            argv += (index, field, amount)
+    argv += [_expires_at(day, retention_days) for day in day_keys]
+    key_names = [keys.stream(tenant), keys.meta(tenant)] + [
+        keys.day_counts(tenant, d) for d in day_keys
+    ]
+    folded, traces, skipped = script(client, "fold")(keys=key_names, args=argv)
+    return FoldResult(int(folded), int(traces), int(skipped))
+
+
+def _expires_at(day: str, retention_days: int) -> int:
+    # Keep a day one day past the retention period so a window at its edge is always whole.
+    midnight = datetime.combine(date.fromisoformat(day), time(), tzinfo=UTC)
+    return int((midnight + timedelta(days=retention_days + 1)).timestamp())
+
+
+def read_counters(client: redis.Redis, tenant: str, days: Sequence[str]) -> CounterSnapshot:
+    """The counters of ``days`` and the data version, consistent with each other (MULTI)."""
+    pipe = client.pipeline(transaction=True)
+    pipe.hmget(keys.meta(tenant), "version", "data_as_of_ms")
+    for day in days:
+        pipe.hgetall(keys.day_counts(tenant, day))
+    (version, as_of), *hashes = pipe.execute()
+    return CounterSnapshot(
+        version=int(version or 0),
+        data_as_of_ms=int(as_of) if as_of else None,
+        days={
+            day: {field.decode(): int(count) for field, count in counts.items()}
+            for day, counts in zip(days, hashes, strict=False)
+            if counts
+        },
+    )
+
+
+def data_version(client: redis.Redis, tenant: str) -> int:
+    return int(client.hget(keys.meta(tenant), "version") or 0)

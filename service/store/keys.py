@@ -1,0 +1,74 @@
+"""Every Redis key name mailflow uses, built in this one module.
+
+Keys of a tenant carry the hash tag ``{tenant}`` so that all of them live in one Redis Cluster
+slot and a Lua script may touch any of them at once. Global keys (the tenant registry, worker
+heartbeats) carry no tenant data.
+"""
+
+from __future__ import annotations
+
+PREFIX = "mf"
+CONSUMER_GROUP = "fold"
+
+
+def _tenant(tenant: str) -> str:
+    # Braces inside a tenant name would move the hash tag; tenant names are validated
+    # elsewhere, this is the last line of defence.
+    if "{" in tenant or "}" in tenant:
+        raise ValueError(f"tenant name may not contain braces: {tenant!r}")
+    return f"{PREFIX}:{{{tenant}}}"
+
+
+def stream(tenant: str) -> str:
+    """Stream of accepted, not yet folded traces (one entry per ingest call)."""
+    return f"{_tenant(tenant)}:stream"
+
+
+def seen(tenant: str, day: str) -> str:
+    """Set of trace-id digests already accepted for traces of ``day`` (the dedupe window)."""
+    return f"{_tenant(tenant)}:seen:{day}"
+
+
+def day_counts(tenant: str, day: str) -> str:
+    """Hash of daily counters: field ``direction\\x1fconnector\\x1ftype\\x1ftls`` -> messages."""
+    return f"{_tenant(tenant)}:day:{day}"
+
+
+def meta(tenant: str) -> str:
+    """Hash: ``version`` (bumped by every fold), ``data_as_of_ms`` (newest folded trace)."""
+    return f"{_tenant(tenant)}:meta"
+
+
+def view(tenant: str, name: str, *parts: str) -> str:
+    """Cached, serialised report: hash of ``body``, ``etag``, ``version``."""
+    suffix = ":".join((name, *parts))
+    return f"{_tenant(tenant)}:view:{suffix}"
+
+
+def refresh_lease(tenant: str) -> str:
+    """Lease held by the one worker rebuilding this tenant's views and insights."""
+    return f"{_tenant(tenant)}:lease:refresh"
+
+
+def tenants() -> str:
+    """Set of every tenant that has ever ingested: the worker's list of streams to fold."""
+    return f"{PREFIX}:tenants"
+
+
+def worker_heartbeat(worker_id: str) -> str:
+    return f"{PREFIX}:worker:{worker_id}"
+
+
+def worker_heartbeats() -> str:
+    """Sorted set worker id -> last heartbeat (epoch seconds), read by /readyz."""
+    return f"{PREFIX}:workers"
+
+
+def instance_marker() -> str:
+    """Set once when a store is first used; its absence on a used deployment means data loss."""
+    return f"{PREFIX}:instance"
+
+
+def active_insights(tenant: str) -> str:
+    """Set of the ids of the tenant's active insights."""
+    return f"{_tenant(tenant)}:insights:active"

@@ -1,0 +1,39 @@
+"""Cached report bodies: serialised bytes and their ETag, served without rebuilding."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis
+
+from service.store import keys
+from service.store.scripts import script
+
+
+@dataclass(frozen=True)
+class CachedView:
+    body: bytes
+    etag: str
+
+
+def get_view(client: redis.Redis, tenant: str, name: str, *parts: str) -> CachedView | None:
+    body, etag = client.hmget(keys.view(tenant, name, *parts), "body", "etag")
+    if body is None or etag is None:
+        return None
+    return CachedView(body, etag.decode())
+
+
+def put_view(
+    client: redis.Redis,
+    tenant: str,
+    name: str,
+    parts: tuple[str, ...],
+    view: CachedView,
+    version: int,
+    ttl_seconds: int,
+) -> bool:
+    """Store unless a view built from newer data is already there; True when stored."""
+    stored = script(client, "put_view")(
+        keys=[keys.view(tenant, name, *parts)], args=[version, view.body, view.etag, ttl_seconds]
+    )
+    return bool(stored)
