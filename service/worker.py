@@ -20,9 +20,9 @@ from datetime import UTC, datetime
 
 import redis
 
-from service import views
 from service.config import Settings
 from service.core.fold import EntryIncrements, entry_increments
+from service.refresh import refresh_tenant
 from service.store import aggregates, health, keys
 from service.store.scripts import script
 
@@ -162,8 +162,8 @@ class Worker:
             if not self._take_lease(tenant):
                 continue  # another worker is refreshing it; our change is in its data too
             try:
-                self.stats.views_built += views.refresh_precomputed(
-                    self.client, tenant, self.clock()
+                self.stats.views_built += refresh_tenant(
+                    self.client, tenant, self.clock(), self.settings
                 )
             finally:
                 script(self.client, "release_lease")(
