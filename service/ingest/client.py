@@ -1,0 +1,206 @@
+"""Sending traces to `POST /api/v1/traces`: gzip'd NDJSON batches, retried with backoff.
+
+Retrying is safe because every trace carries a stable id: a batch that reached Redis before
+the connection broke comes back as duplicates, not as double counts. HTTP itself is in
+`service.ingest.http` (standard library only).
+"""
+
+from __future__ import annotations
+
+import gzip
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import orjson
+
+from service.ingest.traces import Trace
+
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+MAX_ERRORS_KEPT = 100  # error details kept for the summary; counts are always complete
+
+
+class SendError(RuntimeError):
+    """A failure that retrying cannot fix (bad key, wrong URL): the run stops."""
+
+
+class Transport(Protocol):
+    """One HTTP POST; returns (status, lower-cased headers, body). Raises OSError on I/O."""
+
+    def post(
+        self, path: str, body: bytes, headers: dict[str, str]
+    ) -> tuple[int, dict, bytes]: ...  # pragma: no cover
+
+    def close(self) -> None: ...  # pragma: no cover
+
+
+@dataclass
+class SendStats:
+    sent: int = 0  # traces the API answered for (accepted + duplicates + rejected)
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    failed: int = 0  # traces given up on after all retries
+    batches: int = 0
+    retries: int = 0
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+    def note_error(self, error: dict[str, Any]) -> None:
+        if len(self.errors) < MAX_ERRORS_KEPT:
+            self.errors.append(error)
+
+
+class TraceSender:
+    """Collects traces and posts them in batches of `batch_size`."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        key: str,
+        batch_size: int = 5000,
+        max_retries: int = 8,
+        max_backoff: float = 60.0,
+        sleep: Callable[[float], None] = time.sleep,
+        jitter: Callable[[], float] = random.random,
+    ) -> None:
+        self.transport = transport
+        self.key = key
+        self.batch_size = batch_size
+        self.max_retries = max_retries
+        self.max_backoff = max_backoff
+        self.sleep = sleep
+        self.jitter = jitter
+        self.stats = SendStats()
+        self._buffer: list[Trace] = []
+        self._index = 0  # position of the next trace in the whole run, for error reports
+
+    def add(self, traces: list[Trace]) -> None:
+        self._buffer.extend(traces)
+        while len(self._buffer) >= self.batch_size:
+            batch = self._buffer[: self.batch_size]
+            del self._buffer[: self.batch_size]
+            self._send(batch)
+
+    def flush(self) -> None:
+        """Send what is buffered, even a partial batch (end of input, or idle in follow mode)."""
+        if self._buffer:
+            batch, self._buffer = self._buffer, []
+            self._send(batch)
+
+    @property
+    def buffered(self) -> int:
+        return len(self._buffer)
+
+    def close(self) -> None:
+        self.flush()
+        self.transport.close()
+
+    def _send(self, batch: list[Trace]) -> None:
+        start = self._index
+        self._index += len(batch)
+        self._post_batch(batch, start)
+
+    def _post_batch(self, batch: list[Trace], start: int) -> None:
+        body = gzip.compress(b"\n".join(orjson.dumps(t) for t in batch) + b"\n", compresslevel=5)
+        headers = {
+            "Content-Type": "application/x-ndjson",
+            "Content-Encoding": "gzip",
+            "Authorization": f"Bearer {self.key}",
+            "Accept": "application/json",
+        }
+        attempt = 0
+        while True:
+            retry_after: float | None = None
+            try:
+                status, resp_headers, data = self.transport.post("/api/v1/traces", body, headers)
+            except OSError as exc:
+                status, resp_headers, data = 0, {}, str(exc).encode()
+            if status == 202:
+                self._count(_json(data), len(batch), start)
+                return
+            if status == 413 and len(batch) > 1:
+                # Over the server's limits: halve until it fits (ids keep this idempotent).
+                half = len(batch) // 2
+                self._post_batch(batch[:half], start)
+                self._post_batch(batch[half:], start + half)
+                return
+            if status in (413, 422, 400):
+                # Nothing in the batch is acceptable; retrying would not change that.
+                self.stats.batches += 1
+                self.stats.sent += len(batch)
+                self.stats.rejected += len(batch)
+                problem = _json(data)
+                self.stats.note_error(
+                    {
+                        "index": start,
+                        "field": None,
+                        "message": f"HTTP {status}: batch of {len(batch)} refused: "
+                        + str(problem.get("detail") or problem.get("title") or data[:200]),
+                    }
+                )
+                for err in problem.get("errors", []) if isinstance(problem, dict) else []:
+                    if isinstance(err, dict):
+                        self.stats.note_error({**err, "index": start + int(err.get("index", 0))})
+                return
+            if status in (401, 403, 404, 405):
+                problem = _json(data)
+                detail = problem.get("detail") or problem.get("title") or data[:200]
+                raise SendError(f"HTTP {status} from the API: {detail}")
+            if status not in RETRY_STATUSES and status != 0:
+                raise SendError(f"unexpected HTTP {status} from the API: {data[:200]!r}")
+            if attempt >= self.max_retries:
+                self.stats.failed += len(batch)
+                self.stats.note_error(
+                    {
+                        "index": start,
+                        "field": None,
+                        "message": f"gave up after {attempt} retries: "
+                        + (f"HTTP {status}" if status else data.decode(errors="replace")),
+                    }
+                )
+                return
+            retry_after = _retry_after(resp_headers.get("retry-after"))
+            backoff = min(self.max_backoff, 0.5 * 2**attempt) * (0.5 + self.jitter() / 2)
+            delay = retry_after if retry_after is not None else backoff
+            attempt += 1
+            self.stats.retries += 1
+            self.sleep(min(delay, self.max_backoff))
+
+    def _count(self, answer: dict[str, Any], size: int, start: int) -> None:
+        accepted = int(answer.get("accepted", 0))
+        duplicates = int(answer.get("duplicates", 0))
+        rejected = int(answer.get("rejected", size - accepted - duplicates))
+        self.stats.batches += 1
+        self.stats.sent += size
+        self.stats.accepted += accepted
+        self.stats.duplicates += duplicates
+        self.stats.rejected += rejected
+        for err in answer.get("errors", []) or []:
+            if isinstance(err, dict):
+                self.stats.note_error({**err, "index": start + int(err.get("index", 0))})
+
+
+def _json(data: bytes) -> dict[str, Any]:
+    try:
+        value = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Retry-After is delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    import email.utils  # rare path; keeps the module light to import
+
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())

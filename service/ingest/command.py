@@ -1,0 +1,276 @@
+"""`mailflow ingest`: mail server logs (or trace files) into the mailflow API.
+
+Exit status: 0 when everything was read and every batch got an answer (rejected traces are
+reported, not fatal); 1 when batches could not be delivered or the API refused the key; 2 for
+usage errors, including an unusable `--connectors` file (nothing is sent then).
+
+The summary goes to stderr, so `--output ndjson` keeps stdout for the traces alone.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+from collections.abc import Callable
+from datetime import tzinfo
+from typing import TextIO
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import click
+
+from service.ingest.client import SendError, SendStats, TraceSender
+from service.ingest.connector_map import ConnectorMap, ConnectorMapError, load_connector_map
+from service.ingest.pipeline import (
+    FORMATS,
+    CountingSink,
+    FollowLoop,
+    NdjsonSink,
+    Parser,
+    Sink,
+    ingest_files,
+    make_parser,
+)
+from service.ingest.readers import Follower
+
+
+class Progress:
+    """One self-overwriting status line on a terminal; silent otherwise."""
+
+    def __init__(
+        self, stream: TextIO, enabled: bool, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.stream = stream
+        self.enabled = enabled
+        self.clock = clock
+        self.started = clock()
+        self._last = 0.0
+        self._shown = False
+
+    def update(self, lines: int, traces: int, errors: int, force: bool = False) -> None:
+        if not self.enabled:
+            return
+        now = self.clock()
+        if not force and now - self._last < 0.2:
+            return
+        self._last = now
+        rate = lines / max(now - self.started, 1e-9)
+        self.stream.write(
+            f"\r{lines:,} lines ({rate:,.0f}/s)  {traces:,} traces  {errors:,} errors\x1b[K"
+        )
+        self.stream.flush()
+        self._shown = True
+
+    def done(self) -> None:
+        if self._shown:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()
+
+
+def format_summary(
+    parser: Parser,
+    sink: CountingSink,
+    seconds: float,
+    mode: str,
+    stats: SendStats | None,
+) -> str:
+    """The end-of-run report: what was read, what it became, and what happened to it."""
+    tally = sink.tally
+    rate = parser.lines / seconds if seconds > 0 else 0.0
+    out = [f"mailflow ingest: {parser.lines:,} lines read in {seconds:.2f} s ({rate:,.0f} lines/s)"]
+    directions: dict[str, list[str]] = {}
+    for (direction, tls), n in sorted(tally.by_direction_tls.items()):
+        directions.setdefault(direction, []).append(f"{tls} {n:,}")
+    out.append(f"  traces: {tally.traces:,}")
+    for direction, parts in directions.items():
+        out.append(f"    {direction}: {', '.join(parts)}")
+    if stats is None:
+        out.append(f"  {mode}: nothing sent")
+    else:
+        out.append(
+            f"  sent: {stats.sent:,}  accepted: {stats.accepted:,}  "
+            f"duplicates: {stats.duplicates:,}  rejected: {stats.rejected:,}  "
+            f"failed: {stats.failed:,}  (batches {stats.batches:,}, retries {stats.retries:,})"
+        )
+        for err in stats.errors[:10]:
+            field = f" {err.get('field')}" if err.get("field") else ""
+            out.append(f"    error at trace {err.get('index')}{field}: {err.get('message')}")
+        if len(stats.errors) > 10:
+            out.append(f"    ... {len(stats.errors) - 10} more errors")
+    out.append(f"  lines used: {parser.used:,}")
+    skipped = sum(parser.kinds.values())
+    out.append(f"  lines not used: {skipped:,}")
+    for kind, n in sorted(parser.kinds.items(), key=lambda kv: (-kv[1], kv[0])):
+        out.append(f"    {kind:<22} {n:>10,}")
+    if parser.evicted:
+        out.append(f"  correlation entries evicted at the memory caps: {parser.evicted:,}")
+    return "\n".join(out)
+
+
+def _zone(name: str) -> tzinfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise click.BadParameter(f"unknown time zone {name!r}", param_hint="--timezone") from exc
+
+
+@click.command("ingest")
+@click.argument("files", nargs=-1, required=True)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    default="postfix",
+    show_default=True,
+    help="Input format: mail server logs, or traces as NDJSON/JSON/CSV.",
+)
+@click.option(
+    "--url",
+    envvar="MAILFLOW_URL",
+    default="http://127.0.0.1:8080",
+    show_default=True,
+    help="API base URL [env MAILFLOW_URL].",
+)
+@click.option(
+    "--key", envvar="MAILFLOW_KEY", help="API key with the ingest scope [env MAILFLOW_KEY]."
+)
+@click.option("--batch-size", type=click.IntRange(1, 100_000), default=5000, show_default=True)
+@click.option("--dry-run", is_flag=True, help="Parse and print the summary; send nothing.")
+@click.option(
+    "--output",
+    type=click.Choice(["ndjson"]),
+    help="Write the traces to stdout instead of sending them.",
+)
+@click.option(
+    "--year", type=click.IntRange(1970, 9999), help="Year of the first BSD-syslog timestamp."
+)
+@click.option(
+    "--timezone",
+    "tz_name",
+    default="UTC",
+    show_default=True,
+    help="Zone of timestamps that carry none (BSD syslog, Exim).",
+)
+@click.option(
+    "--connectors",
+    "connectors_path",
+    type=click.Path(dir_okay=False),
+    help="TOML connector mapping (ordered rules, first match wins).",
+)
+@click.option("--follow", is_flag=True, help="Keep reading as the log grows (like tail -F).")
+@click.option("--from-end", is_flag=True, help="With --follow: skip what the log holds now.")
+@click.option("--max-retries", type=click.IntRange(0, 100), default=8, show_default=True)
+@click.option(
+    "--progress/--no-progress",
+    default=None,
+    help="Progress line on stderr (default: when stderr is a terminal).",
+)
+def ingest(
+    files: tuple[str, ...],
+    fmt: str,
+    url: str,
+    key: str | None,
+    batch_size: int,
+    dry_run: bool,
+    output: str | None,
+    year: int | None,
+    tz_name: str,
+    connectors_path: str | None,
+    follow: bool,
+    from_end: bool,
+    max_retries: int,
+    progress: bool | None,
+) -> None:
+    """Read mail server logs (Postfix, Exim) or trace files and send their traces to mailflow.
+
+    FILE may be plain, gzip, xz or bzip2 compressed, or `-` for standard input. Give rotated
+    logs oldest first: correlation state carries from one file to the next.
+    """
+    zone = _zone(tz_name)
+    connectors: ConnectorMap | None = None
+    if connectors_path:
+        try:
+            connectors = load_connector_map(connectors_path)
+        except ConnectorMapError as exc:
+            raise click.UsageError(str(exc)) from exc
+    if follow and "-" in files:
+        raise click.UsageError("--follow reads files, not standard input")
+    if not follow:
+        for path in files:
+            if path != "-":
+                try:
+                    open(path, "rb").close()
+                except OSError as exc:
+                    raise click.BadParameter(f"{path}: {exc.strerror}", param_hint="FILE") from exc
+    sending = not dry_run and output is None
+    if sending and not key:
+        raise click.UsageError("an API key is needed: --key or MAILFLOW_KEY (or use --dry-run)")
+
+    parser = make_parser(fmt, zone, year, connectors)
+    sender: TraceSender | None = None
+    inner: Sink | None = None
+    if sending:
+        # Imported here: http.client and friends cost a noticeable share of a dry run's time.
+        from service.ingest.http import HttpTransport
+
+        try:
+            transport = HttpTransport(url)
+        except SendError as exc:
+            raise click.UsageError(str(exc)) from exc
+        sender = TraceSender(transport, key or "", batch_size=batch_size, max_retries=max_retries)
+        inner = sender
+    elif output == "ndjson":
+        inner = NdjsonSink(click.get_binary_stream("stdout"))
+    sink = CountingSink(inner)
+
+    err = click.get_text_stream("stderr")
+    show = progress if progress is not None else err.isatty()
+    bar = Progress(err, show)
+
+    def tick() -> None:
+        errors = len(sender.stats.errors) if sender else 0
+        bar.update(parser.lines, sink.tally.traces, errors)
+
+    started = time.monotonic()
+    failure: str | None = None
+    try:
+        if follow:
+            _run_follow(files, from_end, parser, sink, tick)
+        else:
+            ingest_files(files, parser, sink, on_chunk=tick)
+        if sender is not None:
+            sender.close()
+    except SendError as exc:
+        failure = str(exc)
+    bar.done()
+    seconds = time.monotonic() - started
+    mode = "dry run" if dry_run else "ndjson output"
+    click.echo(
+        format_summary(parser, sink, seconds, mode, sender.stats if sender else None), err=True
+    )
+    if failure:
+        click.echo(f"mailflow ingest: stopped: {failure}", err=True)
+        sys.exit(1)
+    if sender is not None and sender.stats.failed:
+        sys.exit(1)
+
+
+def _run_follow(
+    files: tuple[str, ...],
+    from_end: bool,
+    parser: Parser,
+    sink: Sink,
+    tick: Callable[[], None],
+) -> None:
+    stop = {"flag": False}
+
+    def request_stop(signum: int, frame: object) -> None:
+        stop["flag"] = True  # handlers only set a flag; the loop finishes cleanly
+
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        loop = FollowLoop([Follower(p, from_end=from_end) for p in files], parser, sink)
+        loop.run(lambda: stop["flag"], on_step=tick)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
