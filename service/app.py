@@ -9,7 +9,7 @@ from typing import Any
 from flask import Flask
 from flask_smorest import Api
 
-from service import errors
+from service import auth, errors, headers
 from service.api import health, mailflow, schemas, traces
 from service.api.context import EXTENSION
 from service.config import Settings
@@ -67,4 +67,6 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     for blueprint in (traces.blp, mailflow.blp, health.blp):
         api.register_blueprint(blueprint)
     errors.register_error_handlers(app)
+    headers.install(app, settings)  # first: a CORS preflight needs no key
+    auth.install(app)
     return app

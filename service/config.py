@@ -32,6 +32,9 @@ class Settings:
     fold_batch_entries: int = 50
     web_workers: int = 0  # 0: one per CPU core
     log_level: str = "INFO"
+    rate_limit_per_minute: int = 600  # per API key: reads (GET/HEAD) and, separately, admin calls
+    rate_limit_ingest_per_minute: int = 120  # per API key: POST /api/v1/traces calls
+    cors_origins: str = ""  # comma-separated browser origins allowed to call the API; none
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -51,7 +54,8 @@ class Settings:
     def validated(self) -> Settings:
         if self.redis_fsync not in ("everysec", "always"):
             raise ValueError("MAILFLOW_REDIS_FSYNC must be 'everysec' or 'always'")
-        for name in ("retention_days", "dedupe_days", "max_batch", "max_body_bytes"):
+        for name in ("retention_days", "dedupe_days", "max_batch", "max_body_bytes",
+                     "rate_limit_per_minute", "rate_limit_ingest_per_minute"):  # fmt: skip
             if getattr(self, name) < 1:
                 raise ValueError(f"MAILFLOW_{name.upper()} must be at least 1")
         return self
@@ -63,6 +67,10 @@ class Settings:
     @property
     def embedded_socket(self) -> Path:
         return self.data_path / "redis.sock"
+
+    @property
+    def cors_origin_list(self) -> frozenset[str]:
+        return frozenset(o.strip().rstrip("/") for o in self.cors_origins.split(",") if o.strip())
 
     @property
     def effective_redis_url(self) -> str:

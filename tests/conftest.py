@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import redis
+from flask.testing import FlaskClient
+from werkzeug.serving import make_server
 
 from service.app import create_app
+from service.auth import create_key
 from service.config import Settings
 from service.store.embedded import EmbeddedRedis
 from service.worker import Worker
@@ -63,9 +67,37 @@ def settings(redis_server: EmbeddedRedis) -> Settings:
     return Settings(redis_url=redis_server.url)
 
 
+ALL_SCOPES = ("read", "ingest", "admin")
+
+
 @pytest.fixture
-def app(redis_client: redis.Redis, redis_server: EmbeddedRedis, clock: Clock):
-    return create_app({"redis_url": redis_server.url, "CLOCK": clock})
+def make_key(redis_client: redis.Redis, clock: Clock) -> Callable[..., str]:
+    """``make_key(tenant, *scopes, name=...)``: a new API key in the test Redis."""
+
+    def make(tenant: str = "default", *scopes: str, name: str = "test") -> str:
+        return create_key(redis_client, tenant, scopes or ALL_SCOPES, name, clock.now)
+
+    return make
+
+
+class KeyedClient(FlaskClient):
+    """A test client that sends ``default_key`` unless a request sets Authorization itself."""
+
+    default_key: str | None = None
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if self.default_key:
+            self.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {self.default_key}"
+
+
+@pytest.fixture
+def app(redis_client: redis.Redis, redis_server: EmbeddedRedis, clock: Clock, make_key):
+    """The app; ``app.test_client()`` sends a key with every scope for tenant ``default``."""
+    app = create_app({"redis_url": redis_server.url, "CLOCK": clock})
+    app.test_client_class = type("DefaultTenantClient", (KeyedClient,),
+                                 {"default_key": make_key("default")})  # fmt: skip
+    return app
 
 
 @pytest.fixture
@@ -83,3 +115,29 @@ def run_worker(redis_client: redis.Redis, settings: Settings, clock: Clock):
         return worker.work(burst=True)
 
     return run
+
+
+@dataclass
+class LiveApi:
+    """A real HTTP server on a free port serving a real app against the test Redis."""
+
+    url: str
+    key: str  # ingest + read, tenant ``default``
+    clock: Clock  # the app's clock (the ``clock`` fixture); move it to move the app's time
+    run_worker: Callable[..., object]  # burst worker on the same Redis and clock
+
+
+@pytest.fixture
+def live_api(redis_server: EmbeddedRedis, make_key, clock: Clock, run_worker) -> Iterator[LiveApi]:
+    app = create_app({"redis_url": redis_server.url, "CLOCK": clock})
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, name="live-api", daemon=True)
+    thread.start()
+    try:
+        yield LiveApi(url=f"http://127.0.0.1:{server.server_port}",
+                      key=make_key("default", "ingest", "read", name="live-api"),
+                      clock=clock, run_worker=run_worker)  # fmt: skip
+    finally:
+        server.shutdown()
+        thread.join()
+        server.server_close()

@@ -25,5 +25,9 @@ def now() -> datetime:
 
 
 def tenant() -> str:
-    """The tenant of this request. Until API keys exist every request is tenant ``default``."""
-    return g.get("tenant", "default")
+    """The tenant of this request: the tenant of its API key, set by ``service.auth``."""
+    found = g.get("tenant")
+    if found is None:
+        # Only /api/v1 requests have a tenant; reaching here elsewhere is a bug, never a default.
+        raise RuntimeError("no authenticated tenant for this request")
+    return str(found)

@@ -72,3 +72,28 @@ def instance_marker() -> str:
 def active_insights(tenant: str) -> str:
     """Set of the ids of the tenant's active insights."""
     return f"{_tenant(tenant)}:insights:active"
+
+def _api_key(key_id: str) -> str:
+    # API keys are global, not per tenant. Each key id is its own hash tag, so the key record
+    # and its rate counters share one Cluster slot and the authorize script may touch both.
+    # Tenant names cannot contain ':' so ``{key:...}`` never collides with a tenant's tag.
+    if not key_id.isalnum():
+        raise ValueError(f"malformed API key id: {key_id!r}")
+    return f"{PREFIX}:{{key:{key_id}}}"
+
+
+def api_key(key_id: str) -> str:
+    """Hash of one API key: ``tenant``, ``scopes``, ``hash`` (sha256 of the secret), ``name``,
+    ``created_at``, ``revoked_at``. Never the secret itself."""
+    return f"{_api_key(key_id)}:record"
+
+
+def api_key_rate(key_id: str, kind: str, window: int) -> str:
+    """Requests of ``kind`` (read | ingest | admin) made with the key in one fixed window."""
+    return f"{_api_key(key_id)}:rate:{kind}:{window}"
+
+
+def api_key_registry() -> str:
+    """Set of every API key id: read by ``mailflow keys list`` only, never per request."""
+    return f"{PREFIX}:apikeys"
+

@@ -1,0 +1,143 @@
+"""API keys, scopes and the tenant of a request.
+
+A key looks like ``mf_<id>_<secret>``: ``id`` (16 hex digits) is public and finds the record,
+``secret`` (32 random bytes, base64url) is stored only as its sha256. Every ``/api/v1`` request
+is checked here, before routing, so a new endpoint is covered without doing anything:
+
+- GET and HEAD need ``read``; ``POST /api/v1/traces`` needs ``ingest``; every other write
+  (POST, PUT, PATCH, DELETE) needs ``admin``. Scopes do not imply each other: give a key every
+  scope it needs.
+- The tenant is the key's tenant, and nothing in the request can change it.
+- The same Redis call counts the request against the key's rate limit (``ratelimit``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from collections.abc import Iterable
+from datetime import datetime
+
+import redis
+from flask import Flask, g, request
+
+from service import ratelimit
+from service.api import context
+from service.errors import Problem
+from service.store import api_keys
+
+SCOPES = ("ingest", "read", "admin")
+API_PREFIX = "/api/v1"
+TENANT_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+_TOKEN = re.compile(r"^mf_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$")
+_READ_METHODS = frozenset({"GET", "HEAD"})
+_INGEST_PATHS = frozenset({f"{API_PREFIX}/traces"})
+_REALM = 'Bearer realm="mailflow"'
+
+
+def validate_tenant(tenant: str) -> str:
+    if not TENANT_PATTERN.fullmatch(tenant):
+        raise ValueError(
+            f"tenant {tenant!r} is not valid: 1-63 of a-z 0-9 _ -, starting with a letter or digit"
+        )
+    return tenant
+
+
+def hash_secret(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def create_key(
+    client: redis.Redis, tenant: str, scopes: Iterable[str], name: str, now: datetime
+) -> str:
+    """Store a new key for ``tenant`` and return it; this is the only time it exists in full."""
+    validate_tenant(tenant)
+    scopes = sorted(set(scopes))
+    unknown = set(scopes) - set(SCOPES)
+    if not scopes or unknown:
+        raise ValueError(f"scopes must be among {', '.join(SCOPES)}; got {', '.join(scopes)}")
+    key_id = secrets.token_hex(8)
+    secret = secrets.token_urlsafe(32)
+    api_keys.save(client, key_id, hash_secret(secret), tenant, scopes, name,
+                  now.isoformat(timespec="seconds"))  # fmt: skip
+    return f"mf_{key_id}_{secret}"
+
+
+def parse_key(key: str) -> tuple[str, str] | None:
+    """(id, secret) of a well-formed key, else None."""
+    match = _TOKEN.fullmatch(key)
+    return (match.group(1), match.group(2)) if match else None
+
+
+def key_is_valid(client: redis.Redis, key: str, tenant: str, scope: str) -> bool:
+    """Whether ``key`` exists, is not revoked, and belongs to ``tenant`` with ``scope``."""
+    parsed = parse_key(key)
+    if parsed is None:
+        return False
+    record = api_keys.load(client, parsed[0])
+    if record is None or record.revoked_at is not None:
+        return False
+    return (
+        hmac.compare_digest(record.secret_hash, hash_secret(parsed[1]))
+        and record.tenant == tenant
+        and scope in record.scopes
+    )
+
+
+def required_scope(method: str, path: str) -> str:
+    if method in _READ_METHODS:
+        return "read"
+    if method == "POST" and path.rstrip("/") in _INGEST_PATHS:
+        return "ingest"
+    return "admin"
+
+
+def is_api_path(path: str) -> bool:
+    return path == API_PREFIX or path.startswith(API_PREFIX + "/")
+
+
+def _unauthorized(detail: str, error: str | None = None) -> Problem:
+    challenge = _REALM if error is None else f'{_REALM}, error="{error}"'
+    return Problem(401, detail, headers={"WWW-Authenticate": challenge})
+
+
+def authenticate() -> None:
+    """before_request: 401 / 403 / 429, or set ``g.tenant`` and the rate-limit headers."""
+    if request.method == "OPTIONS" or not is_api_path(request.path):
+        return
+    header = request.headers.get("Authorization", "")
+    scheme, _, key = header.partition(" ")
+    if not header:
+        raise _unauthorized("send an API key: Authorization: Bearer <key>")
+    parsed = parse_key(key.strip()) if scheme.lower() == "bearer" else None
+    if parsed is None:
+        raise _unauthorized("the Authorization header is not 'Bearer <key>' with a mailflow key",
+                            "invalid_request")  # fmt: skip
+    key_id, secret = parsed
+    presented = hash_secret(secret)
+    scope = required_scope(request.method, request.path)
+    settings = context.settings()
+    window = ratelimit.window_at(context.now())
+    found = api_keys.authorize(context.client(), key_id, presented, scope, window.index,
+                               window.ttl_seconds)  # fmt: skip
+    if found.status != "ok" or not hmac.compare_digest(found.stored_hash, presented):
+        raise _unauthorized("the API key is unknown or revoked", "invalid_token")
+    if scope not in found.scopes:
+        challenge = f'{_REALM}, error="insufficient_scope", scope="{scope}"'
+        detail = f"this key lacks the {scope!r} scope needed for {request.method} {request.path}"
+        raise Problem(403, detail, slug="insufficient-scope",
+                      headers={"WWW-Authenticate": challenge})  # fmt: skip
+    g.tenant = found.tenant
+    limit = ratelimit.limit_for(scope, settings.rate_limit_per_minute,
+                                settings.rate_limit_ingest_per_minute)  # fmt: skip
+    budget = ratelimit.Budget(limit=limit, count=found.count, reset_seconds=window.reset_seconds)
+    g.rate_limit_headers = budget.headers()
+    if budget.exceeded:
+        raise Problem(429, f"over {limit} {scope} requests per minute for this key; retry in "
+                      f"{window.reset_seconds} s", headers=budget.headers())  # fmt: skip
+
+
+def install(app: Flask) -> None:
+    app.before_request(authenticate)

@@ -1,0 +1,60 @@
+"""Per-key rate limits: fixed one-minute windows counted in Redis, shared by every worker.
+
+The count itself happens in the authorize script (one round trip with the key lookup); this
+module holds the window arithmetic and the headers, so it needs neither Flask nor Redis.
+A fixed window lets a client send up to twice the limit across a window boundary; for a
+per-minute budget protecting a cached API that is an acceptable price for one INCR per request.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+WINDOW_SECONDS = 60
+KINDS = ("read", "ingest", "admin")
+
+
+@dataclass(frozen=True)
+class Window:
+    index: int  # which minute since the epoch
+    reset_seconds: int  # whole seconds until the window ends (1..60)
+    ttl_seconds: int  # how long the counter must live
+
+
+def window_at(moment: datetime) -> Window:
+    epoch = moment.timestamp()
+    index = int(epoch // WINDOW_SECONDS)
+    ends = (index + 1) * WINDOW_SECONDS
+    reset = max(1, int(-(-(ends - epoch) // 1)))  # ceil, at least 1
+    return Window(index=index, reset_seconds=reset, ttl_seconds=WINDOW_SECONDS + 5)
+
+
+@dataclass(frozen=True)
+class Budget:
+    limit: int
+    count: int
+    reset_seconds: int
+
+    @property
+    def exceeded(self) -> bool:
+        return self.count > self.limit
+
+    @property
+    def remaining(self) -> int:
+        return max(0, self.limit - self.count)
+
+    def headers(self) -> dict[str, str]:
+        headers = {
+            "RateLimit-Limit": str(self.limit),
+            "RateLimit-Remaining": str(self.remaining),
+            "RateLimit-Reset": str(self.reset_seconds),
+        }
+        if self.exceeded:
+            headers["Retry-After"] = str(self.reset_seconds)
+        return headers
+
+
+def limit_for(kind: str, per_minute: int, ingest_per_minute: int) -> int:
+    """Ingest calls (up to a whole batch each) have their own, smaller budget."""
+    return ingest_per_minute if kind == "ingest" else per_minute
