@@ -8,9 +8,9 @@ import orjson
 import redis
 from flask import Response
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from service.api import context
+from service.api.blueprint import Blueprint
 from service.api.schemas import HealthSchema
 from service.store import health as health_store
 

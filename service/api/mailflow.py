@@ -6,10 +6,10 @@ from typing import Any
 
 from flask import Response
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from service import views
 from service.api import context
+from service.api.blueprint import Blueprint
 from service.api.responses import cached_json
 from service.api.schemas import SnapshotSchema, WindowArgsSchema
 from service.api.windows import window_from_args

@@ -50,6 +50,8 @@ _no_control = validate.Regexp(r"^[^\x00-\x1f\x7f]*$", error="contains control ch
 
 
 def _text(limit: int, **kwargs: Any) -> fields.String:
+    # Optional fields: null means absent, as on the fast path.
+    kwargs.setdefault("allow_none", True)
     return fields.String(validate=[validate.Length(1, limit), _no_control], **kwargs)
 
 
@@ -59,7 +61,7 @@ class TraceSchema(StrictSchema):
     id = _text(contract.MAX_ID, metadata={"description": "Idempotency key; derived when absent"})
     timestamp = fields.String(required=True, metadata={"example": "2026-11-27T10:00:00Z"})
     direction = fields.String(required=True, validate=validate.OneOf(contract.DIRECTIONS))
-    connector = _text(contract.MAX_CONNECTOR, allow_none=True)
+    connector = _text(contract.MAX_CONNECTOR)
     connector_type = fields.String(
         allow_none=True, validate=validate.OneOf(contract.CONNECTOR_TYPES)
     )
@@ -73,8 +75,8 @@ class TraceSchema(StrictSchema):
     sender_domain = _text(contract.MAX_DOMAIN + 1)
     recipient_domain = _text(contract.MAX_DOMAIN + 1)
     remote_host = _text(contract.MAX_DOMAIN + 1)
-    remote_ip = fields.String()
-    size_bytes = fields.Integer(strict=True, validate=validate.Range(min=0))
+    remote_ip = fields.String(allow_none=True)
+    size_bytes = fields.Integer(strict=True, allow_none=True, validate=validate.Range(min=0))
 
     def __init__(self, *args: Any, window: contract.IngestWindow | None = None, **kw: Any) -> None:
         super().__init__(*args, **kw)
@@ -88,6 +90,7 @@ class TraceSchema(StrictSchema):
 
     @validates_schema
     def check_rules(self, data: dict[str, Any], **_: Any) -> None:
+        data = {k: v for k, v in data.items() if v is not None or k == "tls_version"}
         tls = data.get("tls_version")
         if tls is not None and canonical_tls_version(tls) is None:
             raise ValidationError("unknown TLS version", "tls_version")
@@ -114,6 +117,7 @@ class TraceSchema(StrictSchema):
     @post_load
     def normalise(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
         assert self.window is not None
+        data = {k: v for k, v in data.items() if v is not None or k == "tls_version"}
         when = contract._timestamp(data["timestamp"], self.window)
         record: dict[str, Any] = {
             "timestamp": when.isoformat().replace("+00:00", "Z"),

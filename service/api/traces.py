@@ -5,9 +5,9 @@ from __future__ import annotations
 import orjson
 from flask import Response, request
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from service.api import context
+from service.api.blueprint import Blueprint
 from service.api.body import JSON_TYPES, NDJSON_TYPES, media_type, parse_records, read_body
 from service.api.schemas import IngestResultSchema
 from service.core.traces import AcceptedTrace, IngestWindow, TraceError, normalize_trace
