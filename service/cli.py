@@ -94,12 +94,11 @@ def run(host: str, port: int, demo: bool) -> None:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     try:
-        if demo:
-            _load_demo(Settings.from_env(env))
+        demo_keys = _load_demo(Settings.from_env(env)) if demo else None
         children.append(subprocess.Popen([sys.executable, "-m", "service.cli", "worker"], env=env))
         children.append(subprocess.Popen(_gunicorn_command(settings, host, port), env=env))
-        if demo:
-            _print_demo_commands(host, port)
+        if demo_keys is not None:
+            click.echo(demo_commands(f"http://{host}:{port}", demo_keys, datetime.now(UTC)))
         while not stopping and all(child.poll() is None for child in children):
             time.sleep(0.2)
     finally:
@@ -116,34 +115,41 @@ def run(host: str, port: int, demo: bool) -> None:
         click.echo("mailflow stopped", err=True)
 
 
-def _load_demo(settings: Settings) -> None:
+def _load_demo(settings: Settings, now: datetime | None = None) -> dict[str, str]:
+    """Load the demo week into tenant ``demo``; return its read and ingest keys."""
     from service.core.traces import IngestWindow, normalize_trace
-    from service.demo import demo_traces
+    from service.demo import DEMO_TENANT, demo_keys, demo_traces
     from service.store import traces as trace_store
     from service.store.connection import connect
 
     client = connect(settings)
-    now = datetime.now(UTC)
+    now = now or datetime.now(UTC)
     window = IngestWindow.at(now, settings.retention_days)
     accepted = [normalize_trace(t, window) for t in demo_traces(now)]
-    trace_store.register_tenant(client, "default")
+    trace_store.register_tenant(client, DEMO_TENANT)
     totals = [0, 0]
     for start in range(0, len(accepted), settings.max_batch):
-        result = trace_store.ingest(client, "default", accepted[start : start + settings.max_batch],
+        result = trace_store.ingest(client, DEMO_TENANT,
+                                    accepted[start : start + settings.max_batch],
                                     settings.dedupe_days * 86400)  # fmt: skip
         totals[0] += result.accepted
         totals[1] += result.duplicates
     click.echo(f"demo week: {totals[0]} traces accepted, {totals[1]} already there", err=True)
+    return demo_keys(client, settings.data_path / "demo-keys.json", now)
 
 
-def _print_demo_commands(host: str, port: int) -> None:
-    base = f"http://{host}:{port}"
-    click.echo(
-        f"\nmailflow is serving on {base}  (Ctrl-C stops it)\n\n"
-        f"  curl -s {base}/api/v1/mailflow/snapshot\n"
-        f"  curl -s '{base}/api/v1/mailflow/snapshot?days=1'\n"
-        f"  curl -s -X POST {base}/api/v1/traces -H 'Content-Type: application/json' \\\n"
-        f'       -d \'[{{"timestamp": "{datetime.now(UTC).isoformat(timespec="seconds")}", '
+def demo_commands(base: str, keys: dict[str, str], now: datetime) -> str:
+    """The commands ``run --demo`` prints; each works as printed (tests run the first)."""
+    read = f"-H 'Authorization: Bearer {keys['read']}'"
+    ingest = f"-H 'Authorization: Bearer {keys['ingest']}'"
+    return (
+        f"\nmailflow is serving on {base}  (Ctrl-C stops it); tenant 'demo'\n"
+        f"  read key:   {keys['read']}\n"
+        f"  ingest key: {keys['ingest']}\n\n"
+        f"  curl -s {read} {base}/api/v1/mailflow/snapshot\n"
+        f"  curl -s {read} '{base}/api/v1/mailflow/snapshot?days=1'\n"
+        f"  curl -s -X POST {base}/api/v1/traces {ingest} -H 'Content-Type: application/json' \\\n"
+        f'       -d \'[{{"timestamp": "{now.isoformat(timespec="seconds")}", '
         f'"direction": "inbound", "tls_version": "TLSv1.2"}}]\'\n'
         f"  curl -s {base}/readyz\n"
         f"  open {base}/docs for the API reference\n"
@@ -171,6 +177,15 @@ def spec_json() -> str:
 
 def main() -> None:
     cli()
+
+
+def _register_groups() -> None:
+    from service.keys_cli import keys_group
+
+    cli.add_command(keys_group)
+
+
+_register_groups()
 
 
 if __name__ == "__main__":

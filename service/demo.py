@@ -3,9 +3,12 @@ with about 12 % TLS1.0 (the kind of traffic the insights exist for)."""
 
 from __future__ import annotations
 
+import json
+import os
 import random
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 # (direction, connector, type, messages per day, TLS mix)
@@ -47,3 +50,31 @@ def demo_traces(now: datetime, days: int = 7, seed: int = 7) -> Iterator[dict[st
                 if ctype:
                     trace["connector_type"] = ctype
                 yield trace
+
+
+DEMO_TENANT = "demo"
+DEMO_KEY_SCOPES = {"read": ("read",), "ingest": ("ingest",)}
+
+
+def demo_keys(client: Any, path: Path, now: datetime) -> dict[str, str]:
+    """The demo tenant's read and ingest keys, kept (mode 0600) in ``path`` so a second run
+    prints the same ones; a key missing from the store or revoked there is made anew."""
+    from service.auth import create_key, key_is_valid
+
+    try:
+        kept = json.loads(path.read_text())
+    except (OSError, ValueError):
+        kept = {}
+    keys = {}
+    for role, scopes in DEMO_KEY_SCOPES.items():
+        key = kept.get(role) if isinstance(kept, dict) else None
+        if not isinstance(key, str) or not key_is_valid(client, key, DEMO_TENANT, scopes[0]):
+            key = create_key(client, DEMO_TENANT, scopes, f"demo {role}", now)
+        keys[role] = key
+    if keys != kept:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            json.dump(keys, handle, indent=2)
+        os.chmod(path, 0o600)  # an existing file keeps its mode through O_CREAT
+    return keys

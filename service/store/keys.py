@@ -73,6 +73,7 @@ def active_insights(tenant: str) -> str:
     """Set of the ids of the tenant's active insights."""
     return f"{_tenant(tenant)}:insights:active"
 
+
 def _api_key(key_id: str) -> str:
     # API keys are global, not per tenant. Each key id is its own hash tag, so the key record
     # and its rate counters share one Cluster slot and the authorize script may touch both.
@@ -96,4 +97,3 @@ def api_key_rate(key_id: str, kind: str, window: int) -> str:
 def api_key_registry() -> str:
     """Set of every API key id: read by ``mailflow keys list`` only, never per request."""
     return f"{PREFIX}:apikeys"
-
