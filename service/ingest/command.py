@@ -220,10 +220,10 @@ def ingest(
         sender = TraceSender(transport, key or "", batch_size=batch_size, max_retries=max_retries)
         inner = sender
     elif output == "ndjson":
-        inner = NdjsonSink(click.get_binary_stream("stdout"))
+        inner = NdjsonSink(sys.stdout.buffer)
     sink = CountingSink(inner)
 
-    err = click.get_text_stream("stderr")
+    err = sys.stderr
     show = progress if progress is not None else err.isatty()
     bar = Progress(err, show)
 

@@ -41,7 +41,7 @@ CONDITIONS = (
     "transport",
     "interface",
 )
-_RULE_HEADER_RE = re.compile(r"^\s*\[\[\s*rule\s*\]\]", re.MULTILINE)
+_RULE_HEADER_RE = re.compile(r"^[ \t]*\[\[[ \t]*rule[ \t]*\]\]", re.MULTILINE)
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 

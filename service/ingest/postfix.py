@@ -21,6 +21,7 @@ from service.ingest.connector_map import ConnectorMap, Peer
 from service.ingest.syslog import MONTHS as _MONTHS
 from service.ingest.syslog import TimestampParser, day_of
 from service.ingest.traces import (
+    CANONICAL_TLS,
     Trace,
     canonical_tls,
     clean_host,
@@ -240,7 +241,7 @@ class PostfixParser:
                 # The log began mid-session (no `connect from` seen): this line starts what we
                 # know of the session, so the message that follows still gets its version.
                 session = self.sessions[key] = _Session(self.now)
-            # An unknown spelling is passed on as logged so the API rejects it visibly.
+            # An unknown spelling is kept as logged; the message is then counted, not sent.
             session.tls = canonical_tls(t.group(3)) or t.group(3)
             session.cipher = t.group(4)
             return True
@@ -269,6 +270,8 @@ class PostfixParser:
         session = self.sessions.get(key)
         if session is None:
             session = self.sessions[key] = _Session(self.now)
+        if session.tls is not None and session.tls not in CANONICAL_TLS:
+            return "unknown_tls_version"  # counted rather than guessed or sent to be refused
         trace: Trace = {
             "id": trace_id("pf", host, qid, "inbound", ts),
             "timestamp": self.ts.rfc3339(ts),
@@ -332,6 +335,8 @@ class PostfixParser:
             return "repeat_delivery"  # another recipient of the same message, same next hop
         entry.relays.add(relay)
         tls = self.tls_out.get((host, program, pid, relay))
+        if tls is not None and tls[0] not in CANONICAL_TLS:
+            return "unknown_tls_version"
         version = tls[0] if tls else "none"
         trace: Trace = {
             "id": trace_id("pf", host, qid, "outbound", relay, day_of(ts)),

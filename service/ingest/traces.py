@@ -32,6 +32,8 @@ _TLS_CANONICAL = {
     "ssl3.0": "SSL3",
 }
 
+CANONICAL_TLS = frozenset(_TLS_CANONICAL.values()) | {"none"}
+
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 # Label syntax as the API checks it (letters, digits, hyphen, underscore for the odd real-world
 # name); anything else (address literals, garbage) is omitted instead of getting a trace rejected.

@@ -1,0 +1,22 @@
+"""Helpers shared by the ingest tests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from service.ingest.traces import Trace
+
+FIXTURES = Path(__file__).parent / "fixtures"
+# The real sample logs live next to the repository (not in it); a fresh clone has none.
+SHARED = Path(__file__).resolve().parents[2].parent / "shared"
+
+
+def feed_all(parser: Any, lines: Iterable[str]) -> list[Trace]:
+    out: list[Trace] = []
+    for line in lines:
+        parser.feed(line)
+        out.extend(parser.take())
+    out.extend(parser.flush())
+    return out

@@ -1,0 +1,64 @@
+"""Trace files: NDJSON, JSON documents and CSV with trace-field headers."""
+
+from __future__ import annotations
+
+from service.ingest.connector_map import parse_connector_map
+from service.ingest.tabular import CsvParser, JsonParser, NdjsonParser
+
+from .support import feed_all
+
+
+def test_ndjson_counts_bad_lines() -> None:
+    p = NdjsonParser()
+    out = feed_all(
+        p,
+        [
+            '{"id": "a", "direction": "inbound", "tls_version": "TLSv1.2", "cipher": null}\n',
+            "\n",
+            "{not json\n",
+            "[1, 2]\n",
+        ],
+    )
+    assert out == [{"id": "a", "direction": "inbound", "tls_version": "TLSv1.2"}]
+    assert p.kinds == {"blank": 1, "bad_json": 1, "not_an_object": 1}
+
+
+def test_json_document_both_shapes() -> None:
+    p = JsonParser()
+    assert len(feed_all(p, ['{"traces": [{"id": "a"},\n', ' {"id": "b"}]}\n'])) == 2
+    p = JsonParser()
+    assert feed_all(p, ['[{"id": "a"}]']) == [{"id": "a"}]
+    p = JsonParser()
+    assert feed_all(p, ["[{"]) == [] and p.kinds == {"bad_json": 1}
+
+
+def test_csv_types_empty_cells_and_quoted_newlines() -> None:
+    mapping = parse_connector_map(
+        '[[rule]]\nconnector = "P"\ntype = "partner"\nsender_domain = "p.example"\n'
+    )
+    p = CsvParser(mapping)
+    out = feed_all(
+        p,
+        [
+            "id,timestamp,direction,tls_version,sender_domain,size_bytes,connector,message_id\n",
+            "a,2025-03-03T10:00:00Z,inbound,TLS1.2,p.example,123,,<m1>\n",
+            'b,2025-03-03T10:00:01Z,outbound,none,,,Mine,"two\n',
+            'lines"\n',
+            "c,too,few\n",
+        ],
+    )
+    assert out[0] == {
+        "id": "a",
+        "timestamp": "2025-03-03T10:00:00Z",
+        "direction": "inbound",
+        "tls_version": "TLS1.2",
+        "sender_domain": "p.example",
+        "size_bytes": 123,
+        "message_id": "<m1>",
+        "connector": "P",
+        "connector_type": "partner",
+    }
+    assert out[1]["connector"] == "Mine" and "connector_type" not in out[1]
+    assert out[1]["message_id"] == "twolines"  # control characters are stripped
+    assert p.kinds == {"bad_csv_row": 1}
+    assert p.used + sum(p.kinds.values()) == p.lines == 5
