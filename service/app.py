@@ -66,6 +66,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     api.spec.components.schema("Trace", schema=schemas.TraceSchema)
     for blueprint in (traces.blp, mailflow.blp, health.blp):
         api.register_blueprint(blueprint)
+    auth.document(api.spec)  # after every blueprint: each /api/v1 operation needs a key
     errors.register_error_handlers(app)
     headers.install(app, settings)  # first: a CORS preflight needs no key
     auth.install(app)

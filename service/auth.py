@@ -19,6 +19,7 @@ import re
 import secrets
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Any
 
 import redis
 from flask import Flask, g, request
@@ -141,3 +142,48 @@ def authenticate() -> None:
 
 def install(app: Flask) -> None:
     app.before_request(authenticate)
+
+
+_PROBLEM = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+_INT_HEADER = {"schema": {"type": "integer", "minimum": 0}}
+_RATE_HEADERS = {
+    "RateLimit-Limit": {**_INT_HEADER, "description": "Requests allowed per window"},
+    "RateLimit-Remaining": {**_INT_HEADER, "description": "Requests left in this window"},
+    "RateLimit-Reset": {**_INT_HEADER, "description": "Seconds until the window resets"},
+}
+_SECURITY_RESPONSES = {
+    "401": ("Unauthorized", "Missing, malformed, unknown or revoked API key",
+            {"WWW-Authenticate": {"schema": {"type": "string"}}}),
+    "403": ("Forbidden", "The key lacks the scope this operation needs",
+            {"WWW-Authenticate": {"schema": {"type": "string"}}}),
+    "429": ("TooManyRequests", "Over the key's rate limit; retry after `Retry-After` seconds",
+            {"Retry-After": {**_INT_HEADER, "description": "Seconds to wait"}, **_RATE_HEADERS}),
+}  # fmt: skip
+_METHODS = ("get", "head", "post", "put", "patch", "delete")
+
+
+def document(spec: Any) -> None:
+    """Add the bearer scheme, and security plus 401/403/429 to every /api/v1 operation.
+
+    Called once all blueprints are registered, so a new endpoint is documented like it is
+    enforced: without doing anything.
+    """
+    spec.components.security_scheme("bearerAuth", {
+        "type": "http", "scheme": "bearer",
+        "description": "An API key from `mailflow keys create`: `Authorization: Bearer mf_...`. "
+        "GET/HEAD need scope `read`, POST /api/v1/traces `ingest`, other writes `admin`.",
+    })  # fmt: skip
+    for name, description, headers in _SECURITY_RESPONSES.values():
+        spec.components.response(name, {"description": description, "content": _PROBLEM,
+                                        "headers": headers})  # fmt: skip
+    for path, operations in spec._paths.items():  # apispec keeps no public view of the paths
+        if not is_api_path(path):
+            continue
+        for method in _METHODS:
+            operation = operations.get(method)
+            if operation is None:
+                continue
+            operation["security"] = [{"bearerAuth": []}]
+            responses = operation.setdefault("responses", {})
+            for status, (name, _, _) in _SECURITY_RESPONSES.items():
+                responses.setdefault(status, {"$ref": f"#/components/responses/{name}"})
