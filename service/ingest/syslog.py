@@ -77,6 +77,8 @@ class TimestampParser:
         self._cache_value: datetime | None = None
         self._epoch_key = ""
         self._epoch_value = 0.0
+        self._second_key = ""
+        self._second_value = 0.0
 
     def epoch(self, token: str) -> float:
         """Seconds since the epoch, to the second: the clock for expiring correlation state.
@@ -84,6 +86,9 @@ class TimestampParser:
         Cached per calendar day (and offset): a day's lines cost a slice, a compare and a few
         int() calls. Within-day DST shifts of BSD logs are ignored, harmless for expiry.
         """
+        second = token[:19]  # RFC 3339 up to the seconds, or the whole BSD token
+        if second == self._second_key:
+            return self._second_value
         if token[0].isdigit():
             key = token[:10] + token[-6:]
             hms = token[11:19]
@@ -93,7 +98,9 @@ class TimestampParser:
             midnight = self.parse(token).replace(hour=0, minute=0, second=0, microsecond=0)
             self._epoch_value = midnight.timestamp()
             self._epoch_key = key
-        return self._epoch_value + int(hms[:2]) * 3600 + int(hms[3:5]) * 60 + int(hms[6:8])
+        value = self._epoch_value + int(hms[:2]) * 3600 + int(hms[3:5]) * 60 + int(hms[6:8])
+        self._second_key, self._second_value = second, value
+        return value
 
     def rfc3339(self, token: str) -> str:
         """The token as RFC 3339 with an offset; RFC 3339 tokens pass through unchanged."""

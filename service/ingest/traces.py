@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from functools import lru_cache
 from typing import Any
 
 Trace = dict[str, Any]
@@ -52,7 +53,8 @@ def canonical_tls(version: str | None) -> str | None:
 
 def clean(value: str) -> str:
     """Strip control characters; the API refuses strings that contain them."""
-    return _CONTROL_RE.sub("", value) if _CONTROL_RE.search(value) else value
+    # isprintable() is a fast C check that is true for almost every real value.
+    return value if value.isprintable() else _CONTROL_RE.sub("", value)
 
 
 def domain_of_address(address: str) -> str | None:
@@ -63,6 +65,7 @@ def domain_of_address(address: str) -> str | None:
     return clean_domain(address[at + 1 :])
 
 
+@lru_cache(maxsize=8192)  # the same few thousand domains recur all through a log
 def clean_domain(domain: str) -> str | None:
     """A lowercase, syntactically plausible domain, or None."""
     d = domain.strip().rstrip(".").lower()
