@@ -1,0 +1,52 @@
+"""The ingest command against a real running API and Redis: counted once, however often sent."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+
+from click.testing import CliRunner
+
+from service.ingest.command import ingest
+
+from .support import FIXTURES
+
+
+def dated_fixture(tmp_path, now):  # type: ignore[no-untyped-def]
+    """The scenario log moved to the API clock's day (the API refuses traces outside retention)."""
+    text = (FIXTURES / "postfix_scenarios.log").read_text()
+    path = tmp_path / "mail.log"
+    path.write_text(text.replace("Mar  3 ", now.strftime("%b %e ")))
+    return path
+
+
+def get(live_api, path):  # type: ignore[no-untyped-def]
+    request = urllib.request.Request(
+        live_api.url + path, headers={"Authorization": f"Bearer {live_api.key}"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def test_ingest_twice_counts_once(live_api, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    log = dated_fixture(tmp_path, live_api.clock.now)
+    args = [str(log), "--url", live_api.url, "--key", live_api.key,
+            "--year", str(live_api.clock.now.year), "--batch-size", "5"]  # fmt: skip
+    first = CliRunner().invoke(ingest, args)
+    assert first.exit_code == 0, first.output
+    assert "sent: 13  accepted: 13  duplicates: 0  rejected: 0  failed: 0" in first.stderr
+    second = CliRunner().invoke(ingest, args)
+    assert second.exit_code == 0, second.output
+    assert "sent: 13  accepted: 0  duplicates: 13  rejected: 0  failed: 0" in second.stderr
+
+    live_api.run_worker()
+    snapshot = get(live_api, "/api/v1/mailflow/snapshot?days=1")
+    counts = {
+        direction: {tls: v["messages"] for tls, v in body["tls"].items() if v["messages"]}
+        for direction, body in snapshot["directions"].items()
+    }
+    # The fixture's designed traffic (see test_ingest_postfix), each message exactly once.
+    assert counts == {
+        "inbound": {"TLS1.0": 1, "TLS1.1": 1, "TLS1.2": 1, "TLS1.3": 2, "none": 2},
+        "outbound": {"TLS1.2": 2, "TLS1.3": 2, "none": 2},
+    }
