@@ -54,7 +54,8 @@ class Traces(MethodView):
         errors: list[dict[str, object]] = []
         for index, record, parse_error in parse_records(body, kind, settings.max_batch):
             if parse_error is not None:
-                errors.append({"index": index, "field": "", "message": parse_error})
+                errors.append({"index": index, "field": parse_error.field,
+                               "message": parse_error.message})  # fmt: skip
                 continue
             try:
                 accepted.append(normalize_trace(record, window))
