@@ -14,3 +14,12 @@ class StrictParser(FlaskParser):
 
 class Blueprint(flask_smorest.Blueprint):
     ARGUMENTS_PARSER = StrictParser()
+
+    def problem(self, status: int, description: str):  # type: ignore[no-untyped-def]
+        """Document an error response of this operation as problem+json."""
+        from service.api.schemas import ProblemSchema
+        from service.errors import PROBLEM_JSON
+
+        return self.alt_response(
+            status, schema=ProblemSchema, content_type=PROBLEM_JSON, description=description
+        )

@@ -33,7 +33,7 @@ class Health(MethodView):
 @blp.route("/readyz")
 class Ready(MethodView):
     @blp.response(200, HealthSchema)
-    @blp.alt_response(503, description="Not ready; `checks` says why")
+    @blp.problem(503, "Not ready; `checks` says why")
     def get(self) -> Response:
         """Readiness: Redis answers, holds its data, and a worker heartbeat is fresh"""
         checks: dict[str, object] = {}

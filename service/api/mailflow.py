@@ -11,7 +11,7 @@ from service import views
 from service.api import context
 from service.api.blueprint import Blueprint
 from service.api.responses import cached_json
-from service.api.schemas import SnapshotSchema, WindowArgsSchema
+from service.api.schemas import SnapshotSchema, TlsArgsSchema, TlsReportSchema, WindowArgsSchema
 from service.api.windows import window_from_args
 
 blp = Blueprint("mailflow", __name__, url_prefix="/api/v1/mailflow",
@@ -23,8 +23,8 @@ class Snapshot(MethodView):
     @blp.arguments(WindowArgsSchema, location="query", as_kwargs=True)
     @blp.response(200, SnapshotSchema)
     @blp.alt_response(304, description="Not modified (If-None-Match)")
-    @blp.alt_response(422, description="Bad window parameters")
-    @blp.alt_response(503, description="The data store does not answer; retry")
+    @blp.problem(422, "Bad window parameters")
+    @blp.problem(503, "The data store does not answer; retry")
     def get(self, **args: Any) -> Response:
         """Mail flow widget
 
@@ -35,5 +35,25 @@ class Snapshot(MethodView):
         view = views.snapshot_view(
             context.client(), context.tenant(), window, context.now(),
             context.settings().view_cache_seconds,
+        )  # fmt: skip
+        return cached_json(view)
+
+
+@blp.route("/tls")
+class TlsFlyout(MethodView):
+    @blp.arguments(TlsArgsSchema, location="query", as_kwargs=True)
+    @blp.response(200, TlsReportSchema)
+    @blp.alt_response(304, description="Not modified (If-None-Match)")
+    @blp.problem(422, "Bad window parameters")
+    @blp.problem(503, "The data store does not answer; retry")
+    def get(self, **args: Any) -> Response:
+        """Message protected in transit (by TLS)
+
+        Per direction and TLS version: messages and percent over the window, and the same
+        per UTC day for a chart (`series`). `direction` keeps one direction only.
+        """
+        view = views.tls_view(
+            context.client(), context.tenant(), window_from_args(args), args.get("direction"),
+            context.now(), context.settings().view_cache_seconds,
         )  # fmt: skip
         return cached_json(view)

@@ -12,6 +12,7 @@ from service.api.body import JSON_TYPES, NDJSON_TYPES, media_type, parse_records
 from service.api.schemas import IngestResultSchema
 from service.core.traces import AcceptedTrace, IngestWindow, TraceError, normalize_trace
 from service.errors import Problem
+from service.store import connectors_store
 from service.store import traces as trace_store
 
 blp = Blueprint("traces", __name__, url_prefix="/api/v1", description="Ingest message traces")
@@ -33,11 +34,11 @@ _REQUEST_BODY = {
 class Traces(MethodView):
     @blp.doc(requestBody=_REQUEST_BODY)
     @blp.response(202, IngestResultSchema)
-    @blp.alt_response(400, description="The body cannot be read")
-    @blp.alt_response(413, description="Over the record or byte limit")
-    @blp.alt_response(415, description="Not JSON or NDJSON")
-    @blp.alt_response(422, description="No record in the batch is acceptable")
-    @blp.alt_response(503, description="The data store does not answer; retry")
+    @blp.problem(400, "The body cannot be read")
+    @blp.problem(413, "Over the record or byte limit")
+    @blp.problem(415, "Not JSON or NDJSON")
+    @blp.problem(422, "No record in the batch is acceptable")
+    @blp.problem(503, "The data store does not answer; retry")
     def post(self) -> Response:
         """Ingest traces
 
@@ -50,6 +51,7 @@ class Traces(MethodView):
             raise Problem(415, "send application/json or application/x-ndjson")
         body = read_body(request, settings.max_body_bytes)
         window = IngestWindow.at(context.now(), settings.retention_days)
+        defined = connectors_store.defined_types(context.client(), context.tenant())
         accepted: list[AcceptedTrace] = []
         errors: list[dict[str, object]] = []
         for index, record, parse_error in parse_records(body, kind, settings.max_batch):
@@ -58,7 +60,7 @@ class Traces(MethodView):
                                "message": parse_error.message})  # fmt: skip
                 continue
             try:
-                accepted.append(normalize_trace(record, window))
+                accepted.append(normalize_trace(record, window, defined))
             except TraceError as error:
                 errors.append({"index": index, "field": error.field, "message": error.message})
         if not accepted:

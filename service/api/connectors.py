@@ -1,0 +1,176 @@
+"""The connector report: GET /api/v1/connectors (JSON pages or CSV), one connector's report,
+and connector definitions (PUT / DELETE, scope admin)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from flask import Response, request, stream_with_context
+from flask.views import MethodView
+
+from service import connector_views, views
+from service.api import context
+from service.api.blueprint import Blueprint
+from service.api.responses import cached_json
+from service.api.schemas import (
+    ConnectorDefinitionOutSchema,
+    ConnectorDefinitionSchema,
+    ConnectorDetailSchema,
+    ConnectorReportArgsSchema,
+    ConnectorReportSchema,
+    WindowArgsSchema,
+)
+from service.api.windows import window_from_args
+from service.core.connectors import (
+    INTERNET,
+    ConnectorDefinition,
+    RowFilter,
+    default_sort,
+    is_direction,
+)
+from service.core.paging import CursorError, query_digest
+from service.errors import Problem
+from service.store import connectors_store
+
+blp = Blueprint("connectors", __name__, url_prefix="/api/v1/connectors",
+                description="The connector report and connector definitions")  # fmt: skip
+
+_WINDOW_PARAMS = ("days", "start", "end")
+_QUERY_PARAMS = (*_WINDOW_PARAMS, "group_by", "direction", "type", "name", "forced_tls", "sort")
+
+
+def _wants_csv(args: dict[str, Any]) -> bool:
+    if args.get("format") is not None:
+        return args["format"] == "csv"
+    best = request.accept_mimetypes.best_match(["application/json", "text/csv"])
+    return best == "text/csv"
+
+
+def _query(args: dict[str, Any]) -> connector_views.ReportQuery:
+    group_by = args["group_by"]
+    sort = args.get("sort") or default_sort(group_by)
+    return connector_views.ReportQuery(
+        window=window_from_args(args),
+        group_by=group_by,
+        row_filter=RowFilter(args.get("direction"), args.get("type"), args.get("name"),
+                             args.get("forced_tls")),
+        sort=sort,
+        limit=args["limit"],
+        cursor=args.get("cursor"),
+        digest=query_digest({k: args.get(k) for k in _QUERY_PARAMS} | {"sort": sort}),
+    )  # fmt: skip
+
+
+@blp.route("")
+class ConnectorReport(MethodView):
+    @blp.arguments(ConnectorReportArgsSchema, location="query", as_kwargs=True)
+    @blp.response(200, ConnectorReportSchema, content_type="application/json")
+    @blp.alt_response(200, description="`format=csv` / `Accept: text/csv`: the CSV export",
+                      content_type="text/csv", success=True)  # fmt: skip
+    @blp.alt_response(304, description="Not modified (If-None-Match)")
+    @blp.problem(400, "The cursor is not valid for this query")
+    @blp.problem(410, "The cursor has expired; request the first page again")
+    @blp.problem(422, "Bad parameters")
+    def get(self, **args: Any) -> Response:
+        """Connector report
+
+        One row per connector (direction and name; mail without a connector is one row per
+        direction, `name` null), or per connector per day with `group_by=day`: messages and
+        the count and percent of each TLS version. Pages follow `next_cursor`; a cursor pins
+        the data of the first page, so every row comes exactly once while mail keeps flowing.
+        """
+        query = _query(args)
+        client, tenant, now = context.client(), context.tenant(), context.now()
+        cache_seconds = context.settings().view_cache_seconds
+        if _wants_csv(args):
+            etag, chunks = connector_views.report_csv(client, tenant, query, now, cache_seconds)
+            return _csv_response(etag, chunks, query)
+        try:
+            view = connector_views.report_page(client, tenant, query, now, cache_seconds)
+        except CursorError as error:
+            raise _invalid("cursor", str(error), 400, slug="invalid-cursor") from None
+        except connector_views.CursorExpired as error:
+            raise Problem(410, str(error), slug="cursor-expired", title="Cursor expired") from None
+        return cached_json(view)
+
+
+def _csv_response(etag: str, chunks: Any, query: connector_views.ReportQuery) -> Response:
+    headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
+    if request.if_none_match.contains_weak(etag.strip('"')) or request.if_none_match.star_tag:
+        return Response(status=304, headers=headers)
+    name = f"connector-report-{query.window.start}-{query.window.end}.csv"
+    headers["Content-Disposition"] = f'attachment; filename="{name}"'
+    return Response(stream_with_context(chunks), mimetype="text/csv", headers=headers)
+
+
+def _invalid(field: str, message: str, status: int = 422, slug: str | None = None) -> Problem:
+    return Problem(status, f"{field}: {message}", slug=slug,
+                   errors=[{"field": field, "message": message}])  # fmt: skip
+
+
+def _checked_direction(direction: str) -> str:
+    if not is_direction(direction):
+        raise Problem(404, f"no direction {direction!r}; use inbound or outbound")
+    return direction
+
+
+@blp.route("/<direction>/<path:name>")
+class Connector(MethodView):
+    @blp.arguments(WindowArgsSchema, location="query", as_kwargs=True)
+    @blp.response(200, ConnectorDetailSchema)
+    @blp.alt_response(304, description="Not modified (If-None-Match)")
+    @blp.problem(404, "No traffic in the window and not defined")
+    @blp.problem(422, "Bad window parameters")
+    def get(self, direction: str, name: str, **args: Any) -> Response:
+        """One connector's report
+
+        Totals, TLS split and daily series of one connector over the window. The name `-`
+        stands for mail to or from the internet without a connector.
+        """
+        view = connector_views.connector_detail_view(
+            context.client(), context.tenant(), _checked_direction(direction), name,
+            window_from_args(args), context.now(), context.settings().view_cache_seconds,
+        )  # fmt: skip
+        if view is None:
+            raise Problem(404, f"no {direction} connector {name!r} with traffic in the window "
+                          "and no definition of it")  # fmt: skip
+        return cached_json(view)
+
+    @blp.arguments(ConnectorDefinitionSchema)
+    @blp.response(200, ConnectorDefinitionOutSchema)
+    @blp.problem(422, "Bad definition")
+    def put(self, definition: dict[str, Any], direction: str, name: str) -> Response:
+        """Define a connector
+
+        Its type and whether it forces TLS. Defined connectors appear in reports without
+        traffic; traces naming one take its type (a contradicting `connector_type` is
+        rejected). Reports are rebuilt with the definition at once.
+        """
+        _checked_direction(direction)
+        if name == INTERNET:
+            raise _invalid("name", "'-' is mail without a connector; it cannot be defined")
+        if len(name) > 128 or any(ord(c) < 32 or ord(c) == 127 for c in name):
+            raise _invalid("name", "1 to 128 characters, no control characters")
+        stored = ConnectorDefinition(
+            definition["type"], definition["forced_tls"], definition["description"]
+        )
+        tenant = context.tenant()
+        stale = views.precomputed_keys(tenant, context.now().date(), "connectors")
+        connectors_store.put_definition(context.client(), tenant, direction, name, stored, stale)
+        body = {"direction": direction, "name": name, **stored.as_dict()}
+        return Response(orjson.dumps(body), status=200, mimetype="application/json")
+
+    @blp.response(204)
+    @blp.problem(404, "No such definition")
+    def delete(self, direction: str, name: str) -> Response:
+        """Delete a connector definition
+
+        Its traffic stays in the reports, typed by the traces again.
+        """
+        _checked_direction(direction)
+        client, tenant = context.client(), context.tenant()
+        stale = views.precomputed_keys(tenant, context.now().date(), "connectors")
+        if not connectors_store.put_definition(client, tenant, direction, name, None, stale):
+            raise Problem(404, f"no definition of the {direction} connector {name!r}")
+        return Response(status=204)
