@@ -200,3 +200,127 @@ class SnapshotSchema(Schema):
 class HealthSchema(Schema):
     status = fields.String()
     checks = fields.Dict()
+
+
+# -- reports: the TLS flyout and the connector report ----------------------------------------
+
+_DIRECTION = validate.OneOf(contract.DIRECTIONS)
+
+
+class TlsArgsSchema(WindowArgsSchema):
+    direction = fields.String(validate=_DIRECTION, metadata={"description": "Only this one"})
+
+
+class TlsDaySchema(Schema):
+    date = fields.Date()
+    directions = fields.Dict(keys=fields.String(), values=fields.Dict())
+
+
+class TlsReportSchema(Schema):
+    window = fields.Nested(WindowSchema)
+    directions = fields.Dict(keys=fields.String(), values=fields.Nested(DirectionSummarySchema))
+    series = fields.List(fields.Nested(TlsDaySchema))
+    generated_at = fields.String()
+    data_as_of = fields.String(allow_none=True)
+
+
+def _connector_args() -> dict[str, fields.Field]:
+    from service.core import connectors
+
+    return {
+        "group_by": fields.String(
+            load_default="connector", validate=validate.OneOf(connectors.GROUPINGS),
+            metadata={"description": "`connector` (one row each) or `day` (one per day)"},
+        ),
+        "direction": fields.String(validate=_DIRECTION),
+        "type": fields.String(
+            validate=validate.OneOf(connectors.TYPE_FILTERS),
+            metadata={"description": "`internet`: mail without a connector"},
+        ),
+        "name": fields.String(
+            validate=validate.Length(1, contract.MAX_CONNECTOR),
+            metadata={"description": "Connector name prefix, case-insensitive"},
+        ),
+        "forced_tls": fields.Boolean(),
+        "sort": fields.String(
+            validate=validate.OneOf(
+                [c for col in connectors.SORT_COLUMNS for c in (col, "-" + col)]
+            ),
+            metadata={"description": "A column, `-column` for descending (e.g. `-messages`); "
+                      "TLS columns sort by percent. Default `direction` (`date` by day)"},
+        ),
+        "limit": fields.Integer(load_default=100, validate=validate.Range(1, 1000)),
+        "cursor": fields.String(
+            validate=validate.Length(1, 512),
+            metadata={"description": "`next_cursor` of the previous page"},
+        ),
+        "format": fields.String(
+            validate=validate.OneOf(("json", "csv")),
+            metadata={"description": "`csv` (or `Accept: text/csv`): every row, streamed"},
+        ),
+    }  # fmt: skip
+
+
+ConnectorReportArgsSchema = WindowArgsSchema.from_dict(
+    {**WindowArgsSchema().fields, **_connector_args()}, name="ConnectorReportArgs"
+)
+
+
+class ConnectorRowSchema(Schema):
+    date = fields.Date(metadata={"description": "Only with group_by=day"})
+    direction = fields.String()
+    name = fields.String(allow_none=True, metadata={"description": "null: no connector"})
+    type = fields.String(allow_none=True)
+    forced_tls = fields.Boolean()
+    defined = fields.Boolean(metadata={"description": "Has a connector definition"})
+    messages = fields.Integer()
+    tls = fields.Dict(
+        keys=fields.String(), values=fields.Nested(ShareSchema),
+        metadata={"description": "none, TLS1.0 .. TLS1.3 (SSL3 when seen): percents sum to "
+                  "100.0 (0.0 each without messages)"},
+    )  # fmt: skip
+
+
+class ConnectorReportSchema(Schema):
+    window = fields.Nested(WindowSchema)
+    group_by = fields.String()
+    sort = fields.String()
+    data_as_of = fields.String(allow_none=True)
+    total_rows = fields.Integer()
+    rows = fields.List(fields.Nested(ConnectorRowSchema))
+    next_cursor = fields.String(allow_none=True)
+
+
+class ConnectorDaySchema(Schema):
+    date = fields.Date()
+    messages = fields.Integer()
+    tls = fields.Dict(keys=fields.String(), values=fields.Nested(ShareSchema))
+
+
+class ConnectorDetailSchema(Schema):
+    window = fields.Nested(WindowSchema)
+    direction = fields.String()
+    name = fields.String(allow_none=True)
+    type = fields.String(allow_none=True)
+    forced_tls = fields.Boolean()
+    description = fields.String(allow_none=True)
+    defined = fields.Boolean()
+    messages = fields.Integer()
+    tls = fields.Dict(keys=fields.String(), values=fields.Nested(ShareSchema))
+    series = fields.List(fields.Nested(ConnectorDaySchema))
+    data_as_of = fields.String(allow_none=True)
+
+
+class ConnectorDefinitionSchema(StrictSchema):
+    type = fields.String(required=True, validate=validate.OneOf(contract.CONNECTOR_TYPES))
+    forced_tls = fields.Boolean(load_default=False)
+    description = fields.String(load_default=None, allow_none=True,
+                                validate=[validate.Length(0, 1024), _no_control])  # fmt: skip
+
+
+class ConnectorDefinitionOutSchema(Schema):
+    direction = fields.String()
+    name = fields.String()
+    type = fields.String()
+    forced_tls = fields.Boolean()
+    description = fields.String(allow_none=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -100,8 +101,14 @@ def split_counter_field(field: str) -> tuple[str, str | None, str | None, str]:
     return direction, connector or None, connector_type or None, tls
 
 
-def normalize_trace(obj: Any, window: IngestWindow) -> AcceptedTrace:
-    """Check one record against the trace contract; raise TraceError naming the first bad field."""
+def normalize_trace(
+    obj: Any, window: IngestWindow, defined_types: Mapping[tuple[str, str], str] | None = None
+) -> AcceptedTrace:
+    """Check one record against the trace contract; raise TraceError naming the first bad field.
+
+    ``defined_types`` maps (direction, connector) of the tenant's defined connectors to their
+    type: a trace naming one takes that type, and may omit ``connector_type``.
+    """
     if not isinstance(obj, dict):
         raise TraceError("", "a trace must be a JSON object")
     unknown = obj.keys() - KNOWN_FIELDS
@@ -121,7 +128,13 @@ def normalize_trace(obj: Any, window: IngestWindow) -> AcceptedTrace:
     connector_type = obj.get("connector_type")
     if connector is not None:
         connector = _string("connector", connector, MAX_CONNECTOR)
-        if connector_type not in CONNECTOR_TYPES:
+        defined = defined_types.get((direction, connector)) if defined_types else None
+        if defined is not None:
+            if connector_type is not None and connector_type != defined:
+                raise TraceError("connector_type", f"contradicts the definition of {direction} "
+                                 f"connector {connector!r}: it is {defined}")  # fmt: skip
+            connector_type = defined
+        elif connector_type not in CONNECTOR_TYPES:
             raise TraceError(
                 "connector_type", "required with a connector; one of partner, onpremises"
             )

@@ -97,3 +97,41 @@ def api_key_rate(key_id: str, kind: str, window: int) -> str:
 def api_key_registry() -> str:
     """Set of every API key id: read by ``mailflow keys list`` only, never per request."""
     return f"{PREFIX}:apikeys"
+
+
+# -- connector definitions, report snapshots, insights (reports & insights) -------------------
+
+
+def connector_definitions(tenant: str) -> str:
+    """Hash ``direction\\x1fname`` -> JSON ``{type, forced_tls, description}``."""
+    return f"{_tenant(tenant)}:connectors"
+
+
+def report_pin(tenant: str, report: str, *parts: str) -> str:
+    """A report's rows frozen at one data version, so a paginating client sees each row once."""
+    return f"{_tenant(tenant)}:pin:{':'.join((report, *parts))}"
+
+
+def insights(tenant: str) -> str:
+    """Hash insight id -> JSON document of the insight (active and resolved)."""
+    return f"{_tenant(tenant)}:insights:all"
+
+
+def insight_open(tenant: str) -> str:
+    """Hash ``rule\\x1fdirection\\x1fconnector`` -> id of the active insight for that condition."""
+    return f"{_tenant(tenant)}:insights:open"
+
+
+def insight_feed(tenant: str) -> str:
+    """Sorted set insight id -> change sequence of its latest transition (the SIEM feed)."""
+    return f"{_tenant(tenant)}:insights:feed"
+
+
+def insight_rules(tenant: str) -> str:
+    """Hash rule id -> JSON of the tenant's settings (``enabled``, ``min_percent``, ...)."""
+    return f"{_tenant(tenant)}:insights:rules"
+
+
+def insight_evaluated(tenant: str) -> str:
+    """String: the UTC day and data version of the tenant's last insight evaluation."""
+    return f"{_tenant(tenant)}:insights:evaluated"

@@ -1,0 +1,176 @@
+"""The connector report served in pages, as CSV, and one connector's own report.
+
+Pagination is stable under concurrent ingestion because a cursor pins the data version: the
+first page that has a successor stores the report's rows of that version (``keys.report_pin``,
+``PIN_SECONDS``) and every later page is cut from exactly those rows. So each row is returned
+exactly once, with the numbers of one consistent moment, however the counters move meanwhile;
+a fresh query (no cursor) sees the new numbers. An expired pin is a 410: start again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+import orjson
+import redis
+
+from service import views
+from service.core.connector_csv import csv_lines
+from service.core.connectors import (
+    INTERNET,
+    Row,
+    RowFilter,
+    build_rows,
+    row_document,
+    select_rows,
+    tls_split,
+    unpack,
+)
+from service.core.paging import decode_cursor, encode_cursor
+from service.core.traces import FIELD_SEP
+from service.core.windows import Window
+from service.store import connectors_store, keys
+from service.store.views import CachedView
+
+PIN_SECONDS = 600
+
+
+class CursorExpired(LookupError):
+    """The rows a cursor points into are gone (older than PIN_SECONDS)."""
+
+
+@dataclass(frozen=True)
+class ReportQuery:
+    window: Window
+    group_by: str
+    row_filter: RowFilter
+    sort: str
+    limit: int
+    cursor: str | None
+    digest: str  # of the parameters that define the row list (see core.paging.query_digest)
+
+
+def _rows_source(
+    client: redis.Redis, tenant: str, query: ReportQuery, now: datetime, cache_seconds: int
+) -> tuple[bytes, dict[str, Any], Window, int]:
+    """The serialised rows a page is cut from, their document, window and offset."""
+    if query.cursor is None:
+        view = views.connector_rows_view(
+            client, tenant, query.window, query.group_by, now, cache_seconds
+        )
+        return view.body, orjson.loads(view.body), query.window, 0
+    state = decode_cursor(query.cursor, query.digest)
+    window = Window(date.fromisoformat(state["s"]), date.fromisoformat(state["e"]))
+    body = client.get(_pin_key(tenant, window, query.group_by, int(state["v"])))
+    if body is None:
+        raise CursorExpired("the cursor has expired; request the first page again")
+    return body, orjson.loads(body), window, int(state["o"])
+
+
+def _pin_key(tenant: str, window: Window, group_by: str, version: int) -> str:
+    parts = (window.start.isoformat(), window.end.isoformat(), group_by, str(version))
+    return keys.report_pin(tenant, "connectors", *parts)
+
+
+def report_page(
+    client: redis.Redis, tenant: str, query: ReportQuery, now: datetime, cache_seconds: int
+) -> CachedView:
+    """One page of the connector report as JSON bytes with an ETag."""
+    body, document, window, offset = _rows_source(client, tenant, query, now, cache_seconds)
+    selected = select_rows(document["rows"], query.row_filter, query.sort)
+    end = offset + query.limit
+    next_cursor = None
+    if end < len(selected):
+        version = int(document["version"])
+        client.set(_pin_key(tenant, window, query.group_by, version), body,
+                   nx=True, ex=PIN_SECONDS)  # fmt: skip
+        next_cursor = encode_cursor({"v": version, "s": window.start.isoformat(),
+                                     "e": window.end.isoformat(), "o": end,
+                                     "q": query.digest})  # fmt: skip
+    page = {
+        "window": window.as_dict(),
+        "group_by": query.group_by,
+        "sort": query.sort,
+        "data_as_of": document["data_as_of"],
+        "total_rows": len(selected),
+        "rows": [row_document(row) for row in selected[offset:end]],
+        "next_cursor": next_cursor,
+    }
+    return views.serialise(tenant, page)
+
+
+def report_csv(
+    client: redis.Redis, tenant: str, query: ReportQuery, now: datetime, cache_seconds: int
+) -> tuple[str, Iterator[str]]:
+    """Every matching row as CSV (no pages): the ETag and the text in chunks."""
+    view = views.connector_rows_view(
+        client, tenant, query.window, query.group_by, now, cache_seconds
+    )
+    tag = hashlib.blake2b(f"{view.etag}|{query.digest}|csv".encode(), digest_size=12).hexdigest()
+    rows: list[Row] = select_rows(orjson.loads(view.body)["rows"], query.row_filter, query.sort)
+    label = f"{query.window.start.isoformat()}/{query.window.end.isoformat()}"
+    return f'"{tag}"', csv_lines(rows, label)
+
+
+def connector_detail_view(
+    client: redis.Redis,
+    tenant: str,
+    direction: str,
+    name: str,
+    window: Window,
+    now: datetime,
+    cache_seconds: int,
+) -> CachedView | None:
+    """One connector's totals, TLS split and daily series; None if unknown and undefined."""
+    name_part = hashlib.blake2b(name.encode(), digest_size=8).hexdigest()
+
+    def build() -> views.Built:
+        connector = "" if name == INTERNET else name
+        prefix = f"{direction}{FIELD_SEP}{connector}{FIELD_SEP}"
+        counters = connectors_store.read_report_counters(
+            client, tenant, window.days, "prefix", prefix
+        )
+        document = _detail_document(counters, direction, connector or None, window)
+        return views.serialise(tenant, document), counters.version
+
+    view = views.cached_view(
+        client, tenant, "connector", window, (direction, name_part), now, cache_seconds, build,
+        precomputable=False,
+    )  # fmt: skip
+    return None if view.body == b"null" else view
+
+
+def _detail_document(
+    counters: connectors_store.ReportCounters, direction: str, name: str | None, window: Window
+) -> dict[str, Any] | None:
+    definitions = {k: v for k, v in counters.definitions.items() if k == (direction, name)}
+    series = []
+    every_day: list[tuple[str, int]] = []
+    for day, packed in zip(window.days, counters.packed, strict=True):
+        counts = list(unpack(packed))
+        every_day += counts
+        rows = build_rows(counts, {})
+        day_counts = rows[0][6] if rows else [0] * 6
+        series.append({"date": day, "messages": sum(day_counts), "tls": tls_split(day_counts)})
+    rows = build_rows(every_day, definitions)
+    if not rows or (not rows[0][5] and sum(rows[0][6]) == 0):
+        return None
+    _, _, _, kind, forced, defined, totals = rows[0]
+    definition = definitions.get((direction, name)) if name is not None else None
+    return {
+        "window": window.as_dict(),
+        "direction": direction,
+        "name": name,
+        "type": kind,
+        "forced_tls": forced,
+        "description": definition.description if definition else None,
+        "defined": defined,
+        "messages": sum(totals),
+        "tls": tls_split(totals),
+        "series": series,
+        "data_as_of": views.ms_to_rfc3339(counters.data_as_of_ms),
+    }
