@@ -16,14 +16,13 @@ from typing import Any, Protocol
 
 import orjson
 
+from service.ingest.errors import SendError
 from service.ingest.traces import Trace
+
+__all__ = ["SendError", "SendStats", "TraceSender", "Transport"]
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 MAX_ERRORS_KEPT = 100  # error details kept for the summary; counts are always complete
-
-
-class SendError(RuntimeError):
-    """A failure that retrying cannot fix (bad key, wrong URL): the run stops."""
 
 
 class Transport(Protocol):

@@ -14,13 +14,12 @@ import sys
 import time
 from collections.abc import Callable
 from datetime import tzinfo
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import click
 
-from service.ingest.client import SendError, SendStats, TraceSender
-from service.ingest.connector_map import ConnectorMap, ConnectorMapError, load_connector_map
+from service.ingest.errors import SendError
 from service.ingest.pipeline import (
     FORMATS,
     CountingSink,
@@ -32,6 +31,13 @@ from service.ingest.pipeline import (
     make_parser,
 )
 from service.ingest.readers import Follower
+
+if TYPE_CHECKING:
+    from service.ingest.client import SendStats, TraceSender
+    from service.ingest.connector_map import ConnectorMap
+
+# The mapping, the HTTP client and the parsers are imported only when a run needs them:
+# `--dry-run` on one rotated file is mostly interpreter start-up, so imports are its cost.
 
 
 class Progress:
@@ -189,6 +195,8 @@ def ingest(
     zone = _zone(tz_name)
     connectors: ConnectorMap | None = None
     if connectors_path:
+        from service.ingest.connector_map import ConnectorMapError, load_connector_map
+
         try:
             connectors = load_connector_map(connectors_path)
         except ConnectorMapError as exc:
@@ -210,7 +218,7 @@ def ingest(
     sender: TraceSender | None = None
     inner: Sink | None = None
     if sending:
-        # Imported here: http.client and friends cost a noticeable share of a dry run's time.
+        from service.ingest.client import TraceSender
         from service.ingest.http import HttpTransport
 
         try:

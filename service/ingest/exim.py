@@ -8,9 +8,10 @@ arrival line, so that its deliveries can carry them; `Completed` releases it.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import UTC, datetime, tzinfo
+from typing import TYPE_CHECKING
 
-from service.ingest.connector_map import ConnectorMap, Peer
 from service.ingest.syslog import PREFIX_RE
 from service.ingest.traces import (
     Trace,
@@ -22,6 +23,9 @@ from service.ingest.traces import (
     put_optional,
     trace_id,
 )
+
+if TYPE_CHECKING:
+    from service.ingest.connector_map import ConnectorMap, Peer
 
 # `2024-01-02 10:00:00[.123] [+0100] [[pid]] <message id> <flag> ...`; ids are 6-6-2 (before
 # Exim 4.97) or 6-11-4 characters.
@@ -84,6 +88,10 @@ class EximParser:
         else:
             self._skip(outcome)
 
+    def feed_lines(self, lines: Sequence[str]) -> None:
+        for line in lines:
+            self.feed(line)
+
     def advance(self, now: float) -> None:
         """Nothing here expires with time; present so every parser can be followed alike."""
 
@@ -137,7 +145,7 @@ class EximParser:
         interface = _field(rest, "I")
         self._connector(
             trace,
-            Peer(
+            _peer(
                 "inbound",
                 ip=ip,
                 host=name,
@@ -186,7 +194,7 @@ class EximParser:
         put_optional(trace, "size_bytes", size)
         self._connector(
             trace,
-            Peer(
+            _peer(
                 "outbound",
                 ip=ip,
                 host=name,
@@ -256,3 +264,10 @@ def _recipient_of_arrival(rest: str) -> str | None:
     if at < 0:
         return None
     return rest[at + 5 :].split(" ", 1)[0]
+
+
+def _peer(direction: str, **fields: str | None) -> Peer:
+    # Imported on first use: runs without --connectors never load the mapping code.
+    from service.ingest.connector_map import Peer
+
+    return Peer(direction, **fields)

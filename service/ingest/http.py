@@ -8,7 +8,7 @@ from __future__ import annotations
 import http.client
 from urllib.parse import urlsplit
 
-from service.ingest.client import SendError
+from service.ingest.errors import SendError
 
 
 class HttpTransport:

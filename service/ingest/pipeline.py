@@ -7,20 +7,18 @@ instead of sleeping.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import tzinfo
-from typing import BinaryIO, Protocol
+from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 import orjson
 
-from service.ingest.connector_map import ConnectorMap
-from service.ingest.exim import EximParser
-from service.ingest.postfix import PostfixParser
 from service.ingest.readers import Follower, open_text
-from service.ingest.syslog import TimestampParser
-from service.ingest.tabular import CsvParser, JsonParser, NdjsonParser
 from service.ingest.traces import Trace
+
+if TYPE_CHECKING:
+    from service.ingest.connector_map import ConnectorMap
 
 FORMATS = ("postfix", "exim", "ndjson", "json", "csv")
 READ_CHUNK = 1 << 20  # characters per readlines() call: amortises the per-line loop overhead
@@ -33,6 +31,7 @@ class Parser(Protocol):
     evicted: int
 
     def feed(self, line: str) -> None: ...
+    def feed_lines(self, lines: Sequence[str]) -> None: ...
     def take(self) -> list[Trace]: ...
     def flush(self) -> list[Trace]: ...
     def advance(self, now: float) -> None: ...
@@ -50,16 +49,24 @@ def make_parser(
     year: int | None = None,
     connectors: ConnectorMap | None = None,
 ) -> Parser:
+    # Imported per format: a short run (one rotated file from cron) is mostly start-up time.
     if fmt == "postfix":
+        from service.ingest.postfix import PostfixParser
+        from service.ingest.syslog import TimestampParser
+
         return PostfixParser(TimestampParser(zone=zone, year=year), connectors)
     if fmt == "exim":
+        from service.ingest.exim import EximParser
+
         return EximParser(zone=zone, connectors=connectors)
+    from service.ingest import tabular
+
     if fmt == "ndjson":
-        return NdjsonParser(connectors)
+        return tabular.NdjsonParser(connectors)
     if fmt == "json":
-        return JsonParser(connectors)
+        return tabular.JsonParser(connectors)
     if fmt == "csv":
-        return CsvParser(connectors)
+        return tabular.CsvParser(connectors)
     raise ValueError(f"unknown format {fmt!r}")
 
 
@@ -117,15 +124,13 @@ def ingest_files(
     on_chunk: Callable[[], None] = lambda: None,
 ) -> None:
     """Read files in the order given (oldest first: state carries across rotated files)."""
-    feed = parser.feed
     for path in paths:
         with open_text(path) as fh:
             while True:
                 chunk = fh.readlines(READ_CHUNK)
                 if not chunk:
                     break
-                for line in chunk:
-                    feed(line)
+                parser.feed_lines(chunk)
                 sink.add(parser.take())
                 on_chunk()
     sink.add(parser.flush())
@@ -164,8 +169,7 @@ class FollowLoop:
         for follower in self.followers:
             lines = follower.poll()
             got += len(lines)
-            for line in lines:
-                self.parser.feed(line)
+            self.parser.feed_lines(lines)
         now = self.clock()
         if got:
             self._last_data = now

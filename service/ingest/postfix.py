@@ -14,10 +14,10 @@ only parsed for lines that change state.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from service.ingest.connector_map import ConnectorMap, Peer
 from service.ingest.syslog import MONTHS as _MONTHS
 from service.ingest.syslog import TimestampParser, day_of
 from service.ingest.traces import (
@@ -31,6 +31,9 @@ from service.ingest.traces import (
     put_optional,
     trace_id,
 )
+
+if TYPE_CHECKING:
+    from service.ingest.connector_map import ConnectorMap, Peer
 
 _TLS_FROM_RE = re.compile(
     r"(?:\w+ )?TLS connection established from ([^\s\[]*)\[([^\]]*)\](?::\d+)?: "
@@ -127,6 +130,7 @@ class PostfixParser:
         self.evicted = 0  # state entries dropped because a cap was reached
         self.now = 0.0  # log time of the newest line that changed state
         self._next_sweep = 0.0
+        self._clock_key = ""
         self._routes: dict[str, tuple[_Handler | None, str]] = {}
         self._handlers: dict[str, _Handler] = {
             "smtpd": self._smtpd,
@@ -139,46 +143,58 @@ class PostfixParser:
     # -- public API ---------------------------------------------------------------------------
 
     def feed(self, line: str) -> None:
-        self.lines += 1
-        # Hand-rolled prefix split (a few C-level string calls) instead of one regex: this
-        # runs for every line, and most lines are dropped right after the program lookup.
-        if line[:1].isdigit():
-            i = line.find(" ")
-            if i < 19 or line[10] != "T":
-                self._skip("not_syslog")
-                return
-        elif line[:3] in _MONTHS and line[9:10] == ":":
-            i = 15
-        else:
-            self._skip("blank" if not line.strip() else "not_syslog")
-            return
-        j = line.find(" ", i + 1)
-        k = line.find(" ", j + 1) if j > 0 else -1
-        if k < 0 or line[k - 1] != ":":
-            self._skip("not_syslog")
-            return
-        tag = line[j + 1 : k - 1]  # `postfix/smtpd[304356]`
-        b = tag.find("[")
-        program = tag[:b] if b > 0 else tag
-        route = self._routes.get(program)
-        if route is None:
-            route = self._routes[program] = self._route(program)
-        handler, kind = route
-        if handler is None:
-            kinds = self.kinds
+        self.feed_lines((line,))
+
+    def feed_lines(self, lines: Sequence[str]) -> None:
+        """Feed lines in log order. The per-line hot loop: locals only, no method call per line.
+
+        The prefix is split by hand (a few C-level string calls) rather than by a regex, and
+        the program name is looked up in a cache, so most lines (postscreen, other programs)
+        are counted and dropped after a handful of operations.
+        """
+        routes = self._routes
+        kinds = self.kinds
+        months = _MONTHS
+        used = 0
+        for line in lines:
+            if line[:1].isdigit():
+                i = line.find(" ")
+                if i < 19 or line[10] != "T":
+                    kinds["not_syslog"] = kinds.get("not_syslog", 0) + 1
+                    continue
+            elif line[:3] in months and line[9:10] == ":":
+                i = 15
+            else:
+                kind = "not_syslog" if line.strip() else "blank"
+                kinds[kind] = kinds.get(kind, 0) + 1
+                continue
+            j = line.find(" ", i + 1)
+            k = line.find(" ", j + 1) if j > 0 else -1
+            if k < 0 or line[k - 1] != ":":
+                kinds["not_syslog"] = kinds.get("not_syslog", 0) + 1
+                continue
+            tag = line[j + 1 : k - 1]  # `postfix/smtpd[304356]`
+            b = tag.find("[")
+            program = tag[:b] if b > 0 else tag
+            route = routes.get(program)
+            if route is None:
+                route = routes[program] = self._route(program)
+            handler, kind = route
+            if handler is not None:
+                outcome = handler(
+                    line[:i],
+                    line[i + 1 : j],
+                    program,
+                    tag[b + 1 : -1] if b > 0 else "",
+                    line[k + 1 :].rstrip("\r\n"),
+                )
+                if outcome is True:
+                    used += 1
+                    continue
+                kind = outcome or "postfix_other"
             kinds[kind] = kinds.get(kind, 0) + 1
-            return
-        outcome = handler(
-            line[:i],
-            line[i + 1 : j],
-            program,
-            tag[b + 1 : -1] if b > 0 else "",
-            line[k + 1 :].rstrip("\r\n"),
-        )
-        if outcome is True:
-            self.used += 1
-        else:
-            self._skip(outcome or "postfix_other")
+        self.lines += len(lines)
+        self.used += used
 
     def _route(self, program: str) -> tuple[_Handler | None, str]:
         """Decide once per distinct program name what to do with its lines."""
@@ -225,7 +241,8 @@ class PostfixParser:
             self._clock(ts)
             self.sessions.pop(key, None)  # re-insert so dict order stays oldest-first
             self.sessions[key] = _Session(self.now)
-            self._cap(self.sessions, self.limits.max_sessions)
+            if len(self.sessions) > self.limits.max_sessions:
+                self._cap(self.sessions, self.limits.max_sessions)
             return True
         if msg.startswith("disconnect from "):
             return True if self.sessions.pop(key, None) is not None else "smtpd_other"
@@ -356,7 +373,7 @@ class PostfixParser:
         put_optional(trace, "size_bytes", entry.size)
         self._connector(
             trace,
-            Peer(
+            _peer(
                 "outbound",
                 ip=ip,
                 host=name,
@@ -445,7 +462,7 @@ class PostfixParser:
         put_optional(trace, "size_bytes", entry.size)
         self._connector(
             trace,
-            Peer(
+            _peer(
                 "inbound",
                 ip=trace.get("remote_ip"),
                 host=trace.get("remote_host"),
@@ -464,6 +481,9 @@ class PostfixParser:
             trace["connector"], trace["connector_type"] = found
 
     def _clock(self, ts: str) -> None:
+        if ts[:19] == self._clock_key:
+            return  # same second as the last state change: clock and sweep are current
+        self._clock_key = ts[:19]
         try:
             now = self.ts.epoch(ts)
         except (ValueError, KeyError):
@@ -502,3 +522,10 @@ def _expire(table: dict, cutoff: float, epoch_of: Callable) -> None:  # type: ig
         if epoch_of(table[key]) >= cutoff:
             return
         del table[key]
+
+
+def _peer(direction: str, **fields: str | None) -> Peer:
+    # Imported on first use: runs without --connectors never load the mapping code.
+    from service.ingest.connector_map import Peer
+
+    return Peer(direction, **fields)

@@ -7,10 +7,7 @@ Undecodable bytes become U+FFFD: one bad byte must not stop a run.
 
 from __future__ import annotations
 
-import bz2
-import gzip
 import io
-import lzma
 import os
 import sys
 from collections.abc import Iterator
@@ -25,11 +22,18 @@ MAX_LINE = 1 << 20  # bytes a follower buffers while waiting for the end of a li
 
 def _decompressed(raw: io.BufferedReader) -> BinaryIO:
     head = raw.peek(6)[:6]
+    # Each codec is imported only when its magic is seen: plain logs load none of them.
     if head.startswith(_GZIP_MAGIC):
+        import gzip
+
         return gzip.GzipFile(fileobj=raw)  # type: ignore[return-value]
     if head.startswith(_XZ_MAGIC):
+        import lzma
+
         return lzma.LZMAFile(raw)  # type: ignore[return-value]
     if head.startswith(_BZ2_MAGIC):
+        import bz2
+
         return bz2.BZ2File(raw)  # type: ignore[return-value]
     return raw  # type: ignore[return-value]
 

@@ -9,6 +9,7 @@ to records that name no connector.
 from __future__ import annotations
 
 import csv
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -30,6 +31,10 @@ class _RecordParser:
         self.kinds: dict[str, int] = {}
         self.evicted = 0
         self.ready: list[Trace] = []
+
+    def feed_lines(self, lines: Sequence[str]) -> None:
+        for line in lines:
+            self.feed(line)
 
     def advance(self, now: float) -> None:
         """Nothing here expires with time; present so every parser can be followed alike."""
