@@ -56,6 +56,7 @@ def _gunicorn_command(settings: Settings, host: str, port: int) -> list[str]:
         "--bind", f"{host}:{port}", "--workers", str(workers),
         "--worker-class", "sync", "--keep-alive", "5", "--graceful-timeout", "10",
         "--access-logfile", "-", "--error-logfile", "-",
+        "--config", "python:service.gunicorn_conf",
     ]  # fmt: skip
 
 
