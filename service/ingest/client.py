@@ -136,7 +136,7 @@ class TraceSender:
                         "index": start,
                         "field": None,
                         "message": f"HTTP {status}: batch of {len(batch)} refused: "
-                        + str(problem.get("detail") or problem.get("title") or data[:200]),
+                        + str(problem.get("detail") or problem.get("title") or _text(data)),
                     }
                 )
                 for err in problem.get("errors", []) if isinstance(problem, dict) else []:
@@ -145,10 +145,10 @@ class TraceSender:
                 return
             if status in (401, 403, 404, 405):
                 problem = _json(data)
-                detail = problem.get("detail") or problem.get("title") or data[:200]
+                detail = problem.get("detail") or problem.get("title") or _text(data)
                 raise SendError(f"HTTP {status} from the API: {detail}")
             if status not in RETRY_STATUSES and status != 0:
-                raise SendError(f"unexpected HTTP {status} from the API: {data[:200]!r}")
+                raise SendError(f"unexpected HTTP {status} from the API: {_text(data)}")
             if attempt >= self.max_retries:
                 self.stats.failed += len(batch)
                 self.stats.note_error(
@@ -179,6 +179,10 @@ class TraceSender:
         for err in answer.get("errors", []) or []:
             if isinstance(err, dict):
                 self.stats.note_error({**err, "index": start + int(err.get("index", 0))})
+
+
+def _text(data: bytes) -> str:
+    return data[:200].decode("utf-8", "replace")
 
 
 def _json(data: bytes) -> dict[str, Any]:

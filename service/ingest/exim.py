@@ -86,7 +86,7 @@ class EximParser:
         if outcome is True:
             self.used += 1
         else:
-            self._skip(outcome)
+            self._skip(outcome if isinstance(outcome, str) else "exim_other")
 
     def feed_lines(self, lines: Sequence[str]) -> None:
         for line in lines:

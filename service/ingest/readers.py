@@ -12,7 +12,7 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import BinaryIO, TextIO
+from typing import BinaryIO, TextIO, cast
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _XZ_MAGIC = b"\xfd7zXZ\x00"
@@ -41,8 +41,9 @@ def _decompressed(raw: io.BufferedReader) -> BinaryIO:
 @contextmanager
 def open_text(path: str) -> Iterator[TextIO]:
     """Open `path` (or `-` for stdin) as text, decompressing gzip, xz or bzip2 transparently."""
+    raw: io.BufferedReader
     if path == "-":
-        raw = io.BufferedReader(sys.stdin.buffer)  # type: ignore[arg-type]
+        raw = io.BufferedReader(cast(io.RawIOBase, sys.stdin.buffer))
         close_raw = False
     else:
         raw = open(path, "rb")  # noqa: SIM115 - closed below, also when decompression fails

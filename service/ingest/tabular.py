@@ -32,6 +32,9 @@ class _RecordParser:
         self.evicted = 0
         self.ready: list[Trace] = []
 
+    def feed(self, line: str) -> None:
+        raise NotImplementedError
+
     def feed_lines(self, lines: Sequence[str]) -> None:
         for line in lines:
             self.feed(line)
