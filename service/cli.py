@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -123,20 +124,21 @@ def _load_demo(settings: Settings, now: datetime | None = None) -> dict[str, str
     from service.store import traces as trace_store
     from service.store.connection import connect
 
-    client = connect(settings)
     now = now or datetime.now(UTC)
     window = IngestWindow.at(now, settings.retention_days)
     accepted = [normalize_trace(t, window) for t in demo_traces(now)]
-    trace_store.register_tenant(client, DEMO_TENANT)
     totals = [0, 0]
-    for start in range(0, len(accepted), settings.max_batch):
-        result = trace_store.ingest(client, DEMO_TENANT,
-                                    accepted[start : start + settings.max_batch],
-                                    settings.dedupe_days * 86400)  # fmt: skip
-        totals[0] += result.accepted
-        totals[1] += result.duplicates
+    with closing(connect(settings)) as client:
+        trace_store.register_tenant(client, DEMO_TENANT)
+        for start in range(0, len(accepted), settings.max_batch):
+            result = trace_store.ingest(client, DEMO_TENANT,
+                                        accepted[start : start + settings.max_batch],
+                                        settings.dedupe_days * 86400)  # fmt: skip
+            totals[0] += result.accepted
+            totals[1] += result.duplicates
+        keys = demo_keys(client, settings.data_path / "demo-keys.json", now)
     click.echo(f"demo week: {totals[0]} traces accepted, {totals[1]} already there", err=True)
-    return demo_keys(client, settings.data_path / "demo-keys.json", now)
+    return keys
 
 
 def demo_commands(base: str, keys: dict[str, str], now: datetime) -> str:

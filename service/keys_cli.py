@@ -45,10 +45,13 @@ def open_store(settings: Settings) -> Iterator[redis.Redis]:
 def _embedded_answers(settings: Settings) -> bool:
     if not settings.embedded_socket.exists():
         return False
+    client = redis.Redis.from_url(settings.effective_redis_url, socket_timeout=1)
     try:
-        return bool(redis.Redis.from_url(settings.effective_redis_url, socket_timeout=1).ping())
+        return bool(client.ping())
     except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError):
         return False
+    finally:
+        client.close()
 
 
 def _settings() -> Settings:

@@ -52,7 +52,8 @@ def get(url: str, key: str | None = None):
         with urllib.request.urlopen(urllib.request.Request(url, headers=headers)) as response:
             return response.status, response.headers
     except urllib.error.HTTPError as error:
-        return error.code, error.headers
+        with error:
+            return error.code, error.headers
 
 
 def test_under_gunicorn_no_banner_no_logged_keys_and_revocation_everywhere(

@@ -89,4 +89,5 @@ def test_live_api_serves_the_app_over_http_with_its_key(live_api):
         assert "inbound" in json.load(response)["directions"]
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(live_api.url + SNAPSHOT)
+    refused.value.close()
     assert refused.value.code == 401
