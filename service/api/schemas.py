@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
-from datetime import UTC
 from typing import Any
 
 import orjson
@@ -118,9 +117,9 @@ class TraceSchema(StrictSchema):
     def normalise(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
         assert self.window is not None
         data = {k: v for k, v in data.items() if v is not None or k == "tls_version"}
-        when = contract._timestamp(data["timestamp"], self.window)
+        timestamp, _, day = contract._timestamp(data["timestamp"], self.window)
         record: dict[str, Any] = {
-            "timestamp": when.isoformat().replace("+00:00", "Z"),
+            "timestamp": timestamp,
             "direction": data["direction"],
             "connector": data.get("connector"),
         }
@@ -139,7 +138,7 @@ class TraceSchema(StrictSchema):
             record["size_bytes"] = data["size_bytes"]
         canonical = orjson.dumps(record, option=orjson.OPT_SORT_KEYS)
         record["id"] = data.get("id") or "sha256:" + hashlib.sha256(canonical).hexdigest()
-        record["_day"] = when.astimezone(UTC).date().isoformat()
+        record["_day"] = day
         return record
 
 
@@ -324,3 +323,76 @@ class ConnectorDefinitionOutSchema(Schema):
     type = fields.String()
     forced_tls = fields.Boolean()
     description = fields.String(allow_none=True)
+
+
+# -- insights ----------------------------------------------------------------------------------
+
+
+class InsightArgsSchema(StrictSchema):
+    state = fields.String(load_default="active",
+                          validate=validate.OneOf(("active", "resolved", "all")))  # fmt: skip
+    updated_after = fields.AwareDateTime(
+        metadata={"description": "RFC 3339: only insights whose latest transition is later"}
+    )
+    cursor = fields.String(
+        validate=validate.Length(1, 512),
+        metadata={"description": "`next_cursor` of the previous response: continue after it"},
+    )
+    limit = fields.Integer(load_default=100, validate=validate.Range(1, 1000))
+
+
+class InsightConnectorSchema(Schema):
+    name = fields.String()
+    type = fields.String(allow_none=True)
+
+
+class InsightSchema(Schema):
+    id = fields.String()
+    rule = fields.String()
+    title = fields.String()
+    severity = fields.String()
+    state = fields.String(metadata={"description": "active | resolved"})
+    direction = fields.String()
+    connector = fields.Nested(InsightConnectorSchema)
+    window = fields.Dict()
+    measured = fields.Dict(metadata={"description": "messages, matching_messages, percent"})
+    threshold = fields.Dict(metadata={"description": "min_percent, min_messages"})
+    first_detected_at = fields.String()
+    last_detected_at = fields.String()
+    resolved_at = fields.String(allow_none=True)
+    updated_at = fields.String(metadata={"description": "Time of the latest transition"})
+    sequence = fields.Integer(metadata={"description": "Change sequence of that transition"})
+    recommendation = fields.String()
+    links = fields.Dict()
+
+
+class InsightPageSchema(Schema):
+    items = fields.List(fields.Nested(InsightSchema))
+    next_cursor = fields.String(metadata={"description": "Always present: poll with it"})
+    has_more = fields.Boolean()
+
+
+class InsightRuleSchema(Schema):
+    id = fields.String()
+    title = fields.String()
+    severity = fields.String()
+    directions = fields.List(fields.String())
+    connector_types = fields.List(fields.String())
+    metric = fields.List(fields.String(), metadata={"description": "TLS versions that match"})
+    window_days = fields.Integer()
+    forced_tls_only = fields.Boolean()
+    recommendation = fields.String()
+    enabled = fields.Boolean()
+    min_percent = fields.Float()
+    min_messages = fields.Integer()
+    defaults = fields.Dict()
+
+
+class InsightRuleListSchema(Schema):
+    rules = fields.List(fields.Nested(InsightRuleSchema))
+
+
+class InsightRuleSettingsSchema(StrictSchema):
+    enabled = fields.Boolean()
+    min_percent = fields.Float(validate=validate.Range(0, 100), allow_nan=False)
+    min_messages = fields.Integer(strict=True, validate=validate.Range(min=1))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 # Report order: strongest first, unencrypted last.
 TLS_VERSIONS: tuple[str, ...] = ("TLS1.3", "TLS1.2", "TLS1.1", "TLS1.0", "SSL3", "none")
@@ -20,6 +21,7 @@ _CANONICAL = {
 _NONE_SPELLINGS = frozenset({"none", "no", "plaintext", "cleartext"})
 
 
+@lru_cache(maxsize=1024)
 def canonical_tls_version(value: str | None) -> str | None:
     """The canonical name of a TLS version spelling, ``none`` for null; None if unknown."""
     if value is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -36,20 +37,45 @@ def fold(
     entries: Sequence[EntryIncrements],
     retention_days: int,
 ) -> FoldResult:
-    """Add the entries' counts to the daily hashes and ack the entries, in one Lua call."""
-    day_keys: dict[str, int] = {}
-    argv: list[object] = [keys.CONSUMER_GROUP, consumer, len(entries)]
+    """Add the entries' counts to the daily hashes and ack the entries, in one Lua call.
+
+    The counts of all entries are summed first, so a call's size grows with days × connectors,
+    not with entries. Entries another consumer has claimed meanwhile are left to it.
+    """
+    remaining = list(entries)
+    skipped = 0
+    while remaining:
+        stale = _fold_once(client, tenant, consumer, remaining, retention_days)
+        if not stale:
+            return FoldResult(len(remaining), sum(e.traces for e in remaining), skipped)
+        skipped += len(stale)
+        remaining = [e for e in remaining if e.entry_id not in stale]
+    return FoldResult(0, 0, skipped)
+
+
+def _fold_once(
+    client: redis.Redis,
+    tenant: str,
+    consumer: str,
+    entries: Sequence[EntryIncrements],
+    retention_days: int,
+) -> set[str]:
+    totals: Counter[tuple[str, str]] = Counter()
     for entry in entries:
-        argv += (entry.entry_id, entry.newest_ms, len(entry.counts))
-        for (day, field), amount in entry.counts.items():
-            index = day_keys.setdefault(day, len(day_keys) + 3)
-            argv += (index, field, amount)
-    argv += [_expires_at(day, retention_days) for day in day_keys]
-    key_names = [keys.stream(tenant), keys.meta(tenant)] + [
-        keys.day_counts(tenant, d) for d in day_keys
-    ]
-    folded, traces, skipped = script(client, "fold")(keys=key_names, args=argv)
-    return FoldResult(int(folded), int(traces), int(skipped))
+        totals.update(entry.counts)
+    day_keys: dict[str, int] = {}
+    lines = []
+    for (day, field), amount in totals.items():
+        index = day_keys.setdefault(day, len(day_keys) + 3)
+        lines.append(f"{index}\t{field}\t{amount}\n")
+    expiries = " ".join(str(_expires_at(day, retention_days)) for day in day_keys)
+    argv = [keys.CONSUMER_GROUP, consumer, max(e.newest_ms for e in entries),
+            sum(e.traces for e in entries), "".join(lines), expiries,
+            *(e.entry_id for e in entries)]  # fmt: skip
+    key_names = [keys.stream(tenant), keys.meta(tenant)]
+    key_names += [keys.day_counts(tenant, day) for day in day_keys]
+    _, stale = script(client, "fold")(keys=key_names, args=argv)
+    return {s.decode() if isinstance(s, bytes) else s for s in stale}
 
 
 def _expires_at(day: str, retention_days: int) -> int:

@@ -1,50 +1,42 @@
 -- Fold stream entries into the daily counters and acknowledge them, atomically.
--- An entry is folded only while it is still pending for this consumer: if another worker
--- claimed it (we were presumed dead), it is skipped here and counted by that worker alone.
+-- Entries are folded only while every one of them is still pending for this consumer: if
+-- another worker claimed one (we were presumed dead), nothing is done and the stale ids are
+-- returned, so the caller drops them, re-adds up the rest and calls again.
 -- KEYS[1]    the tenant's stream      KEYS[2]  the tenant's meta hash
 -- KEYS[3..]  the daily counter hashes this call touches
--- ARGV[1] group  ARGV[2] consumer  ARGV[3] number of entries
--- then per entry: id, newest trace epoch ms, number of increments, then per increment:
---   index of its daily hash in KEYS, counter field, amount
--- then per daily hash (in KEYS order from 3): the epoch second at which it expires
--- Returns {entries folded, traces folded, entries skipped}.
+-- ARGV[1] group   ARGV[2] consumer   ARGV[3] newest trace epoch ms   ARGV[4] traces
+-- ARGV[5] the increments, one per line: "<index of its daily hash in KEYS>\t<field>\t<n>"
+-- ARGV[6] the epoch second at which the daily hashes expire, space-separated, KEYS order
+-- ARGV[7..] the entry ids
+-- Returns {entries folded, stale ids}.
 local stream, meta = KEYS[1], KEYS[2]
 local group, consumer = ARGV[1], ARGV[2]
-local pos = 4
-local folded, traces, skipped = 0, 0, 0
-local newest = 0
-local acked = {}
-for _ = 1, tonumber(ARGV[3]) do
-  local id, entry_newest, n = ARGV[pos], tonumber(ARGV[pos + 1]), tonumber(ARGV[pos + 2])
-  pos = pos + 3
-  local mine = #redis.call('XPENDING', stream, group, id, id, 1, consumer) == 1
-  for _ = 1, n do
-    if mine then
-      local amount = tonumber(ARGV[pos + 2])
-      redis.call('HINCRBY', KEYS[tonumber(ARGV[pos])], ARGV[pos + 1], amount)
-      traces = traces + amount
-    end
-    pos = pos + 3
-  end
-  if mine then
-    folded = folded + 1
-    acked[#acked + 1] = id
-    if entry_newest > newest then newest = entry_newest end
-  else
-    skipped = skipped + 1
+local ids = {}
+local stale = {}
+for i = 7, #ARGV do
+  local id = ARGV[i]
+  ids[#ids + 1] = id
+  if #redis.call('XPENDING', stream, group, id, id, 1, consumer) == 0 then
+    stale[#stale + 1] = id
   end
 end
-for k = 3, #KEYS do
-  redis.call('EXPIREAT', KEYS[k], ARGV[pos])
-  pos = pos + 1
+if #stale > 0 then
+  return {0, stale}
 end
-if folded > 0 then
-  redis.call('XACK', stream, group, unpack(acked))
-  redis.call('XDEL', stream, unpack(acked))
-  redis.call('HINCRBY', meta, 'version', 1)
-  local previous = tonumber(redis.call('HGET', meta, 'data_as_of_ms') or '0')
-  if newest > previous then
-    redis.call('HSET', meta, 'data_as_of_ms', newest)
-  end
+for index, field, amount in string.gmatch(ARGV[5], '(%d+)\t([^\t\n]*)\t(%d+)\n') do
+  redis.call('HINCRBY', KEYS[tonumber(index)], field, amount)
 end
-return {folded, traces, skipped}
+local k = 3
+for expires in string.gmatch(ARGV[6], '%d+') do
+  redis.call('EXPIREAT', KEYS[k], expires)
+  k = k + 1
+end
+redis.call('XACK', stream, group, unpack(ids))
+redis.call('XDEL', stream, unpack(ids))
+redis.call('HINCRBY', meta, 'version', 1)
+redis.call('HINCRBY', meta, 'folded_traces', ARGV[4])
+local previous = tonumber(redis.call('HGET', meta, 'data_as_of_ms') or '0')
+if tonumber(ARGV[3]) > previous then
+  redis.call('HSET', meta, 'data_as_of_ms', ARGV[3])
+end
+return {#ids, stale}

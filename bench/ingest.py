@@ -1,0 +1,128 @@
+"""End-to-end ingest: traces/s through HTTP into the daily counters, and the fold rate alone."""
+
+from __future__ import annotations
+
+import http.client
+import random
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from urllib.parse import urlparse
+
+import orjson
+
+from bench.harness import Stack, gunicorn, make_key, median, redis_stack, workers
+from service.config import Settings
+from service.core.tls import TLS_VERSIONS
+from service.core.traces import IngestWindow, normalize_trace
+from service.store import aggregates
+from service.store import traces as trace_store
+from service.worker import Worker
+
+BATCH = 5000
+CONNECTORS = [None] * 6 + [f"Partner {i}" for i in range(20)] + [f"Site {i}" for i in range(10)]
+
+
+def make_bodies(total: int, seed: int, prefix: str) -> list[bytes]:
+    rng = random.Random(seed)
+    now = datetime.now(UTC)
+    bodies = []
+    for start in range(0, total, BATCH):
+        batch = []
+        for i in range(start, min(start + BATCH, total)):
+            connector = rng.choice(CONNECTORS)
+            trace = {
+                "id": f"{prefix}-{i}",
+                "timestamp": (now - timedelta(seconds=rng.uniform(0, 6 * 86400))).isoformat(),
+                "direction": rng.choice(("inbound", "outbound")),
+                "connector": connector,
+                "tls_version": rng.choice(TLS_VERSIONS),
+                "sender_domain": "example.org",
+                "remote_ip": "192.0.2.7",
+            }
+            if connector:
+                trace["connector_type"] = "partner" if connector.startswith("P") else "onpremises"
+            batch.append(trace)
+        bodies.append(orjson.dumps(batch))
+    return bodies
+
+
+def counted(stack: Stack, tenant: str) -> int:
+    today = datetime.now(UTC).date()
+    days = [(today - timedelta(days=i)).isoformat() for i in range(8)]
+    snapshot = aggregates.read_counters(stack.client, tenant, days)
+    return sum(sum(day.values()) for day in snapshot.days.values())
+
+
+def post_all(url: str, key: str, bodies: list[bytes], threads: int) -> None:
+    parsed = urlparse(url)
+    queue = list(bodies)
+    lock = threading.Lock()
+    errors: list[str] = []
+
+    def send() -> None:
+        connection = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=60)
+        headers = {"Content-Type": "application/json", "Authorization": f"Bearer {key}"}
+        while True:
+            with lock:
+                if not queue:
+                    return
+                body = queue.pop()
+            connection.request("POST", "/api/v1/traces", body, headers)
+            response = connection.getresponse()
+            response.read()
+            if response.status != 202:
+                errors.append(str(response.status))
+
+    pool = [threading.Thread(target=send) for _ in range(threads)]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join()
+    if errors:
+        raise RuntimeError(f"ingest failed: {errors[:5]}")
+
+
+def end_to_end(total: int, web_workers: int = 2, fold_workers: int = 1, runs: int = 3) -> dict:
+    rates, accept_rates = [], []
+    for run in range(runs):
+        bodies = make_bodies(total, seed=run, prefix=f"e2e{run}")
+        with redis_stack() as stack:
+            key = make_key(stack)
+            with gunicorn("service.wsgi:app", stack.env, workers=web_workers) as url, \
+                 workers(stack.env, fold_workers):  # fmt: skip
+                started = time.perf_counter()
+                post_all(url, key, bodies, threads=web_workers * 2)
+                accepted_at = time.perf_counter()
+                while counted(stack, "bench") < total:
+                    time.sleep(0.01)
+                done = time.perf_counter()
+        rates.append(total / (done - started))
+        accept_rates.append(total / (accepted_at - started))
+    return {"traces_per_second": median(rates), "accept_per_second": median(accept_rates),
+            "runs": runs, "traces": total}  # fmt: skip
+
+
+def fold_rate(total: int, runs: int = 3) -> dict:
+    """The worker alone: traces already in the stream, folded by one burst worker."""
+    rates = []
+    for run in range(runs):
+        with redis_stack() as stack:
+            now = datetime.now(UTC)
+            window = IngestWindow.at(now, 90)
+            trace_store.register_tenant(stack.client, "bench")
+            for body in make_bodies(total, seed=run, prefix=f"fold{run}"):
+                accepted = [normalize_trace(t, window) for t in orjson.loads(body)]
+                trace_store.ingest(stack.client, "bench", accepted, 7 * 86400)
+            worker = Worker(stack.client, Settings(redis_url=stack.redis_url))
+            started = time.perf_counter()
+            worker.work(burst=True)
+            elapsed = time.perf_counter() - started
+            assert counted(stack, "bench") == total
+        rates.append(total / elapsed)
+    return {"traces_per_second": median(rates), "runs": runs, "traces": total}
+
+
+if __name__ == "__main__":
+    print("fold only", fold_rate(200_000))
+    print("end to end", end_to_end(300_000))
