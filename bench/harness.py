@@ -55,10 +55,12 @@ def redis_stack(fsync: str = "everysec") -> Iterator[Stack]:
 
 
 def gunicorn_command(app: str, port: int, workers: int, threads: int) -> list[str]:
-    """The same settings for every app measured, so that only the app differs."""
-    return [sys.executable, "-m", "gunicorn", app, "--bind", f"127.0.0.1:{port}",
-            "--workers", str(workers), "--worker-class", "gthread", "--threads", str(threads),
-            "--keep-alive", "30", "--log-level", "warning"]  # fmt: skip
+    """mailflow's own gunicorn settings for every app measured, so that only the app differs."""
+    return [
+        sys.executable, "-m", "gunicorn", app, "--bind", f"127.0.0.1:{port}",
+        "--config", "python:service.gunicorn_conf", "--workers", str(workers),
+        "--threads", str(threads), "--access-logfile", "/dev/null", "--log-level", "warning",
+    ]  # fmt: skip
 
 
 @contextmanager

@@ -51,14 +51,10 @@ def worker(burst: bool, name: str | None) -> None:
 
 
 def _gunicorn_command(settings: Settings, host: str, port: int) -> list[str]:
-    workers = settings.web_workers or os.cpu_count() or 2
-    return [
-        sys.executable, "-m", "gunicorn", "service.wsgi:app",
-        "--bind", f"{host}:{port}", "--workers", str(workers),
-        "--worker-class", "sync", "--keep-alive", "5", "--graceful-timeout", "10",
-        "--access-logfile", "-", "--error-logfile", "-",
-        "--config", "python:service.gunicorn_conf",
-    ]  # fmt: skip
+    # Everything else (workers, threads, logs, banner) is in service.gunicorn_conf, which a
+    # container or a hand-run gunicorn uses as well.
+    return [sys.executable, "-m", "gunicorn", "service.wsgi:app", "--bind", f"{host}:{port}",
+            "--config", "python:service.gunicorn_conf"]  # fmt: skip
 
 
 @cli.command()

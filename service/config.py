@@ -31,6 +31,7 @@ class Settings:
     claim_idle_seconds: float = 30.0
     fold_batch_entries: int = 50
     web_workers: int = 0  # 0: one per CPU core
+    web_threads: int = 4  # threads per web worker (gunicorn gthread)
     log_level: str = "INFO"
     rate_limit_per_minute: int = 600  # per API key: reads (GET/HEAD) and, separately, admin calls
     rate_limit_ingest_per_minute: int = 120  # per API key: POST /api/v1/traces calls
