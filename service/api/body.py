@@ -79,18 +79,18 @@ def parse_records(
                 parsed.append((number, orjson.loads(line), None))
             except orjson.JSONDecodeError as error:
                 parsed.append((number, None, TraceError("", f"not valid JSON: {error}")))
-        good = [record for _, record, error in parsed if error is None]
+        good = [record for _, record, problem in parsed if problem is None]
         repeated = {}
         if _may_repeat_fields(body, good):
             lines_by_number = dict(numbered)
-            for number, _, error in parsed:
-                if error is None:
+            for number, _, problem in parsed:
+                if problem is None:
                     field = _repeated_field(json.loads(lines_by_number[number],
                                                        object_pairs_hook=_Object))  # fmt: skip
                     if field is not None:
                         repeated[number] = field
-        for number, record, error in parsed:
-            yield number, record, _repeated_error(repeated.get(number)) or error
+        for number, record, problem in parsed:
+            yield number, record, _repeated_error(repeated.get(number)) or problem
         return
     try:
         document = orjson.loads(body)

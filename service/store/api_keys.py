@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any, cast
 
 import redis
 
@@ -47,8 +48,9 @@ def save(
     name: str,
     created_at: str,
 ) -> None:
-    record = {"tenant": tenant, "scopes": " ".join(sorted(scopes)), "hash": secret_hash,
-              "name": name, "created_at": created_at}  # fmt: skip
+    record: dict[Any, Any] = {"tenant": tenant, "scopes": " ".join(sorted(scopes)),
+                              "hash": secret_hash, "name": name,
+                              "created_at": created_at}  # fmt: skip
     # Record first, registry second: a crash between leaves a usable key missing from the list,
     # never a listed key that does not exist.
     client.hset(keys.api_key(key_id), mapping=record)
@@ -59,7 +61,7 @@ def load(client: redis.Redis, key_id: str) -> KeyRecord | None:
     raw = client.hgetall(keys.api_key(key_id))
     if not raw or b"tenant" not in raw:
         return None
-    fields = {k.decode(): v.decode() for k, v in raw.items()}
+    fields = {_text(k): _text(v) for k, v in raw.items()}
     return KeyRecord(
         key_id=key_id,
         tenant=fields["tenant"],
@@ -72,7 +74,7 @@ def load(client: redis.Redis, key_id: str) -> KeyRecord | None:
 
 
 def all_records(client: redis.Redis) -> list[KeyRecord]:
-    ids = sorted(member.decode() for member in client.smembers(keys.api_key_registry()))
+    ids = sorted(_text(member) for member in client.smembers(keys.api_key_registry()))
     records = [load(client, key_id) for key_id in ids]
     return [record for record in records if record is not None]
 
@@ -89,10 +91,11 @@ def authorize(
     client: redis.Redis, key_id: str, secret_hash: str, kind: str, window: int, ttl: int
 ) -> Authorization:
     """One round trip: the key's record, its revocation and its rate counter for ``kind``."""
-    status, tenant, scopes, stored, count = script(client, "authorize")(
+    reply = script(client, "authorize")(
         keys=[keys.api_key(key_id), keys.api_key_rate(key_id, kind, window)],
         args=[secret_hash, ttl],
     )
+    status, tenant, scopes, stored, count = cast(list[Any], reply)
     return Authorization(
         status=status.decode(),
         tenant=tenant.decode(),
@@ -100,3 +103,7 @@ def authorize(
         stored_hash=stored.decode(),
         count=int(count),
     )
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
