@@ -75,7 +75,7 @@ class Limits:
     max_pending: int = 50_000
     max_tls: int = 50_000
     max_queue: int = 200_000
-    sweep_every: float = 10.0  # expire at most this often (log time)
+    sweep_every: float = 30.0  # expire at most this often (log time)
 
 
 @dataclass(slots=True)
@@ -148,45 +148,46 @@ class PostfixParser:
     def feed_lines(self, lines: Sequence[str]) -> None:
         """Feed lines in log order. The per-line hot loop: locals only, no method call per line.
 
-        The prefix is split by hand (a few C-level string calls) rather than by a regex, and
-        the program name is looked up in a cache, so most lines (postscreen, other programs)
-        are counted and dropped after a handful of operations.
+        The prefix is split by str.split rather than a regex, and the program name is looked
+        up in a cache, so most lines (postscreen, other programs) are counted and dropped after
+        a handful of operations.
         """
         routes = self._routes
         kinds = self.kinds
         months = _MONTHS
         used = 0
         for line in lines:
+            # One split() gives timestamp, host, `program[pid]:` and the message: fewer
+            # interpreter steps than finding each space, which is what costs in CPython.
             if line[:1].isdigit():
-                i = line.find(" ")
-                if i < 19 or line[10] != "T":
+                parts = line.split(" ", 3)
+                if len(parts) < 4 or len(parts[0]) < 19 or parts[0][10] != "T":
                     kinds["not_syslog"] = kinds.get("not_syslog", 0) + 1
                     continue
-            elif line[:3] in months and line[9:10] == ":":
-                i = 15
+                ts, host, tag, msg = parts
+            elif line[:3] in months and line[9:10] == ":" and line[15:16] == " ":
+                parts = line[16:].split(" ", 2)
+                if len(parts) < 3:
+                    kinds["not_syslog"] = kinds.get("not_syslog", 0) + 1
+                    continue
+                ts = line[:15]
+                host, tag, msg = parts
             else:
                 kind = "not_syslog" if line.strip() else "blank"
                 kinds[kind] = kinds.get(kind, 0) + 1
                 continue
-            j = line.find(" ", i + 1)
-            k = line.find(" ", j + 1) if j > 0 else -1
-            if k < 0 or line[k - 1] != ":":
+            if tag[-1:] != ":":
                 kinds["not_syslog"] = kinds.get("not_syslog", 0) + 1
                 continue
-            tag = line[j + 1 : k - 1]  # `postfix/smtpd[304356]`
             b = tag.find("[")
-            program = tag[:b] if b > 0 else tag
+            program = tag[:b] if b > 0 else tag[:-1]
             route = routes.get(program)
             if route is None:
                 route = routes[program] = self._route(program)
             handler, kind = route
             if handler is not None:
                 outcome = handler(
-                    line[:i],
-                    line[i + 1 : j],
-                    program,
-                    tag[b + 1 : -1] if b > 0 else "",
-                    line[k + 1 :].rstrip("\r\n"),
+                    ts, host, program, tag[b + 1 : -2] if b > 0 else "", msg.rstrip("\r\n")
                 )
                 if outcome is True:
                     used += 1
