@@ -10,7 +10,7 @@ from flask import Flask
 from flask_smorest import Api
 
 from service import auth, errors, headers
-from service.api import connectors, health, mailflow, schemas, traces
+from service.api import connectors, health, insights, mailflow, schemas, traces
 from service.api.context import EXTENSION
 from service.config import Settings
 from service.store.connection import connect
@@ -64,7 +64,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
 
     api = MailflowApi(app, spec_kwargs={"info": {"description": "TLS mail-flow reports"}})
     api.spec.components.schema("Trace", schema=schemas.TraceSchema)
-    for blueprint in (traces.blp, mailflow.blp, connectors.blp, health.blp):
+    for blueprint in (traces.blp, mailflow.blp, connectors.blp, insights.blp, health.blp):
         api.register_blueprint(blueprint)
     auth.document(api.spec)  # after every blueprint: each /api/v1 operation needs a key
     errors.register_error_handlers(app)

@@ -1,4 +1,9 @@
-"""What the worker does for a tenant whose data changed: rebuild its precomputed views."""
+"""What the worker does for a tenant: evaluate its insight rules, rebuild its precomputed views.
+
+Both run under the tenant's refresh lease (``keys.refresh_lease``), so two workers never
+evaluate one tenant at once; apply_insights.lua also drops an evaluation older than the one
+stored, as a second line of defence.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +11,42 @@ from datetime import datetime
 
 import redis
 
-from service import views
+from service import evaluate, views
 from service.config import Settings
+from service.store import keys
+from service.store.scripts import script
+
+EVALUATE_EVERY_SECONDS = 60.0  # how often the worker should call evaluate_all
 
 
 def refresh_tenant(client: redis.Redis, tenant: str, now: datetime, settings: Settings) -> int:
-    """Rebuild the tenant's precomputed views; the number of views stored."""
+    """Evaluate the tenant's insights, then rebuild its precomputed views (which show the
+    active-insight count); the number of views stored. The caller holds the refresh lease."""
+    evaluate.evaluate_tenant(client, tenant, now)
     return views.refresh_precomputed(client, tenant, now)
+
+
+def evaluate_all(client: redis.Redis, now: datetime, settings: Settings, holder: str) -> int:
+    """Re-evaluate every tenant whose evaluation is out of date (a new UTC day, new data or new
+    rule settings), each under its refresh lease; the number of insight transitions.
+
+    Cheap when nothing changed: one round trip per tenant. The worker calls this every
+    EVALUATE_EVERY_SECONDS and once per burst, so time passing resolves insights too.
+    """
+    transitions = 0
+    lease_ms = int(max(settings.refresh_seconds * 5, 10) * 1000)
+    for raw in sorted(client.smembers(keys.tenants())):
+        tenant = raw.decode()
+        if not evaluate.is_due(client, tenant, now):
+            continue
+        lease = keys.refresh_lease(tenant)
+        if not client.set(lease, holder, nx=True, px=lease_ms):
+            continue  # another worker holds it and evaluates
+        try:
+            changed = evaluate.evaluate_tenant(client, tenant, now)
+            if changed > 0:
+                views.refresh_precomputed(client, tenant, now)  # the active-insight count
+            transitions += max(changed, 0)
+        finally:
+            script(client, "release_lease")(keys=[lease], args=[holder])
+    return transitions

@@ -66,8 +66,10 @@ def _query(args: dict[str, Any]) -> connector_views.ReportQuery:
 class ConnectorReport(MethodView):
     @blp.arguments(ConnectorReportArgsSchema, location="query", as_kwargs=True)
     @blp.response(200, ConnectorReportSchema, content_type="application/json")
-    @blp.alt_response(200, description="`format=csv` / `Accept: text/csv`: the CSV export",
-                      content_type="text/csv", success=True)  # fmt: skip
+    @blp.alt_response(
+        200, schema={"type": "string"}, content_type="text/csv",
+        description="A page as JSON; with `format=csv` or `Accept: text/csv` every row as CSV",
+    )  # fmt: skip
     @blp.alt_response(304, description="Not modified (If-None-Match)")
     @blp.problem(400, "The cursor is not valid for this query")
     @blp.problem(410, "The cursor has expired; request the first page again")

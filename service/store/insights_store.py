@@ -1,11 +1,99 @@
-"""Insight state in Redis (the rules themselves live in service.core)."""
+"""Insight state in Redis (the rules themselves live in service.core).
+
+Per tenant: every insight's document (``keys.insights``), the open condition -> id map, the
+feed (a sorted set of ids scored by the change sequence of their latest transition), the set
+of active ids, and the tenant's rule settings. Transitions happen only in apply_insights.lua.
+"""
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
 import redis
 
+from service.core.insights import Finding
 from service.store import keys
+from service.store.scripts import script
 
 
 def count_active(client: redis.Redis, tenant: str) -> int:
     return int(client.scard(keys.active_insights(tenant)))
+
+
+def apply_findings(
+    client: redis.Redis,
+    tenant: str,
+    findings: Sequence[Finding],
+    now: datetime,
+    now_text: str,
+    data_version: int,
+    marker: str,
+) -> int:
+    """Open, refresh and resolve insights to match ``findings``; the number of transitions
+    (-1 if a newer evaluation of the tenant was stored meanwhile: this one is dropped)."""
+    argv: list[object] = [now_text, int(now.timestamp() * 1000), data_version, marker,
+                          len(findings)]  # fmt: skip
+    for finding in findings:
+        argv += (finding.condition, uuid.uuid4().hex, orjson.dumps(finding.template()))
+    key_names = [keys.insights(tenant), keys.insight_open(tenant), keys.insight_feed(tenant),
+                 keys.active_insights(tenant), keys.insight_sequence(tenant),
+                 keys.insight_evaluated(tenant)]  # fmt: skip
+    return int(script(client, "apply_insights")(keys=key_names, args=argv))
+
+
+def evaluation_marker(client: redis.Redis, tenant: str) -> tuple[str | None, int, int]:
+    """(marker of the last evaluation, current data version, current rules version)."""
+    pipe = client.pipeline(transaction=False)
+    pipe.hget(keys.insight_evaluated(tenant), "marker")
+    pipe.hmget(keys.meta(tenant), "version", "rules_version")
+    marker, (version, rules_version) = pipe.execute()
+    return (marker.decode() if marker else None, int(version or 0), int(rules_version or 0))
+
+
+@dataclass(frozen=True)
+class FeedPage:
+    documents: list[dict[str, Any]]
+    last_sequence: int
+    more: bool
+
+
+def read_feed(
+    client: redis.Redis,
+    tenant: str,
+    after_sequence: int,
+    limit: int,
+    state: str | None,
+    updated_after_ms: int | None,
+) -> FeedPage:
+    reply = script(client, "list_insights")(
+        keys=[keys.insights(tenant), keys.insight_feed(tenant)],
+        args=[after_sequence, limit, state or "", "" if updated_after_ms is None
+              else updated_after_ms],
+    )  # fmt: skip
+    last, more, *docs = reply
+    return FeedPage([orjson.loads(d) for d in docs], int(last), bool(int(more)))
+
+
+def get_insight(client: redis.Redis, tenant: str, insight_id: str) -> dict[str, Any] | None:
+    raw = client.hget(keys.insights(tenant), insight_id)
+    return orjson.loads(raw) if raw is not None else None
+
+
+def rule_settings(client: redis.Redis, tenant: str) -> dict[str, dict[str, Any]]:
+    raw = client.hgetall(keys.insight_rules(tenant))
+    return {k.decode(): orjson.loads(v) for k, v in raw.items()}
+
+
+def put_rule_settings(
+    client: redis.Redis, tenant: str, rule_id: str, settings: dict[str, Any]
+) -> None:
+    """Store a rule's settings and bump the rules version (the next evaluation re-runs)."""
+    pipe = client.pipeline(transaction=True)
+    pipe.hset(keys.insight_rules(tenant), rule_id, orjson.dumps(settings))
+    pipe.hincrby(keys.meta(tenant), "rules_version", 1)
+    pipe.execute()

@@ -135,3 +135,8 @@ def insight_rules(tenant: str) -> str:
 def insight_evaluated(tenant: str) -> str:
     """String: the UTC day and data version of the tenant's last insight evaluation."""
     return f"{_tenant(tenant)}:insights:evaluated"
+
+
+def insight_sequence(tenant: str) -> str:
+    """Counter: the tenant's insight change sequence (the feed's score), only ever increased."""
+    return f"{_tenant(tenant)}:insights:seq"

@@ -1,0 +1,107 @@
+"""The insight rules, as data: what each watches, its default thresholds, what to do about it.
+
+A rule fires for a connector when, over the rule's window, the messages that match its metric
+(the TLS versions it names) are at least ``min_percent`` of the connector's messages in the
+rule's directions *and* at least ``min_messages`` in number. docs/insights.md explains each.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from decimal import Decimal
+from typing import Any
+
+DAY_WINDOW = "days"
+SEVERITIES = ("low", "medium", "high")
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    title: str
+    directions: tuple[str, ...]
+    connector_types: tuple[str, ...]
+    metric: tuple[str, ...]  # TLS versions whose messages count as matching
+    window_days: int  # UTC days ending today
+    min_percent: float
+    min_messages: int
+    severity: str
+    recommendation: str
+    forced_tls_only: bool = False  # only connectors defined with forced TLS
+    enabled: bool = True
+
+    def fires(self, messages: int, matching: int) -> bool:
+        """matching ≥ min_messages and matching / messages ≥ min_percent %, exactly."""
+        if messages == 0 or matching < self.min_messages:
+            return False
+        return Decimal(matching) * 100 >= Decimal(str(self.min_percent)) * messages
+
+    def settings(self) -> dict[str, Any]:
+        return {"enabled": self.enabled, "min_percent": self.min_percent,
+                "min_messages": self.min_messages}  # fmt: skip
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "title": self.title, "severity": self.severity,
+            "directions": list(self.directions), "connector_types": list(self.connector_types),
+            "metric": list(self.metric), "window_days": self.window_days,
+            "forced_tls_only": self.forced_tls_only, "recommendation": self.recommendation,
+            **self.settings(),
+        }  # fmt: skip
+
+
+_LEGACY = (
+    "Ask the partner (or the administrator of the on-premises servers) to enable TLS 1.2 or "
+    "later on the sending servers; {version} is deprecated (RFC 8996) and will be refused by "
+    "receivers that disable it. Open the connector's report to see the trend and the volume."
+)
+
+
+def _legacy_rule(kind: str, title_kind: str, version: str) -> Rule:
+    short = version.replace("TLS1.", "tls1")
+    return Rule(
+        id=f"inbound-{kind}-{short}",
+        title=f"Inbound {title_kind} connector seeing significant {version} mail flow",
+        directions=("inbound",), connector_types=(kind,), metric=(version,), window_days=7,
+        min_percent=5.0, min_messages=10, severity="medium",
+        recommendation=_LEGACY.format(version=version),
+    )  # fmt: skip
+
+
+BUILT_IN: tuple[Rule, ...] = (
+    _legacy_rule("partner", "Partner", "TLS1.0"),
+    _legacy_rule("onpremises", "OnPremises", "TLS1.0"),
+    _legacy_rule("partner", "Partner", "TLS1.1"),
+    _legacy_rule("onpremises", "OnPremises", "TLS1.1"),
+    Rule(
+        id="connector-unencrypted",
+        title="Connector carrying significant mail without TLS",
+        directions=("inbound", "outbound"), connector_types=("partner", "onpremises"),
+        metric=("none",), window_days=7, min_percent=5.0, min_messages=10, severity="medium",
+        recommendation="Enable STARTTLS on both ends of the connector, then define it with "
+        "forced TLS so that plaintext delivery fails instead of going unnoticed.",
+    ),
+    Rule(
+        id="forced-tls-violation",
+        title="Connector defined with forced TLS carried mail without TLS",
+        directions=("inbound", "outbound"), connector_types=("partner", "onpremises"),
+        metric=("none",), window_days=2, min_percent=0.0, min_messages=1, severity="high",
+        recommendation="A connector that must use TLS delivered plaintext: check the "
+        "connector's TLS settings on the mail server and the certificate of the remote end; "
+        "treat the affected messages as exposed in transit.",
+        forced_tls_only=True,
+    ),
+)  # fmt: skip
+RULES = {rule.id: rule for rule in BUILT_IN}
+
+
+def effective_rules(overrides: Mapping[str, Mapping[str, Any]]) -> list[Rule]:
+    """The built-in rules with a tenant's settings (``enabled``, thresholds) applied."""
+    rules = []
+    for rule in BUILT_IN:
+        settings = overrides.get(rule.id, {})
+        known = {k: v for k, v in settings.items() if k in ("enabled", "min_percent",
+                                                            "min_messages")}  # fmt: skip
+        rules.append(replace(rule, **known))
+    return rules

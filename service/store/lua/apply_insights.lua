@@ -1,0 +1,70 @@
+-- Turn one evaluation (the conditions that hold now) into insight transitions, atomically.
+-- A holding condition without an open insight opens a new one (new id, active); a holding
+-- one with an open insight refreshes its measurement (not a transition); an open insight whose
+-- condition no longer holds is resolved. Each transition takes the next number of the tenant's
+-- change sequence and moves the insight to that score in the feed, so a poller reading the
+-- feed by score sees every transition once, in order, even many in one millisecond.
+-- KEYS[1] insights (id -> JSON)  KEYS[2] open (condition -> id)  KEYS[3] feed (zset)
+-- KEYS[4] active ids (set)  KEYS[5] sequence counter  KEYS[6] last evaluation (hash)
+-- ARGV[1] now (RFC 3339)  ARGV[2] now (epoch ms)  ARGV[3] data version  ARGV[4] marker
+-- ARGV[5] number of findings, then per finding: condition, id if new, template JSON
+-- Returns the number of transitions, or -1 when a newer evaluation already happened.
+local all, open, feed, active, seq, evaluated = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local now, now_ms, version = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local last = tonumber(redis.call('HGET', evaluated, 'version') or '-1')
+local last_ms = tonumber(redis.call('HGET', evaluated, 'at_ms') or '-1')
+if last > version or (last == version and last_ms > now_ms) then
+  return -1
+end
+local transitions = 0
+local held = {}
+local pos = 6
+for _ = 1, tonumber(ARGV[5]) do
+  local condition, new_id, template = ARGV[pos], ARGV[pos + 1], cjson.decode(ARGV[pos + 2])
+  pos = pos + 3
+  held[condition] = true
+  local id = redis.call('HGET', open, condition)
+  if id then
+    local doc = cjson.decode(redis.call('HGET', all, id))
+    for _, name in ipairs({'measured', 'window', 'threshold', 'connector'}) do
+      doc[name] = template[name]
+    end
+    doc['last_detected_at'] = now
+    redis.call('HSET', all, id, cjson.encode(doc))
+  else
+    local n = redis.call('INCR', seq)
+    template['id'] = new_id
+    template['state'] = 'active'
+    template['first_detected_at'] = now
+    template['last_detected_at'] = now
+    template['resolved_at'] = cjson.null
+    template['updated_at'] = now
+    template['updated_at_ms'] = now_ms
+    template['sequence'] = n
+    redis.call('HSET', all, new_id, cjson.encode(template))
+    redis.call('HSET', open, condition, new_id)
+    redis.call('ZADD', feed, n, new_id)
+    redis.call('SADD', active, new_id)
+    transitions = transitions + 1
+  end
+end
+local opened = redis.call('HGETALL', open)
+for j = 1, #opened, 2 do
+  local condition, id = opened[j], opened[j + 1]
+  if not held[condition] then
+    local n = redis.call('INCR', seq)
+    local doc = cjson.decode(redis.call('HGET', all, id))
+    doc['state'] = 'resolved'
+    doc['resolved_at'] = now
+    doc['updated_at'] = now
+    doc['updated_at_ms'] = now_ms
+    doc['sequence'] = n
+    redis.call('HSET', all, id, cjson.encode(doc))
+    redis.call('HDEL', open, condition)
+    redis.call('ZADD', feed, n, id)
+    redis.call('SREM', active, id)
+    transitions = transitions + 1
+  end
+end
+redis.call('HSET', evaluated, 'version', version, 'at_ms', now_ms, 'marker', ARGV[4])
+return transitions

@@ -1,0 +1,30 @@
+-- One page of the insight feed, read atomically: insights in order of their latest
+-- transition's sequence number, after a given sequence, optionally of one state and updated
+-- after a given time.
+-- KEYS[1] insights (id -> JSON)  KEYS[2] feed (zset id -> sequence)
+-- ARGV[1] exclusive lower sequence   ARGV[2] limit   ARGV[3] state ('' for all)
+-- ARGV[4] updated after, epoch ms ('' for any)
+-- Returns {last sequence scanned, more (0/1), JSON...}.
+local after, limit, state = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
+local since = tonumber(ARGV[4] ~= '' and ARGV[4] or '-1')
+local docs = {}
+local cursor = after
+local chunk = 200
+while true do
+  local ids = redis.call('ZRANGE', KEYS[2], '(' .. cursor, '+inf', 'BYSCORE', 'LIMIT', 0, chunk,
+    'WITHSCORES')
+  if #ids == 0 then
+    return {cursor, 0, unpack(docs)}
+  end
+  for j = 1, #ids, 2 do
+    local raw = redis.call('HGET', KEYS[1], ids[j])
+    local doc = cjson.decode(raw)
+    if (state == '' or doc['state'] == state) and doc['updated_at_ms'] > since then
+      if #docs == limit then
+        return {cursor, 1, unpack(docs)}
+      end
+      docs[#docs + 1] = raw
+    end
+    cursor = tonumber(ids[j + 1])
+  end
+end
