@@ -1,0 +1,138 @@
+"""`make bench`: every benchmark, one table per section, written to bench/RESULTS.md too.
+
+python -m bench                  # everything
+python -m bench --only ingest    # one or more sections (comma-separated)
+python -m bench --quick          # smaller runs, for a smoke check
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import subprocess
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+Row = dict[str, Any]
+RESULTS = Path(__file__).with_name("RESULTS.md")
+
+
+def section_ingest(quick: bool) -> list[Row]:
+    from bench.ingest import end_to_end, fold_rate
+
+    total = 100_000 if quick else 300_000
+    runs = 1 if quick else 3
+    e2e = end_to_end(total, runs=runs)
+    fold = fold_rate(total, runs=runs)
+    return [
+        {"measure": "end-to-end ingest, HTTP -> counters (2 web workers, 1 fold worker)",
+         "value": round(e2e["traces_per_second"]), "unit": "traces/s",
+         "note": f"median of {runs} runs of {total:,} traces in batches of 5,000; target >= 50,000"},
+        {"measure": "  of which accepted (202) by the API",
+         "value": round(e2e["accept_per_second"]), "unit": "traces/s", "note": ""},
+        {"measure": "worker fold alone (stream -> counters)",
+         "value": round(fold["traces_per_second"]), "unit": "traces/s",
+         "note": f"median of {runs} runs, one burst worker"},
+    ]  # fmt: skip
+
+
+def section_reads(quick: bool) -> list[Row]:
+    from bench.reads import cached_reads
+
+    rows = cached_reads(seconds=3 if quick else 5, rounds=1 if quick else 3)
+    return [{"endpoint": r["endpoint"], "requests/s": round(r["requests_per_second"]),
+             "p50 ms": round(r["p50_ms"], 2), "p99 ms": round(r["p99_ms"], 2),
+             "ratio to bare Flask": round(r["ratio_to_bare"], 2)} for r in rows]  # fmt: skip
+
+
+def section_reports(quick: bool) -> list[Row]:
+    from bench.bench_reports import main
+
+    return main()
+
+
+def section_logparse(quick: bool) -> list[Row]:
+    from bench.bench_logparse import main
+
+    return main(runs=3 if quick else 5, quick=quick)
+
+
+SECTIONS: dict[str, tuple[str, Callable[[bool], list[Row]]]] = {
+    "ingest": ("Ingest throughput", section_ingest),
+    "reads": ("Cached reads against a bare Flask endpoint (same gunicorn settings, wrk)",
+              section_reads),
+    "reports": ("Connector report build time: 90 days x 500 connectors", section_reports),
+    "logparse": ("Log parsing against pflogsumm", section_logparse),
+}  # fmt: skip
+
+
+def markdown_table(rows: list[Row]) -> str:
+    if not rows:
+        return "(no rows)\n"
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for row in rows:
+        lines.append("| " + " | ".join(_cell(row.get(c)) for c in columns) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:,.2f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return "" if value is None else str(value).replace("|", "\\|")
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    load = os.getloadavg()[0]
+    return (f"{os.cpu_count()} cores ({cpu}), {memory:.0f} GiB, Python "
+            f"{platform.python_version()}, load average {load:.1f} at start")  # fmt: skip
+
+
+def commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, check=True).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="mailflow benchmarks")
+    parser.add_argument(
+        "--only", default="", help="comma-separated sections: " + ", ".join(SECTIONS)
+    )
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    chosen = [s for s in args.only.split(",") if s] or list(SECTIONS)
+    header = (f"# mailflow benchmark results\n\n{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, commit "
+              f"{commit()}, {machine()}.\nProduced by `make bench` (`python -m bench"
+              f"{' --quick' if args.quick else ''}`). Medians; machines here are shared and "
+              "noisy, so compare the ratios measured in the same run.\n")  # fmt: skip
+    parts = [header]
+    for name in chosen:
+        title, run = SECTIONS[name]
+        print(f"\n== {title} ==", flush=True)
+        rows = run(args.quick)
+        table = markdown_table(rows)
+        print(table, flush=True)
+        parts.append(f"\n## {title}\n\n{table}")
+    RESULTS.write_text("".join(parts))
+    print(f"written to {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()
