@@ -145,14 +145,12 @@ class EximParser:
         interface = _field(rest, "I")
         self._connector(
             trace,
-            _peer(
-                "inbound",
-                ip=ip,
-                host=name,
-                sender_domain=sender_domain,
-                recipient_domain=recipient_domain,
-                interface=interface.replace("[", "").replace("]", "") if interface else None,
-            ),
+            "inbound",
+            ip=ip,
+            host=name,
+            sender_domain=sender_domain,
+            recipient_domain=recipient_domain,
+            interface=interface.replace("[", "").replace("]", "") if interface else None,
         )
         self.ready.append(trace)
         return True
@@ -194,15 +192,13 @@ class EximParser:
         put_optional(trace, "size_bytes", size)
         self._connector(
             trace,
-            _peer(
-                "outbound",
-                ip=ip,
-                host=name,
-                sender_domain=sender_domain,
-                recipient_domain=recipient_domain,
-                router=_field(rest, "R"),
-                transport=_field(rest, "T"),
-            ),
+            "outbound",
+            ip=ip,
+            host=name,
+            sender_domain=sender_domain,
+            recipient_domain=recipient_domain,
+            router=_field(rest, "R"),
+            transport=_field(rest, "T"),
         )
         self.ready.append(trace)
         return True
@@ -224,10 +220,10 @@ class EximParser:
             "tls_version": version,
         }
 
-    def _connector(self, trace: Trace, peer: Peer) -> None:
+    def _connector(self, trace: Trace, direction: str, **fields: str | None) -> None:
         if self.connectors is None:
-            return
-        found = self.connectors.lookup(peer)
+            return  # no mapping: not even the Peer is built (nor its module imported)
+        found = self.connectors.lookup(_peer(direction, **fields))
         if found is not None:
             trace["connector"], trace["connector_type"] = found
 

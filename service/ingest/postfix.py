@@ -374,14 +374,12 @@ class PostfixParser:
         put_optional(trace, "size_bytes", entry.size)
         self._connector(
             trace,
-            _peer(
-                "outbound",
-                ip=ip,
-                host=name,
-                sender_domain=entry.sender_domain,
-                recipient_domain=recipient_domain,
-                service=service_of(program),
-            ),
+            "outbound",
+            ip=ip,
+            host=name,
+            sender_domain=entry.sender_domain,
+            recipient_domain=recipient_domain,
+            service=service_of(program),
         )
         self.ready.append(trace)
         return True
@@ -463,21 +461,19 @@ class PostfixParser:
         put_optional(trace, "size_bytes", entry.size)
         self._connector(
             trace,
-            _peer(
-                "inbound",
-                ip=trace.get("remote_ip"),
-                host=trace.get("remote_host"),
-                sender_domain=entry.sender_domain,
-                recipient_domain=trace.get("recipient_domain"),
-                service=entry.service,
-            ),
+            "inbound",
+            ip=trace.get("remote_ip"),
+            host=trace.get("remote_host"),
+            sender_domain=entry.sender_domain,
+            recipient_domain=trace.get("recipient_domain"),
+            service=entry.service,
         )
         self.ready.append(trace)
 
-    def _connector(self, trace: Trace, peer: Peer) -> None:
+    def _connector(self, trace: Trace, direction: str, **fields: str | None) -> None:
         if self.connectors is None:
-            return
-        found = self.connectors.lookup(peer)
+            return  # no mapping: not even the Peer is built (nor its module imported)
+        found = self.connectors.lookup(_peer(direction, **fields))
         if found is not None:
             trace["connector"], trace["connector_type"] = found
 
