@@ -21,6 +21,16 @@ from tests.helpers import make_traces, post_batches
 
 SNAPSHOT = "/api/v1/mailflow/snapshot"
 SAMPLE_VALUES = {"string": "x", "integer": 1, "number": 1, "boolean": "true"}
+# Path values naming the owner's resources, so that "another tenant's key gets 404 (or what an
+# empty tenant gets) for a specific resource" is tested on a resource that exists.
+PATH_VALUES = {"direction": "inbound", "name": "x", "rule_id": "inbound-partner-tls10"}
+# The owner's configuration, where the spec has the endpoint: another tenant must not see it.
+OWNER_SETUP = [
+    ("/api/v1/connectors/{direction}/{name}", "/api/v1/connectors/inbound/x",
+     {"type": "partner", "forced_tls": True, "description": "the owner's"}),
+    ("/api/v1/insight-rules/{rule_id}", "/api/v1/insight-rules/inbound-partner-tls10",
+     {"min_percent": 3.5}),
+]  # fmt: skip
 
 
 def api_operations(app) -> list[tuple[str, str, dict[str, Any]]]:
@@ -29,13 +39,17 @@ def api_operations(app) -> list[tuple[str, str, dict[str, Any]]]:
     for path, item in spec["paths"].items():
         if not path.startswith("/api/v1"):
             continue
+        shared = item.get("parameters", [])
         for method, operation in item.items():
             if method in ("get", "head", "post", "put", "patch", "delete"):
-                operations.append((method.upper(), path, operation))
+                parameters = shared + operation.get("parameters", [])
+                operations.append((method.upper(), path, {**operation, "parameters": parameters}))
     return operations
 
 
-def _sample(parameter: dict[str, Any]) -> Any:
+def _sample(parameter: dict[str, Any], values: dict[str, str]) -> Any:
+    if parameter["in"] == "path" and parameter["name"] in values:
+        return values[parameter["name"]]
     schema = parameter.get("schema", {})
     for source in (parameter, schema):
         if "example" in source:
@@ -47,14 +61,16 @@ def _sample(parameter: dict[str, Any]) -> Any:
     return SAMPLE_VALUES.get(schema.get("type", "string"), "x")
 
 
-def request_for(method: str, path: str, operation: dict[str, Any]) -> dict[str, Any]:
+def request_for(
+    method: str, path: str, operation: dict[str, Any], values: dict[str, str] = PATH_VALUES
+) -> dict[str, Any]:
     """A request the operation can route: path and required query parameters filled in."""
     query = {}
     for parameter in operation.get("parameters", []):
         if parameter["in"] == "path":
-            path = path.replace("{" + parameter["name"] + "}", str(_sample(parameter)))
+            path = path.replace("{" + parameter["name"] + "}", str(_sample(parameter, values)))
         elif parameter["in"] == "query" and parameter.get("required"):
-            query[parameter["name"]] = _sample(parameter)
+            query[parameter["name"]] = _sample(parameter, values)
     request: dict[str, Any] = {"method": method, "path": path, "query_string": query}
     if method in ("POST", "PUT", "PATCH"):
         request["data"] = b"[]" if path.endswith("/traces") else b"{}"
@@ -105,9 +121,22 @@ def test_another_tenants_key_reads_nothing_and_writes_only_its_own_tenant(
     app, make_key, clock, run_worker
 ):
     client = app.test_client()  # tenant default, every scope
+    spec_paths = {path for _, path, _ in api_operations(app)}
+    for template, path, body in OWNER_SETUP:
+        if template in spec_paths:
+            assert client.put(path, json=body).status_code < 300, path
     traces, _ = make_traces(300, clock.now, seed=3)
-    assert post_batches(client, traces)["accepted"] == 300
+    base = {"timestamp": clock.now.isoformat(), "direction": "inbound", "connector": "x",
+            "connector_type": "partner"}  # fmt: skip
+    traces += [{**base, "id": f"x{i}", "tls_version": "TLS1.0" if i < 20 else "TLS1.2"}
+               for i in range(100)]  # fmt: skip
+    assert post_batches(client, traces)["accepted"] == 400
     run_worker()
+    insight_ids = _ids(client.get("/api/v1/insights?state=all").json)
+    values = dict(PATH_VALUES)
+    if "/api/v1/insights/{insight_id}" in spec_paths:
+        assert insight_ids, "the owner's TLS1.0 partner traffic should raise an insight"
+        values["insight_id"] = insight_ids[0]
     other = make_key("other")
     empty = make_key("empty")
     operations = api_operations(app)
@@ -115,28 +144,48 @@ def test_another_tenants_key_reads_nothing_and_writes_only_its_own_tenant(
     assert reads
 
     def owner_reads() -> list[tuple[int, Any]]:
-        return [_comparable(call(client, request_for(*op), _owner(client))) for op in reads]
+        return [_comparable(call(client, request_for(*op, values), _owner(client)))
+                for op in reads]  # fmt: skip
 
     before = owner_reads()
-    differs = 0
+    differs = []
     for operation in reads:
-        request = request_for(*operation)
+        request = request_for(*operation, values)
         seen_by_other = _comparable(call(client, request, other))
         assert seen_by_other == _comparable(call(client, request, empty)), request["path"]
-        differs += seen_by_other != _comparable(call(client, request, _owner(client)))
-    assert differs >= 1  # the owner does see data: the comparison above can fail
+        if seen_by_other != _comparable(call(client, request, _owner(client))):
+            differs.append(request["path"])
+    # The owner does see data where the others see none: the comparison above can fail.
+    assert "/api/v1/mailflow/snapshot" in differs
+    if insight_ids:
+        assert f"/api/v1/insights/{insight_ids[0]}" in differs
+        specific = {"path": f"/api/v1/insights/{insight_ids[0]}", "method": "GET"}
+        assert call(client, specific, other).status_code == 404
 
     for operation in operations:
         if operation[0] not in ("GET", "HEAD"):
-            call(client, request_for(*operation), other)
+            call(client, request_for(*operation, values), other)
+    for template, path, body in OWNER_SETUP:
+        if template in spec_paths:  # the same configuration calls, as the other tenant
+            client.put(path, json={**body, "type": "onpremises"} if "type" in body else body,
+                       headers={"Authorization": f"Bearer {other}"})  # fmt: skip
     for record in traces[:50]:  # same ids, other tenant: new traces there, nothing here
         record["tls_version"] = "TLS1.0"
-    other_client = app.test_client()
-    accepted = other_client.post("/api/v1/traces", json=traces[:50],
-                                 headers={"Authorization": f"Bearer {other}"})  # fmt: skip
+    accepted = client.post("/api/v1/traces", json=traces[:50],
+                           headers={"Authorization": f"Bearer {other}"})  # fmt: skip
     assert accepted.json["accepted"] == 50 and accepted.json["duplicates"] == 0
     run_worker()
     assert owner_reads() == before
+
+
+def _ids(document: Any) -> list[str]:
+    """Every ``id`` of the objects in a JSON document (the insight ids of a page)."""
+    if isinstance(document, dict):
+        found = [document["id"]] if isinstance(document.get("id"), str) else []
+        return found + [i for value in document.values() for i in _ids(value)]
+    if isinstance(document, list):
+        return [i for value in document for i in _ids(value)]
+    return []
 
 
 def _owner(client) -> str:
