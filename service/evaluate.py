@@ -25,7 +25,9 @@ def marker_for(today: str, version: int, rules_version: int) -> str:
     return f"{today}|{version}|{rules_version}"
 
 
-def evaluate_tenant(client: redis.Redis, tenant: str, now: datetime) -> int:
+def evaluate_tenant(
+    client: redis.Redis, tenant: str, now: datetime, retention_days: int = 90
+) -> int:
     """Evaluate every rule for ``tenant`` at ``now``; the number of insight transitions."""
     today = now.astimezone(UTC).date()
     _, _, rules_version = insights_store.evaluation_marker(client, tenant)
@@ -36,7 +38,7 @@ def evaluate_tenant(client: redis.Redis, tenant: str, now: datetime) -> int:
     findings = evaluate(rules, day_counts, counters.definitions, today)
     marker = marker_for(today.isoformat(), counters.version, rules_version)
     return insights_store.apply_findings(
-        client, tenant, findings, now, rfc3339(now), counters.version, marker
+        client, tenant, findings, now, rfc3339(now), counters.version, marker, retention_days
     )
 
 

@@ -22,7 +22,7 @@ EVALUATE_EVERY_SECONDS = 60.0  # how often the worker should call evaluate_all
 def refresh_tenant(client: redis.Redis, tenant: str, now: datetime, settings: Settings) -> int:
     """Evaluate the tenant's insights, then rebuild its precomputed views (which show the
     active-insight count); the number of views stored. The caller holds the refresh lease."""
-    evaluate.evaluate_tenant(client, tenant, now)
+    evaluate.evaluate_tenant(client, tenant, now, settings.retention_days)
     return views.refresh_precomputed(client, tenant, now)
 
 
@@ -43,7 +43,7 @@ def evaluate_all(client: redis.Redis, now: datetime, settings: Settings, holder:
         if not client.set(lease, holder, nx=True, px=lease_ms):
             continue  # another worker holds it and evaluates
         try:
-            changed = evaluate.evaluate_tenant(client, tenant, now)
+            changed = evaluate.evaluate_tenant(client, tenant, now, settings.retention_days)
             if changed > 0:
                 views.refresh_precomputed(client, tenant, now)  # the active-insight count
             transitions += max(changed, 0)

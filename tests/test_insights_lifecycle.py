@@ -206,3 +206,23 @@ def test_demo_data_raises_the_partner_tls10_insight(client, clock, run_worker):
     found = {(i["rule"], i["connector"]["name"]) for i in insights(client)}
     assert ("inbound-partner-tls10", "Contoso Partner") in found
     assert ("inbound-onpremises-tls11", "HQ Exchange") not in found  # 3 % is under 5 %
+
+
+def test_resolved_insights_are_forgotten_after_the_retention_period(
+    client, clock, run_worker, redis_client, settings
+):
+    post_batches(client, mail(clock, "Old", 100, 20))
+    run_worker()
+    [old] = insights(client)
+    clock.advance(days=8)
+    evaluate_all(redis_client, clock(), settings, "test")
+    assert [i["id"] for i in insights(client, "resolved")] == [old["id"]]
+    clock.advance(days=settings.retention_days - 1)
+    post_batches(client, mail(clock, "New", 100, 20))
+    run_worker()  # an evaluation one day short of the period: still kept
+    assert [i["id"] for i in insights(client, "resolved")] == [old["id"]]
+    clock.advance(days=1, seconds=1)
+    evaluate_all(redis_client, clock(), settings, "test")
+    assert insights(client, "resolved") == []
+    assert client.get(f"/api/v1/insights/{old['id']}").status_code == 404
+    assert [i["connector"]["name"] for i in insights(client)] == ["New"]

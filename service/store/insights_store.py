@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
@@ -33,13 +33,16 @@ def apply_findings(
     now_text: str,
     data_version: int,
     marker: str,
+    retention_days: int,
 ) -> int:
     """Open, refresh and resolve insights to match ``findings``; the number of transitions
-    (-1 if a newer evaluation of the tenant was stored meanwhile: this one is dropped)."""
+    (-1 if a newer evaluation of the tenant was stored meanwhile: this one is dropped).
+    Resolved insights whose last transition is older than ``retention_days`` are forgotten."""
     argv: list[object] = [now_text, int(now.timestamp() * 1000), data_version, marker,
                           len(findings)]  # fmt: skip
     for finding in findings:
         argv += (finding.condition, uuid.uuid4().hex, orjson.dumps(finding.template()))
+    argv.append(int((now - timedelta(days=retention_days)).timestamp() * 1000))
     key_names = [keys.insights(tenant), keys.insight_open(tenant), keys.insight_feed(tenant),
                  keys.active_insights(tenant), keys.insight_sequence(tenant),
                  keys.insight_evaluated(tenant)]  # fmt: skip

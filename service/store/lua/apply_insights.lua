@@ -8,6 +8,7 @@
 -- KEYS[4] active ids (set)  KEYS[5] sequence counter  KEYS[6] last evaluation (hash)
 -- ARGV[1] now (RFC 3339)  ARGV[2] now (epoch ms)  ARGV[3] data version  ARGV[4] marker
 -- ARGV[5] number of findings, then per finding: condition, id if new, template JSON
+-- ARGV[last] resolved insights last changed before this epoch ms are forgotten (retention)
 -- Returns the number of transitions, or -1 when a newer evaluation already happened.
 local all, open, feed, active, seq, evaluated = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local now, now_ms, version = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
@@ -64,6 +65,20 @@ for j = 1, #opened, 2 do
     redis.call('ZADD', feed, n, id)
     redis.call('SREM', active, id)
     transitions = transitions + 1
+  end
+end
+-- Retention: forget resolved insights whose last transition is older than the cutoff. The
+-- feed is in transition order, so they are at its start; look at a bounded number per call.
+local cutoff = tonumber(ARGV[#ARGV])
+local oldest = redis.call('ZRANGE', feed, 0, 99)
+for _, id in ipairs(oldest) do
+  local doc = cjson.decode(redis.call('HGET', all, id))
+  if doc['updated_at_ms'] >= cutoff then
+    break
+  end
+  if doc['state'] == 'resolved' then
+    redis.call('HDEL', all, id)
+    redis.call('ZREM', feed, id)
   end
 end
 redis.call('HSET', evaluated, 'version', version, 'at_ms', now_ms, 'marker', ARGV[4])
