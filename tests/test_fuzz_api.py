@@ -20,7 +20,7 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 from service.app import create_app
 
 SPEC = Path(__file__).resolve().parents[1] / "openapi" / "openapi.json"
-EXAMPLES = int(os.environ.get("MAILFLOW_FUZZ_EXAMPLES", "40"))
+EXAMPLES = int(os.environ.get("MAILFLOW_FUZZ_EXAMPLES", "50"))
 
 
 @pytest.fixture
