@@ -36,12 +36,12 @@ _TLS_CANONICAL = {
 CANONICAL_TLS = frozenset(_TLS_CANONICAL.values()) | {"none"}
 
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
-# Label syntax as the API checks it (letters, digits, hyphen, underscore for the odd real-world
-# name); anything else (address literals, garbage) is omitted instead of getting a trace rejected.
-_LABEL = r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?"
+# Label syntax as the API checks it (ASCII letters, digits, inner hyphens); anything else
+# (address literals, underscores, garbage) is omitted instead of getting the trace rejected.
+_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
 _DOMAIN_RE = re.compile(rf"(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*")
-_IP_RE = re.compile(r"[0-9a-fA-F:.]{2,45}")
 MAX_STRING = 998  # longest header line SMTP allows; longer values are not real message ids
+MAX_CIPHER = 128  # the API's limit for `cipher`
 
 
 def canonical_tls(version: str | None) -> str | None:
@@ -79,11 +79,17 @@ def clean_host(name: str) -> str | None:
     return clean_domain(name)
 
 
+@lru_cache(maxsize=8192)
 def clean_ip(ip: str) -> str | None:
-    """An IP literal as logged (IPv6 may carry an `IPv6:` prefix in some logs)."""
+    """A valid IP address (IPv6 may carry an `IPv6:` prefix in some logs), else None."""
+    import ipaddress  # here, not at the top: only lines that make traces get this far
+
     if ip.lower().startswith("ipv6:"):
         ip = ip[5:]
-    return ip if _IP_RE.fullmatch(ip) else None
+    try:
+        return str(ipaddress.ip_address(ip))
+    except ValueError:
+        return None
 
 
 def is_loopback(ip: str) -> bool:
@@ -102,7 +108,8 @@ def put_optional(trace: Trace, key: str, value: str | int | None) -> None:
     if value is None or value == "":
         return
     if isinstance(value, str):
-        value = clean(value)[:MAX_STRING]
-        if not value:
+        value = clean(value)
+        # Too long to be real: omitted rather than cut (a cut id would be a wrong id).
+        if not value or len(value) > (MAX_CIPHER if key == "cipher" else MAX_STRING):
             return
     trace[key] = value

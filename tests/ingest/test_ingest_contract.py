@@ -1,0 +1,63 @@
+"""Every trace the parsers make passes the API's own trace validation (service.core.traces)."""
+
+from __future__ import annotations
+
+import lzma
+from datetime import UTC, datetime
+
+import pytest
+
+from service.core.traces import IngestWindow, TraceError, normalize_trace
+from service.ingest.exim import EximParser
+from service.ingest.postfix import PostfixParser
+from service.ingest.syslog import TimestampParser
+
+from .support import FIXTURES, SHARED, feed_all
+
+# Any time is fine here: this checks fields, not the retention window.
+WINDOW = IngestWindow(datetime(1990, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC))
+
+
+def assert_all_valid(traces: list[dict]) -> None:  # type: ignore[type-arg]
+    assert traces
+    for trace in traces:
+        try:
+            normalize_trace(trace, WINDOW)
+        except TraceError as exc:  # pragma: no cover - the message is the point
+            pytest.fail(f"{exc.field}: {exc.message} in {trace}")
+
+
+def test_fixture_traces_are_valid() -> None:
+    lines = (FIXTURES / "postfix_scenarios.log").read_text().splitlines(True)
+    assert_all_valid(feed_all(PostfixParser(TimestampParser(year=2025)), lines))
+    lines = (FIXTURES / "exim_mainlog.log").read_text().splitlines(True)
+    assert_all_valid(feed_all(EximParser(), lines))
+
+
+def test_odd_peers_are_omitted_not_sent_invalid() -> None:
+    lines = [
+        "Mar  3 10:00:01 mx1 postfix/smtpd[1]: connect from mail_x.example[2001:DB8::5]\n",
+        "Mar  3 10:00:02 mx1 postfix/smtpd[1]: AAAA1: client=mail_x.example[2001:DB8::5]\n",
+        "Mar  3 10:00:02 mx1 postfix/qmgr[2]: AAAA1: from=<a@[192.0.2.1]>, size=1, nrcpt=1\n",
+    ]
+    (trace,) = feed_all(PostfixParser(TimestampParser(year=2025)), lines)
+    assert trace["remote_ip"] == "2001:db8::5"
+    assert "remote_host" not in trace  # underscores are not valid in a domain name
+    assert "sender_domain" not in trace  # an address literal is not a domain
+    assert_all_valid([trace])
+
+
+@pytest.mark.skipif(not (SHARED / "samples").is_dir(), reason="shared/ samples are not present")
+def test_real_sample_traces_are_valid() -> None:
+    path = SHARED / "samples" / "postfix" / "pixelpark_postfix-logsums_test_mail.log.xz"
+    with lzma.open(path, "rt", errors="replace") as fh:
+        assert_all_valid(feed_all(PostfixParser(), fh.read().splitlines(True)))
+    for path in sorted(
+        (SHARED / "samples" / "postfix" / "lightmeter" / "individual_files").glob("*.log")
+    ):
+        traces = feed_all(
+            PostfixParser(TimestampParser(year=2021)),
+            path.read_text(errors="replace").splitlines(True),
+        )
+        for trace in traces:
+            normalize_trace(trace, WINDOW)
