@@ -9,8 +9,8 @@ from typing import Any
 from flask import Flask
 from flask_smorest import Api
 
-from service import auth, errors, headers
-from service.api import connectors, health, insights, mailflow, schemas, traces
+from service import auth, errors, headers, logs
+from service.api import connectors, health, insights, mailflow, metrics, schemas, traces
 from service.api.context import EXTENSION
 from service.config import Settings
 from service.store.connection import connect
@@ -64,10 +64,18 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
 
     api = MailflowApi(app, spec_kwargs={"info": {"description": "TLS mail-flow reports"}})
     api.spec.components.schema("Trace", schema=schemas.TraceSchema)
-    for blueprint in (traces.blp, mailflow.blp, connectors.blp, insights.blp, health.blp):
+    for blueprint in (
+        traces.blp,
+        mailflow.blp,
+        connectors.blp,
+        insights.blp,
+        health.blp,
+        metrics.blp,
+    ):
         api.register_blueprint(blueprint)
     auth.document(api.spec)  # after every blueprint: each /api/v1 operation needs a key
     errors.register_error_handlers(app)
+    logs.install(app, settings.access_log)  # first: every request gets its id and its timing
     headers.install(app, settings)  # first: a CORS preflight needs no key
     auth.install(app)
     return app

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import os
 import signal
 import subprocess
@@ -28,10 +27,9 @@ def _settings() -> Settings:
 @click.group()
 def cli() -> None:
     """mailflow: how your mail is protected in transit."""
-    logging.basicConfig(
-        level=os.environ.get("MAILFLOW_LOG_LEVEL", "INFO"),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
+    from service.logs import configure_logging
+
+    configure_logging(os.environ.get("MAILFLOW_LOG_LEVEL", "INFO"))
 
 
 @cli.command()

@@ -33,6 +33,9 @@ class Settings:
     web_workers: int = 0  # 0: one per CPU core
     web_threads: int = 4  # threads per web worker (gunicorn gthread)
     log_level: str = "INFO"
+    access_log: bool = True  # one JSON line per request (method, path, status, duration, tenant)
+    metrics_per_tenant: bool = True  # /metrics backlog series per tenant (names, no mail data)
+    metrics_flush_seconds: float = 1.0  # how often a process adds its counts to Redis
     rate_limit_per_minute: int = 600  # per API key: reads (GET/HEAD) and, separately, admin calls
     rate_limit_ingest_per_minute: int = 120  # per API key: POST /api/v1/traces calls
     cors_origins: str = ""  # comma-separated browser origins allowed to call the API; none

@@ -26,5 +26,24 @@ threads = _settings.web_threads
 worker_class = "gthread"
 keepalive = 5
 graceful_timeout = 10
-accesslog = "-"
+accesslog = None  # mailflow logs each request itself, as JSON with its request id
 errorlog = "-"
+logconfig_dict = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"json": {"()": "service.logs.JsonFormatter"}},
+    "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json",
+                            "stream": "ext://sys.stderr"}},
+    "root": {"level": _settings.log_level.upper(), "handlers": ["stderr"]},
+    "loggers": {"gunicorn.error": {"level": "INFO", "handlers": ["stderr"], "propagate": False}},
+}  # fmt: skip
+
+
+def post_worker_init(worker: object) -> None:
+    """In each web worker, after the fork: flush its metrics to Redis every second."""
+    from service.api.context import EXTENSION
+    from service.metrics import METRICS
+
+    app = worker.wsgi  # type: ignore[attr-defined]
+    if _settings.metrics_flush_seconds > 0:
+        METRICS.start_flusher(app.extensions[EXTENSION]["redis"], _settings.metrics_flush_seconds)

@@ -13,6 +13,7 @@ import redis
 
 from service import evaluate, views
 from service.config import Settings
+from service.metrics import METRICS
 from service.store import keys
 from service.store.scripts import script
 
@@ -22,8 +23,10 @@ EVALUATE_EVERY_SECONDS = 60.0  # how often the worker should call evaluate_all
 def refresh_tenant(client: redis.Redis, tenant: str, now: datetime, settings: Settings) -> int:
     """Evaluate the tenant's insights, then rebuild its precomputed views (which show the
     active-insight count); the number of views stored. The caller holds the refresh lease."""
-    evaluate.evaluate_tenant(client, tenant, now, settings.retention_days)
-    return views.refresh_precomputed(client, tenant, now)
+    with METRICS.timer("mailflow_insight_evaluation_duration_seconds"):
+        evaluate.evaluate_tenant(client, tenant, now, settings.retention_days)
+    with METRICS.timer("mailflow_view_build_duration_seconds"):
+        return views.refresh_precomputed(client, tenant, now)
 
 
 def evaluate_all(client: redis.Redis, now: datetime, settings: Settings, holder: str) -> int:

@@ -22,6 +22,7 @@ import redis
 
 from service.config import Settings
 from service.core.fold import EntryIncrements, entry_increments
+from service.metrics import METRICS
 from service.refresh import refresh_tenant
 from service.store import aggregates, health, keys
 from service.store.scripts import script
@@ -80,6 +81,7 @@ class Worker:
                 if not folded:
                     self._stop.wait(IDLE_WAIT_SECONDS)
         finally:
+            METRICS.flush(self.client)
             if not burst:
                 health.forget_worker(self.client, self.name)
             log.info("worker %s stopped: %s", self.name, self.stats)
@@ -104,12 +106,16 @@ class Worker:
         return total
 
     def fold_tenant(self, tenant: str) -> int:
+        started = time.perf_counter()
         entries = self._claim_abandoned(tenant) + self._read_new(tenant)
         if not entries:
             return 0
         result = aggregates.fold(
             self.client, tenant, self.name, entries, self.settings.retention_days
         )
+        METRICS.observe("mailflow_fold_duration_seconds", (), time.perf_counter() - started)
+        METRICS.inc("mailflow_fold_batches_total")
+        METRICS.inc("mailflow_folded_traces_total", (), result.traces)
         self.stats.entries += result.entries
         self.stats.traces += result.traces
         self.stats.skipped += result.skipped
@@ -148,6 +154,7 @@ class Worker:
             raise
         entries = [_increments(i, d) for i, d in claimed if d]
         self.stats.claimed += len(entries)
+        METRICS.inc("mailflow_claimed_entries_total", (), len(entries))
         return entries
 
     # -- views -----------------------------------------------------------------------------
@@ -180,6 +187,7 @@ class Worker:
         now = time.monotonic()
         if now - self._last_beat >= HEARTBEAT_SECONDS:
             health.beat(self.client, self.name, time.time())
+            METRICS.flush(self.client)
             self._last_beat = now
 
 

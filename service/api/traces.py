@@ -12,6 +12,7 @@ from service.api.body import JSON_TYPES, NDJSON_TYPES, media_type, parse_records
 from service.api.schemas import IngestResultSchema
 from service.core.traces import AcceptedTrace, IngestWindow, TraceError, normalize_trace
 from service.errors import Problem
+from service.metrics import METRICS
 from service.store import connectors_store
 from service.store import traces as trace_store
 
@@ -64,6 +65,7 @@ class Traces(MethodView):
             except TraceError as error:
                 errors.append({"index": index, "field": error.field, "message": error.message})
         if not accepted:
+            _count(0, 0, errors)
             raise Problem(
                 422,
                 f"none of the {len(errors)} records is acceptable",
@@ -75,6 +77,15 @@ class Traces(MethodView):
         tenant = context.tenant()
         trace_store.register_tenant(client, tenant)
         result = trace_store.ingest(client, tenant, accepted, settings.dedupe_days * 86400)
+        _count(result.accepted, result.duplicates, errors)
         body_out = {"accepted": result.accepted, "duplicates": result.duplicates,
                     "rejected": len(errors), "errors": errors}  # fmt: skip
         return Response(orjson.dumps(body_out), status=202, mimetype="application/json")
+
+
+def _count(accepted: int, duplicates: int, errors: list[dict[str, object]]) -> None:
+    METRICS.inc("mailflow_traces_total", (("outcome", "accepted"),), accepted)
+    METRICS.inc("mailflow_traces_total", (("outcome", "duplicate"),), duplicates)
+    METRICS.inc("mailflow_traces_total", (("outcome", "rejected"),), len(errors))
+    for error in errors:
+        METRICS.inc("mailflow_traces_rejected_total", (("field", str(error["field"]) or "body"),))

@@ -140,3 +140,8 @@ def insight_evaluated(tenant: str) -> str:
 def insight_sequence(tenant: str) -> str:
     """Counter: the tenant's insight change sequence (the feed's score), only ever increased."""
     return f"{_tenant(tenant)}:insights:seq"
+
+
+def metrics() -> str:
+    """Hash of every process's counters, in Prometheus series syntax -> value."""
+    return f"{PREFIX}:metrics"

@@ -1,0 +1,202 @@
+"""Prometheus metrics, correct across every gunicorn worker, worker process and host.
+
+Each process counts in memory (a dict increment per event) and adds its counts to one Redis
+hash every second (``flush``); ``/metrics`` renders that hash plus a few gauges read from Redis
+at scrape time. A crashed process loses at most its last second of counts — acceptable for
+monitoring, never for mail data, which does not go this way.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+
+import redis
+
+from service.store import keys
+
+Labels = tuple[tuple[str, str], ...]
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+# name -> (type, help). Every metric mailflow exports is listed here.
+CATALOGUE: dict[str, tuple[str, str]] = {
+    "mailflow_http_requests_total": (
+        "counter",
+        "HTTP requests by route, method and status",
+    ),
+    "mailflow_http_request_duration_seconds": (
+        "histogram",
+        "HTTP request latency by route and status",
+    ),
+    "mailflow_traces_total": (
+        "counter",
+        "Ingested traces by outcome: accepted, duplicate, rejected",
+    ),
+    "mailflow_traces_rejected_total": (
+        "counter",
+        "Rejected traces by the field at fault",
+    ),
+    "mailflow_folded_traces_total": (
+        "counter",
+        "Traces folded into the daily counters",
+    ),
+    "mailflow_fold_batches_total": (
+        "counter",
+        "Fold calls (each one atomic Lua call)",
+    ),
+    "mailflow_fold_duration_seconds": (
+        "histogram",
+        "Time of one fold: read, sum, Lua call",
+    ),
+    "mailflow_claimed_entries_total": (
+        "counter",
+        "Stream entries taken over from dead consumers",
+    ),
+    "mailflow_view_build_duration_seconds": (
+        "histogram",
+        "Time to rebuild a tenant's precomputed views",
+    ),
+    "mailflow_insight_evaluation_duration_seconds": (
+        "histogram",
+        "Time to evaluate a tenant's insight rules",
+    ),
+    "mailflow_stream_backlog_entries": (
+        "gauge",
+        "Ingested batches not yet folded, per tenant",
+    ),
+    "mailflow_stream_oldest_entry_age_seconds": (
+        "gauge",
+        "Age of the oldest unfolded batch, per tenant",
+    ),
+    "mailflow_workers_alive": (
+        "gauge",
+        "Workers with a fresh heartbeat",
+    ),
+}
+
+
+def _series(name: str, labels: Labels) -> str:
+    if not labels:
+        return name
+    inner = ",".join(f'{k}="{_escape(v)}"' for k, v in labels)
+    return f"{name}{{{inner}}}"
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+class Metrics:
+    """In-memory counts of one process, flushed to Redis."""
+
+    def __init__(self) -> None:
+        self._pending: defaultdict[str, float] = defaultdict(float)
+        self._lock = threading.Lock()
+        self._flusher: threading.Thread | None = None
+
+    def inc(self, name: str, labels: Labels = (), amount: float = 1) -> None:
+        with self._lock:
+            self._pending[_series(name, labels)] += amount
+
+    def observe(self, name: str, labels: Labels, seconds: float) -> None:
+        with self._lock:
+            pending = self._pending
+            for bound in LATENCY_BUCKETS:
+                if seconds <= bound:
+                    pending[_series(name + "_bucket", (*labels, ("le", str(bound))))] += 1
+            pending[_series(name + "_bucket", (*labels, ("le", "+Inf")))] += 1
+            pending[_series(name + "_sum", labels)] += seconds
+            pending[_series(name + "_count", labels)] += 1
+
+    @contextmanager
+    def timer(self, name: str, labels: Labels = ()) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.observe(name, labels, time.perf_counter() - started)
+
+    def flush(self, client: redis.Redis) -> None:
+        with self._lock:
+            pending, self._pending = self._pending, defaultdict(float)
+        if not pending:
+            return
+        pipe = client.pipeline(transaction=False)
+        for series, amount in pending.items():
+            pipe.hincrbyfloat(keys.metrics(), series, amount)
+        try:
+            pipe.execute()
+        except redis.RedisError:
+            with self._lock:  # keep the counts for the next try
+                for series, amount in pending.items():
+                    self._pending[series] += amount
+
+    def start_flusher(self, client: redis.Redis, interval: float = 1.0) -> None:
+        """A daemon thread flushing every ``interval`` seconds (started after a fork)."""
+        if self._flusher is not None and self._flusher.is_alive():
+            return
+
+        def loop() -> None:
+            while True:
+                time.sleep(interval)  # a background cadence, not a wait for a result
+                self.flush(client)
+
+        self._flusher = threading.Thread(target=loop, name="metrics-flush", daemon=True)
+        self._flusher.start()
+
+
+METRICS = Metrics()  # one per process: every part of a process counts into the same place
+
+
+def render(client: redis.Redis, now: float, worker_stale_seconds: float, per_tenant: bool) -> str:
+    """The Prometheus text exposition of everything counted, plus gauges read now."""
+    stored = {k.decode(): float(v) for k, v in client.hgetall(keys.metrics()).items()}
+    gauges = dict(_gauges(client, now, worker_stale_seconds, per_tenant))
+    lines: list[str] = []
+    for name, (kind, help_text) in CATALOGUE.items():
+        lines.append(f"# HELP {name} {help_text}")
+        lines.append(f"# TYPE {name} {kind}")
+        prefix = (name + "_") if kind == "histogram" else name
+        samples = {s: v for s, v in {**stored, **gauges}.items() if _belongs(s, name, prefix)}
+        lines.extend(f"{series} {_number(value)}" for series, value in sorted(samples.items()))
+    return "\n".join(lines) + "\n"
+
+
+def _belongs(series: str, name: str, prefix: str) -> bool:
+    base = series.split("{", 1)[0]
+    return base == name or (prefix != name and base.startswith(prefix))
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if value == int(value) else repr(value)
+
+
+def _gauges(
+    client: redis.Redis, now: float, stale: float, per_tenant: bool
+) -> Iterable[tuple[str, float]]:
+    yield (
+        "mailflow_workers_alive",
+        float(client.zcount(keys.worker_heartbeats(), now - stale, "+inf")),
+    )
+    tenants = sorted(t.decode() for t in client.smembers(keys.tenants()))
+    pipe = client.pipeline(transaction=False)
+    for tenant in tenants:
+        pipe.xlen(keys.stream(tenant))
+        pipe.xrange(keys.stream(tenant), count=1)
+    replies = pipe.execute() if tenants else []
+    total, oldest = 0, 0.0
+    for i, tenant in enumerate(tenants):
+        backlog, first = replies[2 * i], replies[2 * i + 1]
+        age = max(0.0, now - int(first[0][0].split(b"-")[0]) / 1000) if first else 0.0
+        total += backlog
+        oldest = max(oldest, age)
+        if per_tenant:
+            labels = (("tenant", tenant),)
+            yield _series("mailflow_stream_backlog_entries", labels), float(backlog)
+            yield _series("mailflow_stream_oldest_entry_age_seconds", labels), round(age, 3)
+    if not per_tenant:
+        yield "mailflow_stream_backlog_entries", float(total)
+        yield "mailflow_stream_oldest_entry_age_seconds", round(oldest, 3)
