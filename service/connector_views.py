@@ -1,15 +1,17 @@
 """The connector report served in pages, as CSV, and one connector's own report.
 
 Pagination is stable under concurrent ingestion because a cursor pins the data version: the
-first page that has a successor stores the report's rows of that version (``keys.report_pin``,
-``PIN_SECONDS``) and every later page is cut from exactly those rows. So each row is returned
-exactly once, with the numbers of one consistent moment, however the counters move meanwhile;
-a fresh query (no cursor) sees the new numbers. An expired pin is a 410: start again.
+first page that has a successor stores the selected, sorted rows of that version as a list
+(``keys.report_pin``, ``PIN_SECONDS``) and every later page is cut from exactly those rows.
+So each row is returned exactly once, with the numbers of one consistent moment, however the
+counters move meanwhile; a fresh query (no cursor) sees the new numbers. An expired pin is a
+410: start again.
 """
 
 from __future__ import annotations
 
 import hashlib
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -54,50 +56,91 @@ class ReportQuery:
     digest: str  # of the parameters that define the row list (see core.paging.query_digest)
 
 
-def _rows_source(
-    client: redis.Redis, tenant: str, query: ReportQuery, now: datetime, cache_seconds: int
-) -> tuple[bytes, dict[str, Any], Window, int]:
-    """The serialised rows a page is cut from, their document, window and offset."""
-    if query.cursor is None:
-        view = views.connector_rows_view(
-            client, tenant, query.window, query.group_by, now, cache_seconds
-        )
-        return view.body, orjson.loads(view.body), query.window, 0
-    state = decode_cursor(query.cursor, query.digest)
-    window = Window(date.fromisoformat(state["s"]), date.fromisoformat(state["e"]))
-    body = client.get(_pin_key(tenant, window, query.group_by, int(state["v"])))
-    if body is None:
-        raise CursorExpired("the cursor has expired; request the first page again")
-    return body, orjson.loads(body), window, int(state["o"])
-
-
-def _pin_key(tenant: str, window: Window, group_by: str, version: int) -> str:
-    parts = (window.start.isoformat(), window.end.isoformat(), group_by, str(version))
+def _pin_key(tenant: str, query: ReportQuery, window: Window, rows_tag: str) -> str:
+    # rows_tag: the ETag of the rows the selection was made from (one data version's rows).
+    parts = (window.start.isoformat(), window.end.isoformat(), query.group_by, rows_tag,
+             query.digest)  # fmt: skip
     return keys.report_pin(tenant, "connectors", *parts)
+
+
+def _pin(client: redis.Redis, key: str, rows: list[Row], meta: dict[str, Any]) -> None:
+    """Store the selected rows as a list (a page is then one LRANGE), atomically in place:
+    built under a private name, then renamed, so a reader never sees a half-built list."""
+    building = f"{key}:building:{uuid.uuid4().hex}"
+    pipe = client.pipeline(transaction=False)
+    pipe.rpush(building, orjson.dumps(meta))
+    for at in range(0, len(rows), 1000):
+        pipe.rpush(building, *(orjson.dumps(row) for row in rows[at : at + 1000]))
+    pipe.expire(building, PIN_SECONDS)
+    pipe.rename(building, key)
+    pipe.execute()
+
+
+def _page_from_pin(
+    client: redis.Redis, key: str, offset: int, limit: int
+) -> tuple[list[Row], int, dict[str, Any]] | None:
+    """Rows ``offset`` .. ``offset + limit`` of a pinned selection, its length and meta. A
+    first page renews the pin: the cursor it hands out gets the full PIN_SECONDS."""
+    pipe = client.pipeline(transaction=True)
+    pipe.lindex(key, 0)
+    pipe.llen(key)
+    pipe.lrange(key, offset + 1, offset + limit)
+    if offset == 0:
+        pipe.expire(key, PIN_SECONDS)
+    meta, length, raw_rows, *_ = pipe.execute()
+    if meta is None:
+        return None
+    return [orjson.loads(r) for r in raw_rows], length - 1, orjson.loads(meta)
 
 
 def report_page(
     client: redis.Redis, tenant: str, query: ReportQuery, now: datetime, cache_seconds: int
 ) -> CachedView:
-    """One page of the connector report as JSON bytes with an ETag."""
-    body, document, window, offset = _rows_source(client, tenant, query, now, cache_seconds)
-    selected = select_rows(document["rows"], query.row_filter, query.sort)
+    """One page of the connector report as JSON bytes with an ETag.
+
+    The first page selects and sorts every row; when more pages follow, the selection is
+    pinned (``_pin``) under the rows' ETag (one data version) and the query, and the cursor
+    points into it. A first page of a query already pinned is read from the pin.
+    """
+    if query.cursor is not None:
+        state = decode_cursor(query.cursor, query.digest)
+        window = Window(date.fromisoformat(state["s"]), date.fromisoformat(state["e"]))
+        rows_tag, offset = str(state["t"]), int(state["o"])
+        pinned = _page_from_pin(client, _pin_key(tenant, query, window, rows_tag), offset,
+                                query.limit)  # fmt: skip
+        if pinned is None:
+            raise CursorExpired("the cursor has expired; request the first page again")
+        rows, total, meta = pinned
+    else:
+        window, offset = query.window, 0
+        view = views.connector_rows_view(client, tenant, window, query.group_by, now,
+                                         cache_seconds)  # fmt: skip
+        rows_tag = view.etag.strip('"')
+        key = _pin_key(tenant, query, window, rows_tag)
+        # The same query on the same rows was paged before: its first page is pinned already.
+        pinned = _page_from_pin(client, key, 0, query.limit)
+        if pinned is not None:
+            rows, total, meta = pinned
+        else:
+            document = orjson.loads(view.body)
+            selected = select_rows(document["rows"], query.row_filter, query.sort)
+            meta = {"data_as_of": document["data_as_of"]}
+            total, rows = len(selected), selected[: query.limit]
+            if total > query.limit:
+                _pin(client, key, selected, meta)
     end = offset + query.limit
     next_cursor = None
-    if end < len(selected):
-        version = int(document["version"])
-        client.set(_pin_key(tenant, window, query.group_by, version), body,
-                   nx=True, ex=PIN_SECONDS)  # fmt: skip
-        next_cursor = encode_cursor({"v": version, "s": window.start.isoformat(),
+    if end < total:
+        next_cursor = encode_cursor({"t": rows_tag, "s": window.start.isoformat(),
                                      "e": window.end.isoformat(), "o": end,
                                      "q": query.digest})  # fmt: skip
     page = {
         "window": window.as_dict(),
         "group_by": query.group_by,
         "sort": query.sort,
-        "data_as_of": document["data_as_of"],
-        "total_rows": len(selected),
-        "rows": [row_document(row) for row in selected[offset:end]],
+        "data_as_of": meta["data_as_of"],
+        "total_rows": total,
+        "rows": [row_document(row) for row in rows],
         "next_cursor": next_cursor,
     }
     return views.serialise(tenant, page)

@@ -78,3 +78,18 @@ def test_single_page_pins_nothing(client, clock, run_worker, redis_client):
     run_worker()
     assert client.get("/api/v1/connectors").json["next_cursor"] is None
     assert redis_client.keys("mf:{default}:pin:*") == []
+
+
+def test_first_page_of_a_paged_query_follows_new_data(client, clock, run_worker):
+    rng = random.Random(3)
+    post_batches(client, traces_for([f"c{n:02d}" for n in range(30)], clock, "x", rng))
+    run_worker()
+    first = client.get("/api/v1/connectors?limit=10&sort=-messages").json
+    again = client.get("/api/v1/connectors?limit=10&sort=-messages").json  # read from the pin
+    assert again == first
+    more = traces_for(["c29"], clock, "y", rng) + traces_for(["c29"], clock, "z", rng)
+    post_batches(client, more)
+    run_worker()
+    fresh = client.get("/api/v1/connectors?limit=10&sort=-messages").json
+    assert fresh["rows"][0]["name"] == "c29" and fresh["rows"][0]["messages"] == 3
+    assert fresh["next_cursor"] != first["next_cursor"]
