@@ -58,6 +58,7 @@ class Worker:
         self._changed: set[str] = set()
         self._refreshed_at: dict[str, float] = {}
         self._last_beat = -1e9
+        self._instance: str | None = None
 
     # -- control ---------------------------------------------------------------------------
 
@@ -69,7 +70,7 @@ class Worker:
         signal.signal(signal.SIGINT, self.request_stop)
 
     def work(self, burst: bool = False) -> WorkerStats:
-        health.mark_instance(self.client, time.time())
+        self._instance = health.claim_instance(self.client, self._instance)
         log.info("worker %s started", self.name)
         try:
             while not self._stop.is_set():
@@ -187,6 +188,9 @@ class Worker:
         now = time.monotonic()
         if now - self._last_beat >= HEARTBEAT_SECONDS:
             health.beat(self.client, self.name, time.time())
+            if health.store_instance(self.client) != self._instance:
+                log.critical("the store lost its data (instance %s is gone); readiness fails "
+                             "until a worker is restarted on purpose", self._instance)  # fmt: skip
             METRICS.flush(self.client)
             self._last_beat = now
 

@@ -12,6 +12,11 @@ from service.config import Settings
 EXTENSION = "mailflow"
 
 
+def extension() -> dict:  # type: ignore[type-arg]
+    """This app's shared state (settings, clock, client, and what readiness remembers)."""
+    return current_app.extensions[EXTENSION]  # type: ignore[no-any-return]
+
+
 def client() -> redis.Redis:
     return current_app.extensions[EXTENSION]["redis"]
 

@@ -38,9 +38,13 @@ class Ready(MethodView):
         """Readiness: Redis answers, holds its data, and a worker heartbeat is fresh"""
         checks: dict[str, object] = {}
         try:
+            seen = context.extension()
             report = health_store.readiness(
-                context.client(), time.time(), context.settings().worker_stale_seconds
-            )
+                context.client(), time.time(), context.settings().worker_stale_seconds,
+                seen.get("instance"),
+            )  # fmt: skip
+            if report.instance is not None and report.ready:
+                seen.setdefault("instance", report.instance)  # remember the data we served
             checks.update(report.checks)
             ready = report.ready
         except redis.RedisError as error:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 
 import redis
@@ -13,6 +14,7 @@ from service.store import keys
 class Readiness:
     ready: bool
     checks: dict[str, str] = field(default_factory=dict)
+    instance: str | None = None
 
 
 def beat(client: redis.Redis, worker_id: str, now: float) -> None:
@@ -23,23 +25,45 @@ def forget_worker(client: redis.Redis, worker_id: str) -> None:
     client.zrem(keys.worker_heartbeats(), worker_id)
 
 
-def mark_instance(client: redis.Redis, now: float) -> None:
-    """Remember that this store has been used; see ``readiness``."""
-    client.set(keys.instance_marker(), int(now), nx=True)
+def store_instance(client: redis.Redis) -> str | None:
+    """The id of the data in this store, made when a worker first used it."""
+    value = client.get(keys.instance_marker())
+    return value.decode() if value is not None else None
 
 
-def readiness(client: redis.Redis, now: float, stale_seconds: float) -> Readiness:
+def claim_instance(client: redis.Redis, remembered: str | None) -> str | None:
+    """A worker's start-up: the store's instance id, made now if the store is new.
+
+    A worker that already knew an id (``remembered``) never makes a new one: if the store lost
+    it, the data went with it, and readiness must say so instead of serving zeros as truth.
+    """
+    if remembered is None:
+        client.set(keys.instance_marker(), uuid.uuid4().hex, nx=True)
+    return store_instance(client)
+
+
+def readiness(
+    client: redis.Redis, now: float, stale_seconds: float, expected_instance: str | None
+) -> Readiness:
+    """Redis answers, holds the data this process saw before, and a worker heartbeat is fresh."""
     report = Readiness(ready=True)
     client.ping()
     report.checks["redis"] = "ok"
-    # A worker writes the instance marker at its first start. A Redis that lost its data
-    # (restarted with an empty data dir) has no marker although tenants may have data elsewhere:
-    # better not ready than serving zeros as if they were true.
-    if not client.exists(keys.instance_marker()):
+    instance = store_instance(client)
+    if instance is None:
         report.ready = False
-        report.checks["data"] = "store has no instance marker (new, or its data was lost)"
+        report.checks["data"] = (
+            "the store has no instance id: its data was lost (a restart with an empty data "
+            "dir?) or no worker has started yet"
+        )
+    elif expected_instance is not None and instance != expected_instance:
+        report.ready = False
+        report.checks["data"] = (
+            f"the store was replaced: instance {instance}, this process served {expected_instance}"
+        )
     else:
         report.checks["data"] = "ok"
+    report.instance = instance
     fresh = client.zrangebyscore(keys.worker_heartbeats(), now - stale_seconds, "+inf", 0, 1)
     if fresh:
         report.checks["worker"] = "ok"
