@@ -151,7 +151,7 @@ def rss_child(lines: int) -> None:
     max_state = 0
     traces = 0
     source = itertools.islice(postfix_lines(lines), lines)
-    while chunk := list(itertools.islice(source, 65536)):
+    while chunk := list(itertools.islice(source, 8192)):
         parser.feed_lines(chunk)
         traces += len(parser.take())
         max_state = max(max_state, parser.state_size())

@@ -132,7 +132,12 @@ class EximParser:
         version, cipher = _tls(_field(rest, "X"))
         if version is None:
             return "unknown_tls_version"
-        trace = self._trace(m, "inbound", trace_id("exim", self.host, msg_id, "inbound"), version)
+        stamp = self._stamp(m)
+        if stamp is None:
+            return "bad_timestamp"
+        trace = self._trace(
+            stamp, "inbound", trace_id("exim", self.host, msg_id, "inbound"), version
+        )
         recipient = _recipient_of_arrival(rest)
         recipient_domain = domain_of_address(recipient) if recipient else None
         put_optional(trace, "cipher", cipher)
@@ -166,6 +171,9 @@ class EximParser:
         name, ip, _port = h.groups()
         if is_loopback(ip):
             return "loopback_relay"
+        stamp = self._stamp(m)
+        if stamp is None:
+            return "bad_timestamp"
         msg_id = m.group(5)
         known = self.messages.get(msg_id)
         if known is None:
@@ -179,7 +187,7 @@ class EximParser:
             return "unknown_tls_version"
         day = m.group(1)
         trace = self._trace(
-            m, "outbound", trace_id("exim", self.host, msg_id, "outbound", ip, day), version
+            stamp, "outbound", trace_id("exim", self.host, msg_id, "outbound", ip, day), version
         )
         recipient = rest[3:].split(" ", 1)[0]
         recipient_domain = domain_of_address(recipient.strip("<>"))
@@ -205,16 +213,20 @@ class EximParser:
 
     # -- helpers ----------------------------------------------------------------------------------
 
-    def _trace(self, m: re.Match[str], direction: str, tid: str, version: str) -> Trace:
-        if m.group(3):
-            offset = f"{m.group(3)}:{m.group(4)}"
-            timestamp = f"{m.group(1)}T{m.group(2)}{offset}"
-        else:
+    def _stamp(self, m: re.Match[str]) -> str | None:
+        """RFC 3339 from Exim's local time (or its logged offset); None for impossible dates."""
+        try:
             local = datetime.fromisoformat(f"{m.group(1)}T{m.group(2)}")
-            timestamp = local.replace(tzinfo=self.zone).isoformat()
+        except ValueError:
+            return None
+        if m.group(3):
+            return f"{m.group(1)}T{m.group(2)}{m.group(3)}:{m.group(4)}"
+        return local.replace(tzinfo=self.zone).isoformat()
+
+    def _trace(self, stamp: str, direction: str, tid: str, version: str) -> Trace:
         return {
             "id": tid,
-            "timestamp": timestamp,
+            "timestamp": stamp,
             "direction": direction,
             "connector": None,
             "tls_version": version,

@@ -276,6 +276,9 @@ class PostfixParser:
             # Content filters (amavis on 10025/smtpd) hand the same message back from
             # localhost: counting it would count every filtered message twice.
             return "loopback_client"
+        stamp = self._stamp(ts)
+        if stamp is None:
+            return "bad_timestamp"
         self._clock(ts)
         qkey = (host, qid)
         entry = self.queue.get(qkey)
@@ -292,7 +295,7 @@ class PostfixParser:
             return "unknown_tls_version"  # counted rather than guessed or sent to be refused
         trace: Trace = {
             "id": trace_id("pf", host, qid, "inbound", ts),
-            "timestamp": self.ts.rfc3339(ts),
+            "timestamp": stamp,
             "direction": "inbound",
             "connector": None,
             "tls_version": session.tls or "none",
@@ -341,6 +344,9 @@ class PostfixParser:
         name, ip = r.group(1), r.group(2)
         if is_loopback(ip):
             return True if fed else "loopback_relay"
+        stamp = self._stamp(ts)
+        if stamp is None:
+            return "bad_timestamp"
         self._clock(ts)
         qkey = (host, qid)
         entry = self.queue.get(qkey)
@@ -358,7 +364,7 @@ class PostfixParser:
         version = tls[0] if tls else "none"
         trace: Trace = {
             "id": trace_id("pf", host, qid, "outbound", relay, day_of(ts)),
-            "timestamp": self.ts.rfc3339(ts),
+            "timestamp": stamp,
             "direction": "outbound",
             "connector": None,
             "tls_version": version,
@@ -476,6 +482,13 @@ class PostfixParser:
         found = self.connectors.lookup(_peer(direction, **fields))
         if found is not None:
             trace["connector"], trace["connector_type"] = found
+
+    def _stamp(self, ts: str) -> str | None:
+        """The trace timestamp, or None for an impossible date (`Feb 30`, month 13)."""
+        try:
+            return self.ts.rfc3339(ts)
+        except (ValueError, KeyError):
+            return None
 
     def _clock(self, ts: str) -> None:
         if ts[:19] == self._clock_key:

@@ -104,9 +104,10 @@ class TimestampParser:
 
     def rfc3339(self, token: str) -> str:
         """The token as RFC 3339 with an offset; RFC 3339 tokens pass through unchanged."""
+        value = self.parse(token)  # also checks the date is real (no month 13, no Feb 30)
         if token[0].isdigit() and (token[-1] == "Z" or token[-3] == ":"):
             return token
-        return self.parse(token).isoformat()
+        return value.isoformat()
 
     def parse(self, token: str) -> datetime:
         """Return the aware datetime of a timestamp token (RFC 3339 or BSD); raises ValueError."""

@@ -98,3 +98,18 @@ def test_ids_stable_and_distinct() -> None:
     _, b = parse()
     assert [t["id"] for t in a] == [t["id"] for t in b]
     assert len({t["id"] for t in a}) == len(a)
+
+
+def test_impossible_dates_are_counted_not_fatal() -> None:
+    parser = EximParser()
+    traces = feed_all(
+        parser,
+        [
+            "2025-02-30 10:00:01 1tA001-000000000a1-0001 <= a@b.example H=mx.b.example "
+            "[192.0.2.1] P=esmtp S=1\n",
+            "2025-03-01 10:00:01 1tA002-000000000a1-0001 <= a@b.example H=mx.b.example "
+            "[192.0.2.1] P=esmtp S=1\n",
+        ],
+    )
+    assert len(traces) == 1
+    assert parser.kinds == {"bad_timestamp": 1}

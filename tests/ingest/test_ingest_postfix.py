@@ -205,3 +205,20 @@ def test_service_of() -> None:
     assert service_of("postfix/submission/smtpd") == "submission/smtpd"
     assert service_of("postfix-out/smtp") == "smtp"
     assert service_of("postfix/smtpd") == "smtpd"
+
+
+def test_impossible_dates_are_counted_not_fatal() -> None:
+    parser = PostfixParser(TimestampParser(year=2025))
+    traces = feed_all(
+        parser,
+        [
+            "Feb 30 10:00:01 mx1 postfix/smtpd[1]: connect from a.example[192.0.2.1]\n",
+            "Feb 30 10:00:02 mx1 postfix/smtpd[1]: AAAA1: client=a.example[192.0.2.1]\n",
+            "Mar xx 10:00:02 mx1 postfix/smtp[2]: BBBB2: to=<a@b.example>, "
+            "relay=mx.b.example[192.0.2.9]:25, delay=1, dsn=2.0.0, status=sent (ok)\n",
+            "2025-13-01T10:00:03+00:00 mx1 postfix/smtpd[3]: CCCC3: client=c.example[192.0.2.3]\n",
+            "Mar  3 10:00:04 mx1 postfix/smtpd[4]: DDDD4: client=d.example[192.0.2.4]\n",
+        ],
+    )
+    assert [t["remote_ip"] for t in traces] == ["192.0.2.4"]
+    assert parser.kinds == {"bad_timestamp": 3}
