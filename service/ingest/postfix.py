@@ -183,7 +183,9 @@ class PostfixParser:
             program = tag[:b] if b > 0 else tag[:-1]
             route = routes.get(program)
             if route is None:
-                route = routes[program] = self._route(program)
+                route = self._route(program)
+                if len(routes) < 4096:  # real logs have dozens; garbage must not grow it
+                    routes[program] = route
             handler, kind = route
             if handler is not None:
                 outcome = handler(
