@@ -77,24 +77,25 @@ def build_rows(
     tallies: dict[tuple[str, str | None], list[int]] = {}
     types: dict[tuple[str, str | None], dict[str, int]] = {}
     for field, count in counts:
-        direction, name, ctype, tls = split_counter_field(field)
+        direction, name, sent_type, tls = split_counter_field(field)
         key = (direction, name)
         tally = tallies.get(key)
         if tally is None:
             tally = tallies[key] = [0] * len(TLS_VERSIONS)
         tally[_INDEX[tls]] += count
-        if ctype is not None:
+        if sent_type is not None:
             votes = types.setdefault(key, {})
-            votes[ctype] = votes.get(ctype, 0) + count
+            votes[sent_type] = votes.get(sent_type, 0) + count
     for key in definitions:
         tallies.setdefault(key, [0] * len(TLS_VERSIONS))
     rows = []
     for (direction, name), tally in tallies.items():
         definition = definitions.get((direction, name)) if name is not None else None
+        ctype: str | None
         if definition is not None:
             ctype, forced = definition.type, definition.forced_tls
         else:
-            votes = types.get((direction, name))
+            votes = types.get((direction, name), {})
             ctype = min(votes, key=lambda t: (-votes[t], t)) if votes else None
             forced = False
         rows.append([date, direction, name, ctype, forced, definition is not None, tally])

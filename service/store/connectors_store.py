@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 import redis
@@ -41,7 +42,7 @@ def read_report_counters(
     )
 
 
-def _definitions(flat: list[bytes]) -> dict[tuple[str, str], ConnectorDefinition]:
+def _definitions(flat: list[Any]) -> dict[tuple[str, str], ConnectorDefinition]:
     docs = {flat[i].decode(): orjson.loads(flat[i + 1]) for i in range(0, len(flat), 2)}
     return parse_definitions(docs)
 
@@ -85,7 +86,7 @@ def defined_types(client: redis.Redis, tenant: str) -> dict[tuple[str, str], str
     token = client.hget(keys.meta(tenant), "definitions_token")
     if token is None:
         return {}
-    cache: dict[str, tuple[bytes, dict[tuple[str, str], str]]] | None = getattr(
+    cache: dict[str, tuple[Any, dict[tuple[str, str], str]]] | None = getattr(
         client, "_mailflow_definitions", None
     )
     if cache is None:
