@@ -1,0 +1,28 @@
+"""The README is true: every setting is listed, and its ingest example is accepted as written."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import fields
+from pathlib import Path
+
+from service.config import Settings
+
+README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+
+
+def test_every_setting_is_in_the_configuration_table():
+    missing = [f"MAILFLOW_{f.name.upper()}" for f in fields(Settings)
+               if f"`MAILFLOW_{f.name.upper()}`" not in README]  # fmt: skip
+    assert not missing, f"add to the README's configuration table: {missing}"
+
+
+def test_the_readme_ingest_example_is_accepted_as_written(client, run_worker):
+    body = re.search(r"-d '(\[.*?\])'", README, re.S).group(1)
+    response = client.post("/api/v1/traces", data=body, content_type="application/json")
+    assert response.status_code == 202, response.data
+    assert json.loads(re.search(r"# (\{\"accepted\".*\})", README).group(1)) == response.json
+    run_worker()
+    inbound = client.get("/api/v1/mailflow/snapshot").json["directions"]["inbound"]
+    assert inbound["tls"]["TLS1.2"]["messages"] == 1
