@@ -85,3 +85,10 @@ def test_progress_only_when_enabled() -> None:
     assert off.text == ""
     assert "1,000 lines (500/s)  5 traces  1 errors" in on.text
     assert "2,000" not in on.text
+
+
+def test_url_and_key_from_the_environment() -> None:
+    env = {"MAILFLOW_URL": "http://127.0.0.1:9", "MAILFLOW_KEY": "k"}
+    result = run(LOG, "--max-retries", "0", env=env)
+    assert result.exit_code == 1  # the key was found (no usage error); the URL is unreachable
+    assert "failed: 13" in result.stderr
