@@ -21,6 +21,8 @@ class Settings:
     data_dir: str = "./var"
     redis_fsync: str = "everysec"  # embedded Redis only: appendfsync everysec | always
     redis_timeout_seconds: float = 1.0  # socket timeout: Redis trouble becomes a 503 fast
+    redis_wait_replicas: int = 0  # >0: a 202 only once this many replicas hold the traces
+    redis_wait_timeout_ms: int = 500  # how long an ingest waits for them before a 503
     retention_days: int = 90
     dedupe_days: int = 7
     max_batch: int = 5000
@@ -59,9 +61,12 @@ class Settings:
         if self.redis_fsync not in ("everysec", "always"):
             raise ValueError("MAILFLOW_REDIS_FSYNC must be 'everysec' or 'always'")
         for name in ("retention_days", "dedupe_days", "max_batch", "max_body_bytes",
-                     "rate_limit_per_minute", "rate_limit_ingest_per_minute"):  # fmt: skip
+                     "rate_limit_per_minute", "rate_limit_ingest_per_minute",
+                     "redis_wait_timeout_ms"):  # fmt: skip
             if getattr(self, name) < 1:
                 raise ValueError(f"MAILFLOW_{name.upper()} must be at least 1")
+        if self.redis_wait_replicas < 0:
+            raise ValueError("MAILFLOW_REDIS_WAIT_REPLICAS must be 0 or more")
         return self
 
     @property

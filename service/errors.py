@@ -14,6 +14,8 @@ import redis
 from flask import Flask, Response
 from werkzeug.exceptions import HTTPException
 
+from service.store.cluster import NotReplicated
+
 PROBLEM_JSON = "application/problem+json"
 
 # status -> (type slug, title) for problems raised without a more specific type.
@@ -122,6 +124,12 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(redis.ConnectionError)
     @app.errorhandler(redis.TimeoutError)
     @app.errorhandler(redis.BusyLoadingError)
+    # A Redis Cluster failing over: no master for a slot yet, or the layout just changed.
+    @app.errorhandler(redis.exceptions.ClusterDownError)
+    @app.errorhandler(redis.exceptions.TryAgainError)
+    @app.errorhandler(redis.exceptions.AskError)  # MovedError too
+    @app.errorhandler(redis.exceptions.SlotNotCoveredError)
+    @app.errorhandler(NotReplicated)
     def redis_unavailable(error: Exception) -> Response:
         app.logger.warning("redis unavailable: %s", error)
         return problem_response(

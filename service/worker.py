@@ -8,6 +8,7 @@ every changed tenant at once and returns: tests drive the worker that way, witho
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -29,6 +30,12 @@ from service.store.scripts import script
 
 log = logging.getLogger("mailflow.worker")
 IDLE_WAIT_SECONDS = 0.05
+STORE_RETRY_SECONDS = 0.5
+# Redis down, stalled or failing over (a cluster slot without a master yet, a moved slot): the
+# worker waits and carries on; what it had read but not acked is still pending in the stream.
+STORE_UNAVAILABLE = (redis.ConnectionError, redis.TimeoutError, redis.exceptions.ClusterDownError,
+                     redis.exceptions.TryAgainError, redis.exceptions.AskError,
+                     redis.exceptions.SlotNotCoveredError)  # fmt: skip
 TENANT_LIST_SECONDS = 1.0
 HEARTBEAT_SECONDS = 1.0
 
@@ -74,17 +81,25 @@ class Worker:
         log.info("worker %s started", self.name)
         try:
             while not self._stop.is_set():
-                folded = self.fold_all()
-                self.refresh_due(force=burst and not folded)
-                self.heartbeat()
+                try:
+                    folded = self.fold_all()
+                    self.refresh_due(force=burst and not folded)
+                    self.heartbeat()
+                except STORE_UNAVAILABLE as error:
+                    if burst:
+                        raise
+                    log.warning("worker %s: redis unavailable, retrying: %s", self.name, error)
+                    self._stop.wait(STORE_RETRY_SECONDS)
+                    continue
                 if burst and not folded:
                     break
                 if not folded:
                     self._stop.wait(IDLE_WAIT_SECONDS)
         finally:
-            METRICS.flush(self.client)
-            if not burst:
-                health.forget_worker(self.client, self.name)
+            with contextlib.suppress(*STORE_UNAVAILABLE):  # stopping while Redis is down
+                METRICS.flush(self.client)
+                if not burst:
+                    health.forget_worker(self.client, self.name)
             log.info("worker %s stopped: %s", self.name, self.stats)
         return self.stats
 

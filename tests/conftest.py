@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 from collections.abc import Callable, Iterator
@@ -17,7 +18,9 @@ from werkzeug.serving import make_server
 from service.app import create_app
 from service.auth import create_key
 from service.config import Settings
+from service.store.connection import connect_url
 from service.store.embedded import EmbeddedRedis
+from service.store.local_cluster import LocalCluster
 from service.worker import Worker
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
@@ -42,17 +45,35 @@ class Clock:
         self.now += timedelta(**delta)
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--redis-mode", choices=("single", "cluster"),
+        default=os.environ.get("MAILFLOW_TEST_REDIS", "single"),
+        help="run against one Redis server (default) or a 3-master Redis Cluster",
+    )  # fmt: skip
+
+
 @pytest.fixture(scope="session")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRedis]:
-    server = EmbeddedRedis(tmp_path_factory.mktemp("redis"), port=free_port()).start()
+def redis_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[EmbeddedRedis | LocalCluster]:
+    """The shared Redis; with ``--redis-mode cluster`` a cluster whose ``url`` is a cluster URL."""
+    if request.config.getoption("--redis-mode") == "cluster":
+        server: EmbeddedRedis | LocalCluster = LocalCluster(tmp_path_factory.mktemp("cluster"))
+    else:
+        server = EmbeddedRedis(tmp_path_factory.mktemp("redis"), port=free_port())
+    server.start()
     yield server
     server.stop()
 
 
 @pytest.fixture
-def redis_client(redis_server: EmbeddedRedis) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(redis_server.url)
-    client.flushall()
+def redis_client(redis_server: EmbeddedRedis | LocalCluster) -> Iterator[redis.Redis]:
+    client = connect_url(redis_server.url)
+    if isinstance(redis_server, LocalCluster):
+        redis_server.flushall()  # every master, not the one a cluster client would pick
+    else:
+        client.flushall()
     yield client
     client.close()
 
@@ -110,7 +131,7 @@ def run_worker(redis_client: redis.Redis, settings: Settings, clock: Clock):
     """Run a worker in burst mode: fold everything pending, refresh views, return its stats."""
 
     def run(**overrides):
-        worker = Worker(redis.Redis.from_url(settings.effective_redis_url),
+        worker = Worker(connect_url(settings.effective_redis_url),
                         settings.with_overrides(overrides), clock=clock)  # fmt: skip
         return worker.work(burst=True)
 

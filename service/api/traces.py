@@ -75,8 +75,11 @@ class Traces(MethodView):
             )
         client = context.client()
         tenant = context.tenant()
-        trace_store.register_tenant(client, tenant)
-        result = trace_store.ingest(client, tenant, accepted, settings.dedupe_days * 86400)
+        replication = trace_store.Replication(settings.redis_wait_replicas,
+                                              settings.redis_wait_timeout_ms)  # fmt: skip
+        trace_store.register_tenant(client, tenant, replication)
+        result = trace_store.ingest(client, tenant, accepted, settings.dedupe_days * 86400,
+                                    replication)  # fmt: skip
         _count(result.accepted, result.duplicates, errors)
         body_out = {"accepted": result.accepted, "duplicates": result.duplicates,
                     "rejected": len(errors), "errors": errors}  # fmt: skip

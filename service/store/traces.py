@@ -9,6 +9,7 @@ import redis
 
 from service.core.traces import AcceptedTrace
 from service.store import keys
+from service.store.cluster import write_replicated
 from service.store.scripts import script
 
 
@@ -18,27 +19,52 @@ class IngestResult:
     duplicates: int
 
 
-def register_tenant(client: redis.Redis, tenant: str) -> None:
-    """Put the tenant on the worker's list. Done before ingesting, so no stream is orphaned."""
-    client.sadd(keys.tenants(), tenant)
+@dataclass(frozen=True)
+class Replication:
+    """How many replicas must hold a write before it is acknowledged (0: the master's word)."""
+
+    replicas: int = 0
+    timeout_ms: int = 500
+
+
+NO_WAIT = Replication()
+
+
+def register_tenant(client: redis.Redis, tenant: str, replication: Replication = NO_WAIT) -> None:
+    """Put the tenant on the worker's list. Done before ingesting, so no stream is orphaned.
+
+    Repeated with every ingest call (one O(1) SADD), so a registration lost with a failed-over
+    master is made again by the tenant's next call. With ``replication`` it is confirmed by the
+    replicas of the registry's own master, which on a cluster is not the tenant's."""
+    if replication.replicas:
+        write_replicated(client, keys.tenants(), ("SADD", keys.tenants(), tenant),
+                         replication.replicas, replication.timeout_ms)  # fmt: skip
+    else:
+        client.sadd(keys.tenants(), tenant)
 
 
 MAX_DAYS_PER_CALL = 250  # the script indexes seen-sets with one byte
 
 
 def ingest(
-    client: redis.Redis, tenant: str, traces: Sequence[AcceptedTrace], dedupe_seconds: int
+    client: redis.Redis,
+    tenant: str,
+    traces: Sequence[AcceptedTrace],
+    dedupe_seconds: int,
+    replication: Replication = NO_WAIT,
 ) -> IngestResult:
     """Mark ids as seen and append the new traces to the tenant's stream, atomically.
 
     One script call per batch; only a batch spanning more than 250 days (possible with a long
-    retention) is split, by day, into several calls.
+    retention) is split, by day, into several calls. With ``replication.replicas`` the call
+    returns only once that many replicas hold the batch (else ``NotReplicated``: the caller
+    answers 503 and the client's retry is deduplicated).
     """
     if not traces:
         return IngestResult(0, 0)
     new = 0
     for chunk in _chunks_by_day(traces):
-        new += _ingest_chunk(client, tenant, chunk, dedupe_seconds)
+        new += _ingest_chunk(client, tenant, chunk, dedupe_seconds, replication)
     return IngestResult(accepted=new, duplicates=len(traces) - new)
 
 
@@ -54,7 +80,11 @@ def _chunks_by_day(traces: Sequence[AcceptedTrace]) -> list[Sequence[AcceptedTra
 
 
 def _ingest_chunk(
-    client: redis.Redis, tenant: str, traces: Sequence[AcceptedTrace], dedupe_seconds: int
+    client: redis.Redis,
+    tenant: str,
+    traces: Sequence[AcceptedTrace],
+    dedupe_seconds: int,
+    replication: Replication,
 ) -> int:
     seen_keys: dict[str, int] = {}  # seen-set key -> its index in KEYS (1 is the stream)
     indexes = bytearray()
@@ -63,4 +93,10 @@ def _ingest_chunk(
     digests = b"".join(trace.digest for trace in traces)
     records = b"\n".join(trace.stream_record() for trace in traces)
     argv = [keys.CONSUMER_GROUP, dedupe_seconds, bytes(indexes), digests, records]
-    return int(script(client, "ingest")(keys=[keys.stream(tenant), *seen_keys], args=argv))
+    ingest_script = script(client, "ingest")
+    key_names = [keys.stream(tenant), *seen_keys]
+    if not replication.replicas:
+        return int(ingest_script(keys=key_names, args=argv))
+    command = ("EVALSHA", ingest_script.sha, len(key_names), *key_names, *argv)
+    return int(write_replicated(client, key_names[0], command, replication.replicas,
+                                replication.timeout_ms, ingest_script.script))  # fmt: skip
