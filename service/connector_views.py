@@ -72,7 +72,9 @@ def _pin(client: redis.Redis, key: str, rows: list[Row], meta: dict[str, Any]) -
     for at in range(0, len(rows), 1000):
         pipe.rpush(building, *(orjson.dumps(row) for row in rows[at : at + 1000]))
     pipe.expire(building, PIN_SECONDS)
-    pipe.rename(building, key)
+    # RENAME through execute_command: redis-py blocks the rename() method in cluster pipelines
+    # even when, as here, both names carry the tenant hash tag and share one slot.
+    pipe.execute_command("RENAME", building, key)
     pipe.execute()
 
 

@@ -65,7 +65,7 @@ def test_expired_cursor_is_410(client, clock, run_worker, redis_client):
     run_worker()
     page = client.get("/api/v1/connectors?limit=10").json
     assert page["next_cursor"]
-    pins = redis_client.keys("mf:{default}:pin:*")
+    pins = list(redis_client.scan_iter(match="mf:{default}:pin:*"))
     assert pins and all(0 < redis_client.ttl(k) <= 600 for k in pins)
     redis_client.delete(*pins)  # what PIN_SECONDS of waiting would do
     response = client.get(f"/api/v1/connectors?limit=10&cursor={page['next_cursor']}")
@@ -77,7 +77,7 @@ def test_single_page_pins_nothing(client, clock, run_worker, redis_client):
     post_batches(client, traces_for(["only"], clock, "x", random.Random(2)))
     run_worker()
     assert client.get("/api/v1/connectors").json["next_cursor"] is None
-    assert redis_client.keys("mf:{default}:pin:*") == []
+    assert list(redis_client.scan_iter(match="mf:{default}:pin:*")) == []
 
 
 def test_first_page_of_a_paged_query_follows_new_data(client, clock, run_worker):
