@@ -52,21 +52,22 @@ def prepare_log(workdir: Path) -> tuple[Path, str]:
     return path, "generated (shared/ absent)"
 
 
-def timed(cmd: list[str], runs: int) -> tuple[float, float]:
-    """Median wall time and median CPU time (user + sys) of `runs` runs of a command.
+def run_once(cmd: list[str]) -> tuple[float, float]:
+    """Wall time and CPU time (user + sys) of one run of a command.
 
     CPU time is the fairer comparison on a shared machine: it does not count time spent
     waiting for a core.
     """
-    walls, cpus = [], []
-    for _ in range(runs):
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        start = time.perf_counter()
-        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        walls.append(time.perf_counter() - start)
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpus.append((after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime))
-    return statistics.median(walls), statistics.median(cpus)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def medians(samples: list[tuple[float, float]]) -> tuple[float, float]:
+    return statistics.median(s[0] for s in samples), statistics.median(s[1] for s in samples)
 
 
 def parse_in_process(path: Path) -> tuple[float, float]:
@@ -105,19 +106,24 @@ def speed_rows(runs: int) -> list[Row]:
     with tempfile.TemporaryDirectory() as tmp:
         path, source = prepare_log(Path(tmp))
         lines = sum(1 for _ in path.open("rb"))
-        ours, ours_cpu = timed(
-            [sys.executable, "-m", "service.ingest", "--dry-run", str(path)], runs
-        )
-        inproc = [parse_in_process(path) for _ in range(runs)]
-        inproc_wall = statistics.median(t[0] for t in inproc)
-        inproc_cpu = statistics.median(t[1] for t in inproc)
+        pflogsumm, note = find_pflogsumm()
+        ours_cmd = [sys.executable, "-m", "service.ingest", "--dry-run", str(path)]
+        ours_runs: list[tuple[float, float]] = []
+        theirs_runs: list[tuple[float, float]] = []
+        inproc_runs: list[tuple[float, float]] = []
+        # Interleaved, so that a busy moment on a shared machine hits every contender alike.
+        for _ in range(runs):
+            ours_runs.append(run_once(ours_cmd))
+            if pflogsumm:
+                theirs_runs.append(run_once([pflogsumm, str(path)]))
+            inproc_runs.append(parse_in_process(path))
+        ours, ours_cpu = medians(ours_runs)
         what = "mailflow ingest --dry-run (process)"
         rows.append(_speed_row(what, source, lines, ours, ours_cpu))
         what = "mailflow parse+correlate (in process)"
-        rows.append(_speed_row(what, source, lines, inproc_wall, inproc_cpu))
-        pflogsumm, note = find_pflogsumm()
+        rows.append(_speed_row(what, source, lines, *medians(inproc_runs)))
         if pflogsumm:
-            theirs, theirs_cpu = timed([pflogsumm, str(path)], runs)
+            theirs, theirs_cpu = medians(theirs_runs)
             rows.append(_speed_row("pflogsumm (process)", source, lines, theirs, theirs_cpu, note))
             rows.append(
                 {

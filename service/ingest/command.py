@@ -13,9 +13,8 @@ import signal
 import sys
 import time
 from collections.abc import Callable
-from datetime import tzinfo
+from datetime import UTC, tzinfo
 from typing import TYPE_CHECKING, TextIO
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import click
 
@@ -114,6 +113,10 @@ def format_summary(
 
 
 def _zone(name: str) -> tzinfo:
+    if name.upper() in ("UTC", "Z"):
+        return UTC  # the default needs no zone database (zoneinfo costs a dry run 5-10 ms)
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError) as exc:

@@ -7,10 +7,15 @@ domains are lowercase and syntactically plausible, and ids are stable across run
 
 from __future__ import annotations
 
-import hashlib
 import re
 from functools import lru_cache
 from typing import Any
+
+try:
+    # hashlib would load OpenSSL (several ms at start-up) only to hand back this builtin.
+    from _blake2 import blake2b
+except ImportError:  # pragma: no cover - CPython always has it; other interpreters may not
+    from hashlib import blake2b
 
 Trace = dict[str, Any]
 
@@ -99,7 +104,7 @@ def is_loopback(ip: str) -> bool:
 
 def trace_id(prefix: str, *parts: str) -> str:
     """A stable, fixed-length idempotency key from the parts that identify one message hop."""
-    digest = hashlib.blake2b("\x1f".join(parts).encode(), digest_size=16).hexdigest()
+    digest = blake2b("\x1f".join(parts).encode(), digest_size=16).hexdigest()
     return f"{prefix}-{digest}"
 
 
