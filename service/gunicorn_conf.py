@@ -2,8 +2,8 @@
 
 gunicorn writes ``Server: gunicorn`` on every response and has no setting for it; the name of
 the server software is of use to nobody but an attacker picking exploits, so it says
-``mailflow`` instead. The access log format is gunicorn's default, which logs no request
-headers: API keys (in ``Authorization``) never reach a log.
+``mailflow`` instead. gunicorn's own access log is off: mailflow logs each request as JSON (service.logs),
+with no request headers, so API keys (in ``Authorization``) never reach a log.
 """
 
 from __future__ import annotations
@@ -45,5 +45,6 @@ def post_worker_init(worker: object) -> None:
     from service.metrics import METRICS
 
     app = worker.wsgi  # type: ignore[attr-defined]
-    if _settings.metrics_flush_seconds > 0:
-        METRICS.start_flusher(app.extensions[EXTENSION]["redis"], _settings.metrics_flush_seconds)
+    state = getattr(app, "extensions", {}).get(EXTENSION)
+    if state is not None and _settings.metrics_flush_seconds > 0:  # not for other WSGI apps
+        METRICS.start_flusher(state["redis"], _settings.metrics_flush_seconds)

@@ -13,6 +13,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from functools import lru_cache
 
 import redis
 
@@ -78,6 +79,7 @@ CATALOGUE: dict[str, tuple[str, str]] = {
 }
 
 
+@lru_cache(maxsize=4096)
 def _series(name: str, labels: Labels) -> str:
     if not labels:
         return name
@@ -87,6 +89,22 @@ def _series(name: str, labels: Labels) -> str:
 
 def _escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+@lru_cache(maxsize=1024)
+def _histogram_series(name: str, labels: Labels) -> tuple[tuple[tuple[float, str], ...], str, str]:
+    """The series names of one histogram: (bound, bucket series)..., sum, count."""
+    bounds = [*LATENCY_BUCKETS, float("inf")]
+    buckets = tuple(
+        (
+            bound,
+            _series(
+                name + "_bucket", (*labels, ("le", "+Inf" if bound == float("inf") else str(bound)))
+            ),
+        )
+        for bound in bounds
+    )
+    return buckets, _series(name + "_sum", labels), _series(name + "_count", labels)
 
 
 class Metrics:
@@ -102,14 +120,14 @@ class Metrics:
             self._pending[_series(name, labels)] += amount
 
     def observe(self, name: str, labels: Labels, seconds: float) -> None:
+        buckets, total, count = _histogram_series(name, labels)
         with self._lock:
             pending = self._pending
-            for bound in LATENCY_BUCKETS:
+            for bound, series in buckets:
                 if seconds <= bound:
-                    pending[_series(name + "_bucket", (*labels, ("le", str(bound))))] += 1
-            pending[_series(name + "_bucket", (*labels, ("le", "+Inf")))] += 1
-            pending[_series(name + "_sum", labels)] += seconds
-            pending[_series(name + "_count", labels)] += 1
+                    pending[series] += 1
+            pending[total] += seconds
+            pending[count] += 1
 
     @contextmanager
     def timer(self, name: str, labels: Labels = ()) -> Iterator[None]:

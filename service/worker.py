@@ -24,7 +24,7 @@ import redis
 from service.config import Settings
 from service.core.fold import EntryIncrements, entry_increments
 from service.metrics import METRICS
-from service.refresh import refresh_tenant
+from service.refresh import EVALUATE_EVERY_SECONDS, evaluate_all, refresh_tenant
 from service.store import aggregates, health, keys
 from service.store.scripts import script
 
@@ -66,6 +66,7 @@ class Worker:
         self._refreshed_at: dict[str, float] = {}
         self._last_beat = -1e9
         self._instance: str | None = None
+        self._evaluated_at = -1e9
 
     # -- control ---------------------------------------------------------------------------
 
@@ -194,6 +195,15 @@ class Worker:
                 )
             self._changed.discard(tenant)
             self._refreshed_at[tenant] = now
+
+    def evaluate_due(self, force: bool = False) -> None:
+        """Re-evaluate every tenant now and then even without new mail: a new UTC day, new
+        rule settings or connector definitions can open or resolve insights on their own."""
+        now = time.monotonic()
+        if not force and now - self._evaluated_at < EVALUATE_EVERY_SECONDS:
+            return
+        evaluate_all(self.client, self.clock(), self.settings, self.name)
+        self._evaluated_at = now
 
     def _take_lease(self, tenant: str) -> bool:
         lease_ms = int(max(self.settings.refresh_seconds * 5, 10) * 1000)

@@ -32,10 +32,12 @@ def own_redis(tmp_path):
     server.stop()
 
 
-def test_readiness_fails_loudly_after_redis_restarts_with_an_empty_data_dir(own_redis, clock):
-    client = redis.Redis.from_url(own_redis.url)
+def test_readiness_fails_loudly_after_redis_restarts_with_an_empty_data_dir(
+    own_redis, clock, closing
+):
+    client = closing(redis.Redis.from_url(own_redis.url))
     settings = Settings(redis_url=own_redis.url)
-    app = create_app({"redis_url": own_redis.url, "CLOCK": clock})
+    app = closing(create_app({"redis_url": own_redis.url, "CLOCK": clock}))
     web = app.test_client()
     worker = Worker(client, settings, clock=clock)
     worker.work(burst=True)  # makes the store's instance id and beats
@@ -51,20 +53,22 @@ def test_readiness_fails_loudly_after_redis_restarts_with_an_empty_data_dir(own_
     assert lost.json["checks"]["data"] != "ok" and "lost" in lost.json["detail"]
 
     # A fresh API process cannot know what was there, but without an id it is not ready either.
-    fresh = create_app({"redis_url": own_redis.url, "CLOCK": clock}).test_client()
+    fresh = closing(create_app({"redis_url": own_redis.url, "CLOCK": clock})).test_client()
     assert fresh.get("/readyz").status_code == 503
     # Restarting a worker on purpose is the operator's acknowledgement: a new, empty store.
-    Worker(redis.Redis.from_url(own_redis.url), settings, clock=clock).work(burst=True)
+    Worker(closing(redis.Redis.from_url(own_redis.url)), settings, clock=clock).work(burst=True)
     assert fresh.get("/readyz").status_code == 200
 
 
-def test_killed_client_connections_and_retries_never_double_count(own_redis, clock):
-    app = create_app({"redis_url": own_redis.url, "CLOCK": clock,
-                      "rate_limit_ingest_per_minute": 10**6})  # fmt: skip
-    key = create_key(redis.Redis.from_url(own_redis.url), "default", ALL_SCOPES, "k", clock.now)
+def test_killed_client_connections_and_retries_never_double_count(own_redis, clock, closing):
+    app = closing(create_app({"redis_url": own_redis.url, "CLOCK": clock,
+                      "rate_limit_ingest_per_minute": 10**6}))  # fmt: skip
+    key = create_key(
+        closing(redis.Redis.from_url(own_redis.url)), "default", ALL_SCOPES, "k", clock.now
+    )
     web = type("Web", (KeyedClient,), {"default_key": key})(app)
     traces, _ = make_traces(20_000, clock.now, seed=41)
-    killer_client = redis.Redis.from_url(own_redis.url)
+    killer_client = closing(redis.Redis.from_url(own_redis.url))
     stop = threading.Event()
     kills = []
 
@@ -87,7 +91,7 @@ def test_killed_client_connections_and_retries_never_double_count(own_redis, clo
                     acknowledged.update(t["id"] for t in batch)
                     break
                 assert response.status_code == 503, response.data
-        worker_client = redis.Redis.from_url(own_redis.url)
+        worker_client = closing(redis.Redis.from_url(own_redis.url))
         settings = Settings(redis_url=own_redis.url, claim_idle_seconds=0)
         for _ in range(50):  # folds are retried too; each pass must keep counts exact
             try:
@@ -99,7 +103,7 @@ def test_killed_client_connections_and_retries_never_double_count(own_redis, clo
         stop.set()
         killer.join()
     assert sum(kills) > 0, "the test must actually kill connections"
-    stop_client = redis.Redis.from_url(own_redis.url)
+    stop_client = closing(redis.Redis.from_url(own_redis.url))
     Worker(stop_client, Settings(redis_url=own_redis.url, claim_idle_seconds=0),
            clock=clock).work(burst=True)  # fmt: skip
     assert total_counted(stop_client, "default", clock) == len(acknowledged) == 20_000
@@ -114,7 +118,7 @@ def _workers(url: str, count: int) -> list[subprocess.Popen]:
 
 
 @pytest.mark.parametrize("count", [2, 3])
-def test_several_workers_at_once_count_exactly(redis_client, settings, clock, count):
+def test_several_workers_at_once_count_exactly(redis_client, settings, clock, count, closing):
     traces, _ = make_traces(20_000, clock.now, seed=50 + count)
     tenants = ("alpha", "beta", "gamma")
     for tenant in tenants:

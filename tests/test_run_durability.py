@@ -91,8 +91,8 @@ def test_mailflow_run_restarted_after_redis_sigkill_counts_every_acknowledged_tr
     assert run.wait(60) == 0
 
     server = EmbeddedRedis(data_dir).start()
+    client = redis.Redis.from_url(server.url)
     try:
-        client = redis.Redis.from_url(server.url)
         # The first run's worker may have died holding entries: claim them at once.
         settings = Settings(redis_url=server.url, claim_idle_seconds=0)
         Worker(client, settings, clock=clock).work(burst=True)
@@ -101,4 +101,5 @@ def test_mailflow_run_restarted_after_redis_sigkill_counts_every_acknowledged_tr
         counters = aggregates.read_counters(client, "default", days)
         assert sum(sum(day.values()) for day in counters.days.values()) == acknowledged
     finally:
+        client.close()
         server.stop()

@@ -101,9 +101,11 @@ def private_redis(tmp_path):
     server.stop()
 
 
-def test_a_frozen_redis_gives_503_within_two_seconds_and_recovers(private_redis, clock):
-    app = create_app({"redis_url": private_redis.url, "CLOCK": clock})
-    key = create_key(redis.Redis.from_url(private_redis.url), "default", ALL_SCOPES, "t", clock.now)
+def test_a_frozen_redis_gives_503_within_two_seconds_and_recovers(private_redis, clock, closing):
+    app = closing(create_app({"redis_url": private_redis.url, "CLOCK": clock}))
+    key = create_key(
+        closing(redis.Redis.from_url(private_redis.url)), "default", ALL_SCOPES, "t", clock.now
+    )
     client = type("C", (KeyedClient,), {"default_key": key})(app)
     trace = [{"timestamp": clock.now.isoformat(), "direction": "inbound", "tls_version": "TLS1.3"}]
     assert client.post("/api/v1/traces", json=trace).status_code == 202
@@ -126,12 +128,13 @@ def test_a_frozen_redis_gives_503_within_two_seconds_and_recovers(private_redis,
     assert client.post("/api/v1/traces", json=other).status_code == 202
 
 
-def test_acknowledged_traces_survive_a_sigkill_of_redis(private_redis, clock):
-    client = redis.Redis.from_url(private_redis.url)
+def test_acknowledged_traces_survive_a_sigkill_of_redis(private_redis, clock, closing):
+    client = closing(redis.Redis.from_url(private_redis.url))
     traces, _ = make_traces(5000, clock.now, seed=30)
     ingest_direct(client, traces, clock)  # every call returned: acknowledged
     private_redis.kill()
     private_redis.start()  # same data dir: the AOF is replayed
     settings = Settings(redis_url=private_redis.url)
-    Worker(redis.Redis.from_url(private_redis.url), settings, clock=clock).work(burst=True)
-    assert total_counted(redis.Redis.from_url(private_redis.url), "default", clock) == 5000
+    after_restart = closing(redis.Redis.from_url(private_redis.url))
+    Worker(after_restart, settings, clock=clock).work(burst=True)
+    assert total_counted(after_restart, "default", clock) == 5000

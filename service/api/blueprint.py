@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import flask_smorest
+from flask import request
+from marshmallow import Schema
 from webargs.flaskparser import FlaskParser
 
 
@@ -10,6 +14,23 @@ class StrictParser(FlaskParser):
     # None defers to each schema's Meta.unknown, which StrictSchema sets to RAISE: a misspelt
     # filter (?directon=inbound) must be a 422, not a silently unfiltered report.
     DEFAULT_UNKNOWN_BY_LOCATION = dict.fromkeys(FlaskParser.DEFAULT_UNKNOWN_BY_LOCATION)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._empty_query: dict[int, Any] = {}
+
+    def parse(
+        self, argmap: Any, req: Any = None, *, location: str | None = None, **kwargs: Any
+    ) -> Any:
+        # Most report requests carry no query string (a dashboard polling the defaults); their
+        # parsed arguments never change, so load them once per schema instead of per request.
+        if location != "query" or request.query_string or not isinstance(argmap, Schema):
+            return super().parse(argmap, req, location=location, **kwargs)
+        cached = self._empty_query.get(id(argmap))
+        if cached is None:
+            cached = super().parse(argmap, req, location=location, **kwargs)
+            self._empty_query[id(argmap)] = cached
+        return dict(cached)
 
 
 class Blueprint(flask_smorest.Blueprint):

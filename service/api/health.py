@@ -12,6 +12,7 @@ from flask.views import MethodView
 from service.api import context
 from service.api.blueprint import Blueprint
 from service.api.schemas import HealthSchema
+from service.errors import problem_response
 from service.store import health as health_store
 
 blp = Blueprint("health", __name__, description="Liveness and readiness (no tenant data)")
@@ -53,5 +54,5 @@ class Ready(MethodView):
         if ready:
             return _json(200, {"status": "ready", "checks": checks})
         reasons = [f"{k}: {v}" for k, v in checks.items() if v != "ok"]
-        return _json(503, {"type": "/problems/not-ready", "title": "Not ready", "status": 503,
-                           "detail": "; ".join(reasons), "checks": checks})  # fmt: skip
+        return problem_response(503, "; ".join(reasons), slug="not-ready", title="Not ready",
+                                extra={"checks": checks}, headers={"Retry-After": "5"})  # fmt: skip

@@ -9,7 +9,9 @@ from service.store.views import CachedView
 
 def cached_json(view: CachedView) -> Response:
     headers = {"ETag": view.etag, "Cache-Control": "private, no-cache"}
-    if view.etag in request.if_none_match.as_set(include_weak=True) or _matches_raw(view.etag):
+    if "If-None-Match" in request.headers and (
+        view.etag in request.if_none_match.as_set(include_weak=True) or _matches_raw(view.etag)
+    ):
         return Response(status=304, headers=headers)
     return Response(view.body, status=200, mimetype="application/json", headers=headers)
 
