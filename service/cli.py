@@ -172,6 +172,15 @@ def spec_json() -> str:
     return json.dumps(spec, indent=2, sort_keys=True)
 
 
+def _register_commands() -> None:
+    from service.ingest.command import ingest
+
+    cli.add_command(ingest)
+
+
+_register_commands()
+
+
 def main() -> None:
     cli()
 

@@ -6,7 +6,6 @@ from typing import Any
 
 import flask_smorest
 from flask import request
-from marshmallow import Schema
 from webargs.flaskparser import FlaskParser
 
 
@@ -24,7 +23,7 @@ class StrictParser(FlaskParser):
     ) -> Any:
         # Most report requests carry no query string (a dashboard polling the defaults); their
         # parsed arguments never change, so load them once per schema instead of per request.
-        if location != "query" or request.query_string or not isinstance(argmap, Schema):
+        if location != "query" or request.query_string:
             return super().parse(argmap, req, location=location, **kwargs)
         cached = self._empty_query.get(id(argmap))
         if cached is None:
