@@ -222,4 +222,4 @@ class Worker:
 
 def _increments(entry_id: bytes | str, data: dict[bytes, bytes]) -> EntryIncrements:
     entry = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
-    return entry_increments(entry, data[b"traces"])
+    return entry_increments(entry, data)

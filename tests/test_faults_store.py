@@ -18,6 +18,7 @@ from service.app import create_app
 from service.auth import create_key
 from service.config import Settings
 from service.store import keys
+from service.store import traces as trace_store
 from service.store.embedded import EmbeddedRedis
 from service.worker import Worker
 from tests.conftest import ALL_SCOPES, KeyedClient, free_port
@@ -121,10 +122,17 @@ def _workers(url: str, count: int) -> list[subprocess.Popen]:
 def test_several_workers_at_once_count_exactly(redis_client, settings, clock, count, closing):
     traces, _ = make_traces(20_000, clock.now, seed=50 + count)
     tenants = ("alpha", "beta", "gamma")
-    for tenant in tenants:
-        ingest_direct(redis_client, traces, clock, tenant=tenant, batch=1000)
+    for tenant in tenants:  # known to the workers from their start
+        trace_store.register_tenant(redis_client, tenant)
     processes = _workers(settings.effective_redis_url, count)
     try:
+        deadline = time.monotonic() + 60
+        # Start-up of external processes: wait for every worker's first heartbeat.
+        while redis_client.zcard(keys.worker_heartbeats()) < count:
+            assert time.monotonic() < deadline, "the workers did not start"
+            time.sleep(0.05)
+        for tenant in tenants:
+            ingest_direct(redis_client, traces, clock, tenant=tenant, batch=100)
         deadline = time.monotonic() + 120
         # The workers are the system under test here: poll until they have folded everything.
         while any(redis_client.xlen(keys.stream(t)) for t in tenants):

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 
 from service.core.traces import RECORD_SEP
-
-_SEP = RECORD_SEP.encode()
-_FIELD_START = 25  # 13-digit epoch, separator, 10-character day, separator
 
 
 @dataclass(frozen=True)
@@ -21,14 +17,12 @@ class EntryIncrements:
     traces: int
 
 
-def entry_increments(entry_id: str, payload: bytes) -> EntryIncrements:
-    """Count the records of one entry (newline-separated, see AcceptedTrace.stream_record)."""
-    records = payload.split(b"\n")
-    find = bytes.find
-    by_key = Counter(r[14 : find(r, _SEP, _FIELD_START)] for r in records)
+def entry_increments(entry_id: str, fields: dict[bytes, bytes]) -> EntryIncrements:
+    """Read one entry of the ingest script: ``n``, ``newest`` and ``counts``, one line per
+    counting key (``day RS counter_field TAB messages``)."""
     counts = {}
-    for key, amount in by_key.items():
-        day, field = key.decode().split(RECORD_SEP, 1)
-        counts[(day, field)] = amount
-    newest = int(max(r[:13] for r in records))
-    return EntryIncrements(entry_id, counts, newest, len(records))
+    for line in fields[b"counts"].decode().split("\n"):
+        key, amount = line.rsplit("\t", 1)
+        day, field = key.split(RECORD_SEP, 1)
+        counts[(day, field)] = int(amount)
+    return EntryIncrements(entry_id, counts, int(fields[b"newest"]), int(fields[b"n"]))

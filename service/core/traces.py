@@ -87,12 +87,11 @@ class AcceptedTrace:
         """What the dedupe set stores: 16 bytes instead of the id itself."""
         return hashlib.blake2b(self.id.encode(), digest_size=16).digest()
 
-    def stream_record(self) -> bytes:
-        """``epoch_ms RS day RS counter_field RS json``: the worker reads the head, the
-        normalised trace rides along. The epoch has 13 digits for every date the retention
-        window allows (2001 to 2286), so the head needs no parsing to be found."""
-        head = f"{self.epoch_ms:013d}{RECORD_SEP}{self.day}{RECORD_SEP}{self.counter_field}"
-        return (head + RECORD_SEP).encode() + orjson.dumps(self.record)
+    @property
+    def counting_key(self) -> str:
+        """``day RS counter_field``: the daily counter this trace adds one to. Epoch
+        milliseconds have 13 digits for every date the retention window allows (2001-2286)."""
+        return f"{self.day}{RECORD_SEP}{self.counter_field}"
 
 
 def counter_field(

@@ -91,8 +91,9 @@ def _ingest_chunk(
     for trace in traces:
         indexes.append(seen_keys.setdefault(keys.seen(tenant, trace.day), len(seen_keys) + 2))
     digests = b"".join(trace.digest for trace in traces)
-    records = b"\n".join(trace.stream_record() for trace in traces)
-    argv = [keys.CONSUMER_GROUP, dedupe_seconds, bytes(indexes), digests, records]
+    counting_keys = "\n".join(trace.counting_key for trace in traces)
+    epochs = "".join(f"{trace.epoch_ms:013d}" for trace in traces)
+    argv = [keys.CONSUMER_GROUP, dedupe_seconds, bytes(indexes), digests, counting_keys, epochs]
     ingest_script = script(client, "ingest")
     key_names = [keys.stream(tenant), *seen_keys]
     if not replication.replicas:
