@@ -60,12 +60,46 @@ def section_logparse(quick: bool) -> list[Row]:
     return main(runs=3 if quick else 5, quick=quick)
 
 
+def section_freshness(quick: bool) -> list[Row]:
+    from bench.growth import freshness
+
+    result = freshness(probes=15 if quick else 40, load_traces=150_000 if quick else 400_000)
+    return [{"measure": "202 -> visible in the cached snapshot, under ingest load",
+             "p50 s": round(result["p50_s"], 2), "p99 s": round(result["p99_s"], 2),
+             "max s": round(result["max_s"], 2), "probes": result["probes"],
+             "note": "target p99 <= 2 x MAILFLOW_REFRESH_SECONDS (2 s) = 4 s"}]  # fmt: skip
+
+
+def section_growth(quick: bool) -> list[Row]:
+    from bench.growth import growth
+
+    return growth()
+
+
+def section_memory(quick: bool) -> list[Row]:
+    from bench.growth import memory_per_million
+
+    return memory_per_million(100_000 if quick else 200_000)
+
+
+def section_cluster(quick: bool) -> list[Row]:
+    from bench.cluster import main
+
+    return main(quick=quick)
+
+
 SECTIONS: dict[str, tuple[str, Callable[[bool], list[Row]]]] = {
     "ingest": ("Ingest throughput", section_ingest),
     "reads": ("Cached reads against a bare Flask endpoint (same gunicorn settings, wrk)",
               section_reads),
+    "freshness": ("Freshness: from a 202 to the snapshot", section_freshness),
+    "growth": ("Report latency as history grows (daily counters written as after N traces)",
+               section_growth),
+    "memory": ("Redis memory per million traces", section_memory),
     "reports": ("Connector report build time: 90 days x 500 connectors", section_reports),
     "logparse": ("Log parsing against pflogsumm", section_logparse),
+    "cluster": ("End-to-end ingest on a 3-master Redis Cluster with 1, 2 and 3 workers",
+                section_cluster),
 }  # fmt: skip
 
 
