@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import http.client
+import threading
+import time
 from datetime import UTC, datetime
+from urllib.parse import urlparse
 
 from bench.harness import Stack, gunicorn, make_key, median, redis_stack, run_wrk
 from service.config import Settings
@@ -25,7 +29,45 @@ def load_demo(stack: Stack, tenant: str = "bench") -> None:
     Worker(stack.client, Settings(redis_url=stack.redis_url)).work(burst=True)
 
 
-def cached_reads(seconds: int = 5, rounds: int = 3, connections: int = 16) -> list[dict]:
+def fixed_rate_latency(
+    url: str, headers: dict[str, str], rate: int, seconds: float
+) -> tuple[float, float]:
+    """p50 and p99 (ms) of requests sent at a fixed rate (open loop: a slow answer does not
+    slow the schedule, so queueing shows in the latency instead of being hidden)."""
+    parsed = urlparse(url)
+    latencies: list[float] = []
+    lock = threading.Lock()
+    start = time.perf_counter() + 0.05
+    total = int(rate * seconds)
+
+    def sender(offset: int, step: int) -> None:
+        connection = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=10)
+        for n in range(offset, total, step):
+            due = start + n / rate
+            delay = due - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)  # the schedule of an open-loop load generator
+            connection.request("GET", parsed.path, headers=headers)
+            response = connection.getresponse()
+            response.read()
+            elapsed = time.perf_counter() - due
+            with lock:
+                latencies.append(elapsed * 1000)
+
+    threads = [threading.Thread(target=sender, args=(i, 8)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    latencies.sort()
+    return latencies[len(latencies) // 2], latencies[
+        min(len(latencies) - 1, int(0.99 * len(latencies)))
+    ]
+
+
+def cached_reads(
+    seconds: int = 5, rounds: int = 3, connections: int = 16, rate: int = 100
+) -> list[dict]:
     """Requests/s and latency of each endpoint and of the bare endpoint, alternating rounds."""
     with redis_stack() as stack:
         load_demo(stack)
@@ -40,6 +82,9 @@ def cached_reads(seconds: int = 5, rounds: int = 3, connections: int = 16) -> li
                     if result.non_2xx:
                         raise RuntimeError(f"{path}: {result.non_2xx} non-2xx responses")
                     samples[path].append(result)
+            fixed = {"bare": fixed_rate_latency(bare_url + "/json", {}, rate, seconds)}
+            for path in ENDPOINTS:
+                fixed[path] = fixed_rate_latency(mailflow_url + path, auth, rate, seconds)
         bare_rps = median([r.requests_per_second for r in samples["bare"]])
         rows = []
         for path, results in samples.items():
@@ -49,6 +94,7 @@ def cached_reads(seconds: int = 5, rounds: int = 3, connections: int = 16) -> li
                 "p50_ms": median([r.p50_ms for r in results]),
                 "p99_ms": median([r.p99_ms for r in results]),
                 "ratio_to_bare": rps / bare_rps,
+                "fixed_rate": rate, "fixed_p50_ms": fixed[path][0], "fixed_p99_ms": fixed[path][1],
             })  # fmt: skip
         return rows
 
