@@ -8,12 +8,16 @@ from typing import Any
 
 from flask import Flask
 from flask_smorest import Api
+from redis.cluster import RedisCluster
 
 from service import auth, errors, headers, logs
 from service.api import connectors, health, insights, mailflow, metrics, schemas, traces
 from service.api.context import EXTENSION
 from service.config import Settings
+from service.store import near_cache
 from service.store.connection import connect
+from service.store.near_cache import NearCache
+from service.store.rate_counters import RateLeases
 
 
 class MailflowApi(Api):
@@ -38,6 +42,24 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def _near_cache(client: Any, settings: Settings) -> NearCache | None:
+    """Key records and precomputed views kept in this process, invalidated by Redis messages.
+    Not on a cluster client: its pub/sub reaches one node, and the cache would go deaf there."""
+    if not settings.near_cache or isinstance(client, RedisCluster):
+        return None
+    cache = NearCache().start(client)
+    near_cache.attach(client, cache)
+    return cache
+
+
+def close_app(app: Flask) -> None:
+    """Stop what create_app started (the near-cache listener) and close the Redis client."""
+    state = app.extensions[EXTENSION]
+    if state["near_cache"] is not None:
+        state["near_cache"].stop()
+    state["redis"].close()
+
+
 def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     """Build the app. ``overrides`` may set any Settings field, ``CLOCK`` and ``REDIS``."""
     overrides = dict(overrides or {})
@@ -56,10 +78,13 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
         MAX_CONTENT_LENGTH=None,  # the traces endpoint enforces its own limit, before parsing
         JSON_SORT_KEYS=False,
     )
+    client = overrides.get("REDIS") or connect(settings)
     app.extensions[EXTENSION] = {
         "settings": settings,
         "clock": clock,
-        "redis": overrides.get("REDIS") or connect(settings),
+        "redis": client,
+        "rate_leases": RateLeases(),
+        "near_cache": _near_cache(client, settings),
     }
 
     api = MailflowApi(app, spec_kwargs={"info": {"description": "TLS mail-flow reports"}})

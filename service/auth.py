@@ -119,25 +119,29 @@ def authenticate() -> None:
     key_id, secret = parsed
     presented = hash_secret(secret)
     scope = required_scope(request.method, request.path)
-    settings = context.settings()
-    window = ratelimit.window_at(context.now())
-    found = api_keys.authorize(context.client(), key_id, presented, scope, window.index,
-                               window.ttl_seconds)  # fmt: skip
-    if found.status != "ok" or not hmac.compare_digest(found.stored_hash, presented):
+    client = context.client()
+    record = api_keys.load_for_request(client, key_id)
+    if (record is None or record.revoked_at is not None
+            or not hmac.compare_digest(record.secret_hash, presented)):  # fmt: skip
         raise _unauthorized("the API key is unknown or revoked", "invalid_token")
-    if scope not in found.scopes:
+    if scope not in record.scopes:
         challenge = f'{_REALM}, error="insufficient_scope", scope="{scope}"'
         detail = f"this key lacks the {scope!r} scope needed for {request.method} {request.path}"
         raise Problem(403, detail, slug="insufficient-scope",
                       headers={"WWW-Authenticate": challenge})  # fmt: skip
-    g.tenant = found.tenant
+    g.tenant = record.tenant
+    # Counted only now, with the right secret: knowing a key's public id spends none of it.
+    settings = context.settings()
+    window = ratelimit.window_at(context.now())
     limit = ratelimit.limit_for(scope, settings.rate_limit_per_minute,
                                 settings.rate_limit_ingest_per_minute)  # fmt: skip
-    budget = ratelimit.Budget(limit=limit, count=found.count, reset_seconds=window.reset_seconds)
-    g.rate_limit_headers = budget.headers()
-    if budget.exceeded:
+    decision = context.rate_leases().take(client, key_id, scope, window.index,
+                                          window.ttl_seconds, limit)  # fmt: skip
+    headers = ratelimit.headers(limit, decision.remaining, window.reset_seconds, decision.allowed)
+    g.rate_limit_headers = headers
+    if not decision.allowed:
         raise Problem(429, f"over {limit} {scope} requests per minute for this key; retry in "
-                      f"{window.reset_seconds} s", headers=budget.headers())  # fmt: skip
+                      f"{window.reset_seconds} s", headers=headers)  # fmt: skip
 
 
 def install(app: Flask) -> None:

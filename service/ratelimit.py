@@ -1,9 +1,9 @@
 """Per-key rate limits: fixed one-minute windows counted in Redis, shared by every worker.
 
-The count itself happens in the authorize script (one round trip with the key lookup); this
+The count itself is kept in Redis by service.store.rate_counters (taken in small leases); this
 module holds the window arithmetic and the headers, so it needs neither Flask nor Redis.
 A fixed window lets a client send up to twice the limit across a window boundary; for a
-per-minute budget protecting a cached API that is an acceptable price for one INCR per request.
+per-minute budget protecting a cached API that is an acceptable price for its cheapness.
 """
 
 from __future__ import annotations
@@ -30,29 +30,15 @@ def window_at(moment: datetime) -> Window:
     return Window(index=index, reset_seconds=reset, ttl_seconds=WINDOW_SECONDS + 5)
 
 
-@dataclass(frozen=True)
-class Budget:
-    limit: int
-    count: int
-    reset_seconds: int
-
-    @property
-    def exceeded(self) -> bool:
-        return self.count > self.limit
-
-    @property
-    def remaining(self) -> int:
-        return max(0, self.limit - self.count)
-
-    def headers(self) -> dict[str, str]:
-        headers = {
-            "RateLimit-Limit": str(self.limit),
-            "RateLimit-Remaining": str(self.remaining),
-            "RateLimit-Reset": str(self.reset_seconds),
-        }
-        if self.exceeded:
-            headers["Retry-After"] = str(self.reset_seconds)
-        return headers
+def headers(limit: int, remaining: int, reset_seconds: int, allowed: bool) -> dict[str, str]:
+    result = {
+        "RateLimit-Limit": str(limit),
+        "RateLimit-Remaining": str(remaining),
+        "RateLimit-Reset": str(reset_seconds),
+    }
+    if not allowed:
+        result["Retry-After"] = str(reset_seconds)
+    return result
 
 
 def limit_for(kind: str, per_minute: int, ingest_per_minute: int) -> int:

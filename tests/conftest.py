@@ -113,7 +113,9 @@ class KeyedClient(FlaskClient):
 
 
 def close_app(app) -> None:
-    app.extensions["mailflow"]["redis"].close()
+    from service.app import close_app as stop_and_close
+
+    stop_and_close(app)
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""API key records in Redis: create, list, revoke, and the per-request authorize call.
+"""API key records in Redis: create, list, revoke, and the per-request lookup.
 
 A key is stored only as the sha256 of its secret (the secret has 256 bits of entropy, so a plain
 hash is enough; no salt or slow KDF is needed). Records are global: one hash per key id, plus a
@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 import redis
 
-from service.store import keys
-from service.store.scripts import script
+from service.store import keys, near_cache
 
 
 @dataclass(frozen=True)
@@ -26,17 +25,6 @@ class KeyRecord:
     created_at: str
     revoked_at: str | None
     secret_hash: str
-
-
-@dataclass(frozen=True)
-class Authorization:
-    """What the authorize script found: ``status`` ok | unknown | revoked | mismatch."""
-
-    status: str
-    tenant: str
-    scopes: frozenset[str]
-    stored_hash: str
-    count: int
 
 
 def save(
@@ -84,25 +72,24 @@ def revoke(client: redis.Redis, key_id: str, revoked_at: str) -> bool:
     if not client.exists(keys.api_key(key_id)):
         return False
     client.hsetnx(keys.api_key(key_id), "revoked_at", revoked_at)
+    near_cache.publish_invalidation(client, keys.api_key(key_id))  # every API process, at once
     return True
 
 
-def authorize(
-    client: redis.Redis, key_id: str, secret_hash: str, kind: str, window: int, ttl: int
-) -> Authorization:
-    """One round trip: the key's record, its revocation and its rate counter for ``kind``."""
-    reply = script(client, "authorize")(
-        keys=[keys.api_key(key_id), keys.api_key_rate(key_id, kind, window)],
-        args=[secret_hash, ttl],
-    )
-    status, tenant, scopes, stored, count = cast(list[Any], reply)
-    return Authorization(
-        status=status.decode(),
-        tenant=tenant.decode(),
-        scopes=frozenset(scopes.decode().split()),
-        stored_hash=stored.decode(),
-        count=int(count),
-    )
+def load_for_request(client: redis.Redis, key_id: str) -> KeyRecord | None:
+    """The key's record for authenticating a request: from the near cache when it holds a live
+    copy (revocation invalidates it at once), else from Redis. Unknown keys are not cached."""
+    name = keys.api_key(key_id)
+    cache = near_cache.of(client)
+    if cache is not None:
+        hit = cache.get(name)
+        if hit is not None:
+            return hit  # type: ignore[no-any-return]
+    generation = cache.generation() if cache is not None else 0
+    record = load(client, key_id)
+    if record is not None and cache is not None:
+        cache.put(name, record, generation)
+    return record
 
 
 def _text(value: bytes | str) -> str:

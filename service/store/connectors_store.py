@@ -71,7 +71,12 @@ def put_definition(
     body = orjson.dumps(definition.as_dict()) if definition is not None else b""
     changed = script(client, "put_definition")(
         keys=[keys.connector_definitions(tenant), keys.meta(tenant), *stale_views],
-        args=[definition_field(direction, name), body, uuid.uuid4().hex],
+        args=[
+            definition_field(direction, name),
+            body,
+            uuid.uuid4().hex,
+            keys.invalidation_channel(),
+        ],  # fmt: skip
     )
     return bool(changed)
 

@@ -76,7 +76,7 @@ def active_insights(tenant: str) -> str:
 
 def _api_key(key_id: str) -> str:
     # API keys are global, not per tenant. Each key id is its own hash tag, so the key record
-    # and its rate counters share one Cluster slot and the authorize script may touch both.
+    # and its rate counters share one Cluster slot (one pipeline may touch both).
     # Tenant names cannot contain ':' so ``{key:...}`` never collides with a tenant's tag.
     if not key_id.isalnum():
         raise ValueError(f"malformed API key id: {key_id!r}")
@@ -145,3 +145,8 @@ def insight_sequence(tenant: str) -> str:
 def metrics() -> str:
     """Hash of every process's counters, in Prometheus series syntax -> value."""
     return f"{PREFIX}:metrics"
+
+
+def invalidation_channel() -> str:
+    """Pub/sub channel: names of keys whose cached copies in API processes must be dropped."""
+    return f"{PREFIX}:invalidate"

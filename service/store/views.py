@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import redis
 
-from service.store import keys
+from service.store import keys, near_cache
 from service.store.scripts import script
 
 
@@ -17,10 +17,21 @@ class CachedView:
 
 
 def get_view(client: redis.Redis, tenant: str, name: str, *parts: str) -> CachedView | None:
-    body, etag = client.hmget(keys.view(tenant, name, *parts), "body", "etag")
+    """The stored view, from this process's near cache when it holds a live copy."""
+    key = keys.view(tenant, name, *parts)
+    cache = near_cache.of(client)
+    if cache is not None:
+        hit = cache.get(key)
+        if hit is not None:
+            return hit  # type: ignore[no-any-return]
+    generation = cache.generation() if cache is not None else 0
+    body, etag = client.hmget(key, "body", "etag")
     if body is None or etag is None:
         return None
-    return CachedView(body, etag.decode())
+    view = CachedView(body, etag.decode())
+    if cache is not None:
+        cache.put(key, view, generation)
+    return view
 
 
 def put_view(
@@ -34,6 +45,7 @@ def put_view(
 ) -> bool:
     """Store unless a view built from newer data is already there; True when stored."""
     stored = script(client, "put_view")(
-        keys=[keys.view(tenant, name, *parts)], args=[version, view.body, view.etag, ttl_seconds]
+        keys=[keys.view(tenant, name, *parts)],
+        args=[version, view.body, view.etag, ttl_seconds, keys.invalidation_channel()],
     )
     return bool(stored)

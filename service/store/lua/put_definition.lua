@@ -5,6 +5,7 @@
 -- ingest path re-reads definitions when their token changes.
 -- KEYS[1] definitions hash   KEYS[2] meta hash   KEYS[3..] precomputed views to invalidate
 -- ARGV[1] field (direction \x1f name)   ARGV[2] definition JSON, '' to delete   ARGV[3] new token
+-- ARGV[4] the invalidation channel: API processes drop their copies of the blanked views
 -- Returns 1 when something changed (a delete of an unknown connector changes nothing).
 local changed
 if ARGV[2] == '' then
@@ -20,6 +21,7 @@ if changed == 1 then
     if redis.call('EXISTS', KEYS[k]) == 1 then
       redis.call('HSET', KEYS[k], 'version', version)
       redis.call('HDEL', KEYS[k], 'body', 'etag')
+      redis.call('PUBLISH', ARGV[4], KEYS[k])
     end
   end
 end

@@ -1,0 +1,140 @@
+"""A per-process cache of Redis values, kept true by invalidation messages from Redis.
+
+Cached reads are the API's hot path, and on the machines mailflow runs on one Redis round trip
+costs more than everything else in a cached request. Key records and precomputed report views
+change rarely, so each API process keeps them in memory; every writer of those keys publishes
+the key's name on ``keys.invalidation_channel()`` (the Lua scripts that store views, the script
+that changes connector definitions, key revocation), and the cache drops its copy.
+
+Safety rules, in order of importance:
+- Every lookup first reads the invalidations that have arrived (a non-blocking read of the
+  subscription's socket), so a revocation that Redis has published is seen by the very next
+  request of every process: there is no listener thread that could lag behind.
+- The cache answers only while subscribed. Until the first subscription, and after the
+  connection breaks until it is subscribed again, every read goes to Redis; each
+  (re)subscription empties the cache, so nothing published while deaf is ever served.
+- A value read from Redis is stored only if no invalidation arrived since the read began (a
+  generation counter), so a read racing a write can never pin the old value.
+- Entries also expire after ``max_age_seconds``, a bound on any failure of the above.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from typing import Any
+
+import redis
+from redis.client import PubSub
+
+from service.store import keys
+
+log = logging.getLogger("mailflow.near_cache")
+RESUBSCRIBE_SECONDS = 0.5
+
+
+class NearCache:
+    def __init__(self, max_entries: int = 10_000, max_age_seconds: float = 30.0) -> None:
+        self.max_entries = max_entries
+        self.max_age_seconds = max_age_seconds
+        self._entries: dict[str, tuple[float, Any]] = {}
+        self._lock = threading.Lock()  # gthread workers share one cache per process
+        self._generation = 0
+        self._client: redis.Redis | None = None
+        self._pubsub: PubSub | None = None
+        self._retry_at = 0.0
+
+    def start(self, client: redis.Redis) -> NearCache:
+        self._client = client
+        return self
+
+    def stop(self) -> None:
+        with self._lock:
+            self._drop_subscription()
+
+    def generation(self) -> int:
+        with self._lock:
+            self._sync()
+            return self._generation
+
+    def get(self, name: str) -> Any | None:
+        with self._lock:
+            if not self._sync():
+                return None
+            entry = self._entries.get(name)
+        if entry is None or time.monotonic() - entry[0] > self.max_age_seconds:
+            return None
+        return entry[1]
+
+    def put(self, name: str, value: Any, generation: int) -> None:
+        with self._lock:
+            if not self._sync() or generation != self._generation:
+                return  # deaf, or something changed since the read began: do not trust it
+            if len(self._entries) >= self.max_entries:
+                self._entries.clear()
+            self._entries[name] = (time.monotonic(), value)
+
+    # -- the subscription (called with the lock held) -------------------------------------------
+
+    def _sync(self) -> bool:
+        """Apply every invalidation that has arrived; False while not subscribed."""
+        if self._pubsub is None and not self._subscribe():
+            return False
+        assert self._pubsub is not None
+        try:
+            while True:
+                message = self._pubsub.get_message(timeout=0.0)  # never blocks
+                if message is None:
+                    return True
+                if message["type"] == "message":
+                    data = message["data"]
+                    self._entries.pop(data.decode() if isinstance(data, bytes) else data, None)
+                    self._generation += 1
+        except Exception as error:  # noqa: BLE001 - any failure means: stop trusting the cache
+            log.warning("near cache lost its subscription (%s); reads go to Redis", error)
+            self._drop_subscription()
+            return False
+
+    def _subscribe(self) -> bool:
+        if self._client is None or time.monotonic() < self._retry_at:
+            return False
+        pubsub = self._client.pubsub()
+        try:
+            pubsub.subscribe(keys.invalidation_channel())
+            confirmation = pubsub.get_message(timeout=1.0)
+            if confirmation is None or confirmation["type"] != "subscribe":
+                raise redis.ConnectionError("no subscription confirmation")
+        except Exception:  # noqa: BLE001 - Redis down: try again shortly, read through meanwhile
+            with contextlib.suppress(Exception):
+                pubsub.close()
+            self._retry_at = time.monotonic() + RESUBSCRIBE_SECONDS
+            return False
+        self._pubsub = pubsub
+        self._entries.clear()
+        self._generation += 1
+        return True
+
+    def _drop_subscription(self) -> None:
+        if self._pubsub is not None:
+            with contextlib.suppress(Exception):  # closing a broken connection may fail too
+                self._pubsub.close()
+        self._pubsub = None
+        self._entries.clear()
+        self._generation += 1
+        self._retry_at = time.monotonic() + RESUBSCRIBE_SECONDS
+
+
+def attach(client: redis.Redis, cache: NearCache) -> None:
+    client._mailflow_near_cache = cache  # type: ignore[attr-defined]
+
+
+def of(client: redis.Redis) -> NearCache | None:
+    return getattr(client, "_mailflow_near_cache", None)
+
+
+def publish_invalidation(client: redis.Redis, *names: str) -> None:
+    """For writers outside Lua: tell every API process to drop these keys."""
+    for name in names:
+        client.publish(keys.invalidation_channel(), name)
