@@ -58,15 +58,17 @@ def section_reports(quick: bool) -> list[Row]:
 
 def section_logparse(quick: bool) -> list[Row]:
     from bench.bench_logparse import main
+    from bench.ingest import log_into_service
 
-    return main(runs=3 if quick else 5, quick=quick)
+    rows = main(runs=3 if quick else 5, quick=quick)
+    return rows + [log_into_service(10_000 if quick else 30_000)]
 
 
 def section_freshness(quick: bool) -> list[Row]:
     from bench.growth import freshness
 
-    result = freshness(probes=15 if quick else 40, load_traces=150_000 if quick else 400_000)
-    return [{"measure": "202 -> visible in the cached snapshot, under ingest load",
+    result = freshness(probes=10 if quick else 30)
+    return [{"measure": "202 -> visible in the cached snapshot, under 15,000 traces/s of ingest",
              "p50 s": round(result["p50_s"], 2), "p99 s": round(result["p99_s"], 2),
              "max s": round(result["max_s"], 2), "probes": result["probes"],
              "note": "target p99 <= 2 x MAILFLOW_REFRESH_SECONDS (2 s) = 4 s"}]  # fmt: skip

@@ -28,24 +28,36 @@ def _percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
-def freshness(probes: int = 40, load_traces: int = 300_000) -> dict[str, float]:
-    """Seconds from a 202 to the trace showing in the snapshot, while a shipper loads the API."""
+def freshness(
+    probes: int = 30, load_traces: int = 300_000, load_rate: int = 15_000
+) -> dict[str, float]:
+    """Seconds from a 202 to the trace showing in the snapshot, while a shipper loads the API
+    at ``load_rate`` traces/s (new traces first, then the same again: new and duplicate load)."""
     with redis_stack() as stack:
         key = make_key(stack, "bench")
         probe_key = make_key(stack, "probe")
+        bodies = make_bodies(load_traces, 9, "load")
+        stop = threading.Event()
         with gunicorn("service.wsgi:app", stack.env) as url, workers(stack.env, 1):
-            loader = threading.Thread(
-                target=post_all, args=(url, key, make_bodies(load_traces, 9, "load"), 2)
-            )
+            loader = threading.Thread(target=_load, args=(url, key, bodies, load_rate, stop))
             loader.start()
-            delays = []
-            for n in range(probes):
-                if not loader.is_alive():
-                    break
-                delays.append(_probe(url, probe_key, n))
-            loader.join()
+            try:
+                delays = [_probe(url, probe_key, n) for n in range(probes)]
+            finally:
+                stop.set()
+                loader.join()
     return {"probes": len(delays), "p50_s": _percentile(delays, 0.5), "p99_s": _percentile(delays, 0.99),
             "max_s": max(delays)}  # fmt: skip
+
+
+def _load(url: str, key: str, bodies: list[bytes], rate: int, stop: threading.Event) -> None:
+    n = 0
+    started = time.monotonic()
+    while not stop.is_set():
+        post_all(url, key, [bodies[n % len(bodies)]], 1)
+        n += 1
+        due = started + n * 5000 / rate
+        stop.wait(max(0.0, due - time.monotonic()))  # pace the shipper
 
 
 def _probe(url: str, key: str, n: int) -> float:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import select
 import threading
 import time
 from typing import Any
@@ -84,6 +85,8 @@ class NearCache:
             return False
         assert self._pubsub is not None
         try:
+            if not self._has_input():
+                return True
             while True:
                 message = self._pubsub.get_message(timeout=0.0)  # never blocks
                 if message is None:
@@ -96,6 +99,18 @@ class NearCache:
             log.warning("near cache lost its subscription (%s); reads go to Redis", error)
             self._drop_subscription()
             return False
+
+    def _has_input(self) -> bool:
+        """One poll of the subscription's socket: the common case (nothing arrived) costs one
+        system call instead of redis-py's timeout juggling around a failed read."""
+        connection = self._pubsub.connection if self._pubsub is not None else None
+        sock = getattr(connection, "_sock", None)
+        if sock is None:
+            return True  # let get_message find out (and raise if the connection is gone)
+        # Every sync drains get_message until it reports nothing, so nothing complete is left in
+        # redis-py's own buffer: an empty socket means no news.
+        readable, _, _ = select.select([sock], [], [], 0)
+        return bool(readable)
 
     def _subscribe(self) -> bool:
         if self._client is None or time.monotonic() < self._retry_at:
