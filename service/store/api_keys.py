@@ -79,17 +79,9 @@ def revoke(client: redis.Redis, key_id: str, revoked_at: str) -> bool:
 def load_for_request(client: redis.Redis, key_id: str) -> KeyRecord | None:
     """The key's record for authenticating a request: from the near cache when it holds a live
     copy (revocation invalidates it at once), else from Redis. Unknown keys are not cached."""
-    name = keys.api_key(key_id)
-    cache = near_cache.of(client)
-    if cache is not None:
-        hit = cache.get(name)
-        if hit is not None:
-            return hit  # type: ignore[no-any-return]
-    generation = cache.generation() if cache is not None else 0
-    record = load(client, key_id)
-    if record is not None and cache is not None:
-        cache.put(name, record, generation)
-    return record
+    return near_cache.read_through(  # type: ignore[no-any-return]
+        client, keys.api_key(key_id), lambda: load(client, key_id)
+    )
 
 
 def _text(value: bytes | str) -> str:

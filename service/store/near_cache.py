@@ -25,6 +25,7 @@ import logging
 import select
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import redis
@@ -139,6 +140,22 @@ class NearCache:
         self._entries.clear()
         self._generation += 1
         self._retry_at = time.monotonic() + RESUBSCRIBE_SECONDS
+
+
+def read_through(client: redis.Redis, name: str, load: Callable[[], Any | None]) -> Any | None:
+    """``load()`` the value of key ``name`` unless this process's near cache holds a live copy;
+    a loaded value (None: nothing to cache) is kept for the next request."""
+    cache = of(client)
+    if cache is None:
+        return load()
+    hit = cache.get(name)
+    if hit is not None:
+        return hit
+    generation = cache.generation()
+    value = load()
+    if value is not None:
+        cache.put(name, value, generation)
+    return value
 
 
 def attach(client: redis.Redis, cache: NearCache) -> None:

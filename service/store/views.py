@@ -19,19 +19,12 @@ class CachedView:
 def get_view(client: redis.Redis, tenant: str, name: str, *parts: str) -> CachedView | None:
     """The stored view, from this process's near cache when it holds a live copy."""
     key = keys.view(tenant, name, *parts)
-    cache = near_cache.of(client)
-    if cache is not None:
-        hit = cache.get(key)
-        if hit is not None:
-            return hit  # type: ignore[no-any-return]
-    generation = cache.generation() if cache is not None else 0
-    body, etag = client.hmget(key, "body", "etag")
-    if body is None or etag is None:
-        return None
-    view = CachedView(body, etag.decode())
-    if cache is not None:
-        cache.put(key, view, generation)
-    return view
+
+    def load() -> CachedView | None:
+        body, etag = client.hmget(key, "body", "etag")
+        return None if body is None or etag is None else CachedView(body, etag.decode())
+
+    return near_cache.read_through(client, key, load)  # type: ignore[no-any-return]
 
 
 def put_view(
