@@ -46,6 +46,8 @@ def section_reads(quick: bool) -> list[Row]:
     return [{"endpoint": r["endpoint"], "max requests/s (wrk, 16 connections)": round(r["requests_per_second"]),
              "p50 ms": round(r["p50_ms"], 2), "p99 ms": round(r["p99_ms"], 2),
              "ratio to bare Flask": round(r["ratio_to_bare"], 2),
+             "server CPU us/request": round(r["server_cpu_us"]),
+             "CPU ratio (bare / this)": round(r["cpu_ratio_to_bare"], 2),
              f"p50 / p99 ms at {r['fixed_rate']} req/s": f"{r['fixed_p50_ms']:.1f} / {r['fixed_p99_ms']:.1f}"}
             for r in rows]  # fmt: skip
 

@@ -63,11 +63,31 @@ def gunicorn_command(app: str, port: int, workers: int, threads: int) -> list[st
     ]  # fmt: skip
 
 
+SERVER_PIDS: dict[str, int] = {}  # base URL -> gunicorn master pid
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU (user + system) used so far by a process and its children (gunicorn's workers)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(entry.name) == pid or int(fields[1]) == pid:
+            total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
+
+
 @contextmanager
 def gunicorn(app: str, env: dict[str, str], workers: int = 2, threads: int = 4) -> Iterator[str]:
     port = free_port()
     process = subprocess.Popen(gunicorn_command(app, port, workers, threads), env=env, cwd=ROOT)
     url = f"http://127.0.0.1:{port}"
+    SERVER_PIDS[url] = process.pid
     try:
         deadline = time.monotonic() + 30
         while True:

@@ -8,7 +8,17 @@ import time
 from datetime import UTC, datetime
 from urllib.parse import urlparse
 
-from bench.harness import Stack, gunicorn, make_key, median, redis_stack, run_wrk
+from bench.harness import (
+    SERVER_PIDS,
+    Stack,
+    WrkResult,
+    gunicorn,
+    make_key,
+    median,
+    redis_stack,
+    run_wrk,
+    tree_cpu_seconds,
+)
 from service.config import Settings
 from service.core.traces import IngestWindow, normalize_trace
 from service.demo import demo_traces
@@ -65,6 +75,17 @@ def fixed_rate_latency(
     ]
 
 
+def _measured(base: str, path: str, seconds: int, connections: int,
+              headers: dict[str, str]) -> tuple[WrkResult, float]:  # fmt: skip
+    """wrk's result, and the server's CPU microseconds per request during it (all its processes):
+    a measure of the app's own cost that the machine's other load disturbs far less."""
+    pid = SERVER_PIDS[base]
+    before = tree_cpu_seconds(pid)
+    result = run_wrk(base + path, seconds, connections, headers)
+    used = tree_cpu_seconds(pid) - before
+    return result, used * 1e6 / max(1.0, result.requests_per_second * seconds)
+
+
 def cached_reads(
     seconds: int = 5, rounds: int = 3, connections: int = 16, rate: int = 100
 ) -> list[dict]:
@@ -76,24 +97,28 @@ def cached_reads(
         with gunicorn("service.wsgi:app", stack.env) as mailflow_url, \
              gunicorn("bench.bare_app:app", stack.env) as bare_url:  # fmt: skip
             for _ in range(rounds):
-                samples["bare"].append(run_wrk(bare_url + "/json", seconds, connections, {}))
+                samples["bare"].append(_measured(bare_url, "/json", seconds, connections, {}))
                 for path in ENDPOINTS:
-                    result = run_wrk(mailflow_url + path, seconds, connections, auth)
-                    if result.non_2xx:
-                        raise RuntimeError(f"{path}: {result.non_2xx} non-2xx responses")
+                    result = _measured(mailflow_url, path, seconds, connections, auth)
+                    if result[0].non_2xx:
+                        raise RuntimeError(f"{path}: {result[0].non_2xx} non-2xx responses")
                     samples[path].append(result)
             fixed = {"bare": fixed_rate_latency(bare_url + "/json", {}, rate, seconds)}
             for path in ENDPOINTS:
                 fixed[path] = fixed_rate_latency(mailflow_url + path, auth, rate, seconds)
-        bare_rps = median([r.requests_per_second for r in samples["bare"]])
+        bare_rps = median([r.requests_per_second for r, _ in samples["bare"]])
+        bare_cpu = median([cpu for _, cpu in samples["bare"]])
         rows = []
-        for path, results in samples.items():
+        for path, measured in samples.items():
+            results = [r for r, _ in measured]
             rps = median([r.requests_per_second for r in results])
+            cpu_us = median([cpu for _, cpu in measured])
             rows.append({
                 "endpoint": path, "requests_per_second": rps,
                 "p50_ms": median([r.p50_ms for r in results]),
                 "p99_ms": median([r.p99_ms for r in results]),
                 "ratio_to_bare": rps / bare_rps,
+                "server_cpu_us": cpu_us, "cpu_ratio_to_bare": bare_cpu / cpu_us,
                 "fixed_rate": rate, "fixed_p50_ms": fixed[path][0], "fixed_p99_ms": fixed[path][1],
             })  # fmt: skip
         return rows
