@@ -177,11 +177,16 @@ class Worker:
     # -- views -----------------------------------------------------------------------------
 
     def refresh_due(self, force: bool = False) -> None:
-        """Rebuild views of changed tenants, each at most every MAILFLOW_REFRESH_SECONDS."""
+        """Rebuild views of changed tenants, each at most every MAILFLOW_REFRESH_SECONDS — by
+        all workers together: a marker in Redis keeps a second worker that folded for the same
+        tenant from rebuilding it again within the interval (the change waits for the next)."""
         now = time.monotonic()
+        interval_ms = int(self.settings.refresh_seconds * 1000)
         for tenant in sorted(self._changed):
             last = self._refreshed_at.get(tenant, -1e9)
             if not force and now - last < self.settings.refresh_seconds:
+                continue
+            if not force and interval_ms and self.client.exists(keys.refreshed_recently(tenant)):
                 continue
             if not self._take_lease(tenant):
                 continue  # another worker is refreshing it; our change is in its data too
@@ -189,6 +194,8 @@ class Worker:
                 self.stats.views_built += refresh_tenant(
                     self.client, tenant, self.clock(), self.settings
                 )
+                if interval_ms:
+                    self.client.set(keys.refreshed_recently(tenant), self.name, px=interval_ms)
             finally:
                 script(self.client, "release_lease")(
                     keys=[keys.refresh_lease(tenant)], args=[self.name]

@@ -50,6 +50,11 @@ def refresh_lease(tenant: str) -> str:
     return f"{_tenant(tenant)}:lease:refresh"
 
 
+def refreshed_recently(tenant: str) -> str:
+    """Set for MAILFLOW_REFRESH_SECONDS after any worker rebuilt the tenant's views."""
+    return f"{_tenant(tenant)}:refreshed"
+
+
 def tenants() -> str:
     """Set of every tenant that has ever ingested: the worker's list of streams to fold."""
     return f"{PREFIX}:tenants"
