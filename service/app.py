@@ -24,6 +24,7 @@ class MailflowApi(Api):
     """flask-smorest with problem+json as the documented and the real error body."""
 
     ERROR_SCHEMA = schemas.ProblemSchema
+    DEFAULT_RESPONSE_CONTENT_TYPE: str = "application/json"
     DEFAULT_ERROR_RESPONSE_NAME = "DEFAULT_ERROR"
 
     def handle_http_exception(self, error: Exception) -> Any:

@@ -117,7 +117,7 @@ class TraceSchema(StrictSchema):
     def normalise(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
         assert self.window is not None
         data = {k: v for k, v in data.items() if v is not None or k == "tls_version"}
-        timestamp, _, day = contract._timestamp(data["timestamp"], self.window)
+        timestamp, _epoch_ms, day = contract._timestamp(data["timestamp"], self.window)
         record: dict[str, Any] = {
             "timestamp": timestamp,
             "direction": data["direction"],

@@ -154,6 +154,7 @@ def normalize_trace(
         raise TraceError("tls_version", "must be a string or null")
     tls = canonical_tls_version(raw_tls)
     if tls is None:
+        assert raw_tls is not None  # null is "none", never unknown
         raise TraceError("tls_version", f"unknown TLS version {raw_tls[:40]!r}; use TLS1.0, "
                          "TLS1.1, TLS1.2, TLS1.3, SSL3 or none")  # fmt: skip
     record["tls_version"] = tls

@@ -7,6 +7,7 @@ discover the others; list several so a client can start while one is down).
 
 from __future__ import annotations
 
+from typing import TypeAlias
 from urllib.parse import urlsplit
 
 import redis
@@ -19,7 +20,7 @@ from service.config import Settings
 CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
 
 # Either kind of client: both expose the same commands, scripts and pipelines to the store.
-Client = redis.Redis | RedisCluster
+Client: TypeAlias = redis.Redis | RedisCluster
 
 
 def connect(settings: Settings) -> Client:
