@@ -37,27 +37,12 @@ _DEFAULTS = {
 
 
 class Problem(HTTPException):
-    """An HTTP error with a problem type, detail and optional field errors."""
+    """An HTTP error raised anywhere; answered by ``problem_response`` with the same fields."""
 
-    def __init__(
-        self,
-        status: int,
-        detail: str,
-        *,
-        slug: str | None = None,
-        title: str | None = None,
-        errors: list[dict[str, Any]] | None = None,
-        headers: dict[str, str] | None = None,
-        extra: dict[str, Any] | None = None,
-    ) -> None:
+    def __init__(self, status: int, detail: str, **fields: Any) -> None:
         super().__init__(description=detail)
         self.code = status
-        default_slug, default_title = _DEFAULTS.get(status, ("error", "Error"))
-        self.slug = slug or default_slug
-        self.title = title or default_title
-        self.errors = errors
-        self.extra_headers = headers or {}
-        self.extra = extra or {}
+        self.fields = fields  # slug, title, errors, headers, extra: see problem_response
 
 
 def problem_response(
@@ -87,10 +72,7 @@ def problem_response(
 
 def _from_http_exception(error: HTTPException) -> Response:
     if isinstance(error, Problem):
-        return problem_response(
-            error.code or 500, error.description or "", slug=error.slug, title=error.title,
-            errors=error.errors, headers=error.extra_headers, extra=error.extra,
-        )  # fmt: skip
+        return problem_response(error.code or 500, error.description or "", **error.fields)
     status = error.code or 500
     errors = None
     # webargs (behind flask-smorest's @arguments) attaches marshmallow's messages here.

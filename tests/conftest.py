@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -19,17 +18,11 @@ from service.app import create_app
 from service.auth import create_key
 from service.config import Settings
 from service.store.connection import connect_url
-from service.store.embedded import EmbeddedRedis
+from service.store.embedded import EmbeddedRedis, free_port
 from service.store.local_cluster import LocalCluster
 from service.worker import Worker
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass

@@ -8,12 +8,12 @@ arrival line, so that its deliveries can carry them; `Completed` releases it.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from datetime import UTC, datetime, tzinfo
 from typing import TYPE_CHECKING
 
 from service.ingest.syslog import PREFIX_RE
 from service.ingest.traces import (
+    ReadyQueue,
     Trace,
     canonical_tls,
     clean_host,
@@ -40,7 +40,7 @@ _FIELD_RE = {key: re.compile(rf" {key}=(\S+)") for key in ("X", "R", "T", "S", "
 _SENDER_RE = re.compile(r'<= ("[^"]*"@\S+|\S+)')
 
 
-class EximParser:
+class EximParser(ReadyQueue):
     """Feed mainlog lines; `take()` returns traces; `flush()` at the end (Exim needs none)."""
 
     def __init__(
@@ -87,20 +87,6 @@ class EximParser:
             self.used += 1
         else:
             self._skip(outcome if isinstance(outcome, str) else "exim_other")
-
-    def feed_lines(self, lines: Sequence[str]) -> None:
-        for line in lines:
-            self.feed(line)
-
-    def advance(self, now: float) -> None:
-        """Nothing here expires with time; present so every parser can be followed alike."""
-
-    def take(self) -> list[Trace]:
-        ready, self.ready = self.ready, []
-        return ready
-
-    def flush(self) -> list[Trace]:
-        return self.take()
 
     def state_size(self) -> int:
         return len(self.messages)

@@ -9,19 +9,18 @@ to records that name no connector.
 from __future__ import annotations
 
 import csv
-from collections.abc import Sequence
 from typing import Any
 
 import orjson
 
 from service.ingest.connector_map import ConnectorMap, Peer
-from service.ingest.traces import Trace, clean
+from service.ingest.traces import ReadyQueue, Trace, clean
 
 _INT_FIELDS = ("size_bytes",)
 _KEEP_EMPTY = ("connector", "tls_version")  # explicit null is meaningful for these two
 
 
-class _RecordParser:
+class _RecordParser(ReadyQueue):
     """Shared counting and clean-up; subclasses turn lines into records."""
 
     def __init__(self, connectors: ConnectorMap | None = None) -> None:
@@ -31,26 +30,6 @@ class _RecordParser:
         self.kinds: dict[str, int] = {}
         self.evicted = 0
         self.ready: list[Trace] = []
-
-    def feed(self, line: str) -> None:
-        raise NotImplementedError
-
-    def feed_lines(self, lines: Sequence[str]) -> None:
-        for line in lines:
-            self.feed(line)
-
-    def advance(self, now: float) -> None:
-        """Nothing here expires with time; present so every parser can be followed alike."""
-
-    def take(self) -> list[Trace]:
-        ready, self.ready = self.ready, []
-        return ready
-
-    def flush(self) -> list[Trace]:
-        return self.take()
-
-    def state_size(self) -> int:
-        return 0
 
     def _skip(self, kind: str, count: int = 1) -> None:
         self.kinds[kind] = self.kinds.get(kind, 0) + count

@@ -8,6 +8,7 @@ domains are lowercase and syntactically plausible, and ids are stable across run
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -118,3 +119,31 @@ def put_optional(trace: Trace, key: str, value: str | int | None) -> None:
         if not value or len(value) > (MAX_CIPHER if key == "cipher" else MAX_STRING):
             return
     trace[key] = value
+
+
+class ReadyQueue:
+    """What every parser that emits a trace as soon as its line is read has in common: no
+    state that ages (``advance`` does nothing), and ``flush`` is ``take``. Subclasses set
+    ``self.ready`` and implement ``feed``."""
+
+    ready: list[Trace]
+
+    def feed(self, line: str) -> None:
+        raise NotImplementedError
+
+    def feed_lines(self, lines: Sequence[str]) -> None:
+        for line in lines:
+            self.feed(line)
+
+    def advance(self, now: float) -> None:
+        """Nothing here expires with time; present so every parser can be followed alike."""
+
+    def take(self) -> list[Trace]:
+        ready, self.ready = self.ready, []
+        return ready
+
+    def flush(self) -> list[Trace]:
+        return self.take()
+
+    def state_size(self) -> int:
+        return 0

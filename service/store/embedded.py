@@ -7,12 +7,20 @@ persistence so that an acknowledged trace survives a crash of the server process
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import redis
+
+
+def free_port() -> int:
+    """A loopback TCP port nobody listens on now (embedded servers, fixtures, benchmarks)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def redis_server_binary() -> Path:
