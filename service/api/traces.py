@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import orjson
 from flask import Response, request
 from flask.views import MethodView
@@ -10,7 +12,14 @@ from service.api import context
 from service.api.blueprint import Blueprint
 from service.api.body import JSON_TYPES, NDJSON_TYPES, media_type, parse_records, read_body
 from service.api.schemas import IngestResultSchema
-from service.core.traces import AcceptedTrace, IngestWindow, TraceError, normalize_trace
+from service.core.trace_batch import accept_valid_batch
+from service.core.traces import (
+    AcceptedBatch,
+    AcceptedTrace,
+    IngestWindow,
+    TraceError,
+    normalize_trace,
+)
 from service.errors import Problem
 from service.metrics import METRICS
 from service.store import connectors_store
@@ -53,17 +62,11 @@ class Traces(MethodView):
         body = read_body(request, settings.max_body_bytes)
         window = IngestWindow.at(context.now(), settings.retention_days)
         defined = connectors_store.defined_types(context.client(), context.tenant())
-        accepted: list[AcceptedTrace] = []
         errors: list[dict[str, object]] = []
-        for index, record, parse_error in parse_records(body, kind, settings.max_batch):
-            if parse_error is not None:
-                errors.append({"index": index, "field": parse_error.field,
-                               "message": parse_error.message})  # fmt: skip
-                continue
-            try:
-                accepted.append(normalize_trace(record, window, defined))
-            except TraceError as error:
-                errors.append({"index": index, "field": error.field, "message": error.message})
+        accepted = accept_valid_batch(body, kind in NDJSON_TYPES, settings.max_batch, window,
+                                      defined)  # fmt: skip
+        if accepted is None:  # something is wrong: the exact path finds and names it
+            accepted = _accept_each(body, kind, settings.max_batch, window, defined, errors)
         if not accepted:
             _count(0, 0, errors)
             raise Problem(
@@ -84,6 +87,28 @@ class Traces(MethodView):
         body_out = {"accepted": result.accepted, "duplicates": result.duplicates,
                     "rejected": len(errors), "errors": errors}  # fmt: skip
         return Response(orjson.dumps(body_out), status=202, mimetype="application/json")
+
+
+def _accept_each(
+    body: bytes,
+    kind: str,
+    max_records: int,
+    window: IngestWindow,
+    defined: Mapping[tuple[str, str], str],
+    errors: list[dict[str, object]],
+) -> AcceptedBatch:
+    """Record by record: every valid trace accepted, every bad one named in ``errors``."""
+    accepted: list[AcceptedTrace] = []
+    for index, record, parse_error in parse_records(body, kind, max_records):
+        if parse_error is not None:
+            errors.append({"index": index, "field": parse_error.field,
+                           "message": parse_error.message})  # fmt: skip
+            continue
+        try:
+            accepted.append(normalize_trace(record, window, defined))
+        except TraceError as error:
+            errors.append({"index": index, "field": error.field, "message": error.message})
+    return AcceptedBatch.of(accepted)
 
 
 def _count(accepted: int, duplicates: int, errors: list[dict[str, object]]) -> None:

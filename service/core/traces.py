@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -92,6 +92,35 @@ class AcceptedTrace:
         """``day RS counter_field``: the daily counter this trace adds one to. Epoch
         milliseconds have 13 digits for every date the retention window allows (2001-2286)."""
         return f"{self.day}{RECORD_SEP}{self.counter_field}"
+
+
+@dataclass(slots=True)
+class AcceptedBatch:
+    """Accepted traces as the columns storage sends to Redis, one entry per trace."""
+
+    days: list[str]
+    digests: list[bytes]
+    counting_keys: list[str]
+    epochs_ms: list[int]
+
+    @classmethod
+    def of(cls, traces: Iterable[AcceptedTrace]) -> AcceptedBatch:
+        batch = cls([], [], [], [])
+        for trace in traces:
+            batch.days.append(trace.day)
+            batch.digests.append(trace.digest)
+            batch.counting_keys.append(trace.counting_key)
+            batch.epochs_ms.append(trace.epoch_ms)
+        return batch
+
+    def __len__(self) -> int:
+        return len(self.days)
+
+    def select(self, positions: Iterable[int]) -> AcceptedBatch:
+        chosen = list(positions)
+        return AcceptedBatch([self.days[i] for i in chosen], [self.digests[i] for i in chosen],
+                             [self.counting_keys[i] for i in chosen],
+                             [self.epochs_ms[i] for i in chosen])  # fmt: skip
 
 
 def counter_field(

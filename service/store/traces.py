@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import redis
 
-from service.core.traces import AcceptedTrace
+from service.core.traces import AcceptedBatch, AcceptedTrace
 from service.store import keys
 from service.store.cluster import write_replicated
 from service.store.scripts import script
@@ -49,7 +49,7 @@ MAX_DAYS_PER_CALL = 250  # the script indexes seen-sets with one byte
 def ingest(
     client: redis.Redis,
     tenant: str,
-    traces: Sequence[AcceptedTrace],
+    traces: AcceptedBatch | Sequence[AcceptedTrace],
     dedupe_seconds: int,
     replication: Replication = NO_WAIT,
 ) -> IngestResult:
@@ -60,39 +60,43 @@ def ingest(
     returns only once that many replicas hold the batch (else ``NotReplicated``: the caller
     answers 503 and the client's retry is deduplicated).
     """
-    if not traces:
+    batch = traces if isinstance(traces, AcceptedBatch) else AcceptedBatch.of(traces)
+    if not batch:
         return IngestResult(0, 0)
     new = 0
-    for chunk in _chunks_by_day(traces):
+    for chunk in _chunks_by_day(batch):
         new += _ingest_chunk(client, tenant, chunk, dedupe_seconds, replication)
-    return IngestResult(accepted=new, duplicates=len(traces) - new)
+    return IngestResult(accepted=new, duplicates=len(batch) - new)
 
 
-def _chunks_by_day(traces: Sequence[AcceptedTrace]) -> list[Sequence[AcceptedTrace]]:
-    days = {trace.day for trace in traces}
+def _chunks_by_day(batch: AcceptedBatch) -> list[AcceptedBatch]:
+    days = set(batch.days)
     if len(days) <= MAX_DAYS_PER_CALL:
-        return [traces]
+        return [batch]
     ordered = sorted(days)
     groups = [
         set(ordered[i : i + MAX_DAYS_PER_CALL]) for i in range(0, len(ordered), MAX_DAYS_PER_CALL)
     ]
-    return [[t for t in traces if t.day in group] for group in groups]
+    return [batch.select(i for i, day in enumerate(batch.days) if day in group)
+            for group in groups]  # fmt: skip
 
 
 def _ingest_chunk(
     client: redis.Redis,
     tenant: str,
-    traces: Sequence[AcceptedTrace],
+    batch: AcceptedBatch,
     dedupe_seconds: int,
     replication: Replication,
 ) -> int:
     seen_keys: dict[str, int] = {}  # seen-set key -> its index in KEYS (1 is the stream)
-    indexes = bytearray()
-    for trace in traces:
-        indexes.append(seen_keys.setdefault(keys.seen(tenant, trace.day), len(seen_keys) + 2))
-    digests = b"".join(trace.digest for trace in traces)
-    counting_keys = "\n".join(trace.counting_key for trace in traces)
-    epochs = "".join(f"{trace.epoch_ms:013d}" for trace in traces)
+    index_of_day: dict[str, int] = {}
+    for day in batch.days:
+        if day not in index_of_day:
+            index_of_day[day] = seen_keys.setdefault(keys.seen(tenant, day), len(seen_keys) + 2)
+    indexes = bytes(index_of_day[day] for day in batch.days)
+    digests = b"".join(batch.digests)
+    counting_keys = "\n".join(batch.counting_keys)
+    epochs = "".join(map("{:013d}".format, batch.epochs_ms))
     argv = [keys.CONSUMER_GROUP, dedupe_seconds, bytes(indexes), digests, counting_keys, epochs]
     ingest_script = script(client, "ingest")
     key_names = [keys.stream(tenant), *seen_keys]

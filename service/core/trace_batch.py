@@ -1,0 +1,203 @@
+"""The all-valid batch: a whole ingest body checked at C speed, or handed back to the exact path.
+
+Nearly every batch a mail server's shipper sends is entirely valid. For those, msgspec decodes
+and type-checks the whole body in one C call (enums, lengths, unknown and missing fields), and
+column-wise passes do the rest of the contract (time window, TLS spelling, domains, addresses,
+connector definitions), producing the columns storage needs. The moment
+anything is doubtful — a record msgspec refuses, a field that may appear twice, a backslash
+anywhere, a timestamp outside the window — this returns None and the caller runs the exact
+per-record path (``normalize_trace``), which names every bad record and field. So this path
+never decides what is wrong, only that nothing is; a property test holds it to the exact path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from itertools import chain
+from operator import attrgetter
+from typing import Annotated, Any, Literal, NoReturn
+
+import msgspec
+from msgspec import UNSET, Meta, Struct, UnsetType
+
+from service.core.tls import canonical_tls_version
+from service.core.traces import (
+    _RFC3339,
+    DOMAIN_FIELDS,
+    MAX_CONNECTOR,
+    MAX_DOMAIN,
+    MAX_ID,
+    MAX_STRING,
+    OPTIONAL_STRINGS,
+    RECORD_SEP,
+    AcceptedBatch,
+    IngestWindow,
+    TraceError,
+    _normalised_domain,
+    _normalised_ip,
+    counter_field,
+    normalize_trace,
+)
+
+
+def _text(limit: int) -> Any:
+    """A non-empty string of at most ``limit`` characters. Control characters need no check
+    here: JSON allows them in strings only escaped, and a body with a backslash or a raw DEL
+    goes the exact path."""
+    return Annotated[str, Meta(min_length=1, max_length=limit)]
+
+
+class _Trace(Struct, forbid_unknown_fields=True, gc=False):
+    """The trace contract as far as types can say it. Optional fields default to UNSET, so a
+    field sent as null is told apart from one not sent (needed to count fields, below)."""
+
+    timestamp: str
+    direction: Literal["inbound", "outbound"]
+    tls_version: str | None
+    id: _text(MAX_ID) | None | UnsetType = UNSET  # type: ignore[valid-type]
+    connector: _text(MAX_CONNECTOR) | None | UnsetType = UNSET  # type: ignore[valid-type]
+    connector_type: Literal["partner", "onpremises"] | None | UnsetType = UNSET
+    cipher: _text(OPTIONAL_STRINGS["cipher"]) | None | UnsetType = UNSET  # type: ignore[valid-type]
+    message_id: _text(MAX_STRING) | None | UnsetType = UNSET  # type: ignore[valid-type]
+    sender_domain: Annotated[str, Meta(max_length=MAX_DOMAIN + 1)] | None | UnsetType = UNSET
+    recipient_domain: Annotated[str, Meta(max_length=MAX_DOMAIN + 1)] | None | UnsetType = UNSET
+    remote_host: Annotated[str, Meta(max_length=MAX_DOMAIN + 1)] | None | UnsetType = UNSET
+    remote_ip: Annotated[str, Meta(max_length=64)] | None | UnsetType = UNSET
+    # orjson reads an integer past 64 bits as a float (which the exact path refuses); msgspec
+    # would keep it as an int, so the batch path declines such sizes.
+    size_bytes: Annotated[int, Meta(ge=0, le=2**63 - 1)] | None | UnsetType = UNSET
+
+
+class _Wrapped(Struct, forbid_unknown_fields=True, gc=False):
+    traces: list[_Trace]
+
+
+FIELDS: tuple[str, ...] = _Trace.__struct_fields__
+_ARRAY = msgspec.json.Decoder(list[_Trace] | _Wrapped)
+_LINE = msgspec.json.Decoder(_Trace)
+_NONE = (None, UNSET)
+_ZERO = timedelta(0)
+_SHAPE = attrgetter("direction", "connector", "connector_type", "tls_version")
+_SENDER, _RECIPIENT, _HOST = (attrgetter(name) for name in DOMAIN_FIELDS)
+_IP, _ID, _SIZE = attrgetter("remote_ip"), attrgetter("id"), attrgetter("size_bytes")
+
+
+def accept_valid_batch(
+    body: bytes,
+    ndjson: bool,
+    max_records: int,
+    window: IngestWindow,
+    defined_types: Mapping[tuple[str, str], str] | None = None,
+) -> AcceptedBatch | None:
+    """The batch as storage columns if every record is valid, else None (use the exact path)."""
+    try:
+        if ndjson:
+            records = [_LINE.decode(line) for line in body.split(b"\n") if line.strip()]
+            wrapped = False
+        else:
+            document = _ARRAY.decode(body)
+            wrapped = isinstance(document, _Wrapped)
+            records = document.traces if isinstance(document, _Wrapped) else document
+    except Exception:  # noqa: BLE001 - whatever msgspec refuses (a ValidationError, invalid
+        # UTF-8, an integer past 64 bits ...), the exact path judges and names
+        return None
+    if not 0 < len(records) <= max_records or _may_repeat_fields(body, records, wrapped):
+        return None
+    try:
+        return _columns(records, window, defined_types or {})
+    except TraceError:
+        return None
+
+
+def _may_repeat_fields(body: bytes, records: list[_Trace], wrapped: bool) -> bool:
+    """msgspec, like orjson, keeps the last of a repeated field: tell whether any may be.
+
+    Without backslashes every quote in the body opens or closes a string, and the strings are
+    the field names plus the string values. The decoded records hold each field once: if the
+    body has more strings than they account for, something was repeated. A body with any
+    backslash is left to the exact path (a ``\\u`` escape could spell a field name).
+    """
+    if b"\\" in body or b"\x7f" in body:
+        return True
+    values = list(chain.from_iterable(map(msgspec.structs.astuple, records)))
+    fields = len(values) - values.count(UNSET)
+    sizes = list(map(_SIZE, records))
+    strings = fields - values.count(None) - (len(sizes) - sizes.count(None) - sizes.count(UNSET))
+    names = fields + (1 if wrapped else 0)  # "traces" is one more name
+    return body.count(b'"') != 2 * (names + strings)
+
+
+def _columns(
+    records: list[_Trace], window: IngestWindow, defined_types: Mapping[tuple[str, str], str]
+) -> AcceptedBatch:
+    """Column by column, so that each step is one C-level pass over the batch."""
+    days, epochs = _instants([record.timestamp for record in records], window)
+    field_of = {shape: _counter_field(shape, defined_types) for shape in set(map(_SHAPE, records))}
+    fields = list(map(field_of.__getitem__, map(_SHAPE, records)))
+    for domain in {*map(_SENDER, records), *map(_RECIPIENT, records), *map(_HOST, records)}:
+        if domain not in _NONE and _normalised_domain(domain) is None:
+            _refuse()
+    for address in set(map(_IP, records)):
+        if address not in _NONE and _normalised_ip(address) is None:
+            _refuse()
+    ids = list(map(_ID, records))
+    for position, trace_id in enumerate(ids):
+        if trace_id is None or trace_id is UNSET:  # derived from the content, as exactly
+            ids[position] = normalize_trace(_as_dict(records[position]), window, defined_types).id
+    blake2b = hashlib.blake2b
+    return AcceptedBatch(
+        days=days,
+        digests=[blake2b(trace_id.encode(), digest_size=16).digest() for trace_id in ids],
+        counting_keys=list(map(RECORD_SEP.join, zip(days, fields, strict=True))),
+        epochs_ms=epochs,
+    )
+
+
+def _instants(stamps: list[str], window: IngestWindow) -> tuple[list[str], list[int]]:
+    """(UTC days, epoch milliseconds) of the timestamps, if all are valid and in the window."""
+    if not all(map(_RFC3339.fullmatch, stamps)):
+        _refuse()
+    try:  # RFC 3339 in the shapes fromisoformat reads; lower-case "t" / "z" go the exact way
+        whens = list(map(datetime.fromisoformat, stamps))
+    except ValueError:
+        _refuse()
+    if min(whens) < window.earliest or max(whens) > window.latest:
+        _refuse()
+    epochs = [round(seconds * 1000) for seconds in map(datetime.timestamp, whens)]
+    if set(map(datetime.utcoffset, whens)) == {_ZERO}:
+        return [stamp[:10] for stamp in stamps], epochs
+    return [when.astimezone(UTC).date().isoformat() for when in whens], epochs
+
+
+def _counter_field(shape: tuple[Any, ...], defined_types: Mapping[tuple[str, str], str]) -> str:
+    """The counter a (direction, connector, type, TLS spelling) adds to, by the exact rules."""
+    direction, connector, connector_type, raw_tls = shape
+    if connector_type is UNSET:
+        connector_type = None
+    if connector in _NONE:
+        if connector_type is not None:
+            _refuse()
+        connector = None
+    else:
+        defined = defined_types.get((direction, connector))
+        if defined is not None:
+            if connector_type is not None and connector_type != defined:
+                _refuse()
+            connector_type = defined
+        elif connector_type is None:
+            _refuse()
+    tls = canonical_tls_version(raw_tls)
+    if tls is None:
+        _refuse()
+    return counter_field(direction, connector, connector_type, tls)
+
+
+def _as_dict(record: _Trace) -> dict[str, Any]:
+    values = msgspec.structs.astuple(record)
+    return {name: value for name, value in zip(FIELDS, values, strict=True) if value is not UNSET}
+
+
+def _refuse() -> NoReturn:
+    raise TraceError("", "left to the exact path")
