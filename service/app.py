@@ -13,6 +13,7 @@ from redis.cluster import RedisCluster
 from service import auth, errors, headers, logs
 from service.api import connectors, health, insights, mailflow, metrics, schemas, traces
 from service.api.context import EXTENSION
+from service.cached_reads import CachedReads
 from service.config import Settings
 from service.store import near_cache
 from service.store.connection import connect
@@ -104,4 +105,6 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     logs.install(app, settings.access_log)  # first: every request gets its id and its timing
     headers.install(app, settings)  # first: a CORS preflight needs no key
     auth.install(app)
+    if settings.cached_reads:
+        app.wsgi_app = CachedReads(app, app.wsgi_app)  # type: ignore[method-assign]
     return app

@@ -18,6 +18,7 @@ import hmac
 import re
 import secrets
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -104,13 +105,35 @@ def _unauthorized(detail: str, error: str | None = None) -> Problem:
     return Problem(401, detail, headers={"WWW-Authenticate": challenge})
 
 
-def authenticate() -> None:
-    """before_request: 401 / 403 / 429, or set ``g.tenant`` and the rate-limit headers."""
-    if request.method == "OPTIONS" or not is_api_path(request.path):
-        return
-    header = request.headers.get("Authorization", "")
-    scheme, _, key = header.partition(" ")
-    if not header:
+# The environ entry through which the cached-read lane hands a request to the full path with
+# what it already found: the Grant (so the request is not counted twice), or the error to
+# answer with (a Problem, or Redis failing: not waited for a second time).
+HANDOFF = "mailflow.handoff"
+
+
+@dataclass(frozen=True)
+class Grant:
+    """An admitted request: its tenant and the rate-limit headers to send back."""
+
+    tenant: str
+    rate_headers: dict[str, str]
+
+
+class RateLimited(Problem):
+    """429: the key is valid, its tenant known, and its budget for this minute spent."""
+
+    def __init__(self, tenant: str, detail: str, headers: dict[str, str]) -> None:
+        super().__init__(429, detail, headers=headers)
+        self.tenant = tenant
+
+
+def admit(
+    state: dict[str, Any], authorization: str, method: str, path: str, now: datetime
+) -> Grant:
+    """Check the key of a ``/api/v1`` request and count it against the key's rate limit;
+    raise Problem 401 / 403 / 429. ``state`` is the app's shared state (client, settings)."""
+    scheme, _, key = authorization.partition(" ")
+    if not authorization:
         raise _unauthorized("send an API key: Authorization: Bearer <key>")
     parsed = parse_key(key.strip()) if scheme.lower() == "bearer" else None
     if parsed is None:
@@ -118,30 +141,46 @@ def authenticate() -> None:
                             "invalid_request")  # fmt: skip
     key_id, secret = parsed
     presented = hash_secret(secret)
-    scope = required_scope(request.method, request.path)
-    client = context.client()
+    scope = required_scope(method, path)
+    client = state["redis"]
     record = api_keys.load_for_request(client, key_id)
     if (record is None or record.revoked_at is not None
             or not hmac.compare_digest(record.secret_hash, presented)):  # fmt: skip
         raise _unauthorized("the API key is unknown or revoked", "invalid_token")
     if scope not in record.scopes:
         challenge = f'{_REALM}, error="insufficient_scope", scope="{scope}"'
-        detail = f"this key lacks the {scope!r} scope needed for {request.method} {request.path}"
+        detail = f"this key lacks the {scope!r} scope needed for {method} {path}"
         raise Problem(403, detail, slug="insufficient-scope",
                       headers={"WWW-Authenticate": challenge})  # fmt: skip
-    g.tenant = record.tenant
     # Counted only now, with the right secret: knowing a key's public id spends none of it.
-    settings = context.settings()
-    window = ratelimit.window_at(context.now())
+    settings = state["settings"]
+    window = ratelimit.window_at(now)
     limit = ratelimit.limit_for(scope, settings.rate_limit_per_minute,
                                 settings.rate_limit_ingest_per_minute)  # fmt: skip
-    decision = context.rate_leases().take(client, key_id, scope, window.index,
-                                          window.ttl_seconds, limit)  # fmt: skip
+    decision = state["rate_leases"].take(client, key_id, scope, window.index,
+                                         window.ttl_seconds, limit)  # fmt: skip
     headers = ratelimit.headers(limit, decision.remaining, window.reset_seconds, decision.allowed)
-    g.rate_limit_headers = headers
     if not decision.allowed:
-        raise Problem(429, f"over {limit} {scope} requests per minute for this key; retry in "
-                      f"{window.reset_seconds} s", headers=headers)  # fmt: skip
+        raise RateLimited(record.tenant, f"over {limit} {scope} requests per minute for this "
+                          f"key; retry in {window.reset_seconds} s", headers)  # fmt: skip
+    return Grant(record.tenant, headers)
+
+
+def authenticate() -> None:
+    """before_request: 401 / 403 / 429, or set ``g.tenant`` and the rate-limit headers."""
+    if request.method == "OPTIONS" or not is_api_path(request.path):
+        return
+    outcome = request.environ.pop(HANDOFF, None)
+    if outcome is None:
+        outcome = admit(context.extension(), request.headers.get("Authorization", ""),
+                        request.method, request.path, context.now())  # fmt: skip
+    if isinstance(outcome, RateLimited):
+        g.tenant = outcome.tenant
+        g.rate_limit_headers = outcome.fields["headers"]
+    if isinstance(outcome, Exception):
+        raise outcome
+    g.tenant = outcome.tenant
+    g.rate_limit_headers = outcome.rate_headers
 
 
 def install(app: Flask) -> None:

@@ -37,8 +37,9 @@ class Settings:
     log_level: str = "INFO"
     access_log: bool = True  # one JSON line per request (method, path, status, duration, tenant)
     metrics_per_tenant: bool = True  # /metrics backlog series per tenant (names, no mail data)
-    metrics_flush_seconds: float = 1.0
-    near_cache: bool = True  # API processes keep key records and views, invalidated by Redis  # how often a process adds its counts to Redis
+    metrics_flush_seconds: float = 1.0  # how often a process adds its counts to Redis
+    near_cache: bool = True  # API processes keep key records and views, invalidated by Redis
+    cached_reads: bool = True  # default report GETs answered from the near cache without Flask
     rate_limit_per_minute: int = 600  # per API key: reads (GET/HEAD) and, separately, admin calls
     rate_limit_ingest_per_minute: int = 120  # per API key: POST /api/v1/traces calls
     cors_origins: str = ""  # comma-separated browser origins allowed to call the API; none

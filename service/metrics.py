@@ -92,6 +92,7 @@ def _escape(value: str) -> str:
 
 
 @lru_cache(maxsize=1024)
+@lru_cache(maxsize=4096)
 def _histogram_series(name: str, labels: Labels) -> tuple[tuple[tuple[float, str], ...], str, str]:
     """The series names of one histogram: (bound, bucket series)..., sum, count."""
     bounds = [*LATENCY_BUCKETS, float("inf")]

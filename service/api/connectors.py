@@ -22,22 +22,13 @@ from service.api.schemas import (
     WindowArgsSchema,
 )
 from service.api.windows import window_from_args
-from service.core.connectors import (
-    INTERNET,
-    ConnectorDefinition,
-    RowFilter,
-    default_sort,
-    is_direction,
-)
-from service.core.paging import CursorError, query_digest
+from service.core.connectors import INTERNET, ConnectorDefinition, is_direction
+from service.core.paging import CursorError
 from service.errors import Problem
 from service.store import connectors_store
 
 blp = Blueprint("connectors", __name__, url_prefix="/api/v1/connectors",
                 description="The connector report and connector definitions")  # fmt: skip
-
-_WINDOW_PARAMS = ("days", "start", "end")
-_QUERY_PARAMS = (*_WINDOW_PARAMS, "group_by", "direction", "type", "name", "forced_tls", "sort")
 
 
 def _wants_csv(args: dict[str, Any]) -> bool:
@@ -48,18 +39,7 @@ def _wants_csv(args: dict[str, Any]) -> bool:
 
 
 def _query(args: dict[str, Any]) -> connector_views.ReportQuery:
-    group_by = args["group_by"]
-    sort = args.get("sort") or default_sort(group_by)
-    return connector_views.ReportQuery(
-        window=window_from_args(args),
-        group_by=group_by,
-        row_filter=RowFilter(args.get("direction"), args.get("type"), args.get("name"),
-                             args.get("forced_tls")),
-        sort=sort,
-        limit=args["limit"],
-        cursor=args.get("cursor"),
-        digest=query_digest({k: args.get(k) for k in _QUERY_PARAMS} | {"sort": sort}),
-    )  # fmt: skip
+    return connector_views.report_query(args, window_from_args(args))
 
 
 @blp.route("")

@@ -21,20 +21,13 @@ from service.api.schemas import (
     InsightSchema,
 )
 from service.core.insight_rules import RULES, effective_rules
-from service.core.paging import CursorError, decode_cursor, encode_cursor, query_digest
+from service.core.paging import CursorError, decode_cursor
 from service.errors import Problem
+from service.insight_feed import digest, feed_page, public
 from service.store import insights_store
 
 blp = Blueprint("insights", __name__, url_prefix="/api/v1",
                 description="Insights: conditions worth acting on, and their rules")  # fmt: skip
-
-_FIELDS = ("id", "rule", "title", "severity", "state", "direction", "connector", "window",
-           "measured", "threshold", "first_detected_at", "last_detected_at", "resolved_at",
-           "updated_at", "sequence", "recommendation", "links")  # fmt: skip
-
-
-def _public(document: dict[str, Any]) -> dict[str, Any]:
-    return {name: document.get(name) for name in _FIELDS}
 
 
 @blp.route("/insights")
@@ -51,29 +44,21 @@ class Insights(MethodView):
         (always present) to receive every later transition exactly once, in order: each
         transition moves its insight after every earlier one.
         """
-        state = None if args["state"] == "all" else args["state"]
         updated_after = args.get("updated_after")
         after_ms = int(updated_after.timestamp() * 1000) if updated_after else None
-        digest = query_digest({"state": args["state"], "updated_after": after_ms})
         after = 0
         if args.get("cursor"):
             try:
-                after = int(decode_cursor(args["cursor"], digest)["s"])
+                after = int(decode_cursor(args["cursor"], digest(args["state"], after_ms))["s"])
             except (CursorError, KeyError, TypeError, ValueError) as error:
                 message = str(error)
                 raise Problem(
                     400, f"cursor: {message}", slug="invalid-cursor",
                     errors=[{"field": "cursor", "message": message}],
                 ) from None  # fmt: skip
-        page = insights_store.read_feed(
-            context.client(), context.tenant(), after, args["limit"], state, after_ms
-        )
-        body = {
-            "items": [_public(d) for d in page.documents],
-            "next_cursor": encode_cursor({"s": page.last_sequence, "q": digest}),
-            "has_more": page.more,
-        }
-        return cached_json(views.serialise(context.tenant(), body))
+        view = feed_page(context.client(), context.tenant(), args["state"], args["limit"],
+                         after, after_ms)  # fmt: skip
+        return cached_json(view)
 
 
 @blp.route("/insights/<insight_id>")
@@ -86,7 +71,7 @@ class Insight(MethodView):
         document = insights_store.get_insight(context.client(), context.tenant(), insight_id)
         if document is None:
             raise Problem(404, f"no insight {insight_id!r}")
-        return cached_json(views.serialise(context.tenant(), _public(document)))
+        return cached_json(views.serialise(context.tenant(), public(document)))
 
 
 def _rule_document(rule_id: str, overrides: dict[str, dict[str, Any]]) -> dict[str, Any]:

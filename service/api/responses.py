@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 from flask import Response, request
+from werkzeug.http import parse_etags
 
 from service.store.views import CachedView
 
+CACHE_CONTROL = "private, no-cache"  # revalidate every time: the ETag makes that cheap
+
 
 def cached_json(view: CachedView) -> Response:
-    headers = {"ETag": view.etag, "Cache-Control": "private, no-cache"}
-    if "If-None-Match" in request.headers and (
-        view.etag in request.if_none_match.as_set(include_weak=True) or _matches_raw(view.etag)
-    ):
+    headers = {"ETag": view.etag, "Cache-Control": CACHE_CONTROL}
+    if etag_matches(request.headers.get("If-None-Match"), view.etag):
         return Response(status=304, headers=headers)
     return Response(view.body, status=200, mimetype="application/json", headers=headers)
 
 
-def _matches_raw(etag: str) -> bool:
+def etag_matches(if_none_match: str | None, etag: str) -> bool:
+    """Whether an If-None-Match header names ``etag`` (weak comparison, or ``*``)."""
+    if if_none_match is None:
+        return False
+    if etag in parse_etags(if_none_match).as_set(include_weak=True):
+        return True
     # Werkzeug parses the header into bare tags; accept a client echoing it verbatim too.
-    raw = request.headers.get("If-None-Match", "")
-    return raw.strip() == "*" or etag in (part.strip() for part in raw.split(","))
+    return if_none_match.strip() == "*" or etag in (p.strip() for p in if_none_match.split(","))

@@ -22,6 +22,7 @@ from marshmallow import (
     validates_schema,
 )  # fmt: skip
 
+from service import insight_feed
 from service.core import traces as contract
 from service.core.tls import TLS_VERSIONS, canonical_tls_version
 
@@ -329,7 +330,7 @@ class ConnectorDefinitionOutSchema(Schema):
 
 
 class InsightArgsSchema(StrictSchema):
-    state = fields.String(load_default="active",
+    state = fields.String(load_default=insight_feed.DEFAULT_STATE,
                           validate=validate.OneOf(("active", "resolved", "all")))  # fmt: skip
     updated_after = fields.AwareDateTime(
         metadata={"description": "RFC 3339: only insights whose latest transition is later"}
@@ -338,7 +339,9 @@ class InsightArgsSchema(StrictSchema):
         validate=validate.Length(1, 512),
         metadata={"description": "`next_cursor` of the previous response: continue after it"},
     )
-    limit = fields.Integer(load_default=100, validate=validate.Range(1, 1000))
+    limit = fields.Integer(
+        load_default=insight_feed.DEFAULT_LIMIT, validate=validate.Range(1, 1000)
+    )
 
 
 class InsightConnectorSchema(Schema):

@@ -43,6 +43,7 @@ def apply_findings(
     for finding in findings:
         argv += (finding.condition, uuid.uuid4().hex, orjson.dumps(finding.template()))
     argv.append(int((now - timedelta(days=retention_days)).timestamp() * 1000))
+    argv.append(keys.invalidation_channel())
     key_names = [keys.insights(tenant), keys.insight_open(tenant), keys.insight_feed(tenant),
                  keys.active_insights(tenant), keys.insight_sequence(tenant),
                  keys.insight_evaluated(tenant)]  # fmt: skip

@@ -8,7 +8,9 @@
 -- KEYS[4] active ids (set)  KEYS[5] sequence counter  KEYS[6] last evaluation (hash)
 -- ARGV[1] now (RFC 3339)  ARGV[2] now (epoch ms)  ARGV[3] data version  ARGV[4] marker
 -- ARGV[5] number of findings, then per finding: condition, id if new, template JSON
--- ARGV[last] resolved insights last changed before this epoch ms are forgotten (retention)
+-- ARGV[last - 1] resolved insights last changed before this epoch ms are forgotten (retention)
+-- ARGV[last] the invalidation channel: API processes keep the feed's first page, and drop it
+--            when told that the insights changed
 -- Returns the number of transitions, or -1 when a newer evaluation already happened.
 local all, open, feed, active, seq, evaluated = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local now, now_ms, version = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
@@ -69,7 +71,7 @@ for j = 1, #opened, 2 do
 end
 -- Retention: forget resolved insights whose last transition is older than the cutoff. The
 -- feed is in transition order, so they are at its start; look at a bounded number per call.
-local cutoff = tonumber(ARGV[#ARGV])
+local cutoff = tonumber(ARGV[#ARGV - 1])
 local oldest = redis.call('ZRANGE', feed, 0, 99)
 for _, id in ipairs(oldest) do
   local doc = cjson.decode(redis.call('HGET', all, id))
@@ -82,4 +84,6 @@ for _, id in ipairs(oldest) do
   end
 end
 redis.call('HSET', evaluated, 'version', version, 'at_ms', now_ms, 'marker', ARGV[4])
+-- Every evaluation may have changed a measurement, even without a transition: always tell.
+redis.call('PUBLISH', ARGV[#ARGV], all)
 return transitions
