@@ -93,7 +93,8 @@ class LocalCluster:
         raise LookupError(f"no master serves slot {slot}")
 
     def wait_healthy(self, timeout: float = 30.0) -> None:
-        """Every running node sees the cluster ok, every master has its replicas linked."""
+        """Every running node sees the cluster ok and every replica in its slot map, and every
+        master has its replicas linked."""
         deadline = time.monotonic() + timeout
         while not self._healthy():
             if time.monotonic() > deadline:
@@ -106,6 +107,11 @@ class LocalCluster:
             for node in self.running():
                 with self.client_of(node) as client:
                     if client.cluster("info")["cluster_state"] != "ok":
+                        return False
+                    # Each node's map of the slots lists every replica (clients read replicas
+                    # from it); a replica's link can be up before gossip has told every node.
+                    if any(len(entry) - 3 < self.replicas_per_master
+                           for entry in client.cluster("slots")):  # fmt: skip
                         return False
                     replication = client.info("replication")
                     if replication["role"] == "master":
