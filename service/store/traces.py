@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -55,10 +56,11 @@ def ingest(
 ) -> IngestResult:
     """Mark ids as seen and append the new traces to the tenant's stream, atomically.
 
-    One script call per batch; only a batch spanning more than 250 days (possible with a long
-    retention) is split, by day, into several calls. With ``replication.replicas`` the call
-    returns only once that many replicas hold the batch (else ``NotReplicated``: the caller
-    answers 503 and the client's retry is deduplicated).
+    One script call per batch (two when ``ingest_new.lua`` finds a known id and declines);
+    only a batch spanning more than 250 days (possible with a long retention) is split, by
+    day, into several calls. With ``replication.replicas`` the call returns only once that
+    many replicas hold the batch (else ``NotReplicated``: the caller answers 503 and the
+    client's retry is deduplicated).
     """
     batch = traces if isinstance(traces, AcceptedBatch) else AcceptedBatch.of(traces)
     if not batch:
@@ -93,13 +95,30 @@ def _ingest_chunk(
     for day in batch.days:
         if day not in index_of_day:
             index_of_day[day] = seen_keys.setdefault(keys.seen(tenant, day), len(seen_keys) + 2)
-    indexes = bytes(index_of_day[day] for day in batch.days)
-    digests = b"".join(batch.digests)
-    counting_keys = "\n".join(batch.counting_keys)
-    epochs = "".join(map("{:013d}".format, batch.epochs_ms))
-    argv = [keys.CONSUMER_GROUP, dedupe_seconds, bytes(indexes), digests, counting_keys, epochs]
-    ingest_script = script(client, "ingest")
     key_names = [keys.stream(tenant), *seen_keys]
+    indexes = bytes(map(index_of_day.__getitem__, batch.days))
+    digests = b"".join(batch.digests)
+    common = [keys.CONSUMER_GROUP, dedupe_seconds, indexes, digests]
+    if len(set(batch.digests)) == len(batch):  # distinct ids: likely all new, counted here
+        counts = Counter(batch.counting_keys)
+        lines = "\n".join(f"{key}\t{n}" for key, n in counts.items())
+        added = _call(client, "ingest_new", key_names,
+                      [*common, lines, f"{max(batch.epochs_ms):013d}"], replication)  # fmt: skip
+        if added >= 0:
+            return added
+    # Some id is known already, or repeated in the batch: the script counts trace by trace.
+    per_trace = ["\n".join(batch.counting_keys), "".join(map("{:013d}".format, batch.epochs_ms))]
+    return _call(client, "ingest", key_names, [*common, *per_trace], replication)
+
+
+def _call(
+    client: redis.Redis,
+    name: str,
+    key_names: list[str],
+    argv: list[object],
+    replication: Replication,
+) -> int:
+    ingest_script = script(client, name)
     if not replication.replicas:
         return int(ingest_script(keys=key_names, args=argv))
     command = ("EVALSHA", ingest_script.sha, len(key_names), *key_names, *argv)

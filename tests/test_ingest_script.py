@@ -1,0 +1,110 @@
+"""The ingest script's two ways of counting agree with a count made here: a batch of new traces
+(counted by the API) and a batch with duplicates (counted in Redis, trace by trace)."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from datetime import timedelta
+
+import pytest
+
+from service.core.traces import IngestWindow, normalize_trace
+from service.store import aggregates
+from service.store import traces as trace_store
+from service.worker import Worker
+
+
+def trace(clock, trace_id: str, hours_ago: float, tls: str = "TLSv1.2") -> dict:
+    when = clock.now - timedelta(hours=hours_ago)
+    return {"id": trace_id, "timestamp": when.isoformat(), "direction": "inbound",
+            "tls_version": tls}  # fmt: skip
+
+
+def ingest(redis_client, clock, traces: list[dict]) -> trace_store.IngestResult:
+    window = IngestWindow.at(clock.now, 90)
+    trace_store.register_tenant(redis_client, "default")
+    return trace_store.ingest(redis_client, "default", [normalize_trace(t, window) for t in traces],
+                              7 * 86400)  # fmt: skip
+
+
+def counted(redis_client, settings, clock) -> tuple[Counter, int | None]:
+    """(messages per (day, TLS version), data_as_of in ms) once everything is folded."""
+    Worker(redis_client, settings, clock=clock).work(burst=True)
+    days = [(clock.now - timedelta(days=n)).date().isoformat() for n in range(8)]
+    snapshot = aggregates.read_counters(redis_client, "default", days)
+    per_day = Counter()
+    for day, fields in snapshot.days.items():
+        for field, count in fields.items():
+            per_day[(day, field.rsplit("\x1f", 1)[1])] += count
+    return per_day, snapshot.data_as_of_ms
+
+
+def truth(clock, traces: list[dict]) -> Counter:
+    """Counted here: the first trace of each (id, UTC day) counts, later ones are duplicates."""
+    window = IngestWindow.at(clock.now, 90)
+    seen, result = set(), Counter()
+    for record in traces:
+        accepted = normalize_trace(record, window)
+        if (accepted.id, accepted.day) not in seen:
+            seen.add((accepted.id, accepted.day))
+            result[(accepted.day, accepted.counter_field.rsplit("\x1f", 1)[1])] += 1
+    return result
+
+
+def epoch_ms(clock, hours_ago: float) -> int:
+    return round((clock.now - timedelta(hours=hours_ago)).timestamp() * 1000)
+
+
+def test_an_id_twice_in_one_batch_counts_once(redis_client, settings, clock):
+    result = ingest(redis_client, clock, [trace(clock, "a", 1), trace(clock, "a", 1)])
+    assert (result.accepted, result.duplicates) == (1, 1)
+    assert sum(counted(redis_client, settings, clock)[0].values()) == 1
+
+
+def test_an_id_on_two_days_is_two_traces(redis_client, settings, clock):
+    """Ids are deduplicated within a UTC day's seen-set, as a resend carries the same time."""
+    result = ingest(redis_client, clock, [trace(clock, "a", 1), trace(clock, "a", 30)])
+    assert (result.accepted, result.duplicates) == (2, 0)
+
+
+def test_a_duplicate_with_a_later_time_moves_neither_counts_nor_data_as_of(
+    redis_client, settings, clock
+):
+    ingest(redis_client, clock, [trace(clock, "x", 3)])
+    result = ingest(redis_client, clock, [trace(clock, "x", 1), trace(clock, "y", 2)])
+    assert (result.accepted, result.duplicates) == (1, 1)
+    per_day, data_as_of = counted(redis_client, settings, clock)
+    assert sum(per_day.values()) == 2
+    assert data_as_of == epoch_ms(clock, 2)  # y's time: x's later copy was not counted
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_mixed_batches_over_several_days_count_exactly(redis_client, settings, clock, seed):
+    """Batches of up to 9,000 traces over five days, days interleaved, ids resent across and
+    within batches: counts equal the truth counted here."""
+    rng = random.Random(seed)
+    versions = ["TLSv1.2", "TLSv1.3", "TLSv1", None]
+    pool = [trace(clock, f"id{n}", rng.uniform(0, 100), rng.choice(versions))
+            for n in range(12_000)]  # fmt: skip
+    sent: list[dict] = []
+    batches = [pool[:9000]]  # all new: counted by the API
+    batches += [[rng.choice(pool) for _ in range(size)] for size in (9000, 5000, 2000)]
+    for batch in batches:  # resends within and across batches: counted in Redis
+        ingest(redis_client, clock, batch)
+        sent += batch
+    per_day, data_as_of = counted(redis_client, settings, clock)
+    assert per_day == truth(clock, sent)
+    window = IngestWindow.at(clock.now, 90)
+    assert data_as_of == max(normalize_trace(t, window).epoch_ms for t in sent)
+
+
+def test_one_day_in_chunks_of_4000_new_then_mixed(redis_client, settings, clock):
+    """9,000 traces of one day: three SMISMEMBER chunks, all new; then 4,500 of them again
+    with 4,500 new ones, so some chunks are partly known."""
+    first = [trace(clock, f"one{n}", 1) for n in range(9000)]
+    second = first[::2] + [trace(clock, f"two{n}", 1) for n in range(4500)]
+    assert ingest(redis_client, clock, first).accepted == 9000
+    result = ingest(redis_client, clock, second)
+    assert (result.accepted, result.duplicates) == (4500, 4500)
+    assert sum(counted(redis_client, settings, clock)[0].values()) == 13_500
