@@ -34,6 +34,11 @@ def day_counts(tenant: str, day: str) -> str:
     return f"{_tenant(tenant)}:day:{day}"
 
 
+def day_version(tenant: str, day: str) -> str:
+    """String: the data version of the last fold into ``day``'s counters; expires with them."""
+    return f"{_tenant(tenant)}:dayversion:{day}"
+
+
 def meta(tenant: str) -> str:
     """Hash: ``version`` (bumped by every fold), ``data_as_of_ms`` (newest folded trace)."""
     return f"{_tenant(tenant)}:meta"
