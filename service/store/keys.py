@@ -39,6 +39,11 @@ def day_version(tenant: str, day: str) -> str:
     return f"{_tenant(tenant)}:dayversion:{day}"
 
 
+def block_sum(tenant: str, first_day: str, last_day: str) -> str:
+    """Hash of a block of days' counters summed (``sums``) and the ``stamp`` it was summed at."""
+    return f"{_tenant(tenant)}:blocksum:{first_day}:{last_day}"
+
+
 def meta(tenant: str) -> str:
     """Hash: ``version`` (bumped by every fold), ``data_as_of_ms`` (newest folded trace)."""
     return f"{_tenant(tenant)}:meta"
