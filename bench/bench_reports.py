@@ -7,19 +7,28 @@ counters directly (HINCRBY, exactly what the worker's fold does per trace batch)
 pushing ten million traces through the API; the 10,000-trace case goes through the real path
 (POST /api/v1/traces, then the worker).
 
+A build is timed the way a request meets it: right after the worker folded a trace into today
+(so the data version moved and the rows must be built again), the first page is asked for. The
+per-connector report sums its window from cached sums of runs of days that stay valid while
+their days do not change (``service/store/window_sums.py``), so ``cold_build_ms`` also times it
+with no cached sum at all (a history never summed before), and ``past_day_build_ms`` right
+after a trace was folded into a day 40 days back (the window's run and one 8-day block summed
+again; also what the first request of a day costs, when the window's run is new).
+
 Run: ``.venv/bin/python -m bench.bench_reports`` (starts a private Redis; nothing to set up).
 """
 
 from __future__ import annotations
 
+import itertools
 import random
 import statistics
 import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
+from time import perf_counter
 from typing import Any
 
 import orjson
@@ -27,9 +36,11 @@ import redis
 
 from service import connector_views, views
 from service.core.connectors import RowFilter
-from service.core.traces import counter_field
+from service.core.tls import TLS_VERSIONS
+from service.core.traces import IngestWindow, counter_field, normalize_trace
 from service.core.windows import Window
 from service.store import keys
+from service.store import traces as trace_store
 from service.store.embedded import EmbeddedRedis
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
@@ -61,11 +72,13 @@ def window() -> Window:
 
 
 def write_counters(client: redis.Redis, total_traces: int, seed: int = 2) -> int:
-    """Counters of ``total_traces`` spread over every day, connector and its versions."""
+    """Counters of ``total_traces`` spread over every day, connector and its versions, with
+    the data version and each day's version as the fold leaves them."""
     profiles = connector_profiles()
     cells = [(d, c) for d in window().days for c in profiles for _ in c[3]]
     per_cell = max(1, total_traces // len(cells))
     rng = random.Random(seed)
+    version = client.hincrby(keys.meta(TENANT), "version", 1)
     pipe = client.pipeline(transaction=False)
     for day in window().days:
         fields: dict[str, int] = {}
@@ -75,9 +88,31 @@ def write_counters(client: redis.Redis, total_traces: int, seed: int = 2) -> int
                 fields[field] = per_cell + rng.randrange(0, 3) - 1 if per_cell > 1 else 1
         for field, amount in fields.items():
             pipe.hincrby(keys.day_counts(TENANT, day), field, amount)
-    pipe.hincrby(keys.meta(TENANT), "version", 1)
+        pipe.set(keys.day_version(TENANT, day), version)
     pipe.execute()
     return len(cells)
+
+
+_trace_ids = itertools.count()
+
+
+def fold_one_trace(client: redis.Redis, url: str, day: date) -> None:
+    """One more trace of ``day`` through the ingest script and the worker's fold."""
+    from service.config import Settings
+    from service.worker import Worker
+
+    direction, name, ctype, versions = connector_profiles()[0]
+    trace = {"id": f"late{next(_trace_ids)}", "direction": direction, "connector": name,
+             "connector_type": ctype, "tls_version": versions[0],
+             "timestamp": datetime.combine(day, time(11), UTC).isoformat()}  # fmt: skip
+    trace_store.register_tenant(client, TENANT)
+    trace_store.ingest(client, TENANT, [normalize_trace(trace, IngestWindow.at(NOW, DAYS))], 86400)
+    assert Worker(client, Settings(redis_url=url), clock=lambda: NOW).fold_tenant(TENANT) == 1
+
+
+def drop_block_sums(client: redis.Redis) -> None:
+    for key in client.scan_iter(match=keys.block_sum(TENANT, "*", "*")):
+        client.delete(key)
 
 
 def ingest_traces(client: redis.Redis, url: str, count: int) -> int:
@@ -108,34 +143,73 @@ def ingest_traces(client: redis.Redis, url: str, count: int) -> int:
     return sum(client.hlen(keys.day_counts(TENANT, d)) for d in window().days)
 
 
-def timed(action: Callable[[], Any], repeat: int = 7) -> float:
-    """Median milliseconds of ``action`` (after one warm-up run)."""
+def timed(
+    action: Callable[[], Any], repeat: int = 7, before: Callable[[], Any] = lambda: None
+) -> float:
+    """Median milliseconds of ``action`` (after one warm-up run), each run after an untimed
+    ``before``."""
+    before()
     action()
     samples = []
     for _ in range(repeat):
-        started = time.perf_counter()
+        before()
+        started = perf_counter()
         action()
-        samples.append((time.perf_counter() - started) * 1000)
+        samples.append((perf_counter() - started) * 1000)
     return statistics.median(samples)
 
 
-def report_timings(client: redis.Redis, group_by: str = "connector") -> tuple[float, ...]:
-    """Milliseconds: build from counters (+ first page), first page from the cached rows,
-    and a later page through its cursor (cut from the pinned rows)."""
+def report_timings(client: redis.Redis, url: str, group_by: str) -> dict[str, float]:
+    """Milliseconds: the first page right after a fold into today (the rows built from the
+    counters), the first page from the cached rows, and a later page through its cursor (cut
+    from the pinned rows); for ``group_by=connector`` also the build with no cached block sum
+    and the build after a fold into a past day."""
     query = connector_views.ReportQuery(window(), group_by, RowFilter(), "-messages", 100,
                                         None, "bench")  # fmt: skip
-
-    def build() -> None:
-        views.build_connector_rows_view(client, TENANT, window(), group_by)
-        connector_views.report_page(client, TENANT, query, NOW, 60)
+    today, past_day = NOW.date(), NOW.date() - timedelta(days=40)
 
     def first() -> bytes:
         return connector_views.report_page(client, TENANT, query, NOW, 60).body
 
+    def fold_into_today() -> None:
+        fold_one_trace(client, url, today)
+
+    def cold() -> None:
+        fold_one_trace(client, url, today)
+        drop_block_sums(client)
+
+    timings = {"build_ms": timed(first, repeat=15, before=fold_into_today)}
+    if group_by == "connector":
+        timings["cold_build_ms"] = timed(first, before=cold)
+        timings["past_day_build_ms"] = timed(
+            first, before=lambda: fold_one_trace(client, url, past_day)
+        )
     cursor = orjson.loads(first())["next_cursor"]
     later = replace(query, cursor=cursor)
-    return (timed(build), timed(first),
-            timed(lambda: connector_views.report_page(client, TENANT, later, NOW, 60)))  # fmt: skip
+    timings["page1_ms"] = timed(first)
+    timings["next_page_ms"] = timed(
+        lambda: connector_views.report_page(client, TENANT, later, NOW, 60)
+    )
+    return timings
+
+
+def counted_here(client: redis.Redis) -> dict[tuple[str, str | None], dict[str, int]]:
+    """Messages per connector and TLS version over the window, summed here, in plain Python,
+    from every day's counters."""
+    totals: dict[tuple[str, str | None], dict[str, int]] = {}
+    for day in window().days:
+        for field, count in client.hgetall(keys.day_counts(TENANT, day)).items():
+            direction, name, _, version = field.decode().split("\x1f")
+            tally = totals.setdefault((direction, name or None), {})
+            tally[version] = tally.get(version, 0) + int(count)
+    return totals
+
+
+def reported(client: redis.Redis) -> dict[tuple[str, str | None], dict[str, int]]:
+    """The same numbers as the per-connector report's rows give them."""
+    view, _ = views.build_connector_rows_view(client, TENANT, window(), "connector")
+    return {(row[1], row[2]): {v: n for v, n in zip(TLS_VERSIONS, row[6], strict=True) if n}
+            for row in orjson.loads(view.body)["rows"]}  # fmt: skip
 
 
 def main() -> list[dict[str, Any]]:
@@ -157,10 +231,10 @@ def main() -> list[dict[str, Any]]:
                     traces = max(traces, cells)
                 row: dict[str, Any] = {"case": label, "traces": traces, "counter_fields": cells}
                 for prefix, group_by in (("", "connector"), ("by_day_", "day")):
-                    build, first, later = report_timings(client, group_by)
-                    row |= {f"{prefix}build_ms": round(build, 1),
-                            f"{prefix}page1_ms": round(first, 1),
-                            f"{prefix}next_page_ms": round(later, 1)}  # fmt: skip
+                    timings = report_timings(client, server.url, group_by)
+                    row |= {f"{prefix}{name}": round(ms, 1) for name, ms in timings.items()}
+                # Built from cached sums, the report must hold what summing every day gives.
+                assert reported(client) == counted_here(client), label
                 rows.append(row)
         finally:
             server.stop()
@@ -170,11 +244,13 @@ def main() -> list[dict[str, Any]]:
 
 def print_table(rows: list[dict[str, Any]]) -> None:
     print(f"connector report, {DAYS} days x {CONNECTORS} connectors, sort=-messages, limit=100: "
-          "build = read counters + build rows + first page; page1 = first page from the cached "
-          "rows; next_page = a later page through its cursor; by_day_ = group_by=day "
-          f"({DAYS * CONNECTORS:,} rows)")  # fmt: skip
-    header = ("case", "traces", "counter_fields", "build_ms", "page1_ms", "next_page_ms",
-              "by_day_build_ms", "by_day_page1_ms", "by_day_next_page_ms")  # fmt: skip
+          "build = first page right after a fold into today (read counters + build rows + "
+          "page); cold_build = the same with no cached block sum; past_day_build = after a "
+          "fold into a day 40 days back; page1 = first page from the cached rows; next_page = "
+          f"a later page through its cursor; by_day_ = group_by=day ({DAYS * CONNECTORS:,} rows)")  # fmt: skip
+    header = ("case", "traces", "counter_fields", "build_ms", "cold_build_ms",
+              "past_day_build_ms", "page1_ms", "next_page_ms", "by_day_build_ms",
+              "by_day_page1_ms", "by_day_next_page_ms")  # fmt: skip
     print("  ".join(f"{h:>19}" if i else f"{h:<30}" for i, h in enumerate(header)))
     for row in rows:
         print("  ".join(f"{row[h]:>19}" if i else f"{row[h]:<30}" for i, h in enumerate(header)))
