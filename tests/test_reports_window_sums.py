@@ -13,9 +13,13 @@ from datetime import date, datetime, timedelta
 
 import pytest
 
+from service.core.connectors import unpack
 from service.core.sum_plan import BLOCK_DAYS, RECENT_DAYS, CachedRun, Part, plan_window_sum
+from service.core.traces import split_counter_field
 from service.core.windows import Window
 from service.store import keys
+from service.store.local_cluster import LocalCluster
+from service.store.window_sums import read_window_sum
 from tests.helpers import post_batches
 
 VERSIONS = ("none", "TLS1.0", "TLS1.1", "TLS1.2", "TLS1.3", "SSL3")
@@ -232,3 +236,24 @@ def test_a_cached_sum_never_outlives_its_days(client, clock, history, redis_clie
         ]
         sum_ttl = redis_client.pttl(keys.block_sum(TENANT, days[0], days[-1]))  # read after
         assert 0 < sum_ttl <= min([*day_ttls, part.life_seconds * 1000])
+
+
+def test_at_the_memory_limit_sums_are_not_cached_and_still_exact(
+    clock, history, redis_client, redis_server
+):
+    if isinstance(redis_server, LocalCluster):
+        pytest.skip("one server's memory limit; on a cluster each master has its own")
+    window = _window_90(clock)
+    redis_client.config_set("maxmemory", 1)  # every write refused: Redis answers OOM
+    try:
+        summed = read_window_sum(redis_client, TENANT, window)
+    finally:
+        redis_client.config_set("maxmemory", 0)
+    totals: dict[tuple[str, str | None], Counter[str]] = defaultdict(Counter)
+    for field, count in unpack(summed.packed[0]):
+        direction, name, _, version = split_counter_field(field)
+        totals[(direction, name)][version] += count
+    assert {key: dict(counts) for key, counts in totals.items()} == history.expected(window)
+    run = plan_window_sum(window)[0]
+    assert isinstance(run, CachedRun)
+    assert not redis_client.exists(keys.block_sum(TENANT, window.days[0], window.days[run.last]))

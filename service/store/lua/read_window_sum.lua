@@ -73,8 +73,11 @@ local function add_part(into)
     local ttl = redis.call('PTTL', KEYS[k])
     if ttl > 0 and ttl < life then life = ttl end
   end
-  redis.call('HSET', key, 'stamp', stamp, 'sums', pack(run))
-  redis.call('PEXPIRE', key, life)
+  -- Caching is best effort: at Redis's memory limit the write is refused and the report is
+  -- still answered, from the days.
+  if type(redis.pcall('HSET', key, 'stamp', stamp, 'sums', pack(run))) == 'number' then
+    redis.call('PEXPIRE', key, life)
+  end
   for f, count in pairs(run) do
     into[f] = (into[f] or 0) + count
   end
