@@ -40,7 +40,8 @@ def day_version(tenant: str, day: str) -> str:
 
 
 def block_sum(tenant: str, first_day: str, last_day: str) -> str:
-    """Hash of a block of days' counters summed (``sums``) and the ``stamp`` it was summed at."""
+    """Hash: the counters of the days first..last summed (``sums``, packed) and the newest data
+    version among those days when they were summed (``stamp``); see ``window_sums``."""
     return f"{_tenant(tenant)}:blocksum:{first_day}:{last_day}"
 
 
