@@ -20,7 +20,7 @@ from service.core.connectors import GROUPINGS, build_rows, row_key, unpack
 from service.core.snapshot import build_snapshot
 from service.core.tls_report import build_tls_report, daily_tls, directions_for
 from service.core.windows import Window
-from service.store import aggregates, connectors_store, insights_store, keys
+from service.store import aggregates, connectors_store, insights_store, keys, window_sums
 from service.store.views import CachedView, get_view, put_view
 
 # Windows the worker keeps built: (report, days ending today), with default parameters.
@@ -119,11 +119,11 @@ def build_connector_rows_view(
     client: redis.Redis, tenant: str, window: Window, group_by: str
 ) -> Built:
     """Every row of the connector report, unfiltered and unsorted: what pages are cut from."""
-    mode = "sum" if group_by == "connector" else "days"
-    counters = connectors_store.read_report_counters(client, tenant, window.days, mode)
     if group_by == "connector":
+        counters = window_sums.read_window_sum(client, tenant, window)
         rows = build_rows(unpack(counters.packed[0]), counters.definitions)
     else:
+        counters = connectors_store.read_report_counters(client, tenant, window.days, "days")
         rows = [
             row
             for day, packed in zip(window.days, counters.packed, strict=True)

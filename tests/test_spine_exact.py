@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from service.core.tls import TLS_VERSIONS
+from service.store import keys
 from tests.helpers import make_traces, post_batches
 
 
@@ -113,3 +116,28 @@ def test_an_empty_window_gives_zeros(client):
         assert summary["messages"] == 0 and summary["encrypted_percent"] == 0.0
         assert all(s == {"messages": 0, "percent": 0.0} for s in summary["tls"].values())
     assert body["data_as_of"] is None
+
+
+def test_the_fold_records_the_data_version_of_each_day_it_changes(
+    client, run_worker, clock, redis_client
+):
+    def fold_one_trace(n: int, days_back: int) -> None:
+        post_batches(client, [{"id": f"v{n}", "direction": "inbound", "tls_version": "TLSv1.2",
+                               "timestamp": (clock.now - timedelta(days=days_back)).isoformat()}])  # fmt: skip
+        run_worker()
+
+    def day_key(make, days_back: int) -> str:
+        return make("default", (clock.now.date() - timedelta(days=days_back)).isoformat())
+
+    fold_one_trace(0, 5)
+    untouched = redis_client.get(day_key(keys.day_version, 5))
+    fold_one_trace(1, 0)
+    fold_one_trace(2, 30)
+    version = redis_client.hget(keys.meta("default"), "version")
+    assert int(untouched) < int(version)
+    assert redis_client.get(day_key(keys.day_version, 30)) == version
+    assert int(redis_client.get(day_key(keys.day_version, 0))) < int(version)  # folded before
+    assert redis_client.get(day_key(keys.day_version, 5)) == untouched
+    for days_back in (0, 5, 30):  # the version lives exactly as long as the day's counters
+        expires = redis_client.ttl(day_key(keys.day_version, days_back))
+        assert abs(expires - redis_client.ttl(day_key(keys.day_counts, days_back))) <= 1

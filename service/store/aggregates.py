@@ -74,6 +74,7 @@ def _fold_once(
             *(e.entry_id for e in entries)]  # fmt: skip
     key_names = [keys.stream(tenant), keys.meta(tenant)]
     key_names += [keys.day_counts(tenant, day) for day in day_keys]
+    key_names += [keys.day_version(tenant, day) for day in day_keys]
     _, stale = script(client, "fold")(keys=key_names, args=argv)
     return {s.decode() if isinstance(s, bytes) else s for s in stale}
 

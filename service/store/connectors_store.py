@@ -23,7 +23,7 @@ class ReportCounters:
     version: int
     data_as_of_ms: int | None
     definitions: dict[tuple[str, str], ConnectorDefinition]
-    packed: list[str]  # mode 'sum': one entry; 'days' / 'prefix': one per day
+    packed: list[str]  # one per day; window_sums.read_window_sum: one, the window's sum
 
 
 def read_report_counters(
@@ -37,12 +37,12 @@ def read_report_counters(
     return ReportCounters(
         version=int(version),
         data_as_of_ms=int(as_of) if as_of else None,
-        definitions=_definitions(flat),
+        definitions=definitions_from_flat(flat),
         packed=[p.decode() for p in packed],
     )
 
 
-def _definitions(flat: list[Any]) -> dict[tuple[str, str], ConnectorDefinition]:
+def definitions_from_flat(flat: list[Any]) -> dict[tuple[str, str], ConnectorDefinition]:
     docs = {flat[i].decode(): orjson.loads(flat[i + 1]) for i in range(0, len(flat), 2)}
     return parse_definitions(docs)
 
@@ -100,7 +100,7 @@ def defined_types(client: redis.Redis, tenant: str) -> dict[tuple[str, str], str
     cached = cache.get(tenant)
     if cached is not None and cached[0] == token:
         return cached[1]
-    definitions = _definitions(
+    definitions = definitions_from_flat(
         [x for pair in client.hgetall(keys.connector_definitions(tenant)).items() for x in pair]
     )
     types = {key: d.type for key, d in definitions.items()}

@@ -34,6 +34,17 @@ def day_counts(tenant: str, day: str) -> str:
     return f"{_tenant(tenant)}:day:{day}"
 
 
+def day_version(tenant: str, day: str) -> str:
+    """String: the data version of the last fold into ``day``'s counters; expires with them."""
+    return f"{_tenant(tenant)}:dayversion:{day}"
+
+
+def block_sum(tenant: str, first_day: str, last_day: str) -> str:
+    """Hash: the counters of the days first..last summed (``sums``, packed) and the newest data
+    version among those days when they were summed (``stamp``); see ``window_sums``."""
+    return f"{_tenant(tenant)}:blocksum:{first_day}:{last_day}"
+
+
 def meta(tenant: str) -> str:
     """Hash: ``version`` (bumped by every fold), ``data_as_of_ms`` (newest folded trace)."""
     return f"{_tenant(tenant)}:meta"

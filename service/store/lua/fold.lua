@@ -3,7 +3,8 @@
 -- another worker claimed one (we were presumed dead), nothing is done and the stale ids are
 -- returned, so the caller drops them, re-adds up the rest and calls again.
 -- KEYS[1]    the tenant's stream      KEYS[2]  the tenant's meta hash
--- KEYS[3..]  the daily counter hashes this call touches
+-- KEYS[3 .. 2+D]    the daily counter hashes this call touches (D of them)
+-- KEYS[3+D .. 2+2D] the same days' version strings
 -- ARGV[1] group   ARGV[2] consumer   ARGV[3] newest trace epoch ms   ARGV[4] traces
 -- ARGV[5] the increments, one per line: "<index of its daily hash in KEYS>\t<field>\t<n>"
 -- ARGV[6] the epoch second at which the daily hashes expire, space-separated, KEYS order
@@ -11,6 +12,7 @@
 -- Returns {entries folded, stale ids}.
 local stream, meta = KEYS[1], KEYS[2]
 local group, consumer = ARGV[1], ARGV[2]
+local days = (#KEYS - 2) / 2
 local ids = {}
 local stale = {}
 for i = 7, #ARGV do
@@ -26,14 +28,18 @@ end
 for index, field, amount in string.gmatch(ARGV[5], '(%d+)\t([^\t\n]*)\t(%d+)\n') do
   redis.call('HINCRBY', KEYS[tonumber(index)], field, amount)
 end
+local version = redis.call('HINCRBY', meta, 'version', 1)
+-- Each day remembers the data version of its last change: a cached sum of some days
+-- (read_window_sum.lua) is good only while none of its days has a newer one.
 local k = 3
 for expires in string.gmatch(ARGV[6], '%d+') do
   redis.call('EXPIREAT', KEYS[k], expires)
+  redis.call('SET', KEYS[k + days], version)
+  redis.call('EXPIREAT', KEYS[k + days], expires)
   k = k + 1
 end
 redis.call('XACK', stream, group, unpack(ids))
 redis.call('XDEL', stream, unpack(ids))
-redis.call('HINCRBY', meta, 'version', 1)
 redis.call('HINCRBY', meta, 'folded_traces', ARGV[4])
 local previous = tonumber(redis.call('HGET', meta, 'data_as_of_ms') or '0')
 if tonumber(ARGV[3]) > previous then

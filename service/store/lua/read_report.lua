@@ -1,8 +1,8 @@
 -- Read what a report needs, atomically: the data version, the connector definitions and the
--- daily counters of some days, reduced here so only the reduction crosses the wire.
+-- daily counters of some days, reduced here so only the reduction crosses the wire. (The sum
+-- of a whole window is read_window_sum.lua.)
 -- KEYS[1] meta hash   KEYS[2] connector definitions hash   KEYS[3..] daily counter hashes
--- ARGV[1] mode: 'sum'    one packed string, every counter field summed over the days
---               'days'   one packed string per day (in KEYS order)
+-- ARGV[1] mode: 'days'   one packed string per day (in KEYS order)
 --               'prefix' one packed string per day, only fields starting with ARGV[2]
 --               'tls'    one packed string per day: direction \x1f version -> messages
 -- Packed: "field\tcount\n..." (counter fields never contain control characters).
@@ -11,26 +11,6 @@ local mode, prefix = ARGV[1], ARGV[2] or ''
 local version = redis.call('HGET', KEYS[1], 'version') or '0'
 local as_of = redis.call('HGET', KEYS[1], 'data_as_of_ms') or ''
 local out = {version, as_of, redis.call('HGETALL', KEYS[2])}
-if mode == 'sum' then
-  local sums, order = {}, {}
-  for k = 3, #KEYS do
-    local h = redis.call('HGETALL', KEYS[k])
-    for j = 1, #h, 2 do
-      local f = h[j]
-      local v = sums[f]
-      if v == nil then
-        order[#order + 1] = f
-        sums[f] = tonumber(h[j + 1])
-      else
-        sums[f] = v + tonumber(h[j + 1])
-      end
-    end
-  end
-  local lines = {}
-  for i, f in ipairs(order) do lines[i] = f .. '\t' .. sums[f] end
-  out[4] = table.concat(lines, '\n')
-  return out
-end
 if mode == 'tls' then
   for k = 3, #KEYS do
     local h = redis.call('HGETALL', KEYS[k])
