@@ -7,14 +7,15 @@ stored, as a second line of defence.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 import redis
 
 from service import evaluate, views
 from service.config import Settings
+from service.core.windows import Window
 from service.metrics import METRICS
-from service.store import keys
+from service.store import keys, window_sums
 from service.store.scripts import script
 
 EVALUATE_EVERY_SECONDS = 60.0  # how often the worker should call evaluate_all
@@ -22,11 +23,19 @@ EVALUATE_EVERY_SECONDS = 60.0  # how often the worker should call evaluate_all
 
 def refresh_tenant(client: redis.Redis, tenant: str, now: datetime, settings: Settings) -> int:
     """Evaluate the tenant's insights, then rebuild its precomputed views (which show the
-    active-insight count); the number of views stored. The caller holds the refresh lease."""
+    active-insight count) and the cached sums of the retention window; the number of views
+    stored. The caller holds the refresh lease."""
     with METRICS.timer("mailflow_insight_evaluation_duration_seconds"):
         evaluate.evaluate_tenant(client, tenant, now, settings.retention_days)
     with METRICS.timer("mailflow_view_build_duration_seconds"):
-        return views.refresh_precomputed(client, tenant, now)
+        built = views.refresh_precomputed(client, tenant, now)
+        # Keep the cached sums of the longest window current, so that a report request never
+        # pays for summing a history (after an upgrade, or mail for a past day) itself.
+        today = now.astimezone(UTC).date()
+        window_sums.read_window_sum(
+            client, tenant, Window(today - timedelta(days=settings.retention_days - 1), today)
+        )
+    return built
 
 
 def evaluate_all(client: redis.Redis, now: datetime, settings: Settings, holder: str) -> int:

@@ -244,6 +244,8 @@ def test_at_the_memory_limit_sums_are_not_cached_and_still_exact(
     if isinstance(redis_server, LocalCluster):
         pytest.skip("one server's memory limit; on a cluster each master has its own")
     window = _window_90(clock)
+    for key in redis_client.scan_iter(match=keys.block_sum(TENANT, "*", "*")):
+        redis_client.delete(key)  # the sums the worker made: this read must make them anew
     redis_client.config_set("maxmemory", 1)  # every write refused: Redis answers OOM
     try:
         summed = read_window_sum(redis_client, TENANT, window)
@@ -257,3 +259,15 @@ def test_at_the_memory_limit_sums_are_not_cached_and_still_exact(
     run = plan_window_sum(window)[0]
     assert isinstance(run, CachedRun)
     assert not redis_client.exists(keys.block_sum(TENANT, window.days[0], window.days[run.last]))
+
+
+def test_the_worker_keeps_the_retention_windows_sums_current(client, clock, history, redis_client):
+    """No report request pays for summing a history: the worker sums it after each fold."""
+    window = _window_90(clock)  # the retention window: MAILFLOW_RETENTION_DAYS is 90
+    (run, *_recent) = plan_window_sum(window)
+    run_key = keys.block_sum(TENANT, window.days[run.first], window.days[run.last])
+    assert redis_client.exists(run_key)  # summed, though no report was asked for yet
+    stamp = redis_client.hget(run_key, "stamp")
+    history.add([clock.now.date() - timedelta(days=30)], 10, clock.now)  # the worker runs
+    assert redis_client.hget(run_key, "stamp") != stamp  # summed again, before any request
+    assert reported(client, window) == history.expected(window)
