@@ -35,6 +35,10 @@ from service.store import keys
 
 log = logging.getLogger("mailflow.near_cache")
 RESUBSCRIBE_SECONDS = 0.5
+# A healthy Redis connects and confirms a subscription in well under a millisecond; waiting
+# longer for a stalled one would only add to the request that tried, which must still answer
+# within 2 s.
+SUBSCRIBE_WAIT_SECONDS = 0.2
 
 
 class NearCache:
@@ -44,17 +48,19 @@ class NearCache:
         self._entries: dict[str, tuple[float, Any]] = {}
         self._lock = threading.Lock()  # gthread workers share one cache per process
         self._generation = 0
-        self._client: redis.Redis | None = None
+        self._client: redis.Redis | None = None  # the subscription's own client
         self._pubsub: PubSub | None = None
         self._retry_at = 0.0
 
     def start(self, client: redis.Redis) -> NearCache:
-        self._client = client
+        self._client = _subscriber_of(client)
         return self
 
     def stop(self) -> None:
         with self._lock:
             self._drop_subscription()
+            if self._client is not None:
+                self._client.close()
 
     def generation(self) -> int:
         with self._lock:
@@ -119,7 +125,7 @@ class NearCache:
         pubsub = self._client.pubsub()
         try:
             pubsub.subscribe(keys.invalidation_channel())
-            confirmation = pubsub.get_message(timeout=1.0)
+            confirmation = pubsub.get_message(timeout=SUBSCRIBE_WAIT_SECONDS)
             if confirmation is None or confirmation["type"] != "subscribe":
                 raise redis.ConnectionError("no subscription confirmation")
         except Exception:  # noqa: BLE001 - Redis down: try again shortly, read through meanwhile
@@ -140,6 +146,18 @@ class NearCache:
         self._entries.clear()
         self._generation += 1
         self._retry_at = time.monotonic() + RESUBSCRIBE_SECONDS
+
+
+def _subscriber_of(client: redis.Redis) -> redis.Redis:
+    """A client of the same server for the subscription alone, with short timeouts. Requests
+    subscribe (again) as they need the cache; trying it on a stalled Redis must not add a full
+    request timeout to the request that tried, which has its own Redis call to time out yet."""
+    pool = client.connection_pool
+    settings = {**pool.connection_kwargs, "socket_timeout": SUBSCRIBE_WAIT_SECONDS,
+                "socket_connect_timeout": SUBSCRIBE_WAIT_SECONDS}  # fmt: skip
+    return redis.Redis(
+        connection_pool=redis.ConnectionPool(connection_class=pool.connection_class, **settings)
+    )
 
 
 def read_through(client: redis.Redis, name: str, load: Callable[[], Any | None]) -> Any | None:
