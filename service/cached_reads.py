@@ -28,7 +28,7 @@ from service.api.context import EXTENSION
 from service.api.responses import CACHE_CONTROL, etag_matches
 from service.api.schemas import ConnectorReportArgsSchema
 from service.core.windows import Window, resolve_window
-from service.headers import EXPOSE_HEADERS
+from service.headers import EVERY_RESPONSE, EXPOSE_HEADERS, allowed_origin
 from service.insight_feed import DEFAULT_LIMIT, DEFAULT_STATE, feed_page
 from service.store.views import CachedView
 
@@ -137,13 +137,12 @@ class CachedReads:
         headers += [
             ("ETag", view.etag),
             ("Cache-Control", CACHE_CONTROL),
-            ("X-Content-Type-Options", "nosniff"),
-            ("Referrer-Policy", "no-referrer"),
+            *EVERY_RESPONSE.items(),
             *grant.rate_headers.items(),
             ("Vary", self.vary),
         ]  # fmt: skip
-        origin = environ.get("HTTP_ORIGIN")
-        if origin is not None and origin.rstrip("/") in self.origins:
+        origin = allowed_origin(environ.get("HTTP_ORIGIN"), self.origins)
+        if origin is not None:
             headers += [("Access-Control-Allow-Origin", origin),
                         ("Access-Control-Expose-Headers", EXPOSE_HEADERS)]  # fmt: skip
         headers.append(("X-Request-Id", request_id))

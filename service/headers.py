@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from flask import Flask, Response, g, request
 
 from service.auth import is_api_path
@@ -20,21 +22,23 @@ ALLOW_HEADERS = "Authorization, Content-Type, Content-Encoding, If-None-Match"
 EXPOSE_HEADERS = ("ETag, RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset, Retry-After, "
                   "WWW-Authenticate")  # fmt: skip
 PREFLIGHT_MAX_AGE = "600"
+EVERY_RESPONSE = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
+
+
+def allowed_origin(origin: str | None, origins: Iterable[str]) -> str | None:
+    """``origin`` (an Origin header) if it is one of the allowed ``origins``, else None."""
+    return origin if origin is not None and origin.rstrip("/") in origins else None
 
 
 def install(app: Flask, settings: Settings) -> None:
     origins = settings.cors_origin_list
-
-    def allowed_origin() -> str | None:
-        origin = request.headers.get("Origin")
-        return origin if origin is not None and origin.rstrip("/") in origins else None
 
     @app.before_request
     def preflight() -> Response | None:
         if request.method != "OPTIONS" or "Access-Control-Request-Method" not in request.headers:
             return None
         response = Response(status=204)
-        origin = allowed_origin()
+        origin = allowed_origin(request.headers.get("Origin"), origins)
         if origin is not None:
             response.headers.update({
                 "Access-Control-Allow-Origin": origin,
@@ -48,8 +52,7 @@ def install(app: Flask, settings: Settings) -> None:
     @app.after_request
     def finish(response: Response) -> Response:
         headers = response.headers
-        headers["X-Content-Type-Options"] = "nosniff"
-        headers["Referrer-Policy"] = "no-referrer"
+        headers.update(EVERY_RESPONSE)
         if is_api_path(request.path):
             headers.update(g.get("rate_limit_headers") or {})
             cache_control = headers.get("Cache-Control", "")
@@ -59,7 +62,7 @@ def install(app: Flask, settings: Settings) -> None:
                 headers["Cache-Control"] = "private, " + cache_control
             response.vary.add("Authorization")
         if origins and request.method != "OPTIONS":
-            origin = allowed_origin()
+            origin = allowed_origin(request.headers.get("Origin"), origins)
             if origin is not None:
                 headers["Access-Control-Allow-Origin"] = origin
                 headers["Access-Control-Expose-Headers"] = EXPOSE_HEADERS
