@@ -80,9 +80,11 @@ def test_the_lane_answers_exactly_what_the_full_path_answers(apps, make_key, clo
         assert status == 200 and headers["ETag"], url
         variants = [{}, {"If-None-Match": headers["ETag"]}, {"If-None-Match": '"other"'},
                     {"Origin": ORIGIN}, {"Origin": "https://elsewhere.example"},
-                    {"If-None-Match": headers["ETag"], "Origin": ORIGIN}]  # fmt: skip
+                    {"If-None-Match": headers["ETag"], "Origin": ORIGIN},
+                    {"If-None-Match": "W/" + headers["ETag"]}, {"If-None-Match": "*"}]  # fmt: skip
         for extra in variants:
             assert answer(lane, key, url, **extra) == answer(full, key, url, **extra), (url, extra)
+        assert answer(lane, key, url, **{"If-None-Match": "W/" + headers["ETag"]})[0] == 304
     assert handled_by_flask == []  # not vacuous: every one of them was the lane's
     first = lane.test_client().get("/api/v1/connectors", headers={"Authorization": f"Bearer {key}"})
     assert first.json["next_cursor"] and first.json["total_rows"] == 152

@@ -12,7 +12,7 @@ from flask.views import MethodView
 from service import connector_views, views
 from service.api import context
 from service.api.blueprint import Blueprint
-from service.api.responses import cached_json
+from service.api.responses import cached_json, etag_matches
 from service.api.schemas import (
     ConnectorDefinitionOutSchema,
     ConnectorDefinitionSchema,
@@ -79,7 +79,7 @@ class ConnectorReport(MethodView):
 
 def _csv_response(etag: str, chunks: Any, query: connector_views.ReportQuery) -> Response:
     headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
-    if request.if_none_match.contains_weak(etag.strip('"')) or request.if_none_match.star_tag:
+    if etag_matches(request.headers.get("If-None-Match"), etag):
         return Response(status=304, headers=headers)
     name = f"connector-report-{query.window.start}-{query.window.end}.csv"
     headers["Content-Disposition"] = f'attachment; filename="{name}"'

@@ -18,10 +18,8 @@ def cached_json(view: CachedView) -> Response:
 
 
 def etag_matches(if_none_match: str | None, etag: str) -> bool:
-    """Whether an If-None-Match header names ``etag`` (weak comparison, or ``*``)."""
-    if if_none_match is None:
+    """Whether an If-None-Match header names ``etag``: weak comparison (RFC 9110), or ``*``."""
+    if not if_none_match:
         return False
-    if etag in parse_etags(if_none_match).as_set(include_weak=True):
-        return True
-    # Werkzeug parses the header into bare tags; accept a client echoing it verbatim too.
-    return if_none_match.strip() == "*" or etag in (p.strip() for p in if_none_match.split(","))
+    named = parse_etags(if_none_match)
+    return named.star_tag or named.contains_weak(etag.strip('"'))
