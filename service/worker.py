@@ -128,7 +128,7 @@ class Worker:
         if not entries:
             return 0
         result = aggregates.fold(
-            self.client, tenant, self.name, entries, self.settings.retention_days
+            self.client, tenant, self.name, entries, self.settings.retention_days, self.clock()
         )
         METRICS.observe("mailflow_fold_duration_seconds", (), time.perf_counter() - started)
         METRICS.inc("mailflow_fold_batches_total")

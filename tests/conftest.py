@@ -24,6 +24,14 @@ from service.worker import Worker
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
+# The injected clock starts here, never at today's date, so no test depends on when it runs.
+# MAILFLOW_TEST_CLOCK_OFFSET_DAYS moves it (``make test`` runs the time-sensitive suites at
+# -400 and +400 days too), which shows that no test, and nothing in Redis, counts on the real
+# date: an expiry Redis computed from its own clock would drop or keep days wrongly there.
+CLOCK_START = datetime(2026, 11, 27, 12, 0, tzinfo=UTC) + timedelta(
+    days=int(os.environ.get("MAILFLOW_TEST_CLOCK_OFFSET_DAYS", "0") or 0)
+)
+
 
 @dataclass
 class Clock:
@@ -36,6 +44,10 @@ class Clock:
 
     def advance(self, **delta: float) -> None:
         self.now += timedelta(**delta)
+
+
+def pytest_report_header() -> str:
+    return f"mailflow test clock starts at {CLOCK_START.isoformat()}"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -73,7 +85,7 @@ def redis_client(redis_server: EmbeddedRedis | LocalCluster) -> Iterator[redis.R
 
 @pytest.fixture
 def clock() -> Clock:
-    return Clock(datetime(2026, 11, 27, 12, 0, tzinfo=UTC))
+    return Clock(CLOCK_START)
 
 
 @pytest.fixture

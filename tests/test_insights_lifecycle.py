@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from datetime import timedelta
 
 import pytest
 
@@ -23,6 +24,14 @@ def mail(clock, connector, total, matching, version="TLS1.0", ctype="partner",
     ]  # fmt: skip
 
 
+def day(clock, offset: int = 0) -> str:
+    return (clock.now + timedelta(days=offset)).date().isoformat()
+
+
+def moment(clock) -> str:
+    return clock.now.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
 def insights(client, state="active"):
     response = client.get("/api/v1/insights", query_string={"state": state, "limit": 1000})
     assert response.status_code == 200, response.json
@@ -39,8 +48,8 @@ def test_partner_tls10_detected_resolved_and_recurring(client, clock, run_worker
     assert first["connector"] == {"name": "Contoso Partner", "type": "partner"}
     assert first["measured"] == {"messages": 100, "matching_messages": 12, "percent": 12.0}
     assert first["threshold"] == {"min_percent": 5.0, "min_messages": 10}
-    assert first["window"] == {"start": "2026-11-21", "end": "2026-11-27"}
-    assert first["first_detected_at"] == first["updated_at"] == "2026-11-27T12:00:00.000Z"
+    assert first["window"] == {"start": day(clock, -6), "end": day(clock)}
+    assert first["first_detected_at"] == first["updated_at"] == moment(clock)
     assert first["resolved_at"] is None
     assert (
         first["links"]["connector_report"] == "/api/v1/connectors/inbound/Contoso%20Partner?days=7"
@@ -54,14 +63,14 @@ def test_partner_tls10_detected_resolved_and_recurring(client, clock, run_worker
     run_worker()
     [still] = insights(client)
     assert still["id"] == first["id"] and still["measured"]["percent"] == 6.0
-    assert still["last_detected_at"] == "2026-11-28T12:00:00.000Z"
+    assert still["last_detected_at"] == moment(clock)
     assert still["updated_at"] == first["updated_at"]  # no transition, no feed entry
     clock.advance(days=1)
     post_batches(client, mail(clock, "Contoso Partner", 100, 0))
     run_worker()
     assert insights(client) == []
     [resolved] = insights(client, "resolved")
-    assert resolved["id"] == first["id"] and resolved["resolved_at"] == "2026-11-29T12:00:00.000Z"
+    assert resolved["id"] == first["id"] and resolved["resolved_at"] == moment(clock)
     assert resolved["state"] == "resolved"
     assert client.get("/api/v1/mailflow/snapshot").json["active_insights"] == 0
 
@@ -140,7 +149,7 @@ def test_forced_tls_violation_covers_today_and_yesterday(client, clock, run_work
     [insight] = insights(client)
     assert insight["rule"] == "forced-tls-violation" and insight["severity"] == "high"
     assert insight["measured"]["matching_messages"] == 1
-    assert insight["window"] == {"start": "2026-11-26", "end": "2026-11-27"}
+    assert insight["window"] == {"start": day(clock, -1), "end": day(clock)}
     clock.advance(days=1)  # yesterday's plaintext message is still in the window
     evaluate_all(redis_client, clock(), settings, "test")
     assert len(insights(client)) == 1

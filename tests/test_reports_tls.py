@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from datetime import timedelta
 
 from tests.helpers import make_traces, post_batches
 
@@ -52,10 +53,12 @@ def test_flyout_window_and_etag(client, clock, run_worker):
         ).status_code
         == 304
     )
-    start = client.get("/api/v1/mailflow/tls?start=2026-11-20&end=2026-11-22").json
-    assert [d["date"] for d in start["series"]] == ["2026-11-20", "2026-11-21", "2026-11-22"]
+    days = [(clock.now - timedelta(days=back)).date().isoformat() for back in (7, 6, 5)]
+    start = client.get(f"/api/v1/mailflow/tls?start={days[0]}&end={days[2]}").json
+    assert [d["date"] for d in start["series"]] == days
     assert client.get("/api/v1/mailflow/tls?direction=up").status_code == 422
-    empty = client.get("/api/v1/mailflow/tls?start=2026-09-01&end=2026-09-02").json
+    old = [(clock.now - timedelta(days=back)).date().isoformat() for back in (87, 86)]
+    empty = client.get(f"/api/v1/mailflow/tls?start={old[0]}&end={old[1]}").json
     assert empty["directions"]["inbound"]["messages"] == 0
 
 

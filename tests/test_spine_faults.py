@@ -57,7 +57,7 @@ def test_a_worker_that_read_entries_and_died_is_taken_over_without_double_counti
     assert total_counted(redis_client, "default", clock) == 3000
 
     # The presumed-dead worker wakes up and tries to fold what it had read: skipped, not counted.
-    late = aggregates.fold(redis_client, "default", "dead", in_hand, 90)
+    late = aggregates.fold(redis_client, "default", "dead", in_hand, 90, clock.now)
     assert (late.entries, late.skipped) == (0, 2)
     assert total_counted(redis_client, "default", clock) == 3000
     assert redis_client.xlen(keys.stream("default")) == 0  # folded entries are trimmed

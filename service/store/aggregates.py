@@ -36,16 +36,18 @@ def fold(
     consumer: str,
     entries: Sequence[EntryIncrements],
     retention_days: int,
+    now: datetime,
 ) -> FoldResult:
     """Add the entries' counts to the daily hashes and ack the entries, in one Lua call.
 
     The counts of all entries are summed first, so a call's size grows with days × connectors,
-    not with entries. Entries another consumer has claimed meanwhile are left to it.
+    not with entries. Entries another consumer has claimed meanwhile are left to it. ``now`` is
+    the service's clock: each day's lifetime is a duration measured from it.
     """
     remaining = list(entries)
     skipped = 0
     while remaining:
-        stale = _fold_once(client, tenant, consumer, remaining, retention_days)
+        stale = _fold_once(client, tenant, consumer, remaining, retention_days, now)
         if not stale:
             return FoldResult(len(remaining), sum(e.traces for e in remaining), skipped)
         skipped += len(stale)
@@ -59,6 +61,7 @@ def _fold_once(
     consumer: str,
     entries: Sequence[EntryIncrements],
     retention_days: int,
+    now: datetime,
 ) -> set[str]:
     totals: Counter[tuple[str, str]] = Counter()
     for entry in entries:
@@ -68,9 +71,9 @@ def _fold_once(
     for (day, field), amount in totals.items():
         index = day_keys.setdefault(day, len(day_keys) + 3)
         lines.append(f"{index}\t{field}\t{amount}\n")
-    expiries = " ".join(str(_expires_at(day, retention_days)) for day in day_keys)
+    lifetimes = " ".join(str(day_lifetime_ms(day, retention_days, now)) for day in day_keys)
     argv = [keys.CONSUMER_GROUP, consumer, max(e.newest_ms for e in entries),
-            sum(e.traces for e in entries), "".join(lines), expiries,
+            sum(e.traces for e in entries), "".join(lines), lifetimes,
             *(e.entry_id for e in entries)]  # fmt: skip
     key_names = [keys.stream(tenant), keys.meta(tenant)]
     key_names += [keys.day_counts(tenant, day) for day in day_keys]
@@ -79,10 +82,21 @@ def _fold_once(
     return {s.decode() if isinstance(s, bytes) else s for s in stale}
 
 
-def _expires_at(day: str, retention_days: int) -> int:
-    # Keep a day one day past the retention period so a window at its edge is always whole.
+# A day folded after its end of life by the service's clock (a trace accepted at the edge of
+# retention and folded a moment later) still lives this long, so the fold never deletes counts
+# it has just added; no report window reaches such a day.
+MIN_DAY_LIFETIME_MS = 3_600_000
+
+
+def day_lifetime_ms(day: str, retention_days: int, now: datetime) -> int:
+    """How long ``day``'s counters live from ``now``: until one day past the retention period
+    (so a window at its edge is always whole), as a duration. A duration, not an EXPIREAT
+    moment, so that Redis's own clock never decides when a day ends: a Redis whose clock
+    differs from the service's (or a test's injected clock) keeps every day exactly as long as
+    the service means to."""
     midnight = datetime.combine(date.fromisoformat(day), time(), tzinfo=UTC)
-    return int((midnight + timedelta(days=retention_days + 1)).timestamp())
+    end_of_life = midnight + timedelta(days=retention_days + 1)
+    return max(MIN_DAY_LIFETIME_MS, int((end_of_life - now).total_seconds() * 1000))
 
 
 def read_counters(client: redis.Redis, tenant: str, days: Sequence[str]) -> CounterSnapshot:

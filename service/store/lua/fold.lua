@@ -7,7 +7,8 @@
 -- KEYS[3+D .. 2+2D] the same days' version strings
 -- ARGV[1] group   ARGV[2] consumer   ARGV[3] newest trace epoch ms   ARGV[4] traces
 -- ARGV[5] the increments, one per line: "<index of its daily hash in KEYS>\t<field>\t<n>"
--- ARGV[6] the epoch second at which the daily hashes expire, space-separated, KEYS order
+-- ARGV[6] how many ms the daily hashes live from now, space-separated, KEYS order: durations
+--         from the service's clock, never moments read against Redis's own clock
 -- ARGV[7..] the entry ids
 -- Returns {entries folded, stale ids}.
 local stream, meta = KEYS[1], KEYS[2]
@@ -32,10 +33,9 @@ local version = redis.call('HINCRBY', meta, 'version', 1)
 -- Each day remembers the data version of its last change: a cached sum of some days
 -- (read_window_sum.lua) is good only while none of its days has a newer one.
 local k = 3
-for expires in string.gmatch(ARGV[6], '%d+') do
-  redis.call('EXPIREAT', KEYS[k], expires)
-  redis.call('SET', KEYS[k + days], version)
-  redis.call('EXPIREAT', KEYS[k + days], expires)
+for lifetime in string.gmatch(ARGV[6], '%d+') do
+  redis.call('PEXPIRE', KEYS[k], lifetime)
+  redis.call('SET', KEYS[k + days], version, 'PX', lifetime)
   k = k + 1
 end
 redis.call('XACK', stream, group, unpack(ids))
