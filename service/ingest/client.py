@@ -3,6 +3,12 @@
 Retrying is safe because every trace carries a stable id: a batch that reached Redis before
 the connection broke comes back as duplicates, not as double counts. HTTP itself is in
 `service.ingest.http` (standard library only).
+
+Nothing is dropped silently: a one-shot run gives a batch up after `max_retries` and counts it
+in `failed`, which the command reports and turns into its exit status; a followed log
+(`keep_retrying`) never gives up, since the log cannot be read again later the way a file can,
+and holding the batch stops the reading (the log itself is the spool). The first failure of
+an outage is reported at once through `warn`, and so is the recovery.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ __all__ = ["SendError", "SendStats", "TraceSender", "Transport"]
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 MAX_ERRORS_KEPT = 100  # error details kept for the summary; counts are always complete
+STOP_CHECK_SECONDS = 1.0  # a stop request ends a backoff wait within this long
 
 
 class Transport(Protocol):
@@ -41,7 +48,7 @@ class SendStats:
     accepted: int = 0
     duplicates: int = 0
     rejected: int = 0
-    failed: int = 0  # traces given up on after all retries
+    failed: int = 0  # traces given up on after all retries (or when asked to stop): not delivered
     batches: int = 0
     retries: int = 0
     errors: list[dict[str, Any]] = field(default_factory=list)
@@ -52,7 +59,14 @@ class SendStats:
 
 
 class TraceSender:
-    """Collects traces and posts them in batches of `batch_size`."""
+    """Collects traces and posts them in batches of `batch_size`.
+
+    `keep_retrying` (follow mode) retries a batch until the API takes it, with backoff capped
+    at `max_backoff`; otherwise a batch is given up after `max_retries`. `should_stop` (a
+    signal's flag) ends the retrying: the batch in hand and any later one that the API does
+    not take at the first try are counted as failed. `warn` gets one line when an outage
+    starts and one when it ends; `target` names the API in them.
+    """
 
     def __init__(
         self,
@@ -63,6 +77,10 @@ class TraceSender:
         max_backoff: float = 60.0,
         sleep: Callable[[float], None] = time.sleep,
         jitter: Callable[[], float] = random.random,
+        keep_retrying: bool = False,
+        should_stop: Callable[[], bool] | None = None,
+        warn: Callable[[str], None] = lambda _: None,
+        target: str = "the API",
     ) -> None:
         self.transport = transport
         self.key = key
@@ -71,9 +89,14 @@ class TraceSender:
         self.max_backoff = max_backoff
         self.sleep = sleep
         self.jitter = jitter
+        self.keep_retrying = keep_retrying
+        self.should_stop = should_stop
+        self.warn = warn
+        self.target = target
         self.stats = SendStats()
         self._buffer: list[Trace] = []
         self._index = 0  # position of the next trace in the whole run, for error reports
+        self._outage_failures = 0  # failed attempts since the API last answered
 
     def add(self, traces: list[Trace]) -> None:
         self._buffer.extend(traces)
@@ -116,6 +139,8 @@ class TraceSender:
                 status, resp_headers, data = self.transport.post("/api/v1/traces", body, headers)
             except OSError as exc:
                 status, resp_headers, data = 0, {}, str(exc).encode()
+            if status != 0 and status not in RETRY_STATUSES:
+                self._recovered()  # an answer, whatever it says, ends an outage
             if status == 202:
                 self._count(_json(data), len(batch), start)
                 return
@@ -139,9 +164,7 @@ class TraceSender:
                         + str(problem.get("detail") or problem.get("title") or _text(data)),
                     }
                 )
-                for err in problem.get("errors", []) if isinstance(problem, dict) else []:
-                    if isinstance(err, dict):
-                        self.stats.note_error({**err, "index": start + int(err.get("index", 0))})
+                self._note_errors(problem, start)
                 return
             if status in (401, 403, 404, 405):
                 problem = _json(data)
@@ -149,23 +172,57 @@ class TraceSender:
                 raise SendError(f"HTTP {status} from the API: {detail}")
             if status not in RETRY_STATUSES and status != 0:
                 raise SendError(f"unexpected HTTP {status} from the API: {_text(data)}")
-            if attempt >= self.max_retries:
+            reason = f"HTTP {status}" if status else data.decode(errors="replace")
+            stopping = self.should_stop is not None and self.should_stop()
+            giving_up = stopping or (not self.keep_retrying and attempt >= self.max_retries)
+            self._failing(status, reason, giving_up)
+            if giving_up:
                 self.stats.failed += len(batch)
+                why = "stopped" if stopping else f"gave up after {attempt} retries"
                 self.stats.note_error(
-                    {
-                        "index": start,
-                        "field": None,
-                        "message": f"gave up after {attempt} retries: "
-                        + (f"HTTP {status}" if status else data.decode(errors="replace")),
-                    }
+                    {"index": start, "field": None, "message": f"{why}: {reason}"}
                 )
                 return
             retry_after = _retry_after(resp_headers.get("retry-after"))
-            backoff = min(self.max_backoff, 0.5 * 2**attempt) * (0.5 + self.jitter() / 2)
-            delay = retry_after if retry_after is not None else backoff
+            # The exponent is capped: 2**attempt as a float overflows after ~1,000 retries,
+            # which a followed log reaches in a day-long outage.
+            backoff = min(self.max_backoff, 0.5 * 2 ** min(attempt, 16))
+            delay = retry_after if retry_after is not None else backoff * (0.5 + self.jitter() / 2)
             attempt += 1
             self.stats.retries += 1
-            self.sleep(min(delay, self.max_backoff))
+            self._wait(min(delay, self.max_backoff))
+
+    def _failing(self, status: int, reason: str, giving_up: bool) -> None:
+        """Say so on the first failure of an outage: a wrong --url must not look like a hang."""
+        if self._outage_failures:
+            self._outage_failures += 1
+            return
+        self._outage_failures = 1
+        what = f"answered {reason}" if status else f"cannot be reached ({reason})"
+        if giving_up:
+            then = "not retrying"
+        elif self.keep_retrying:
+            then = f"retrying until it answers (backoff up to {self.max_backoff:g} s)"
+        else:
+            then = f"retrying up to {self.max_retries} times"
+        self.warn(f"mailflow ingest: {self.target} {what}; {then}")
+
+    def _recovered(self) -> None:
+        if self._outage_failures:
+            self.warn(
+                f"mailflow ingest: {self.target} answered again "
+                f"after {self._outage_failures} failed attempts"
+            )
+            self._outage_failures = 0
+
+    def _wait(self, seconds: float) -> None:
+        if self.should_stop is None:
+            self.sleep(seconds)
+            return
+        while seconds > 0 and not self.should_stop():  # a stop request cuts the wait short
+            step = min(seconds, STOP_CHECK_SECONDS)
+            self.sleep(step)
+            seconds -= step
 
     def _count(self, answer: dict[str, Any], size: int, start: int) -> None:
         accepted = int(answer.get("accepted", 0))
@@ -176,9 +233,16 @@ class TraceSender:
         self.stats.accepted += accepted
         self.stats.duplicates += duplicates
         self.stats.rejected += rejected
+        self._note_errors(answer, start)
+
+    def _note_errors(self, answer: dict[str, Any], start: int) -> None:
+        # The API numbers NDJSON records by line from 1; the batch has one trace per line,
+        # so line n is trace start + n - 1 of the run.
         for err in answer.get("errors", []) or []:
             if isinstance(err, dict):
-                self.stats.note_error({**err, "index": start + int(err.get("index", 0))})
+                line = err.get("index")
+                index = start + int(line) - 1 if isinstance(line, int) and line > 0 else start
+                self.stats.note_error({**err, "index": index})
 
 
 def _text(data: bytes) -> str:

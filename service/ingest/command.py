@@ -1,8 +1,13 @@
 """`mailflow ingest`: mail server logs (or trace files) into the mailflow API.
 
-Exit status: 0 when everything was read and every batch got an answer (rejected traces are
-reported, not fatal); 1 when batches could not be delivered or the API refused the key; 2 for
-usage errors, including an unusable `--connectors` file (nothing is sent then).
+Exit status (the README's ingest section lists the same):
+- 0: every trace read was accepted or was already there (a duplicate); or nothing was sent
+  (`--dry-run`, `--output`);
+- 1: the API rejected some or all traces (the summary says which and why); the rest went in;
+- 2: usage errors, including an unusable `--connectors` file (nothing is sent then);
+- 3: traces were not delivered: the API stayed unreachable or busy through `--max-retries`,
+  refused the key, or the run was stopped while the API was down. Running again is safe (ids).
+3 wins over 1: traces that never got there matter more than traces the API refused.
 
 The summary goes to stderr, so `--output ndjson` keeps stdout for the traces alone.
 """
@@ -37,6 +42,20 @@ if TYPE_CHECKING:
 
 # The mapping, the HTTP client and the parsers are imported only when a run needs them:
 # `--dry-run` on one rotated file is mostly interpreter start-up, so imports are its cost.
+
+EXIT_OK = 0
+EXIT_REJECTED = 1
+EXIT_NOT_DELIVERED = 3  # (2 is click's status for usage errors)
+
+
+class StopFlag:
+    """Set by SIGINT/SIGTERM in follow mode; the loop and the sender's retries look at it."""
+
+    def __init__(self) -> None:
+        self.set = False
+
+    def __call__(self) -> bool:
+        return self.set
 
 
 class Progress:
@@ -92,6 +111,7 @@ def format_summary(
     if stats is None:
         out.append(f"  {mode}: nothing sent")
     else:
+        missing = not_delivered(sink, stats)
         out.append(
             f"  sent: {stats.sent:,}  accepted: {stats.accepted:,}  "
             f"duplicates: {stats.duplicates:,}  rejected: {stats.rejected:,}  "
@@ -102,6 +122,11 @@ def format_summary(
             out.append(f"    error at trace {err.get('index')}{field}: {err.get('message')}")
         if len(stats.errors) > 10:
             out.append(f"    ... {len(stats.errors) - 10} more errors")
+        if missing:
+            out.append(
+                f"  not delivered: {missing:,} traces (the API did not take them; "
+                "running again is safe, ids make resent traces duplicates)"
+            )
     out.append(f"  lines used: {parser.used:,}")
     skipped = sum(parser.kinds.values())
     out.append(f"  lines not used: {skipped:,}")
@@ -110,6 +135,61 @@ def format_summary(
     if parser.evicted:
         out.append(f"  correlation entries evicted at the memory caps: {parser.evicted:,}")
     return "\n".join(out)
+
+
+def not_delivered(sink: CountingSink, stats: SendStats) -> int:
+    """Traces read but never answered for: given up on, or still held when the run stopped."""
+    return sink.tally.traces - stats.sent
+
+
+def exit_status(sink: CountingSink, stats: SendStats | None, refused: bool) -> int:
+    """`refused`: the API refused the key (or answered nonsense), so the run stopped early."""
+    if refused or (stats is not None and not_delivered(sink, stats)):
+        return EXIT_NOT_DELIVERED
+    if stats is not None and stats.rejected:
+        return EXIT_REJECTED
+    return EXIT_OK
+
+
+def make_sender(
+    url: str,
+    key: str,
+    *,
+    batch_size: int,
+    max_retries: int,
+    follow: bool,
+    warn: Callable[[str], None],
+    should_stop: Callable[[], bool] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> TraceSender:
+    """The sender a run uses. Following a log it never gives a batch up: the log cannot be
+    read again the way a file given on the command line can. Raises SendError for a bad URL."""
+    from service.ingest.client import TraceSender
+    from service.ingest.http import HttpTransport
+
+    return TraceSender(
+        HttpTransport(url),
+        key,
+        batch_size=batch_size,
+        max_retries=max_retries,
+        sleep=sleep,
+        keep_retrying=follow,
+        should_stop=should_stop,
+        warn=warn,
+        target=url,
+    )
+
+
+def _exim_host(fmt: str, host: str | None) -> str:
+    """The server name in Exim trace ids: --host, else this machine's name (stable per host,
+    so re-ingesting a log still dedupes). `--host ''` gives the ids of versions before it."""
+    if fmt != "exim":
+        return ""
+    if host is not None:
+        return host
+    import socket  # only Exim runs need it
+
+    return socket.gethostname()
 
 
 def _zone(name: str) -> tzinfo:
@@ -168,7 +248,19 @@ def _zone(name: str) -> tzinfo:
 )
 @click.option("--follow", is_flag=True, help="Keep reading as the log grows (like tail -F).")
 @click.option("--from-end", is_flag=True, help="With --follow: skip what the log holds now.")
-@click.option("--max-retries", type=click.IntRange(0, 100), default=8, show_default=True)
+@click.option(
+    "--host",
+    help="Exim only: the server that wrote the log, part of every trace id so that two "
+    "servers' Exim ids never collide [default: this machine's hostname].",
+)
+@click.option(
+    "--max-retries",
+    type=click.IntRange(0, 100),
+    default=8,
+    show_default=True,
+    help="Retries per batch before its traces count as not delivered (exit status 3). "
+    "With --follow there is no limit: batches are retried until the API takes them.",
+)
 @click.option(
     "--progress/--no-progress",
     default=None,
@@ -187,6 +279,7 @@ def ingest(
     connectors_path: str | None,
     follow: bool,
     from_end: bool,
+    host: str | None,
     max_retries: int,
     progress: bool | None,
 ) -> None:
@@ -204,6 +297,8 @@ def ingest(
             connectors = load_connector_map(connectors_path)
         except ConnectorMapError as exc:
             raise click.UsageError(str(exc)) from exc
+    if host is not None and fmt != "exim":
+        raise click.UsageError("--host is for --format exim: Postfix lines name their host")
     if follow and "-" in files:
         raise click.UsageError("--follow reads files, not standard input")
     if not follow:
@@ -217,26 +312,35 @@ def ingest(
     if sending and not key:
         raise click.UsageError("an API key is needed: --key or MAILFLOW_KEY (or use --dry-run)")
 
-    parser = make_parser(fmt, zone, year, connectors)
+    parser = make_parser(fmt, zone, year, connectors, host=_exim_host(fmt, host))
+    err = sys.stderr
+    show = progress if progress is not None else err.isatty()
+    bar = Progress(err, show)
+    stop = StopFlag()
+
+    def warn(text: str) -> None:
+        bar.done()  # clear the progress line first
+        click.echo(text, err=True)
+
     sender: TraceSender | None = None
     inner: Sink | None = None
     if sending:
-        from service.ingest.client import TraceSender
-        from service.ingest.http import HttpTransport
-
         try:
-            transport = HttpTransport(url)
+            sender = make_sender(
+                url,
+                key or "",
+                batch_size=batch_size,
+                max_retries=max_retries,
+                follow=follow,
+                warn=warn,
+                should_stop=stop if follow else None,
+            )
         except SendError as exc:
             raise click.UsageError(str(exc)) from exc
-        sender = TraceSender(transport, key or "", batch_size=batch_size, max_retries=max_retries)
         inner = sender
     elif output == "ndjson":
         inner = NdjsonSink(sys.stdout.buffer)
     sink = CountingSink(inner)
-
-    err = sys.stderr
-    show = progress if progress is not None else err.isatty()
-    bar = Progress(err, show)
 
     def tick() -> None:
         errors = len(sender.stats.errors) if sender else 0
@@ -246,7 +350,7 @@ def ingest(
     failure: str | None = None
     try:
         if follow:
-            _run_follow(files, from_end, parser, sink, tick)
+            _run_follow(files, from_end, parser, sink, tick, stop)
         else:
             ingest_files(files, parser, sink, on_chunk=tick)
         if sender is not None:
@@ -261,9 +365,9 @@ def ingest(
     )
     if failure:
         click.echo(f"mailflow ingest: stopped: {failure}", err=True)
-        sys.exit(1)
-    if sender is not None and sender.stats.failed:
-        sys.exit(1)
+    status = exit_status(sink, sender.stats if sender else None, failure is not None)
+    if status != EXIT_OK:
+        sys.exit(status)
 
 
 def _run_follow(
@@ -272,16 +376,15 @@ def _run_follow(
     parser: Parser,
     sink: Sink,
     tick: Callable[[], None],
+    stop: StopFlag,
 ) -> None:
-    stop = {"flag": False}
-
     def request_stop(signum: int, frame: object) -> None:
-        stop["flag"] = True  # handlers only set a flag; the loop finishes cleanly
+        stop.set = True  # handlers only set a flag; the loop (and any retrying) ends cleanly
 
     previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         loop = FollowLoop([Follower(p, from_end=from_end) for p in files], parser, sink)
-        loop.run(lambda: stop["flag"], on_step=tick)
+        loop.run(stop, on_step=tick)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

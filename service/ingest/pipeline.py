@@ -48,7 +48,9 @@ def make_parser(
     zone: tzinfo,
     year: int | None = None,
     connectors: ConnectorMap | None = None,
+    host: str = "",
 ) -> Parser:
+    """`host` names the server that wrote an Exim log (Postfix lines carry their own)."""
     # Imported per format: a short run (one rotated file from cron) is mostly start-up time.
     if fmt == "postfix":
         from service.ingest.postfix import PostfixParser
@@ -58,7 +60,7 @@ def make_parser(
     if fmt == "exim":
         from service.ingest.exim import EximParser
 
-        return EximParser(zone=zone, connectors=connectors)
+        return EximParser(zone=zone, connectors=connectors, host=host)
     from service.ingest import tabular
 
     if fmt == "ndjson":

@@ -59,8 +59,9 @@ def open_text(path: str) -> Iterator[TextIO]:
 class Follower:
     """Reads what is appended to a log, like `tail -F`: survives rotation and truncation.
 
-    `poll()` does one non-blocking round and returns the complete lines that appeared since
-    the last call; the caller decides how long to wait between rounds (tests call it directly).
+    `poll()` does one non-blocking round and returns the complete lines of at most one chunk
+    (`chunk_size` bytes) that appeared since the last call; an empty list means there is nothing
+    new. The caller decides how long to wait between rounds (tests call it directly).
     Rotation (the path now names another file) is handled by draining the old file first, then
     reading the new one from its start; truncation (the file got shorter) restarts at 0.
     """
@@ -80,14 +81,16 @@ class Follower:
         if self._fh is None and not self._open(first=True):
             return lines
         assert self._fh is not None
-        lines.extend(self._read_available())
+        if not self._read_some(lines):
+            return lines  # more is waiting: the next poll goes on from here
         try:
             st = os.stat(self.path)
         except FileNotFoundError:
             return lines  # rotated away and not yet recreated: keep the old file open
         if (st.st_dev, st.st_ino) != self._identity:
-            # Rotated: whatever the old file got before the rename was read just above.
-            lines.extend(self._read_available())
+            # Rotated: whatever the old file got before the rename is read first.
+            if not self._read_some(lines):
+                return lines  # the old file is not drained yet; the next poll goes on
             if self._partial:
                 lines.append(self._partial.decode("utf-8", "replace"))
                 self._partial = b""
@@ -95,13 +98,13 @@ class Follower:
             self._fh = None
             self.rotations += 1
             if self._open(first=False):
-                lines.extend(self._read_available())
+                self._read_some(lines)
         elif st.st_size < self._fh.tell():
             # Truncated in place (copytruncate): start over, the partial line is gone.
             self.truncations += 1
             self._fh.seek(0)
             self._partial = b""
-            lines.extend(self._read_available())
+            self._read_some(lines)
         return lines
 
     def close(self) -> None:
@@ -121,13 +124,18 @@ class Follower:
         self._fh = fh
         return True
 
-    def _read_available(self) -> list[str]:
+    def _read_some(self, lines: list[str]) -> bool:
+        """Append the complete lines of at most one chunk; True when the file is drained.
+
+        One chunk per poll keeps memory flat however much the log already holds (following a
+        multi-gigabyte log used to read all of it into one list first), and lets the caller
+        send what it has before reading on.
+        """
         assert self._fh is not None
-        lines: list[str] = []
         while True:
             chunk = self._fh.read(self.chunk_size)
             if not chunk:
-                return lines
+                return True
             data = self._partial + chunk
             parts = data.split(b"\n")
             # The last piece has no newline yet: the writer may be mid-line.
@@ -136,3 +144,8 @@ class Follower:
                 parts.append(self._partial)  # a runaway line: pass it on rather than grow
                 self._partial = b""
             lines.extend(p.decode("utf-8", "replace") + "\n" for p in parts)
+            drained = len(chunk) < self.chunk_size
+            if parts or drained:
+                return drained
+            # A chunk inside one long line: read on (bounded by MAX_LINE), so an empty
+            # answer keeps meaning "nothing new".

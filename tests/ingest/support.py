@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,3 +21,11 @@ def feed_all(parser: Any, lines: Iterable[str]) -> list[Trace]:
         out.extend(parser.take())
     out.extend(parser.flush())
     return out
+
+
+def dated_fixture(tmp_path: Path, day: datetime) -> Path:
+    """The Postfix scenario log moved to `day` (the API refuses traces outside retention)."""
+    text = (FIXTURES / "postfix_scenarios.log").read_text()
+    path = tmp_path / "mail.log"
+    path.write_text(text.replace("Mar  3 ", day.strftime("%b %e ")))
+    return path

@@ -99,7 +99,8 @@ def test_partial_rejections_and_422() -> None:
                 "accepted": 1,
                 "duplicates": 1,
                 "rejected": 1,
-                "errors": [{"index": 2, "field": "timestamp", "message": "too old"}],
+                # NDJSON records are numbered by line from 1: line 3 is the third trace.
+                "errors": [{"index": 3, "field": "timestamp", "message": "too old"}],
             }
         ).encode(),
     )
@@ -120,3 +121,37 @@ def test_bad_key_is_fatal() -> None:
     with pytest.raises(SendError, match="unknown key"):
         s.add(traces(1))
         s.flush()
+
+
+def test_keep_retrying_never_gives_up_and_backoff_stays_capped() -> None:
+    # A day-long outage: more retries than 2**attempt survives as a float.
+    t = FakeTransport([OSError("Connection refused")] * 1_500 + [ok])
+    slept: list[float] = []
+    warned: list[str] = []
+    s = TraceSender(t, "k", max_retries=2, keep_retrying=True, sleep=slept.append,
+                    jitter=lambda: 1.0, warn=warned.append, target="http://api")  # fmt: skip
+    s.add(traces(2))
+    s.flush()
+    assert (s.stats.failed, s.stats.accepted, s.stats.retries) == (0, 2, 1_500)
+    assert max(slept) == 60.0 and sum(slept) > 24 * 3600
+    assert len(warned) == 2  # one line when the outage starts, one when it ends
+    assert "http://api cannot be reached (Connection refused)" in warned[0]
+    assert "answered again after 1500 failed attempts" in warned[1]
+
+
+def test_a_stop_request_ends_the_retrying_and_counts_what_was_not_sent() -> None:
+    t = FakeTransport([(503, {}, b"")] * 10)
+    stop = {"now": False}
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        stop["now"] = len(slept) == 3  # SIGTERM arrives during the third second of waiting
+
+    s = TraceSender(t, "k", batch_size=2, keep_retrying=True, sleep=sleep,
+                    jitter=lambda: 1.0, should_stop=lambda: stop["now"])  # fmt: skip
+    s.add(traces(3))  # the full batch of 2 is retried until the stop
+    s.flush()  # the last trace: one try, no retries, once stopping
+    assert slept == [0.5, 1.0, 1.0]  # waits are cut in slices of at most a second
+    assert (s.stats.failed, s.stats.accepted) == (3, 0)
+    assert [e["message"] for e in s.stats.errors] == ["stopped: HTTP 503"] * 2

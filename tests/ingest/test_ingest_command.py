@@ -57,9 +57,9 @@ def test_usage_errors_exit_2() -> None:
     assert run(LOG, "--key", "k", "--url", "ftp://x").exit_code == 2
 
 
-def test_unreachable_api_exits_1_after_retries() -> None:
+def test_unreachable_api_exits_3_after_retries() -> None:
     result = run(LOG, "--key", "k", "--url", "http://127.0.0.1:9", "--max-retries", "0")
-    assert result.exit_code == 1
+    assert result.exit_code == 3
     assert "failed: 13" in result.stderr
 
 
@@ -90,5 +90,5 @@ def test_progress_only_when_enabled() -> None:
 def test_url_and_key_from_the_environment() -> None:
     env = {"MAILFLOW_URL": "http://127.0.0.1:9", "MAILFLOW_KEY": "k"}
     result = run(LOG, "--max-retries", "0", env=env)
-    assert result.exit_code == 1  # the key was found (no usage error); the URL is unreachable
+    assert result.exit_code == 3  # the key was found (no usage error); the URL is unreachable
     assert "failed: 13" in result.stderr

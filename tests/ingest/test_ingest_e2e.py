@@ -9,15 +9,7 @@ from click.testing import CliRunner
 
 from service.ingest.command import ingest
 
-from .support import FIXTURES
-
-
-def dated_fixture(tmp_path, now):  # type: ignore[no-untyped-def]
-    """The scenario log moved to the API clock's day (the API refuses traces outside retention)."""
-    text = (FIXTURES / "postfix_scenarios.log").read_text()
-    path = tmp_path / "mail.log"
-    path.write_text(text.replace("Mar  3 ", now.strftime("%b %e ")))
-    return path
+from .support import dated_fixture
 
 
 def get(live_api, path):  # type: ignore[no-untyped-def]

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import socket
 from collections import Counter
 
+from click.testing import CliRunner
+
+from service.ingest.command import ingest
 from service.ingest.connector_map import parse_connector_map
 from service.ingest.exim import EximParser
 
@@ -113,3 +118,28 @@ def test_impossible_dates_are_counted_not_fatal() -> None:
     )
     assert len(traces) == 1
     assert parser.kinds == {"bad_timestamp": 1}
+
+
+def exim_ids(*args: str) -> list[str]:
+    log = str(FIXTURES / "exim_mainlog.log")
+    result = CliRunner().invoke(ingest, [log, "--format", "exim", "--output", "ndjson", *args])
+    assert result.exit_code == 0, result.output
+    return [json.loads(line)["id"] for line in result.stdout.splitlines()]
+
+
+def test_ids_carry_the_server_so_two_servers_never_collide() -> None:
+    # Two servers can log the same Exim message id: their traces must stay apart.
+    mx1, mx2 = exim_ids("--host", "mx1"), exim_ids("--host", "mx2")
+    assert len(mx1) == len(mx2) == 9 and not set(mx1) & set(mx2)
+    assert exim_ids("--host", "mx1") == mx1  # stable: re-ingesting the same log dedupes
+    # Without --host the ids carry this machine's name, never the same for every server.
+    _, traces = parse(host=socket.gethostname())
+    assert exim_ids() == [t["id"] for t in traces]
+    _, nameless = parse()
+    assert exim_ids("--host", "") == [t["id"] for t in nameless]  # the ids before --host
+
+
+def test_host_is_for_exim_only() -> None:
+    log = str(FIXTURES / "postfix_scenarios.log")
+    result = CliRunner().invoke(ingest, [log, "--dry-run", "--host", "mx1"])
+    assert result.exit_code == 2  # Postfix lines name their host themselves

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import tracemalloc
+
+from service.ingest.pipeline import CountingSink, FollowLoop
 from service.ingest.postfix import Limits, PostfixParser
+from service.ingest.readers import MAX_LINE, Follower
 from service.ingest.synthetic import postfix_lines
 
 
@@ -47,3 +51,46 @@ def test_caps_bound_state_even_without_expiry() -> None:
     assert max(sizes) <= 10 + 20 + 5 + 30
     assert parser.evicted > 0
     assert traces == 2 * 2_000  # evicting waiting inbound traces emits them, never loses them
+
+
+def write_log(path, messages: int) -> int:  # type: ignore[no-untyped-def]
+    with path.open("w") as fh:
+        fh.writelines(postfix_lines(messages))
+    return int(path.stat().st_size)
+
+
+def test_follow_reads_a_large_existing_log_in_bounded_polls(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    log = tmp_path / "mail.log"
+    size = write_log(log, 4_000)  # ~4 MB already in the log when following starts
+    chunk = 64 << 10
+    follower = Follower(str(log), chunk_size=chunk)
+    polls: list[int] = []  # characters each poll handed over
+    lines = 0
+    while got := follower.poll():
+        polls.append(sum(map(len, got)))
+        lines += len(got)
+    follower.close()
+    assert size > 40 * chunk
+    assert lines == len(log.read_text().splitlines())  # nothing lost between polls
+    assert max(polls) <= chunk + MAX_LINE  # one chunk (plus a line it split), never the file
+
+
+def test_follow_memory_stays_below_the_size_of_the_log(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    log = tmp_path / "mail.log"
+    size = write_log(log, 4_000)  # ~5 MB
+    peaks, counted = [], []
+    for traced in (False, True):  # the first pass fills the parsers' domain and IP caches
+        sink = CountingSink(None)
+        loop = FollowLoop([Follower(str(log), chunk_size=64 << 10)], PostfixParser(), sink)
+        if traced:
+            tracemalloc.start()
+        try:
+            while loop.step():
+                pass
+            peaks.append(tracemalloc.get_traced_memory()[1])
+        finally:
+            tracemalloc.stop()
+            loop.finish()
+        counted.append(sink.tally.traces)
+    assert counted == [2 * 4_000] * 2
+    assert peaks[1] < size / 3, f"peak {peaks[1]:,} bytes for a {size:,}-byte log"
