@@ -1,0 +1,128 @@
+"""The worker's own loop keeps insights and views current with no new mail: after a PUT of
+rules or definitions, at each UTC day, every minute, and after another worker died between its
+fold and its refresh. Each test drives ``Worker.work`` on the injected clock."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import timedelta
+
+import pytest
+
+from bench.worker_kill import kill_after_fold
+from service.store import aggregates, insights_store, keys
+from tests.helpers import post_batches
+from tests.worker_loop import LoopDriver
+
+_ids = itertools.count()
+
+
+def mail(clock, connector, total, matching, version="TLS1.0", direction="inbound"):
+    return [
+        {"id": f"loop{next(_ids)}", "timestamp": clock.now.isoformat(), "direction": direction,
+         "connector": connector, "connector_type": "partner",
+         "tls_version": version if n < matching else "TLS1.2"}
+        for n in range(total)
+    ]  # fmt: skip
+
+
+def active(client) -> list[dict]:
+    response = client.get("/api/v1/insights", query_string={"state": "active", "limit": 100})
+    assert response.status_code == 200, response.json
+    return response.json["items"]
+
+
+def none_active(redis_client):
+    """The loop's stop condition, read from the store (the API's rate limit would answer 429
+    to a request on every pass); the test then asserts through the API."""
+    return lambda: insights_store.count_active(redis_client, "default") == 0
+
+
+@pytest.fixture
+def loop(redis_client, settings, clock) -> LoopDriver:
+    return LoopDriver(redis_client, settings, clock)
+
+
+def two_refreshes(settings) -> timedelta:
+    return timedelta(seconds=2 * settings.refresh_seconds)
+
+
+def test_a_disabled_rule_resolves_within_two_refresh_intervals_of_the_put(
+    client, loop, settings, run_worker, redis_client
+):
+    post_batches(client, mail(loop.clock, "Contoso", 100, 12))
+    run_worker()
+    assert len(active(client)) == 1
+    loop.run(timedelta(seconds=5))  # the loop's first pass over every tenant is behind it
+    put = client.put("/api/v1/insight-rules/inbound-partner-tls10", json={"enabled": False})
+    assert put.status_code == 200
+    took = loop.run(timedelta(seconds=30), until=none_active(redis_client))
+    assert active(client) == []
+    assert took <= two_refreshes(settings)
+    assert client.get("/api/v1/mailflow/snapshot").json["active_insights"] == 0
+
+
+def test_a_forced_tls_definition_raises_its_violation_with_no_new_mail(
+    client, loop, settings, run_worker, redis_client
+):
+    post_batches(client, mail(loop.clock, "Bank", 500, 1, version=None, direction="outbound"))
+    run_worker()
+    assert active(client) == []  # not defined yet: no violation
+    loop.run(timedelta(seconds=5))
+    put = client.put("/api/v1/connectors/outbound/Bank", json={"type": "partner",
+                                                                "forced_tls": True})  # fmt: skip
+    assert put.status_code == 200
+    took = loop.run(timedelta(seconds=30), until=lambda: not none_active(redis_client)())
+    [insight] = active(client)
+    assert insight["rule"] == "forced-tls-violation"
+    assert took <= two_refreshes(settings)
+
+
+def test_without_a_signal_the_minute_schedule_still_evaluates(client, loop, redis_client,
+                                                              run_worker):  # fmt: skip
+    post_batches(client, mail(loop.clock, "Contoso", 100, 12))
+    run_worker()
+    loop.run(timedelta(seconds=5))
+    # Written past the API, as if the PUT's signal had been lost with its process.
+    insights_store.put_rule_settings(redis_client, "default", "inbound-partner-tls10",
+                                     {"enabled": False, "min_percent": 5.0,
+                                      "min_messages": 10})  # fmt: skip
+    took = loop.run(timedelta(seconds=120), until=none_active(redis_client))
+    assert active(client) == []
+    assert timedelta(seconds=50) <= took <= timedelta(seconds=60)
+
+
+def test_the_utc_day_change_alone_resolves(client, loop, run_worker, redis_client):
+    post_batches(client, mail(loop.clock, "Contoso", 50, 10))
+    run_worker()
+    assert len(active(client)) == 1
+    # The traffic day (the 27th) is the oldest of the 7-day window until the 4th ends.
+    loop.clock.advance(days=6, hours=11, minutes=59, seconds=30)
+    loop.run(timedelta(seconds=20))
+    assert len(active(client)) == 1
+    took = loop.run(timedelta(seconds=120), until=none_active(redis_client))
+    assert active(client) == []
+    # Resolved on the first pass after midnight, not at the minute's pass (00:00:30).
+    assert loop.clock.now.isoformat() < "2026-12-04T00:00:01+00:00", took
+
+
+def _snapshot_messages(client) -> int:
+    body = client.get("/api/v1/mailflow/snapshot").json
+    return sum(direction["messages"] for direction in body["directions"].values())
+
+
+def test_a_worker_killed_between_fold_and_refresh_is_made_good_by_another(
+    client, loop, settings, redis_server, redis_client, run_worker
+):
+    post_batches(client, mail(loop.clock, "Contoso", 1, 0))
+    run_worker()
+    assert _snapshot_messages(client) == 1
+    post_batches(client, mail(loop.clock, "Contoso", 2, 0))
+    assert kill_after_fold(redis_server.url, loop.clock.now) == "default"
+    # The fold committed, the refresh never ran: the counters say 3, the view still 1.
+    assert aggregates.data_version(redis_client, "default") == 2
+    assert redis_client.xlen(keys.stream("default")) == 0
+    assert _snapshot_messages(client) == 1
+    took = loop.run(timedelta(seconds=30), until=lambda: _snapshot_messages(client) == 3)
+    assert _snapshot_messages(client) == 3
+    assert took <= two_refreshes(settings)
