@@ -10,7 +10,10 @@ from datetime import timedelta
 import pytest
 
 from bench.worker_kill import kill_after_fold
+from service.core.traces import IngestWindow, normalize_trace
 from service.store import aggregates, insights_store, keys
+from service.store import traces as trace_store
+from service.worker import SWEEP_SECONDS
 from tests.helpers import post_batches
 from tests.worker_loop import LoopDriver
 
@@ -126,3 +129,39 @@ def test_a_worker_killed_between_fold_and_refresh_is_made_good_by_another(
     took = loop.run(timedelta(seconds=30), until=lambda: _snapshot_messages(client) == 3)
     assert _snapshot_messages(client) == 3
     assert took <= two_refreshes(settings)
+
+
+def _xreadgroup_calls(client) -> int:
+    return int(client.info("commandstats").get("cmdstat_xreadgroup", {}).get("calls", 0))
+
+
+def test_an_idle_worker_reads_streams_only_on_its_sweep(client, loop, redis_server, redis_client,
+                                                        run_worker):  # fmt: skip
+    if not hasattr(redis_server, "port"):
+        pytest.skip("counts one server's commands")
+    for n in range(20):
+        trace_store.register_tenant(redis_client, f"idle{n}")
+    post_batches(client, mail(loop.clock, "Contoso", 1, 0))
+    run_worker()
+    loop.run(timedelta(seconds=1))  # the first pass sweeps every stream
+    before = _xreadgroup_calls(redis_client)
+    loop.run(timedelta(seconds=10))  # 200 idle passes, no sweep due
+    assert _xreadgroup_calls(redis_client) - before == 0
+
+
+def test_new_mail_is_read_on_the_next_pass_and_a_lost_signal_on_the_sweep(
+    client, loop, settings, redis_client, clock
+):
+    loop.run(timedelta(seconds=1))
+    post_batches(client, mail(clock, "Contoso", 2, 0))  # the API signals the tenant
+    took = loop.run(timedelta(seconds=30),
+                    until=lambda: aggregates.data_version(redis_client, "default") == 1)  # fmt: skip
+    assert took <= timedelta(seconds=0.1)
+    # Appended past the API (as if it crashed before its signal): the sweep finds it.
+    window = IngestWindow.at(clock.now, settings.retention_days)
+    trace = normalize_trace(mail(clock, "Contoso", 1, 0)[0], window)
+    trace_store.ingest(redis_client, "default", [trace], 86400)
+    took = loop.run(timedelta(seconds=60),
+                    until=lambda: aggregates.data_version(redis_client, "default") == 2)  # fmt: skip
+    assert aggregates.data_version(redis_client, "default") == 2
+    assert took <= timedelta(seconds=min(SWEEP_SECONDS, settings.claim_idle_seconds / 2))
