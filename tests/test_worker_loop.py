@@ -11,9 +11,9 @@ import pytest
 
 from bench.worker_kill import kill_after_fold
 from service.core.traces import IngestWindow, normalize_trace
-from service.store import aggregates, insights_store, keys
+from service.store import aggregates, insights_store, keys, worker_signals
 from service.store import traces as trace_store
-from service.worker import SWEEP_SECONDS
+from service.worker import SWEEP_SECONDS, Worker
 from tests.helpers import post_batches
 from tests.worker_loop import LoopDriver
 
@@ -165,3 +165,34 @@ def test_new_mail_is_read_on_the_next_pass_and_a_lost_signal_on_the_sweep(
                     until=lambda: aggregates.data_version(redis_client, "default") == 2)  # fmt: skip
     assert aggregates.data_version(redis_client, "default") == 2
     assert took <= timedelta(seconds=min(SWEEP_SECONDS, settings.claim_idle_seconds / 2))
+
+
+def test_a_check_never_clears_a_mark_set_after_it_read_it(redis_client):
+    worker_signals.request_check(redis_client, "raced", 1000)
+    [(tenant, score)] = worker_signals.due_checks(redis_client, 1000, 10)
+    assert tenant == "raced"
+    # Another worker reads entries and marks the tenant again while this one checks it, in
+    # the same millisecond: the mark must survive the first check's end.
+    worker_signals.request_check(redis_client, "raced", 1000)
+    assert not worker_signals.finish_check(redis_client, "raced", score)
+    [(_, newer)] = worker_signals.due_checks(redis_client, 2000, 10)
+    assert newer > score
+    assert worker_signals.finish_check(redis_client, "raced", newer)
+    assert worker_signals.due_checks(redis_client, 1e15, 10) == []
+
+
+def test_views_are_not_marked_current_while_a_fold_is_in_flight(client, loop, redis_client,
+                                                                settings, run_worker):  # fmt: skip
+    post_batches(client, mail(loop.clock, "Contoso", 1, 0))
+    run_worker()
+    post_batches(client, mail(loop.clock, "Contoso", 2, 0))
+    slow = Worker(redis_client, settings, clock=loop.clock, name="slow")
+    in_hand = slow._read_new("default")  # read, pending, not folded yet
+    worker_signals.request_check(redis_client, "default", 0)
+    loop.run(timedelta(seconds=3))  # nothing to rebuild yet, but the mark must stay
+    assert worker_signals.due_checks(redis_client, 1e15, 10) != []
+    aggregates.fold(redis_client, "default", "slow", in_hand, settings.retention_days)
+    # The slow worker dies here, before its refresh: the mark it left gets the views rebuilt.
+    took = loop.run(timedelta(seconds=30), until=lambda: _snapshot_messages(client) == 3)
+    assert _snapshot_messages(client) == 3
+    assert took <= two_refreshes(settings)
