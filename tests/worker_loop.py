@@ -9,7 +9,7 @@ from datetime import timedelta
 import redis
 
 from service.config import Settings
-from service.worker import IDLE_WAIT_SECONDS, Worker
+from service.worker import Worker
 
 
 @dataclass
@@ -32,7 +32,3 @@ class LoopDriver:
         deadline = started + within
         self.worker.work(until=lambda: until() or self.clock.now >= deadline)
         return self.clock.now - started
-
-
-def idle_passes(span: timedelta) -> int:
-    return int(span.total_seconds() / IDLE_WAIT_SECONDS)
