@@ -45,5 +45,10 @@ def evaluate_tenant(
 def is_due(client: redis.Redis, tenant: str, now: datetime) -> bool:
     """Whether anything the last evaluation depended on has changed (one round trip)."""
     marker, version, rules_version = insights_store.evaluation_marker(client, tenant)
+    return is_due_given(marker, version, rules_version, now)
+
+
+def is_due_given(marker: str | None, version: int, rules_version: int, now: datetime) -> bool:
+    """``is_due`` from values already read (the worker's tenant check reads them at once)."""
     today = now.astimezone(UTC).date().isoformat()
     return marker != marker_for(today, version, rules_version)

@@ -15,16 +15,19 @@ from service import evaluate, views
 from service.config import Settings
 from service.core.windows import Window
 from service.metrics import METRICS
-from service.store import keys, window_sums
+from service.store import aggregates, keys, window_sums, worker_signals
 from service.store.scripts import script
 
-EVALUATE_EVERY_SECONDS = 60.0  # how often the worker should call evaluate_all
+EVALUATE_EVERY_SECONDS = 60.0  # the worker calls evaluate_all this often, and at each UTC day
 
 
 def refresh_tenant(client: redis.Redis, tenant: str, now: datetime, settings: Settings) -> int:
     """Evaluate the tenant's insights, then rebuild its precomputed views (which show the
     active-insight count) and the cached sums of the retention window; the number of views
     stored. The caller holds the refresh lease."""
+    # Read before building, so the views include at least this version; a fold meanwhile
+    # leaves them marked behind, and the next check rebuilds them again.
+    version = aggregates.data_version(client, tenant)
     with METRICS.timer("mailflow_insight_evaluation_duration_seconds"):
         evaluate.evaluate_tenant(client, tenant, now, settings.retention_days)
     with METRICS.timer("mailflow_view_build_duration_seconds"):
@@ -35,7 +38,17 @@ def refresh_tenant(client: redis.Redis, tenant: str, now: datetime, settings: Se
         window_sums.read_window_sum(
             client, tenant, Window(today - timedelta(days=settings.retention_days - 1), today)
         )
+    worker_signals.record_views_built(client, tenant, version)
     return built
+
+
+def evaluate_tenant_now(client: redis.Redis, tenant: str, now: datetime, settings: Settings) -> int:
+    """Evaluate one tenant (the caller holds its lease); its views are rebuilt only when an
+    insight changed (they show the active count). The number of transitions."""
+    changed = evaluate.evaluate_tenant(client, tenant, now, settings.retention_days)
+    if changed > 0:
+        views.refresh_precomputed(client, tenant, now)
+    return max(changed, 0)
 
 
 def evaluate_all(client: redis.Redis, now: datetime, settings: Settings, holder: str) -> int:
@@ -43,22 +56,21 @@ def evaluate_all(client: redis.Redis, now: datetime, settings: Settings, holder:
     rule settings), each under its refresh lease; the number of insight transitions.
 
     Cheap when nothing changed: one round trip per tenant. The worker calls this every
-    EVALUATE_EVERY_SECONDS and once per burst, so time passing resolves insights too.
+    EVALUATE_EVERY_SECONDS and at each UTC day, so time passing resolves insights too. A
+    tenant whose lease another worker holds is marked to be checked again shortly.
     """
     transitions = 0
     lease_ms = int(max(settings.refresh_seconds * 5, 10) * 1000)
-    for raw in sorted(client.smembers(keys.tenants())):
-        tenant = raw.decode()
+    for tenant in worker_signals.all_tenants(client):
         if not evaluate.is_due(client, tenant, now):
             continue
         lease = keys.refresh_lease(tenant)
         if not client.set(lease, holder, nx=True, px=lease_ms):
-            continue  # another worker holds it and evaluates
+            due_ms = int((now.timestamp() + settings.refresh_seconds) * 1000)
+            worker_signals.request_check(client, tenant, due_ms)
+            continue
         try:
-            changed = evaluate.evaluate_tenant(client, tenant, now, settings.retention_days)
-            if changed > 0:
-                views.refresh_precomputed(client, tenant, now)  # the active-insight count
-            transitions += max(changed, 0)
+            transitions += evaluate_tenant_now(client, tenant, now, settings)
         finally:
             script(client, "release_lease")(keys=[lease], args=[holder])
     return transitions

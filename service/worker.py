@@ -1,9 +1,16 @@
 """The worker: fold streams into daily counters, then refresh views of changed tenants.
 
-The loop is flat (see rq): check the stop flag, fold one batch per tenant, refresh what is due,
-heartbeat, and wait a little only when there was nothing to do. Signals only set the flag, so a
-SIGTERM lets the batch in hand finish. ``burst=True`` runs until the streams are empty, refreshes
-every changed tenant at once and returns: tests drive the worker that way, without sleeping.
+The loop is flat (see rq): check the stop flag, fold what is signalled, refresh what is due,
+check marked tenants, evaluate on schedule, heartbeat, and wait a little only when there was
+nothing to do. Signals only set the flag, so a SIGTERM lets the batch in hand finish.
+``burst=True`` runs until the streams are empty, refreshes every changed tenant at once,
+evaluates what is due and returns: tests drive the worker that way, without sleeping.
+
+Where the work is lives in Redis (``store.worker_signals``), not in a worker's memory: an
+idle worker reads the set of tenants with new entries and the due checks (two commands per
+wait), every stream only on a slow sweep, and a worker killed between fold and refresh leaves
+a mark another worker acts on within MAILFLOW_REFRESH_SECONDS. Every schedule runs on the
+injected clock, and ``sleep`` and ``until`` let a test drive the real loop without waiting.
 """
 
 from __future__ import annotations
@@ -23,9 +30,15 @@ import redis
 
 from service.config import Settings
 from service.core.fold import EntryIncrements, entry_increments
+from service.evaluate import is_due_given
 from service.metrics import METRICS
-from service.refresh import EVALUATE_EVERY_SECONDS, evaluate_all, refresh_tenant
-from service.store import aggregates, health, keys
+from service.refresh import (
+    EVALUATE_EVERY_SECONDS,
+    evaluate_all,
+    evaluate_tenant_now,
+    refresh_tenant,
+)
+from service.store import aggregates, health, keys, worker_signals
 from service.store.scripts import script
 
 log = logging.getLogger("mailflow.worker")
@@ -38,6 +51,11 @@ STORE_UNAVAILABLE = (redis.ConnectionError, redis.TimeoutError, redis.exceptions
                      redis.exceptions.SlotNotCoveredError)  # fmt: skip
 TENANT_LIST_SECONDS = 1.0
 HEARTBEAT_SECONDS = 1.0
+# Every stream is read (and abandoned entries claimed) this often even without a signal: a
+# signal dies with an API process that crashed between its append and its SADD.
+SWEEP_SECONDS = 30.0
+SIGNALLED_PER_LOOP = 1000  # tenants with new entries taken per loop
+CHECKS_PER_LOOP = 100  # due tenant checks taken per loop
 
 
 @dataclass
@@ -47,6 +65,9 @@ class WorkerStats:
     skipped: int = 0
     claimed: int = 0
     views_built: int = 0
+    checks: int = 0  # marked tenants checked
+    evaluations: int = 0  # evaluations a check found due
+    evaluation_passes: int = 0  # passes over every tenant (evaluate_all)
 
 
 @dataclass
@@ -56,17 +77,25 @@ class Worker:
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     name: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
     stats: WorkerStats = field(default_factory=WorkerStats)
+    # How the loop waits when idle (default: on the stop flag). A test passes one that moves
+    # its injected clock instead, so the loop's schedules run without real waiting.
+    sleep: Callable[[float], object] | None = None
+    # Called after each committed fold, before any refresh: fault tests stop a worker there.
+    after_fold: Callable[[str], None] | None = None
 
     def __post_init__(self) -> None:
         self._stop = threading.Event()
+        self._sleep: Callable[[float], object] = self.sleep or self._stop.wait
         self._tenants: list[str] = []
         self._tenants_read_at = -1e9
         self._last_claim_at: dict[str, float] = {}
         self._changed: set[str] = set()
-        self._refreshed_at: dict[str, float] = {}
+        self._to_read: set[str] = set()  # signalled tenants taken from Redis, not yet read
+        self._refreshed_at: dict[str, float] = {}  # on the injected clock, epoch seconds
+        self._swept_at = -1e18
         self._last_beat = -1e9
         self._instance: str | None = None
-        self._evaluated_at = -1e9
+        self._evaluated_at: datetime | None = None
 
     # -- control ---------------------------------------------------------------------------
 
@@ -77,14 +106,18 @@ class Worker:
         signal.signal(signal.SIGTERM, self.request_stop)
         signal.signal(signal.SIGINT, self.request_stop)
 
-    def work(self, burst: bool = False) -> WorkerStats:
+    def work(self, burst: bool = False, until: Callable[[], bool] | None = None) -> WorkerStats:
+        """Run until stopped (``request_stop``), until ``until()`` holds (checked before each
+        pass), or with ``burst`` until nothing is left to fold."""
         self._instance = health.claim_instance(self.client, self._instance)
         log.info("worker %s started", self.name)
         try:
-            while not self._stop.is_set():
+            while not self._stop.is_set() and not (until is not None and until()):
                 try:
-                    folded = self.fold_all()
+                    folded = self.fold_all() if burst else self.fold_signalled()
                     self.refresh_due(force=burst and not folded)
+                    self.check_due(force=burst and not folded)
+                    self.evaluate_due(force=burst and not folded)
                     self.heartbeat()
                 except STORE_UNAVAILABLE as error:
                     if burst:
@@ -95,7 +128,7 @@ class Worker:
                 if burst and not folded:
                     break
                 if not folded:
-                    self._stop.wait(IDLE_WAIT_SECONDS)
+                    self._sleep(IDLE_WAIT_SECONDS)
         finally:
             with contextlib.suppress(*STORE_UNAVAILABLE):  # stopping while Redis is down
                 METRICS.flush(self.client)
@@ -103,6 +136,10 @@ class Worker:
                     health.forget_worker(self.client, self.name)
             log.info("worker %s stopped: %s", self.name, self.stats)
         return self.stats
+
+    def _now(self) -> float:
+        """The injected clock in epoch seconds: every schedule of the loop runs on it."""
+        return self.clock().timestamp()
 
     # -- folding ---------------------------------------------------------------------------
 
@@ -122,14 +159,55 @@ class Worker:
             total += self.fold_tenant(tenant)
         return total
 
-    def fold_tenant(self, tenant: str) -> int:
+    def fold_signalled(self) -> int:
+        """One batch per tenant signalled with new entries, and on the slow sweep per tenant,
+        after claiming abandoned entries; the number of traces folded."""
+        now = self._now()
+        if now - self._swept_at >= self._sweep_seconds():
+            self._swept_at = now
+            self._last_claim_at.clear()  # the sweep claims for every tenant
+            self._tenants = sorted(worker_signals.all_tenants(self.client))
+            self._tenants_read_at = time.monotonic()
+            self._to_read.update(self._tenants)
+            claim = True
+        else:
+            claim = False
+        # Removed from Redis before the read (see worker_signals); kept here until read, so
+        # a Redis error in the middle does not drop the rest.
+        self._to_read.update(
+            worker_signals.take_tenants_with_entries(self.client, SIGNALLED_PER_LOOP)
+        )
+        total = 0
+        for tenant in sorted(self._to_read):
+            if self._stop.is_set():
+                break
+            total += self.fold_tenant(tenant, claim=claim)
+            self._to_read.discard(tenant)
+        return total
+
+    def _sweep_seconds(self) -> float:
+        # Often enough that an abandoned entry waits about MAILFLOW_CLAIM_IDLE_SECONDS.
+        return min(SWEEP_SECONDS, max(self.settings.claim_idle_seconds / 2, 0.5))
+
+    def fold_tenant(self, tenant: str, claim: bool = True) -> int:
         started = time.perf_counter()
-        entries = self._claim_abandoned(tenant) + self._read_new(tenant)
+        claimed = self._claim_abandoned(tenant) if claim else []
+        new = self._read_new(tenant)
+        if len(new) >= self.settings.fold_batch_entries:
+            # More may wait: signal it again, so this or another worker reads on.
+            worker_signals.signal_new_entries(self.client, tenant)
+        entries = claimed + new
         if not entries:
             return 0
+        # Marked after the read (the entries are pending) and before the fold: if this
+        # worker dies after the fold commits, another one finds the views behind the data.
+        due_ms = int((self._now() + self.settings.refresh_seconds) * 1000)
+        worker_signals.request_check(self.client, tenant, due_ms)
         result = aggregates.fold(
             self.client, tenant, self.name, entries, self.settings.retention_days, self.clock()
         )
+        if self.after_fold is not None:
+            self.after_fold(tenant)
         METRICS.observe("mailflow_fold_duration_seconds", (), time.perf_counter() - started)
         METRICS.inc("mailflow_fold_batches_total")
         METRICS.inc("mailflow_folded_traces_total", (), result.traces)
@@ -180,13 +258,13 @@ class Worker:
         """Rebuild views of changed tenants, each at most every MAILFLOW_REFRESH_SECONDS — by
         all workers together: a marker in Redis keeps a second worker that folded for the same
         tenant from rebuilding it again within the interval (the change waits for the next)."""
-        now = time.monotonic()
+        now = self._now()
         interval_ms = int(self.settings.refresh_seconds * 1000)
         for tenant in sorted(self._changed):
-            last = self._refreshed_at.get(tenant, -1e9)
+            last = self._refreshed_at.get(tenant, -1e18)
             if not force and now - last < self.settings.refresh_seconds:
                 continue
-            if not force and interval_ms and self.client.exists(keys.refreshed_recently(tenant)):
+            if not force and interval_ms and self._refreshed_recently(tenant, now, interval_ms):
                 continue
             if not self._take_lease(tenant):
                 continue  # another worker is refreshing it; our change is in its data too
@@ -195,26 +273,81 @@ class Worker:
                     self.client, tenant, self.clock(), self.settings
                 )
                 if interval_ms:
-                    self.client.set(keys.refreshed_recently(tenant), self.name, px=interval_ms)
+                    self.client.set(keys.refreshed_recently(tenant), int(now * 1000),
+                                    px=interval_ms)  # fmt: skip
             finally:
-                script(self.client, "release_lease")(
-                    keys=[keys.refresh_lease(tenant)], args=[self.name]
-                )
+                self._release_lease(tenant)
             self._changed.discard(tenant)
             self._refreshed_at[tenant] = now
 
+    def _refreshed_recently(self, tenant: str, now: float, interval_ms: int) -> bool:
+        # The marker holds the refresh time on the workers' clock; its expiry only cleans up.
+        raw = self.client.get(keys.refreshed_recently(tenant))
+        try:
+            return raw is not None and 0 <= now * 1000 - int(raw) < interval_ms
+        except ValueError:
+            return False
+
+    def check_due(self, force: bool = False) -> None:
+        """Check the tenants marked in Redis whose time has come (``force``: all of them):
+        rebuild views behind the data version, evaluate when rules or definitions changed."""
+        now = self._now()
+        due_before = float("inf") if force else now * 1000
+        for tenant, score in worker_signals.due_checks(self.client, due_before,
+                                                       CHECKS_PER_LOOP):  # fmt: skip
+            if self._stop.is_set():
+                break
+            self.check_tenant(tenant, score)
+
+    def check_tenant(self, tenant: str, score: float) -> None:
+        self.stats.checks += 1
+        state = worker_signals.tenant_state(self.client, tenant)
+        evaluation_due = is_due_given(state.evaluation_marker, state.version,
+                                      state.rules_version, self.clock())  # fmt: skip
+        if state.views_behind or evaluation_due:
+            if not self._take_lease(tenant):
+                self._check_again(tenant)  # the holder may have read the data before
+                return
+            try:
+                if state.views_behind:
+                    self.stats.views_built += refresh_tenant(
+                        self.client, tenant, self.clock(), self.settings
+                    )
+                else:
+                    self.stats.evaluations += 1
+                    evaluate_tenant_now(self.client, tenant, self.clock(), self.settings)
+            finally:
+                self._release_lease(tenant)
+            state = worker_signals.tenant_state(self.client, tenant)
+        if state.pending or state.views_behind:
+            self._check_again(tenant)  # a fold in flight, or one during our rebuild
+        else:
+            worker_signals.finish_check(self.client, tenant, score)
+
+    def _check_again(self, tenant: str) -> None:
+        due_ms = int((self._now() + self.settings.refresh_seconds) * 1000)
+        worker_signals.request_check(self.client, tenant, due_ms)
+
     def evaluate_due(self, force: bool = False) -> None:
-        """Re-evaluate every tenant now and then even without new mail: a new UTC day, new
-        rule settings or connector definitions can open or resolve insights on their own."""
-        now = time.monotonic()
-        if not force and now - self._evaluated_at < EVALUATE_EVERY_SECONDS:
+        """Re-evaluate every tenant every EVALUATE_EVERY_SECONDS and at each UTC day, even
+        without new mail: a new day, rule settings or connector definitions can open or resolve
+        insights on their own (a PUT also marks its tenant, checked at once)."""
+        now = self.clock()
+        last = self._evaluated_at
+        if (not force and last is not None and last.astimezone(UTC).date()
+                == now.astimezone(UTC).date()
+                and (now - last).total_seconds() < EVALUATE_EVERY_SECONDS):  # fmt: skip
             return
-        evaluate_all(self.client, self.clock(), self.settings, self.name)
+        self.stats.evaluation_passes += 1
+        evaluate_all(self.client, now, self.settings, self.name)
         self._evaluated_at = now
 
     def _take_lease(self, tenant: str) -> bool:
         lease_ms = int(max(self.settings.refresh_seconds * 5, 10) * 1000)
         return bool(self.client.set(keys.refresh_lease(tenant), self.name, nx=True, px=lease_ms))
+
+    def _release_lease(self, tenant: str) -> None:
+        script(self.client, "release_lease")(keys=[keys.refresh_lease(tenant)], args=[self.name])
 
     def heartbeat(self) -> None:
         now = time.monotonic()

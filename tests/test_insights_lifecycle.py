@@ -8,8 +8,8 @@ from datetime import timedelta
 import pytest
 
 from service.demo import demo_traces
-from service.refresh import evaluate_all
 from tests.helpers import post_batches
+from tests.worker_loop import LoopDriver
 
 _ids = itertools.count()
 
@@ -30,6 +30,16 @@ def day(clock, offset: int = 0) -> str:
 
 def moment(clock) -> str:
     return clock.now.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+@pytest.fixture
+def loop(redis_client, settings, clock) -> LoopDriver:
+    """The worker's own loop (``Worker.work``) on the injected clock: no evaluation is called
+    by hand, the worker decides when to evaluate."""
+    return LoopDriver(redis_client, settings, clock)
+
+
+A_PASS = timedelta(seconds=1)  # long enough for the loop's evaluation on a new day or a PUT
 
 
 def insights(client, state="active"):
@@ -83,17 +93,21 @@ def test_partner_tls10_detected_resolved_and_recurring(client, clock, run_worker
     assert {i["id"] for i in insights(client, "all")} == {first["id"], again["id"]}
 
 
-def test_day_rollover_alone_resolves(client, clock, run_worker, redis_client, settings):
+def test_day_rollover_alone_resolves(client, clock, run_worker, loop):
     post_batches(client, mail(clock, "Contoso Partner", 50, 10))
     run_worker()
-    assert len(insights(client)) == 1
+    [insight] = insights(client)
     clock.advance(days=6)  # the traffic day is still the oldest day of the window
-    assert evaluate_all(redis_client, clock(), settings, "test") == 0
-    assert len(insights(client)) == 1
+    loop.run(A_PASS)
+    assert [i["id"] for i in insights(client)] == [insight["id"]]
     clock.advance(days=1)  # now it left the window; no new mail at all
-    assert evaluate_all(redis_client, clock(), settings, "test") == 1
+    day_starts = clock.now.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    loop.run(A_PASS)
     assert insights(client) == []
-    assert evaluate_all(redis_client, clock(), settings, "test") == 0  # nothing due
+    [resolved] = insights(client, "resolved")
+    assert resolved["resolved_at"] == day_starts  # the loop's first pass of the new day
+    loop.run(A_PASS)
+    assert insights(client, "all") == [resolved]  # nothing changes without a reason
 
 
 EDGES = [
@@ -141,8 +155,7 @@ def test_outbound_tls10_and_internet_mail_never_fire(client, clock, run_worker):
     assert insights(client) == []
 
 
-def test_forced_tls_violation_covers_today_and_yesterday(client, clock, run_worker, redis_client,
-                                                         settings):  # fmt: skip
+def test_forced_tls_violation_covers_today_and_yesterday(client, clock, run_worker, loop):
     client.put("/api/v1/connectors/outbound/Bank", json={"type": "partner", "forced_tls": True})
     post_batches(client, mail(clock, "Bank", 500, 1, version=None, direction="outbound"))
     run_worker()
@@ -151,10 +164,10 @@ def test_forced_tls_violation_covers_today_and_yesterday(client, clock, run_work
     assert insight["measured"]["matching_messages"] == 1
     assert insight["window"] == {"start": day(clock, -1), "end": day(clock)}
     clock.advance(days=1)  # yesterday's plaintext message is still in the window
-    evaluate_all(redis_client, clock(), settings, "test")
+    loop.run(A_PASS)
     assert len(insights(client)) == 1
     clock.advance(days=1)
-    evaluate_all(redis_client, clock(), settings, "test")
+    loop.run(A_PASS)
     assert insights(client) == []
 
 
@@ -165,8 +178,7 @@ def test_undefined_or_unforced_connector_is_no_forced_tls_violation(client, cloc
     assert insights(client) == []
 
 
-def test_rule_settings_change_thresholds_and_disable(client, clock, run_worker, redis_client,
-                                                     settings):  # fmt: skip
+def test_rule_settings_change_thresholds_and_disable(client, clock, run_worker, loop):
     post_batches(client, mail(clock, "Contoso", 100, 12))
     run_worker()
     assert len(insights(client)) == 1
@@ -174,14 +186,14 @@ def test_rule_settings_change_thresholds_and_disable(client, clock, run_worker, 
     assert response.status_code == 200
     assert response.json["min_percent"] == 15.0 and response.json["min_messages"] == 10
     assert response.json["defaults"] == {"enabled": True, "min_percent": 5.0, "min_messages": 10}
-    assert evaluate_all(redis_client, clock(), settings, "test") == 1
+    loop.run(A_PASS)
     assert insights(client) == []
     client.put("/api/v1/insight-rules/inbound-partner-tls10", json={"min_percent": 12.0})
-    evaluate_all(redis_client, clock(), settings, "test")
+    loop.run(A_PASS)
     [insight] = insights(client)
     assert insight["threshold"] == {"min_percent": 12.0, "min_messages": 10}
     client.put("/api/v1/insight-rules/inbound-partner-tls10", json={"enabled": False})
-    evaluate_all(redis_client, clock(), settings, "test")
+    loop.run(A_PASS)
     assert insights(client) == []
     rules = {r["id"]: r for r in client.get("/api/v1/insight-rules").json["rules"]}
     assert len(rules) == 6
@@ -218,20 +230,20 @@ def test_demo_data_raises_the_partner_tls10_insight(client, clock, run_worker):
 
 
 def test_resolved_insights_are_forgotten_after_the_retention_period(
-    client, clock, run_worker, redis_client, settings
+    client, clock, run_worker, loop, settings
 ):
     post_batches(client, mail(clock, "Old", 100, 20))
     run_worker()
     [old] = insights(client)
     clock.advance(days=8)
-    evaluate_all(redis_client, clock(), settings, "test")
+    loop.run(A_PASS)
     assert [i["id"] for i in insights(client, "resolved")] == [old["id"]]
     clock.advance(days=settings.retention_days - 1)
     post_batches(client, mail(clock, "New", 100, 20))
     run_worker()  # an evaluation one day short of the period: still kept
     assert [i["id"] for i in insights(client, "resolved")] == [old["id"]]
     clock.advance(days=1, seconds=1)
-    evaluate_all(redis_client, clock(), settings, "test")
+    loop.run(A_PASS)
     assert insights(client, "resolved") == []
     assert client.get(f"/api/v1/insights/{old['id']}").status_code == 404
     assert [i["connector"]["name"] for i in insights(client)] == ["New"]

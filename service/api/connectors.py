@@ -25,7 +25,7 @@ from service.api.windows import window_from_args
 from service.core.connectors import INTERNET, ConnectorDefinition, is_direction
 from service.core.paging import CursorError
 from service.errors import Problem
-from service.store import connectors_store
+from service.store import connectors_store, worker_signals
 
 blp = Blueprint("connectors", __name__, url_prefix="/api/v1/connectors",
                 description="The connector report and connector definitions")  # fmt: skip
@@ -140,6 +140,7 @@ class Connector(MethodView):
         tenant = context.tenant()
         stale = views.precomputed_keys(tenant, context.now().date(), "connectors")
         connectors_store.put_definition(context.client(), tenant, direction, name, stored, stale)
+        worker_signals.request_evaluation(context.client(), tenant)
         body = {"direction": direction, "name": name, **stored.as_dict()}
         return Response(orjson.dumps(body), status=200, mimetype="application/json")
 
@@ -155,4 +156,5 @@ class Connector(MethodView):
         stale = views.precomputed_keys(tenant, context.now().date(), "connectors")
         if not connectors_store.put_definition(client, tenant, direction, name, None, stale):
             raise Problem(404, f"no definition of the {direction} connector {name!r}")
+        worker_signals.request_evaluation(client, tenant)
         return Response(status=204)

@@ -24,7 +24,7 @@ from service.core.insight_rules import RULES, effective_rules
 from service.core.paging import CursorError, decode_cursor
 from service.errors import Problem
 from service.insight_feed import digest, feed_page, public
-from service.store import insights_store
+from service.store import insights_store, worker_signals
 
 blp = Blueprint("insights", __name__, url_prefix="/api/v1",
                 description="Insights: conditions worth acting on, and their rules")  # fmt: skip
@@ -110,5 +110,6 @@ class InsightRule(MethodView):
         overrides = insights_store.rule_settings(client, tenant)
         merged = {**RULES[rule_id].settings(), **overrides.get(rule_id, {}), **settings}
         insights_store.put_rule_settings(client, tenant, rule_id, merged)
+        worker_signals.request_evaluation(client, tenant)
         body = _rule_document(rule_id, {**overrides, rule_id: merged})
         return Response(orjson.dumps(body), status=200, mimetype="application/json")

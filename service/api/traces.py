@@ -22,7 +22,7 @@ from service.core.traces import (
 )
 from service.errors import Problem
 from service.metrics import METRICS
-from service.store import connectors_store
+from service.store import connectors_store, worker_signals
 from service.store import traces as trace_store
 
 blp = Blueprint("traces", __name__, url_prefix="/api/v1", description="Ingest message traces")
@@ -83,6 +83,8 @@ class Traces(MethodView):
         trace_store.register_tenant(client, tenant, replication)
         result = trace_store.ingest(client, tenant, accepted, settings.dedupe_days * 86400,
                                     replication)  # fmt: skip
+        if result.accepted:  # after the append, never before: see worker_signals
+            worker_signals.signal_new_entries(client, tenant)
         _count(result.accepted, result.duplicates, errors)
         body_out = {"accepted": result.accepted, "duplicates": result.duplicates,
                     "rejected": len(errors), "errors": errors}  # fmt: skip

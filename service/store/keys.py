@@ -66,6 +66,25 @@ def refreshed_recently(tenant: str) -> str:
     return f"{_tenant(tenant)}:refreshed"
 
 
+def views_built_version(tenant: str) -> str:
+    """String: a data version the tenant's precomputed views include (read before rebuilding
+    them). Views behind ``meta``'s version need a rebuild, whichever worker folded."""
+    return f"{_tenant(tenant)}:views:built"
+
+
+def tenants_with_entries() -> str:
+    """Set of tenants whose stream may hold entries no worker has read: the API adds a tenant
+    after appending to its stream, a worker removes it before reading (no signal is lost)."""
+    return f"{PREFIX}:tenants:new-entries"
+
+
+def tenants_to_check() -> str:
+    """Sorted set tenant -> epoch ms from which a worker must check it: views behind the data
+    version, an evaluation due (new rules or definitions), folds in flight. Every mark raises
+    the score, so a worker only removes a mark nobody renewed since it read it."""
+    return f"{PREFIX}:tenants:check"
+
+
 def tenants() -> str:
     """Set of every tenant that has ever ingested: the worker's list of streams to fold."""
     return f"{PREFIX}:tenants"
