@@ -22,8 +22,9 @@ from service.api.schemas import (
     WindowArgsSchema,
 )
 from service.api.windows import window_from_args
-from service.core.connectors import INTERNET, ConnectorDefinition, is_direction
+from service.core.connectors import ConnectorDefinition, checked_definition_name, is_direction
 from service.core.paging import CursorError
+from service.core.text import TextError
 from service.errors import Problem
 from service.store import connectors_store
 
@@ -121,6 +122,9 @@ class Connector(MethodView):
 
     @blp.arguments(ConnectorDefinitionSchema)
     @blp.response(200, ConnectorDefinitionOutSchema)
+    @blp.problem(400, "The body cannot be read: not JSON, nested too deeply, a field twice")
+    @blp.problem(413, "The body is over 64 KiB")
+    @blp.problem(415, "The body is not application/json")
     @blp.problem(422, "Bad definition")
     def put(self, definition: dict[str, Any], direction: str, name: str) -> Response:
         """Define a connector
@@ -130,10 +134,10 @@ class Connector(MethodView):
         rejected). Reports are rebuilt with the definition at once.
         """
         _checked_direction(direction)
-        if name == INTERNET:
-            raise _invalid("name", "'-' is mail without a connector; it cannot be defined")
-        if len(name) > 128 or any(ord(c) < 32 or ord(c) == 127 for c in name):
-            raise _invalid("name", "1 to 128 characters, no control characters")
+        try:
+            name = checked_definition_name(name)
+        except TextError as error:
+            raise _invalid("name", str(error)) from None
         stored = ConnectorDefinition(
             definition["type"], definition["forced_tls"], definition["description"]
         )

@@ -3,9 +3,10 @@
 Nearly every batch a mail server's shipper sends is entirely valid. For those, msgspec decodes
 and type-checks the whole body in one C call (enums, lengths, unknown and missing fields), and
 column-wise passes do the rest of the contract (time window, TLS spelling, domains, addresses,
-connector definitions), producing the columns storage needs. The moment
+connector definitions, the text rule), producing the columns storage needs. The moment
 anything is doubtful — a record msgspec refuses, a field that may appear twice, a backslash
-anywhere, a timestamp outside the window — this returns None and the caller runs the exact
+anywhere, a non-ASCII string that is not NFC or holds a forbidden character, a name with
+whitespace at an end, a timestamp outside the window — this returns None and the caller runs the exact
 per-record path (``normalize_trace``), which names every bad record and field. So this path
 never decides what is wrong, only that nothing is; a property test holds it to the exact path.
 """
@@ -22,6 +23,7 @@ from typing import Annotated, Any, Literal, NoReturn
 import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
 
+from service.core.text import is_clean_text
 from service.core.tls import canonical_tls_version
 from service.core.traces import (
     _RFC3339,
@@ -43,9 +45,9 @@ from service.core.traces import (
 
 
 def _text(limit: int) -> Any:
-    """A non-empty string of at most ``limit`` characters. Control characters need no check
-    here: JSON allows them in strings only escaped, and a body with a backslash or a raw DEL
-    goes the exact path."""
+    """A non-empty string of at most ``limit`` characters. ASCII control characters need no
+    check here: JSON allows them in strings only escaped, and a body with a backslash or a raw
+    DEL goes the exact path; non-ASCII strings are checked after decoding (``_clean_text``)."""
     return Annotated[str, Meta(min_length=1, max_length=limit)]
 
 
@@ -82,6 +84,7 @@ _ZERO = timedelta(0)
 _SHAPE = attrgetter("direction", "connector", "connector_type", "tls_version")
 _SENDER, _RECIPIENT, _HOST = (attrgetter(name) for name in DOMAIN_FIELDS)
 _IP, _ID, _SIZE = attrgetter("remote_ip"), attrgetter("id"), attrgetter("size_bytes")
+_CIPHER = attrgetter("cipher")
 
 
 def accept_valid_batch(
@@ -104,6 +107,8 @@ def accept_valid_batch(
         # UTF-8, an integer past 64 bits ...), the exact path judges and names
         return None
     if not 0 < len(records) <= max_records or _may_repeat_fields(body, records, wrapped):
+        return None
+    if not body.isascii() and not _clean_text(records):
         return None
     try:
         return _columns(records, window, defined_types or {})
@@ -129,6 +134,15 @@ def _may_repeat_fields(body: bytes, records: list[_Trace], wrapped: bool) -> boo
     return body.count(b'"') != 2 * (names + strings)
 
 
+def _clean_text(records: list[_Trace]) -> bool:
+    """Whether every non-ASCII string is already NFC and free of forbidden characters, so that
+    the exact path would keep it as it is. An all-ASCII body (nearly every one) skips this."""
+    for value in chain.from_iterable(map(msgspec.structs.astuple, records)):
+        if value.__class__ is str and not value.isascii() and not is_clean_text(value):
+            return False
+    return True
+
+
 def _columns(
     records: list[_Trace], window: IngestWindow, defined_types: Mapping[tuple[str, str], str]
 ) -> AcceptedBatch:
@@ -142,10 +156,15 @@ def _columns(
     for address in set(map(_IP, records)):
         if address not in _NONE and _normalised_ip(address) is None:
             _refuse()
+    for cipher in set(map(_CIPHER, records)):
+        if cipher not in _NONE and cipher != cipher.strip():  # a name: no whitespace at the ends
+            _refuse()
     ids = list(map(_ID, records))
     for position, trace_id in enumerate(ids):
         if trace_id is None or trace_id is UNSET:  # derived from the content, as exactly
             ids[position] = normalize_trace(_as_dict(records[position]), window, defined_types).id
+        elif trace_id != trace_id.strip():
+            _refuse()
     blake2b = hashlib.blake2b
     return AcceptedBatch(
         days=days,
@@ -180,6 +199,8 @@ def _counter_field(shape: tuple[Any, ...], defined_types: Mapping[tuple[str, str
         if connector_type is not None:
             _refuse()
         connector = None
+    elif connector != connector.strip():
+        _refuse()
     else:
         defined = defined_types.get((direction, connector))
         if defined is not None:
