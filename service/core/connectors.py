@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from service.core.percent import shares
-from service.core.text import TextError, checked_text
+from service.core.text import TextError, checked_name
 from service.core.tls import TLS_VERSIONS
 from service.core.traces import (
     CONNECTOR_TYPES,
@@ -55,12 +55,7 @@ def checked_definition_name(name: str) -> str:
     TextError says what is wrong."""
     if name == INTERNET:
         raise TextError("'-' is mail without a connector; it cannot be defined")
-    if not name or len(name) > 4 * MAX_CONNECTOR:
-        raise TextError(f"1 to {MAX_CONNECTOR} characters")
-    name = checked_text(name, trimmed=True)
-    if len(name) > MAX_CONNECTOR:
-        raise TextError(f"1 to {MAX_CONNECTOR} characters")
-    return name
+    return checked_name(name, MAX_CONNECTOR)
 
 
 def definition_field(direction: str, name: str) -> str:

@@ -30,7 +30,9 @@ _FORBIDDEN_BMP = (
     r"\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb"
 )
 TEXT_PATTERN = rf"^[^{_FORBIDDEN_BMP}]*$"
-TRIMMED_TEXT_PATTERN = rf"^(?:[^\s{_FORBIDDEN_BMP}](?:[^{_FORBIDDEN_BMP}]*[^\s{_FORBIDDEN_BMP}])?)?$"
+TRIMMED_TEXT_PATTERN = (
+    rf"^(?:[^\s{_FORBIDDEN_BMP}](?:[^{_FORBIDDEN_BMP}]*[^\s{_FORBIDDEN_BMP}])?)?$"
+)
 
 
 class TextError(ValueError):
@@ -55,6 +57,17 @@ def checked_text(value: str, trimmed: bool = False) -> str:
                                     "not allowed")  # fmt: skip
     if trimmed and value != value.strip():
         raise TextError("begins or ends with whitespace")
+    return value
+
+
+def checked_name(value: str, limit: int) -> str:
+    """A name (a connector's, an API key's): 1 to ``limit`` characters in NFC, by the rule,
+    with no whitespace at either end."""
+    if not value or len(value) > 4 * limit:  # NFC shortens a string at most 4 times
+        raise TextError(f"1 to {limit} characters")
+    value = checked_text(value, trimmed=True)
+    if len(value) > limit:
+        raise TextError(f"1 to {limit} characters")
     return value
 
 
