@@ -84,7 +84,8 @@ _ZERO = timedelta(0)
 _SHAPE = attrgetter("direction", "connector", "connector_type", "tls_version")
 _SENDER, _RECIPIENT, _HOST = (attrgetter(name) for name in DOMAIN_FIELDS)
 _IP, _ID, _SIZE = attrgetter("remote_ip"), attrgetter("id"), attrgetter("size_bytes")
-_CIPHER = attrgetter("cipher")
+_CONNECTOR, _CIPHER = attrgetter("connector"), attrgetter("cipher")
+_MESSAGE_ID = attrgetter("message_id")
 
 
 def accept_valid_batch(
@@ -108,7 +109,7 @@ def accept_valid_batch(
         return None
     if not 0 < len(records) <= max_records or _may_repeat_fields(body, records, wrapped):
         return None
-    if not body.isascii() and not _clean_text(records):
+    if not _text_rule_holds(body, records):
         return None
     try:
         return _columns(records, window, defined_types or {})
@@ -134,10 +135,28 @@ def _may_repeat_fields(body: bytes, records: list[_Trace], wrapped: bool) -> boo
     return body.count(b'"') != 2 * (names + strings)
 
 
-def _clean_text(records: list[_Trace]) -> bool:
-    """Whether every non-ASCII string is already NFC and free of forbidden characters, so that
-    the exact path would keep it as it is. An all-ASCII body (nearly every one) skips this."""
-    for value in chain.from_iterable(map(msgspec.structs.astuple, records)):
+def _text_rule_holds(body: bytes, records: list[_Trace]) -> bool:
+    """Whether the exact path would keep every free-text string (id, connector, cipher,
+    message id) as it is: names without whitespace at the ends, non-ASCII strings already NFC
+    and free of refused characters (service.core.text). The other strings need no look: the
+    exact path does not normalise them, and both paths judge them with the same functions.
+    """
+    names = {*map(_CONNECTOR, records), *map(_CIPHER, records)}  # a few distinct ones
+    ids = list(map(_ID, records))
+    if body.isascii():
+        # Without backslashes (see _may_repeat_fields) the only whitespace a string can hold
+        # raw is the space: one join and one search look at every id at C speed.
+        try:
+            joined = " ".join(ids)
+        except TypeError:  # some ids absent or null
+            joined = " ".join(value for value in ids if value.__class__ is str)
+        if "  " in joined or joined[:1] == " " or joined[-1:] == " ":
+            return False
+        return all(value.__class__ is not str or value == value.strip() for value in names)
+    for value in chain(names, ids):
+        if value.__class__ is str and value != value.strip():
+            return False
+    for value in chain(names, ids, map(_MESSAGE_ID, records)):
         if value.__class__ is str and not value.isascii() and not is_clean_text(value):
             return False
     return True
@@ -156,15 +175,10 @@ def _columns(
     for address in set(map(_IP, records)):
         if address not in _NONE and _normalised_ip(address) is None:
             _refuse()
-    for cipher in set(map(_CIPHER, records)):
-        if cipher not in _NONE and cipher != cipher.strip():  # a name: no whitespace at the ends
-            _refuse()
     ids = list(map(_ID, records))
     for position, trace_id in enumerate(ids):
         if trace_id is None or trace_id is UNSET:  # derived from the content, as exactly
             ids[position] = normalize_trace(_as_dict(records[position]), window, defined_types).id
-        elif trace_id != trace_id.strip():
-            _refuse()
     blake2b = hashlib.blake2b
     return AcceptedBatch(
         days=days,
@@ -199,8 +213,6 @@ def _counter_field(shape: tuple[Any, ...], defined_types: Mapping[tuple[str, str
         if connector_type is not None:
             _refuse()
         connector = None
-    elif connector != connector.strip():
-        _refuse()
     else:
         defined = defined_types.get((direction, connector))
         if defined is not None:
