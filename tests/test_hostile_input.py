@@ -9,6 +9,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests import test_auth_gunicorn
+
+gunicorn_api = test_auth_gunicorn.gunicorn_api  # the fixture: gunicorn as operators run it
+
 TRACES = "/api/v1/traces"
 JSON = "application/json"
 NDJSON = "application/x-ndjson"
@@ -265,3 +269,14 @@ def test_rejected_field_metric_labels_only_known_fields(client, clock, redis_cli
     assert 'mailflow_traces_rejected_total{field="other"}' in rejected
     assert 'mailflow_traces_rejected_total{field="direction"}' in rejected
     assert not [s for s in rejected if "zz" in s], rejected
+
+
+def test_chunked_bodies_with_a_bad_chunk_size_under_gunicorn(gunicorn_api, make_key):
+    base, _log = gunicorn_api
+    key = make_key("default", "ingest", "admin")
+    for method, path in (("POST", TRACES), ("PUT", RULE)):
+        head = (f"{method} {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\n"
+                "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n"
+                "Connection: close")  # fmt: skip
+        status, content_type, _ = _raw_request(base, head, b"zz\r\n[]\r\n0\r\n\r\n")
+        assert (status, content_type) == (400, "application/problem+json")

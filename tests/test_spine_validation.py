@@ -225,3 +225,10 @@ def test_connector_definition_names_are_nfc(client):
                           json={"type": "partner", "description": "Cafe\u0301"})  # fmt: skip
     assert response.status_code == 200
     assert (response.json["name"], response.json["description"]) == ("Z\u00fcrich", "Caf\u00e9")
+
+
+def test_a_connector_is_found_whichever_normal_form_the_url_spells(client):
+    assert client.put("/api/v1/connectors/inbound/Z%C3%BCrich", json={"type": "partner"}).json
+    detail = client.get("/api/v1/connectors/inbound/Zu%CC%88rich")
+    assert detail.status_code == 200 and detail.json["name"] == "Z\u00fcrich"
+    assert client.delete("/api/v1/connectors/inbound/Zu%CC%88rich").status_code == 204

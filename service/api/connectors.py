@@ -22,7 +22,12 @@ from service.api.schemas import (
     WindowArgsSchema,
 )
 from service.api.windows import window_from_args
-from service.core.connectors import ConnectorDefinition, checked_definition_name, is_direction
+from service.core.connectors import (
+    ConnectorDefinition,
+    checked_definition_name,
+    is_direction,
+    lookup_name,
+)
 from service.core.paging import CursorError
 from service.core.text import TextError
 from service.errors import Problem
@@ -111,6 +116,7 @@ class Connector(MethodView):
         Totals, TLS split and daily series of one connector over the window. The name `-`
         stands for mail to or from the internet without a connector.
         """
+        name = lookup_name(name)
         view = connector_views.connector_detail_view(
             context.client(), context.tenant(), _checked_direction(direction), name,
             window_from_args(args), context.now(), context.settings().view_cache_seconds,
@@ -155,6 +161,7 @@ class Connector(MethodView):
         Its traffic stays in the reports, typed by the traces again.
         """
         _checked_direction(direction)
+        name = lookup_name(name)
         client, tenant = context.client(), context.tenant()
         stale = views.precomputed_keys(tenant, context.now().date(), "connectors")
         if not connectors_store.put_definition(client, tenant, direction, name, None, stale):

@@ -7,6 +7,7 @@ documents with percentages.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -56,6 +57,11 @@ def checked_definition_name(name: str) -> str:
     if name == INTERNET:
         raise TextError("'-' is mail without a connector; it cannot be defined")
     return checked_name(name, MAX_CONNECTOR)
+
+
+def lookup_name(name: str) -> str:
+    """The form a name is stored in (NFC), to find it whichever form a URL spells."""
+    return name if name.isascii() else unicodedata.normalize("NFC", name)
 
 
 def definition_field(direction: str, name: str) -> str:
