@@ -117,7 +117,7 @@ def read_json_object(request: Request, max_bytes: int = MAX_JSON_OBJECT_BYTES) -
     if not body.strip():
         raise Problem(400, "the body is empty; send a JSON object", slug="empty-body")
     document = _parse_json(body)
-    _check_depth(document)
+    _check_depth(document, body)
     repeated = _repeated_field(_exact_parse(body))
     if repeated is not None:
         raise Problem(400, f"the field {repeated!r} appears more than once",
@@ -133,24 +133,36 @@ def _parse_json(body: bytes) -> Any:
         raise Problem(400, f"body is not valid JSON: {error}", slug="malformed-json") from None
 
 
-def _depth_exceeds(document: Any, limit: int = MAX_JSON_DEPTH) -> bool:
-    """Whether containers nest deeper than ``limit``; level by level, without recursion."""
+def _depth_exceeds(document: Any, text: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether containers nest deeper than ``limit``; level by level, without recursion.
+
+    Every container opens with a ``[`` or ``{`` in ``text`` (strings may hold more), so once
+    the levels walked hold that many containers there is none deeper: an ordinary batch is
+    settled after its first level, without looking into each record.
+    """
+    brackets = text.count(b"[") + text.count(b"{")
+    if brackets <= limit:
+        return False
     level = [document] if isinstance(document, list | dict) else []
+    seen = len(level)
     depth = 0
     while level:
         depth += 1
         if depth > limit:
             return True
+        if seen >= brackets:
+            return False
         deeper: list[Any] = []
         for node in level:
             children = node.values() if isinstance(node, dict) else node
             deeper.extend(child for child in children if isinstance(child, list | dict))
+        seen += len(deeper)
         level = deeper
     return False
 
 
-def _check_depth(document: Any) -> None:
-    if _depth_exceeds(document):
+def _check_depth(document: Any, text: bytes) -> None:
+    if _depth_exceeds(document, text):
         raise Problem(400, f"the JSON is nested deeper than {MAX_JSON_DEPTH} levels",
                       slug="malformed-json")  # fmt: skip
 
@@ -191,7 +203,7 @@ def parse_records(
             except orjson.JSONDecodeError as error:
                 parsed.append((number, None, TraceError("", f"not valid JSON: {error}")))
                 continue
-            if _depth_exceeds(document):
+            if _depth_exceeds(document, line):
                 nested = TraceError("", f"nested deeper than {MAX_JSON_DEPTH} levels")
                 parsed.append((number, None, nested))
             else:
@@ -209,7 +221,7 @@ def parse_records(
             yield number, record, _repeated_error(repeated.get(number)) or problem
         return
     document = _parse_json(body)
-    _check_depth(document)
+    _check_depth(document, body)
     wrapped = isinstance(document, dict) and set(document) == {"traces"}
     if wrapped:
         document = document["traces"]
