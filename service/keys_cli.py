@@ -16,6 +16,7 @@ import redis
 
 from service.auth import SCOPES, create_key, validate_tenant
 from service.config import Settings
+from service.core.text import TextError, checked_name
 from service.store import api_keys
 from service.store.connection import connect
 
@@ -61,6 +62,9 @@ def _settings() -> Settings:
         raise click.UsageError(str(error)) from None
 
 
+MAX_KEY_NAME = 128
+
+
 @click.group("keys")
 def keys_group() -> None:
     """Create, list and revoke API keys."""
@@ -76,13 +80,19 @@ def keys_group() -> None:
     type=click.Choice(SCOPES),
     help="ingest (POST traces), read (GET reports), admin (change settings); repeat.",
 )
-@click.option("--name", default="", help="A label for `keys list`.")  # fmt: skip
+@click.option("--name", default="",
+              help="A label for `keys list`: at most 128 characters, no control or format "
+              "characters, no whitespace at either end.")  # fmt: skip
 def create(tenant: str, scopes: tuple[str, ...], name: str) -> None:
     """Create a key and print it: the only time it is shown (stored as a hash)."""
     try:
         validate_tenant(tenant)
     except ValueError as error:
         raise click.BadParameter(str(error), param_hint="--tenant") from None
+    try:
+        name = checked_name(name, MAX_KEY_NAME) if name else ""
+    except TextError as error:
+        raise click.BadParameter(str(error), param_hint="--name") from None
     with open_store(_settings()) as client:
         key = create_key(client, tenant, scopes, name, datetime.now(UTC))
     click.echo(key)

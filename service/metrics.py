@@ -17,6 +17,7 @@ from functools import lru_cache
 
 import redis
 
+from service.core.traces import KNOWN_FIELDS
 from service.store import keys
 
 Labels = tuple[tuple[str, str], ...]
@@ -79,12 +80,27 @@ CATALOGUE: dict[str, tuple[str, str]] = {
 }
 
 
+# Labels whose values a client chooses: each maps onto a fixed set, anything else to "other".
+# The series live in one Redis hash without expiry, so an unbounded label (a made-up field
+# name per request, a made-up HTTP method) would mint series without end.
+BOUNDED_LABELS: dict[str, frozenset[str]] = {
+    "field": frozenset({*KNOWN_FIELDS, "body", "traces"}),
+    "method": frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}),
+}
+OTHER = "other"
+
+
 @lru_cache(maxsize=4096)
 def _series(name: str, labels: Labels) -> str:
     if not labels:
         return name
-    inner = ",".join(f'{k}="{_escape(v)}"' for k, v in labels)
+    inner = ",".join(f'{k}="{_escape(_bounded(k, v))}"' for k, v in labels)
     return f"{name}{{{inner}}}"
+
+
+def _bounded(label: str, value: str) -> str:
+    allowed = BOUNDED_LABELS.get(label)
+    return value if allowed is None or value in allowed else OTHER
 
 
 def _escape(value: str) -> str:

@@ -107,3 +107,19 @@ def test_the_printed_demo_curl_commands_work_as_printed(redis_server, redis_clie
     assert snapshot["directions"]["inbound"]["messages"] > 1000  # the demo week, tenant demo
     assert json.loads(outputs[2].stdout)["accepted"] == 1
     assert all(b"unauthorized" not in out.stdout for out in outputs)
+
+
+@pytest.mark.parametrize("name", ["siem\u2028", "\u202esiem", "si\u200bem", " siem", "siem ",
+                                  "si\x85em", "x" * 129])  # fmt: skip
+def test_keys_create_refuses_a_name_against_the_text_rule(redis_server, redis_client, name):
+    result = invoke({"MAILFLOW_REDIS_URL": redis_server.url}, "keys", "create", "--tenant",
+                    "acme", "--scope", "read", "--name", name)  # fmt: skip
+    assert result.exit_code == 2 and result.stdout == "" and "--name" in result.output
+    assert redis_client.scard("mf:apikeys") == 0
+
+
+def test_keys_create_stores_the_name_in_nfc(redis_server, redis_client):
+    result = invoke({"MAILFLOW_REDIS_URL": redis_server.url}, "keys", "create", "--tenant",
+                    "acme", "--scope", "read", "--name", "Zu\u0308rich")  # fmt: skip
+    record = api_keys.load(redis_client, parse_key(result.stdout.strip())[0])
+    assert record.name == "Z\u00fcrich"

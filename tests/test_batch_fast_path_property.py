@@ -119,6 +119,12 @@ def test_a_valid_batch_takes_the_batch_path(style):
     lambda body: body.replace(b'"[2001:DB8::1]"', b'"2001:DB8::g"'),
     lambda body: body.replace(b'"id":"a"', b'"id":""'),
     lambda body: body.replace(b'"id":"a"', b'"id":"a","extra":1'),
+    lambda body: body.replace(b'"id":"a"', b'"id":"a "'),  # whitespace at the end of an id
+    lambda body: body.replace(b'"id":"a"', b'"id":"a\xe2\x80\x8b"'),  # U+200B, zero width
+    lambda body: body.replace(b"<\xc3\xa9@", b"<e\xcc\x81@"),  # not NFC (e + U+0301)
+    lambda body: body.replace(b"<\xc3\xa9@", b"<\xe2\x80\xa8@"),  # U+2028, line separator
+    lambda body: body.replace(b"<\xc3\xa9@", b"<\xc2\x85@"),  # U+0085, NEXT LINE
+    lambda body: body.replace(b'"Partner A"', b'"Partner A","cipher":" AES"'),
 ])  # fmt: skip
 def test_the_batch_path_declines_what_it_cannot_vouch_for(change):
     body = encode(VALID, "array", ensure_ascii=False)

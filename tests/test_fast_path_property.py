@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import UTC, datetime
 
 import pytest
@@ -45,13 +46,44 @@ domains = mostly(
     st.one_of(st.sampled_from(["-bad.org", "a..b", "ex_ample.org", "bücher.example",
                                "a" * 64 + ".org", ""]), junk),
 )  # fmt: skip
-texts = mostly(st.text(max_size=140), junk)
+# What the text rule is about: controls (C0, DEL, C1 such as NEXT LINE), format characters
+# (zero-width space, bidi override, BOM, soft hyphen, a tag beyond U+FFFF), line and paragraph
+# separators, whitespace at the ends (ASCII and not), and strings that are not NFC.
+tricky = st.sampled_from(
+    [
+        "\u0085",
+        "\u2028",
+        "\u2029",
+        "\u202e",
+        "\u200b",
+        "\ufeff",
+        "\xad",
+        "\U000e0041",
+        "\x7f",
+        "\x00",
+        "\t",
+        " ",
+        "\u00a0",
+        "\u3000",
+        "u\u0308",
+        "e\u0301",
+        "\u00fc",
+        "\u212b",
+        "A",
+        "HQ",
+    ]
+)
+texts = mostly(
+    st.one_of(st.text(max_size=140), st.lists(tricky | st.text(max_size=3), max_size=8).map("".join)),
+    junk,
+)  # fmt: skip
 records = st.fixed_dictionaries(
     {"timestamp": timestamps,
      "direction": mostly(st.sampled_from(["inbound", "outbound"]), junk),
      "tls_version": tls},
     optional={
-        "id": texts, "connector": mostly(st.sampled_from(["Partner A", "HQ"]), texts),
+        "id": texts, "connector": mostly(st.sampled_from(["Partner A", "HQ"]),
+                            st.sampled_from(["HQ ", " HQ", "HQ\u200b", "Partner\u00a0A"]) | texts),
         "connector_type": mostly(st.sampled_from(["partner", "onpremises"]), junk),
         "cipher": texts, "message_id": texts, "sender_domain": domains,
         "recipient_domain": domains, "remote_host": domains,
@@ -87,6 +119,18 @@ def test_fast_path_agrees_with_the_schema(record):
         day = reference.pop("_day")
         assert fast.record == reference
         assert fast.day == day
+        assert_text_rule(fast.record)
+
+
+def assert_text_rule(record: dict) -> None:
+    """Every accepted string is NFC, without controls, format characters or line and
+    paragraph separators; names and ids have no whitespace at either end."""
+    for name, value in record.items():
+        if isinstance(value, str):
+            assert unicodedata.is_normalized("NFC", value), (name, value)
+            assert not {unicodedata.category(c) for c in value} & {"Cc", "Cf", "Zl", "Zp"}
+            if name in ("id", "connector", "cipher"):
+                assert value == value.strip(), (name, value)
 
 
 @pytest.mark.parametrize("record", [

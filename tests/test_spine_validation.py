@@ -157,3 +157,78 @@ def test_bad_window_parameters_are_422_naming_the_parameter(client, query):
 def test_unknown_routes_and_methods_are_problems(client):
     assert_problem(client.get("/api/v1/nothing"), 404)
     assert_problem(client.delete("/api/v1/traces"), 405)
+
+
+# -- Unicode: NFC, and no control, format or line-separator characters -------------------------
+
+UNICODE_BAD = [
+    ({"id": "good-\u0085"}, "id"),  # NEXT LINE, a C1 control
+    ({"id": "a\u200bb"}, "id"),  # ZERO WIDTH SPACE, a format character
+    ({"connector": "HQ\u2028", "connector_type": "partner"}, "connector"),  # line separator
+    ({"connector": "\u202eQH", "connector_type": "partner"}, "connector"),  # right-to-left
+    ({"connector": "HQ\u2029x", "connector_type": "partner"}, "connector"),
+    ({"connector": "HQ ", "connector_type": "partner"}, "connector"),  # trailing space
+    ({"connector": "\u00a0HQ", "connector_type": "partner"}, "connector"),
+    ({"id": " good-1"}, "id"),
+    ({"cipher": "AES\ufeff"}, "cipher"),
+    ({"message_id": "<a@b>\u2028Bcc: x"}, "message_id"),
+]
+
+
+@pytest.mark.parametrize("ensure_ascii", [True, False])
+@pytest.mark.parametrize(("change", "field"), UNICODE_BAD)
+def test_unicode_controls_format_and_separators_are_rejected_by_name(
+    client, clock, change, field, ensure_ascii
+):
+    import json
+
+    bad = good(clock, **{"id": "bad-1", **change})
+    body = json.dumps([good(clock), bad], ensure_ascii=ensure_ascii).encode()
+    response = client.post("/api/v1/traces", data=body, content_type="application/json")
+    assert response.status_code == 202
+    assert (response.json["accepted"], response.json["rejected"]) == (1, 1), response.json
+    [error] = response.json["errors"]
+    assert error["index"] == 1 and error["field"] == field and error["message"]
+
+
+def test_look_alike_names_are_one_connector_and_one_trace(client, clock, run_worker):
+    import json
+
+    nfc, nfd = "Z\u00fcrich", "Zu\u0308rich"
+    records = [good(clock, id=f"t{n}", connector=name, connector_type="partner")
+               for n, name in enumerate((nfc, nfd, nfc))]  # fmt: skip
+    records.append(good(clock, id="caf\u00e9", connector=nfd, connector_type="partner"))
+    records.append(good(clock, id="cafe\u0301", connector=nfc, connector_type="partner"))
+    body = json.dumps(records, ensure_ascii=False).encode()
+    response = client.post("/api/v1/traces", data=body, content_type="application/json")
+    assert response.json["accepted"] == 4 and response.json["duplicates"] == 1, response.json
+    run_worker()
+    rows = client.get("/api/v1/connectors?direction=inbound&type=partner").json["rows"]
+    assert [(row["name"], row["messages"]) for row in rows] == [(nfc, 4)]
+
+
+@pytest.mark.parametrize(("name", "description"), [
+    ("HQ\u2028", None), ("\u202eQH", None), ("HQ\u200b", None), ("HQ ", None), (" HQ", None),
+    ("HQ\u0085", None), ("HQ", "line\u2028break"), ("HQ", "bidi \u202e"), ("HQ", "nul\x00"),
+])  # fmt: skip
+def test_connector_definitions_refuse_unicode_controls_by_name(client, name, description):
+    from urllib.parse import quote
+
+    response = client.put(f"/api/v1/connectors/inbound/{quote(name)}",
+                          json={"type": "partner", "description": description})  # fmt: skip
+    body = assert_problem(response, 422)
+    assert body["errors"][0]["field"] == ("name" if description is None else "description")
+
+
+def test_connector_definition_names_are_nfc(client):
+    response = client.put("/api/v1/connectors/inbound/Zu%CC%88rich",
+                          json={"type": "partner", "description": "Cafe\u0301"})  # fmt: skip
+    assert response.status_code == 200
+    assert (response.json["name"], response.json["description"]) == ("Z\u00fcrich", "Caf\u00e9")
+
+
+def test_a_connector_is_found_whichever_normal_form_the_url_spells(client):
+    assert client.put("/api/v1/connectors/inbound/Z%C3%BCrich", json={"type": "partner"}).json
+    detail = client.get("/api/v1/connectors/inbound/Zu%CC%88rich")
+    assert detail.status_code == 200 and detail.json["name"] == "Z\u00fcrich"
+    assert client.delete("/api/v1/connectors/inbound/Zu%CC%88rich").status_code == 204

@@ -1,4 +1,5 @@
-"""The Blueprint every API module uses: unknown query parameters are errors, not ignored."""
+"""The Blueprint every API module uses: unknown query parameters are errors, not ignored, and
+JSON bodies are read with the limits of ``service.api.body``."""
 
 from __future__ import annotations
 
@@ -17,6 +18,13 @@ class StrictParser(FlaskParser):
     def __init__(self) -> None:
         super().__init__()
         self._empty_query: dict[int, Any] = {}
+
+    def _raw_load_json(self, req: Any) -> Any:
+        # Not webargs' own reading (no size limit, a form taken as "no data", a parser that
+        # recurses): 415, 413 and 400 problems as on POST /traces.
+        from service.api.body import read_json_object
+
+        return read_json_object(req)
 
     def parse(
         self, argmap: Any, req: Any = None, *, location: str | None = None, **kwargs: Any

@@ -1,9 +1,12 @@
-"""Reading an ingest body: size limits, gzip, JSON array / object / NDJSON, repeated fields.
+"""Reading request bodies: size limits, gzip, JSON array / object / NDJSON, repeated fields.
 
 Hostile bodies end as a 4xx before or while parsing, never as a 500: the byte limit applies
-before reading and again after inflating (a gzip bomb stops at the limit), orjson refuses
-nesting deeper than 1024, NaN / Infinity and invalid UTF-8 (400), and a record naming a field
-twice is rejected by name instead of silently keeping the last value.
+before reading (Content-Length), while reading (chunked bodies) and again after inflating every
+gzip member (a gzip bomb stops at the limit); a body the server cannot read (a bad chunk size)
+is a 400; orjson refuses NaN / Infinity, numbers past a double and invalid UTF-8 (400); a
+document nested deeper than ``MAX_JSON_DEPTH`` is a 400 before the second, exact parse (which
+recurses) runs; and an object naming a field twice is rejected by name instead of silently
+keeping the last value. The admin endpoints' JSON objects go through ``read_json_object``.
 """
 
 from __future__ import annotations
@@ -16,12 +19,19 @@ from typing import Any
 
 import orjson
 from flask import Request
+from gunicorn.http.errors import ParseException
 
 from service.core.traces import KNOWN_FIELDS, TraceError
 from service.errors import Problem
 
 JSON_TYPES = ("application/json",)
 NDJSON_TYPES = ("application/x-ndjson", "application/ndjson", "application/jsonlines")
+# The admin resources (rule settings, connector definitions) are small objects: a definition
+# with the longest description is about 4 KiB. 64 KiB leaves room and bounds the memory a
+# body can take.
+MAX_JSON_OBJECT_BYTES = 64 * 1024
+# A trace or a setting is a flat object: a few levels are all any valid body has.
+MAX_JSON_DEPTH = 64
 
 
 def read_body(request: Request, max_bytes: int) -> bytes:
@@ -29,7 +39,7 @@ def read_body(request: Request, max_bytes: int) -> bytes:
     length = request.content_length
     if length is not None and length > max_bytes:
         raise Problem(413, f"body of {length} bytes exceeds the limit of {max_bytes} bytes")
-    raw = request.stream.read(max_bytes + 1)
+    raw = _read_at_most(request, max_bytes + 1)
     if len(raw) > max_bytes:
         raise Problem(413, f"body exceeds the limit of {max_bytes} bytes")
     charset = request.mimetype_params.get("charset", "utf-8").strip().lower()
@@ -45,18 +55,131 @@ def read_body(request: Request, max_bytes: int) -> bytes:
     return raw
 
 
-def _inflate(raw: bytes, max_bytes: int) -> bytes:
-    # Inflate at most max_bytes + 1: a gzip bomb stops here, not in memory.
-    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+def _read_at_most(request: Request, limit: int) -> bytes:
+    """Up to ``limit`` bytes of the body. A stream may return less than asked (a chunk at a
+    time), so read until it ends or the limit is reached. A body the server cannot decode (a
+    bad chunk size, a chunk without its terminator) is the client's fault: 400."""
+    parts: list[bytes] = []
+    size = 0
     try:
-        inflated = inflater.decompress(raw, max_bytes + 1)
-    except zlib.error as error:
-        raise Problem(400, f"gzip body does not inflate: {error}", slug="bad-encoding") from None
-    if len(inflated) > max_bytes:
-        raise Problem(413, f"inflated body exceeds the limit of {max_bytes} bytes")
-    if not inflater.eof:
-        raise Problem(400, "gzip body is truncated", slug="bad-encoding")
-    return inflated
+        while size < limit:
+            part = request.stream.read(limit - size)
+            if not part:
+                break
+            parts.append(part)
+            size += len(part)
+    except TimeoutError:
+        raise Problem(408, "the body was not received in time", slug="body-timeout",
+                      title="Request body timeout") from None  # fmt: skip
+    except (OSError, ValueError, ParseException) as error:
+        raise Problem(400, f"the body cannot be read: {error or type(error).__name__}",
+                      slug="unreadable-body") from None  # fmt: skip
+    return b"".join(parts)
+
+
+def _inflate(raw: bytes, max_bytes: int) -> bytes:
+    """Every gzip member, one after another (``cat a.gz b.gz`` is one gzip stream), at most
+    ``max_bytes`` in all: a gzip bomb stops here, not in memory. Bytes after the last member
+    that are not a gzip member themselves are refused, not ignored."""
+    parts: list[bytes] = []
+    size = 0
+    rest = raw
+    member = 0
+    while rest:
+        member += 1
+        inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+        try:
+            part = inflater.decompress(rest, max_bytes + 1 - size)
+        except zlib.error as error:
+            where = "gzip body" if member == 1 else f"data after gzip member {member - 1}"
+            raise Problem(400, f"{where} does not inflate: {error}",
+                          slug="bad-encoding") from None  # fmt: skip
+        size += len(part)
+        if size > max_bytes:
+            raise Problem(413, f"inflated body exceeds the limit of {max_bytes} bytes")
+        if not inflater.eof:
+            raise Problem(400, f"gzip body is truncated in member {member}", slug="bad-encoding")
+        parts.append(part)
+        rest = inflater.unused_data
+    return b"".join(parts)
+
+
+def read_json_object(request: Request, max_bytes: int = MAX_JSON_OBJECT_BYTES) -> Any:
+    """The JSON document of an admin request (PUT of a rule's settings or a definition).
+
+    415 unless the body is declared JSON (a form, curl's default, is not); 413 past
+    ``max_bytes``; 400 for an empty, unparseable, too deeply nested body or one naming a
+    field twice. Whether it is an object of the right fields is the schema's to say (422).
+    """
+    if media_type(request) not in JSON_TYPES:
+        raise Problem(415, "send the body as application/json")
+    body = read_body(request, max_bytes)
+    if not body.strip():
+        raise Problem(400, "the body is empty; send a JSON object", slug="empty-body")
+    document = _parse_json(body)
+    _check_depth(document, body)
+    repeated = _repeated_field(_exact_parse(body))
+    if repeated is not None:
+        raise Problem(400, f"the field {repeated!r} appears more than once",
+                      slug="malformed-json",
+                      errors=[{"field": repeated, "message": "repeated"}])  # fmt: skip
+    return document
+
+
+def _parse_json(body: bytes) -> Any:
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as error:
+        raise Problem(400, f"body is not valid JSON: {error}", slug="malformed-json") from None
+
+
+def _depth_exceeds(document: Any, text: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether containers nest deeper than ``limit``; level by level, without recursion.
+
+    Every container opens with a ``[`` or ``{`` in ``text`` (strings may hold more), so once
+    the levels walked hold that many containers there is none deeper: an ordinary batch is
+    settled after its first level, without looking into each record.
+    """
+    brackets = text.count(b"[") + text.count(b"{")
+    if brackets <= limit:
+        return False
+    level = [document] if isinstance(document, list | dict) else []
+    seen = len(level)
+    depth = 0
+    while level:
+        depth += 1
+        if depth > limit:
+            return True
+        if seen >= brackets:
+            return False
+        deeper: list[Any] = []
+        for node in level:
+            children = node.values() if isinstance(node, dict) else node
+            deeper.extend(child for child in children if isinstance(child, list | dict))
+        seen += len(deeper)
+        level = deeper
+    return False
+
+
+def _check_depth(document: Any, text: bytes) -> None:
+    if _depth_exceeds(document, text):
+        raise Problem(400, f"the JSON is nested deeper than {MAX_JSON_DEPTH} levels",
+                      slug="malformed-json")  # fmt: skip
+
+
+def _ignore(_: str) -> int:
+    return 0
+
+
+def _exact_parse(text: bytes) -> Any:
+    """The document with each object an ``_Object`` that knows its first repeated field.
+    Only names matter here: numbers are not converted (a 5,000-digit one would be refused by
+    int()), and the caller has bounded the nesting, as the stdlib parser recurses."""
+    try:
+        return json.loads(text, object_pairs_hook=_Object, parse_int=_ignore,
+                          parse_float=_ignore, parse_constant=_ignore)  # fmt: skip
+    except ValueError as error:  # orjson read it: the stdlib should too, but never a 500
+        raise Problem(400, f"body is not valid JSON: {error}", slug="malformed-json") from None
 
 
 def media_type(request: Request) -> str:
@@ -76,26 +199,29 @@ def parse_records(
         parsed: list[tuple[int, Any, TraceError | None]] = []
         for number, line in numbered:
             try:
-                parsed.append((number, orjson.loads(line), None))
+                document = orjson.loads(line)
             except orjson.JSONDecodeError as error:
                 parsed.append((number, None, TraceError("", f"not valid JSON: {error}")))
+                continue
+            if _depth_exceeds(document, line):
+                nested = TraceError("", f"nested deeper than {MAX_JSON_DEPTH} levels")
+                parsed.append((number, None, nested))
+            else:
+                parsed.append((number, document, None))
         good = [record for _, record, problem in parsed if problem is None]
         repeated = {}
         if _may_repeat_fields(body, good):
             lines_by_number = dict(numbered)
             for number, _, problem in parsed:
                 if problem is None:
-                    field = _repeated_field(json.loads(lines_by_number[number],
-                                                       object_pairs_hook=_Object))  # fmt: skip
+                    field = _repeated_field(_exact_parse(lines_by_number[number]))
                     if field is not None:
                         repeated[number] = field
         for number, record, problem in parsed:
             yield number, record, _repeated_error(repeated.get(number)) or problem
         return
-    try:
-        document = orjson.loads(body)
-    except orjson.JSONDecodeError as error:
-        raise Problem(400, f"body is not valid JSON: {error}", slug="malformed-json") from None
+    document = _parse_json(body)
+    _check_depth(document, body)
     wrapped = isinstance(document, dict) and set(document) == {"traces"}
     if wrapped:
         document = document["traces"]
@@ -105,7 +231,7 @@ def parse_records(
     _check_count(len(document), max_records)
     repeated = {}
     if _may_repeat_fields(body, document, extra=1 if wrapped else 0):
-        checked = json.loads(body, object_pairs_hook=_Object)
+        checked = _exact_parse(body)
         if wrapped:
             if checked.repeated is not None:
                 raise Problem(400, 'the field "traces" appears more than once',

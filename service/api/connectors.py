@@ -22,8 +22,14 @@ from service.api.schemas import (
     WindowArgsSchema,
 )
 from service.api.windows import window_from_args
-from service.core.connectors import INTERNET, ConnectorDefinition, is_direction
+from service.core.connectors import (
+    ConnectorDefinition,
+    checked_definition_name,
+    is_direction,
+    lookup_name,
+)
 from service.core.paging import CursorError
+from service.core.text import TextError
 from service.errors import Problem
 from service.store import connectors_store, worker_signals
 
@@ -110,6 +116,7 @@ class Connector(MethodView):
         Totals, TLS split and daily series of one connector over the window. The name `-`
         stands for mail to or from the internet without a connector.
         """
+        name = lookup_name(name)
         view = connector_views.connector_detail_view(
             context.client(), context.tenant(), _checked_direction(direction), name,
             window_from_args(args), context.now(), context.settings().view_cache_seconds,
@@ -121,6 +128,9 @@ class Connector(MethodView):
 
     @blp.arguments(ConnectorDefinitionSchema)
     @blp.response(200, ConnectorDefinitionOutSchema)
+    @blp.problem(400, "The body cannot be read: not JSON, nested too deeply, a field twice")
+    @blp.problem(413, "The body is over 64 KiB")
+    @blp.problem(415, "The body is not application/json")
     @blp.problem(422, "Bad definition")
     def put(self, definition: dict[str, Any], direction: str, name: str) -> Response:
         """Define a connector
@@ -130,10 +140,10 @@ class Connector(MethodView):
         rejected). Reports are rebuilt with the definition at once.
         """
         _checked_direction(direction)
-        if name == INTERNET:
-            raise _invalid("name", "'-' is mail without a connector; it cannot be defined")
-        if len(name) > 128 or any(ord(c) < 32 or ord(c) == 127 for c in name):
-            raise _invalid("name", "1 to 128 characters, no control characters")
+        try:
+            name = checked_definition_name(name)
+        except TextError as error:
+            raise _invalid("name", str(error)) from None
         stored = ConnectorDefinition(
             definition["type"], definition["forced_tls"], definition["description"]
         )
@@ -152,6 +162,7 @@ class Connector(MethodView):
         Its traffic stays in the reports, typed by the traces again.
         """
         _checked_direction(direction)
+        name = lookup_name(name)
         client, tenant = context.client(), context.tenant()
         stale = views.precomputed_keys(tenant, context.now().date(), "connectors")
         if not connectors_store.put_definition(client, tenant, direction, name, None, stale):

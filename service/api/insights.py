@@ -96,6 +96,9 @@ class InsightRules(MethodView):
 class InsightRule(MethodView):
     @blp.arguments(InsightRuleSettingsSchema)
     @blp.response(200, InsightRuleSchema)
+    @blp.problem(400, "The body cannot be read: not JSON, nested too deeply, a field twice")
+    @blp.problem(413, "The body is over 64 KiB")
+    @blp.problem(415, "The body is not application/json")
     @blp.problem(404, "No such rule")
     @blp.problem(422, "Bad settings")
     def put(self, settings: dict[str, Any], rule_id: str) -> Response:

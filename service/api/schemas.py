@@ -24,6 +24,8 @@ from marshmallow import (
 
 from service import insight_feed
 from service.core import traces as contract
+from service.core.insight_rules import MAX_MIN_MESSAGES
+from service.core.text import TEXT_PATTERN, TRIMMED_TEXT_PATTERN, TextError, checked_text
 from service.core.tls import TLS_VERSIONS, canonical_tls_version
 
 
@@ -46,22 +48,39 @@ class ProblemSchema(Schema):
     )
 
 
-_no_control = validate.Regexp(r"^[^\x00-\x1f\x7f]*$", error="contains control characters")
+class Text(fields.String):
+    """A string by the text rule (service.core.text): kept in NFC; controls, format characters
+    and line or paragraph separators refused, and with ``trimmed`` whitespace at either end.
+    Length validators see the NFC form."""
+
+    def __init__(self, *args: Any, trimmed: bool = False, **kwargs: Any) -> None:
+        pattern = TRIMMED_TEXT_PATTERN if trimmed else TEXT_PATTERN
+        kwargs["metadata"] = {"pattern": pattern, **kwargs.get("metadata", {})}
+        super().__init__(*args, **kwargs)
+        self.trimmed = trimmed
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Any:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            return checked_text(text, self.trimmed)
+        except TextError as error:
+            raise ValidationError(str(error)) from None
 
 
-def _text(limit: int, **kwargs: Any) -> fields.String:
+def _text(limit: int, trimmed: bool = False, **kwargs: Any) -> Text:
     # Optional fields: null means absent, as on the fast path.
     kwargs.setdefault("allow_none", True)
-    return fields.String(validate=[validate.Length(1, limit), _no_control], **kwargs)
+    return Text(validate=validate.Length(1, limit), trimmed=trimmed, **kwargs)
 
 
 class TraceSchema(StrictSchema):
     """One message's passage through a connector, as mailflow ingests it."""
 
-    id = _text(contract.MAX_ID, metadata={"description": "Idempotency key; derived when absent"})
+    id = _text(contract.MAX_ID, trimmed=True,
+               metadata={"description": "Idempotency key; derived when absent"})  # fmt: skip
     timestamp = fields.String(required=True, metadata={"example": "2026-11-27T10:00:00Z"})
     direction = fields.String(required=True, validate=validate.OneOf(contract.DIRECTIONS))
-    connector = _text(contract.MAX_CONNECTOR)
+    connector = _text(contract.MAX_CONNECTOR, trimmed=True)
     connector_type = fields.String(
         allow_none=True, validate=validate.OneOf(contract.CONNECTOR_TYPES)
     )
@@ -70,7 +89,7 @@ class TraceSchema(StrictSchema):
         metadata={"description": "TLS1.0..TLS1.3, SSL3, none (null); TLSv1.2, 'TLS 1.2', "
                   "tls1_2 are accepted", "example": "TLS1.2"},
     )  # fmt: skip
-    cipher = _text(128)
+    cipher = _text(128, trimmed=True)
     message_id = _text(contract.MAX_STRING)
     sender_domain = _text(contract.MAX_DOMAIN + 1)
     recipient_domain = _text(contract.MAX_DOMAIN + 1)
@@ -314,8 +333,7 @@ class ConnectorDetailSchema(Schema):
 class ConnectorDefinitionSchema(StrictSchema):
     type = fields.String(required=True, validate=validate.OneOf(contract.CONNECTOR_TYPES))
     forced_tls = fields.Boolean(load_default=False)
-    description = fields.String(load_default=None, allow_none=True,
-                                validate=[validate.Length(0, 1024), _no_control])  # fmt: skip
+    description = Text(load_default=None, allow_none=True, validate=validate.Length(0, 1024))
 
 
 class ConnectorDefinitionOutSchema(Schema):
@@ -398,4 +416,4 @@ class InsightRuleListSchema(Schema):
 class InsightRuleSettingsSchema(StrictSchema):
     enabled = fields.Boolean()
     min_percent = fields.Float(validate=validate.Range(0, 100), allow_nan=False)
-    min_messages = fields.Integer(strict=True, validate=validate.Range(min=1))
+    min_messages = fields.Integer(strict=True, validate=validate.Range(1, MAX_MIN_MESSAGES))

@@ -7,13 +7,21 @@ documents with percentages.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from service.core.percent import shares
+from service.core.text import TextError, checked_name
 from service.core.tls import TLS_VERSIONS
-from service.core.traces import CONNECTOR_TYPES, DIRECTIONS, FIELD_SEP, split_counter_field
+from service.core.traces import (
+    CONNECTOR_TYPES,
+    DIRECTIONS,
+    FIELD_SEP,
+    MAX_CONNECTOR,
+    split_counter_field,
+)
 
 # Microsoft's column order, then TLS 1.3; SSL3 is listed only where it was seen.
 REPORT_VERSIONS: tuple[str, ...] = ("none", "TLS1.0", "TLS1.1", "TLS1.2", "TLS1.3", "SSL3")
@@ -40,6 +48,20 @@ Definitions = Mapping[tuple[str, str], ConnectorDefinition]  # (direction, name)
 
 # [date | None, direction, name | None, type | None, forced_tls, defined, counts by TLS_VERSIONS]
 Row = list[Any]
+
+
+def checked_definition_name(name: str) -> str:
+    """The name a definition is stored under: the trace contract's connector name (the text
+    rule, NFC, 1 to 128 characters), so that traces and definitions meet on one row.
+    TextError says what is wrong."""
+    if name == INTERNET:
+        raise TextError("'-' is mail without a connector; it cannot be defined")
+    return checked_name(name, MAX_CONNECTOR)
+
+
+def lookup_name(name: str) -> str:
+    """The form a name is stored in (NFC), to find it whichever form a URL spells."""
+    return name if name.isascii() else unicodedata.normalize("NFC", name)
 
 
 def definition_field(direction: str, name: str) -> str:

@@ -14,6 +14,9 @@ from typing import Any
 
 DAY_WINDOW = "days"
 SEVERITIES = ("low", "medium", "high")
+# No connector carries a billion messages in a rule's window; beyond it a setting is a mistake
+# (and past 64 bits it could not even be stored).
+MAX_MIN_MESSAGES = 1_000_000_000
 
 
 @dataclass(frozen=True)

@@ -3,9 +3,10 @@
 Nearly every batch a mail server's shipper sends is entirely valid. For those, msgspec decodes
 and type-checks the whole body in one C call (enums, lengths, unknown and missing fields), and
 column-wise passes do the rest of the contract (time window, TLS spelling, domains, addresses,
-connector definitions), producing the columns storage needs. The moment
+connector definitions, the text rule), producing the columns storage needs. The moment
 anything is doubtful — a record msgspec refuses, a field that may appear twice, a backslash
-anywhere, a timestamp outside the window — this returns None and the caller runs the exact
+anywhere, a non-ASCII string that is not NFC or holds a forbidden character, a name with
+whitespace at an end, a timestamp outside the window — this returns None and the caller runs the exact
 per-record path (``normalize_trace``), which names every bad record and field. So this path
 never decides what is wrong, only that nothing is; a property test holds it to the exact path.
 """
@@ -22,6 +23,7 @@ from typing import Annotated, Any, Literal, NoReturn
 import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
 
+from service.core.text import is_clean_text
 from service.core.tls import canonical_tls_version
 from service.core.traces import (
     _RFC3339,
@@ -43,9 +45,9 @@ from service.core.traces import (
 
 
 def _text(limit: int) -> Any:
-    """A non-empty string of at most ``limit`` characters. Control characters need no check
-    here: JSON allows them in strings only escaped, and a body with a backslash or a raw DEL
-    goes the exact path."""
+    """A non-empty string of at most ``limit`` characters. ASCII control characters need no
+    check here: JSON allows them in strings only escaped, and a body with a backslash or a raw
+    DEL goes the exact path; non-ASCII strings are checked after decoding (``_clean_text``)."""
     return Annotated[str, Meta(min_length=1, max_length=limit)]
 
 
@@ -82,6 +84,8 @@ _ZERO = timedelta(0)
 _SHAPE = attrgetter("direction", "connector", "connector_type", "tls_version")
 _SENDER, _RECIPIENT, _HOST = (attrgetter(name) for name in DOMAIN_FIELDS)
 _IP, _ID, _SIZE = attrgetter("remote_ip"), attrgetter("id"), attrgetter("size_bytes")
+_CONNECTOR, _CIPHER = attrgetter("connector"), attrgetter("cipher")
+_MESSAGE_ID = attrgetter("message_id")
 
 
 def accept_valid_batch(
@@ -105,6 +109,8 @@ def accept_valid_batch(
         return None
     if not 0 < len(records) <= max_records or _may_repeat_fields(body, records, wrapped):
         return None
+    if not _text_rule_holds(body, records):
+        return None
     try:
         return _columns(records, window, defined_types or {})
     except TraceError:
@@ -127,6 +133,33 @@ def _may_repeat_fields(body: bytes, records: list[_Trace], wrapped: bool) -> boo
     strings = fields - values.count(None) - (len(sizes) - sizes.count(None) - sizes.count(UNSET))
     names = fields + (1 if wrapped else 0)  # "traces" is one more name
     return body.count(b'"') != 2 * (names + strings)
+
+
+def _text_rule_holds(body: bytes, records: list[_Trace]) -> bool:
+    """Whether the exact path would keep every free-text string (id, connector, cipher,
+    message id) as it is: names without whitespace at the ends, non-ASCII strings already NFC
+    and free of refused characters (service.core.text). The other strings need no look: the
+    exact path does not normalise them, and both paths judge them with the same functions.
+    """
+    names = {*map(_CONNECTOR, records), *map(_CIPHER, records)}  # a few distinct ones
+    ids = list(map(_ID, records))
+    if body.isascii():
+        # Without backslashes (see _may_repeat_fields) the only whitespace a string can hold
+        # raw is the space: one join and one search look at every id at C speed.
+        try:
+            joined = " ".join(ids)
+        except TypeError:  # some ids absent or null
+            joined = " ".join(value for value in ids if value.__class__ is str)
+        if "  " in joined or joined[:1] == " " or joined[-1:] == " ":
+            return False
+        return all(value.__class__ is not str or value == value.strip() for value in names)
+    for value in chain(names, ids):
+        if value.__class__ is str and value != value.strip():
+            return False
+    for value in chain(names, ids, map(_MESSAGE_ID, records)):
+        if value.__class__ is str and not value.isascii() and not is_clean_text(value):
+            return False
+    return True
 
 
 def _columns(

@@ -21,6 +21,7 @@ from typing import Any
 
 import orjson
 
+from service.core.text import TextError, checked_text
 from service.core.tls import canonical_tls_version
 
 DIRECTIONS = ("inbound", "outbound")
@@ -33,6 +34,8 @@ FUTURE_TOLERANCE = timedelta(minutes=15)
 
 OPTIONAL_STRINGS = {"cipher": 128, "message_id": MAX_STRING}
 DOMAIN_FIELDS = ("sender_domain", "recipient_domain", "remote_host")
+# Names and ids: no whitespace at either end (see service.core.text).
+TRIMMED_FIELDS = frozenset({"id", "connector", "cipher"})
 KNOWN_FIELDS = frozenset(
     {"id", "timestamp", "direction", "connector", "connector_type", "tls_version", "size_bytes",
      "remote_ip", *OPTIONAL_STRINGS, *DOMAIN_FIELDS}
@@ -42,12 +45,11 @@ _RFC3339 = re.compile(
     r"(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}:\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})", re.ASCII
 )
 _UTC_OFFSETS = frozenset({"Z", "z", "+00:00", "-00:00"})
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _DOMAIN = re.compile(r"^(?=.{1,253}\.?$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*"
                      r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.?$")  # fmt: skip
 
 # Separators inside stream records and counter fields. Control characters are rejected in
-# every string field, so they can never occur inside a value.
+# every string field (``service.core.text``), so they can never occur inside a value.
 FIELD_SEP = "\x1f"
 RECORD_SEP = "\x1e"
 
@@ -260,14 +262,19 @@ def _timestamp(value: Any, window: IngestWindow) -> tuple[str, int, str]:
 
 
 def _string(name: str, value: Any, limit: int) -> str:
+    """The value in NFC, by the text rule (service.core.text); its length counted after."""
     if not isinstance(value, str):
         raise TraceError(name, "must be a string")
     if not value:
         raise TraceError(name, "must not be empty")
+    if len(value) > 4 * limit:  # NFC makes a string at most 4 times shorter: spare the work
+        raise TraceError(name, f"longer than {limit} characters")
+    try:
+        value = checked_text(value, trimmed=name in TRIMMED_FIELDS)
+    except TextError as error:
+        raise TraceError(name, str(error)) from None
     if len(value) > limit:
         raise TraceError(name, f"longer than {limit} characters")
-    if _CONTROL.search(value):
-        raise TraceError(name, "contains control characters")
     return value
 
 
