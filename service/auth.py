@@ -73,19 +73,27 @@ def parse_key(key: str) -> tuple[str, str] | None:
     return (match.group(1), match.group(2)) if match else None
 
 
+# The hash an unknown key id's secret is compared with: an id that does not exist costs the
+# same hashing and comparison as one that does, so timing tells nothing about which ids exist.
+_NO_SUCH_KEY_HASH = hash_secret(secrets.token_urlsafe(32))
+
+
+def secret_matches(record: api_keys.KeyRecord | None, presented_hash: str) -> bool:
+    """Whether a live (not revoked) ``record`` has this secret; constant time, found or not."""
+    expected = record.secret_hash if record is not None else _NO_SUCH_KEY_HASH
+    matches = hmac.compare_digest(expected, presented_hash)
+    return matches and record is not None and record.revoked_at is None
+
+
 def key_is_valid(client: redis.Redis, key: str, tenant: str, scope: str) -> bool:
     """Whether ``key`` exists, is not revoked, and belongs to ``tenant`` with ``scope``."""
     parsed = parse_key(key)
     if parsed is None:
         return False
     record = api_keys.load(client, parsed[0])
-    if record is None or record.revoked_at is not None:
+    if record is None or not secret_matches(record, hash_secret(parsed[1])):
         return False
-    return (
-        hmac.compare_digest(record.secret_hash, hash_secret(parsed[1]))
-        and record.tenant == tenant
-        and scope in record.scopes
-    )
+    return record.tenant == tenant and scope in record.scopes
 
 
 def required_scope(method: str, path: str) -> str:
@@ -154,8 +162,7 @@ def admit(
     scope = required_scope(method, path)
     client = state["redis"]
     record = api_keys.load_for_request(client, key_id)
-    if (record is None or record.revoked_at is not None
-            or not hmac.compare_digest(record.secret_hash, presented)):  # fmt: skip
+    if record is None or not secret_matches(record, presented):
         raise _unauthorized("the API key is unknown or revoked", "invalid_token")
     if scope not in record.scopes:
         challenge = f'{_REALM}, error="insufficient_scope", scope="{scope}"'
