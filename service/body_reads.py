@@ -35,7 +35,6 @@ import io
 import socket
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -100,33 +99,57 @@ class BodyDeadlines:
 
 
 class BodySlots:
-    """How many bodies are being read in this process, in all and per tenant."""
+    """How many bodies are being read in this process, in all and per tenant.
 
-    def __init__(self, total: int, per_tenant: int) -> None:
+    A request over a limit is refused at once when the reads that hold the slots are old (a
+    slow upload), but waits up to ``grace_seconds`` while one of them is young: a client sending
+    a few bodies in parallel at full speed collides for a millisecond, and deserves no 429.
+    """
+
+    def __init__(self, total: int, per_tenant: int, grace_seconds: float = 0.05) -> None:
         self.total = total
         self.per_tenant = per_tenant
-        self._lock = threading.Lock()
-        self._reading: Counter[str] = Counter()
+        self.grace_seconds = grace_seconds
+        self._freed = threading.Condition()
+        self._started: dict[str, list[float]] = {}  # tenant -> when each of its reads began
 
-    def take(self, tenant: str) -> Problem | None:
-        """None when a slot is taken for ``tenant``; else the refusal to answer with."""
-        with self._lock:
-            if self._reading[tenant] >= self.per_tenant:
-                return Problem(429, f"this tenant already sends {self.per_tenant} request bodies "
-                               "to this server process at once; retry when one is done",
-                               slug="too-many-uploads",
-                               headers={"Retry-After": RETRY_AFTER_SECONDS})  # fmt: skip
-            if sum(self._reading.values()) >= self.total:
-                return Problem(503, "every thread that may read a request body is busy; retry",
-                               slug="busy", headers={"Retry-After": RETRY_AFTER_SECONDS})  # fmt: skip
-            self._reading[tenant] += 1
-            return None
+    def take(self, tenant: str) -> float | Problem:
+        """The slot taken for ``tenant`` (give it back), or the refusal to answer with."""
+        give_up_at = time.monotonic() + self.grace_seconds
+        with self._freed:
+            while True:
+                now = time.monotonic()
+                mine = self._started.get(tenant, [])
+                everyone = [start for starts in self._started.values() for start in starts]
+                if len(mine) < self.per_tenant and len(everyone) < self.total:
+                    self._started.setdefault(tenant, []).append(now)
+                    return now
+                holders = mine if len(mine) >= self.per_tenant else everyone
+                if now >= give_up_at or all(now - start >= self.grace_seconds
+                                            for start in holders):  # fmt: skip
+                    return self._refusal(len(mine) >= self.per_tenant)
+                self._freed.wait(give_up_at - now)
 
-    def give_back(self, tenant: str) -> None:
-        with self._lock:
-            self._reading[tenant] -= 1
-            if self._reading[tenant] <= 0:
-                del self._reading[tenant]
+    def give_back(self, tenant: str, slot: float) -> None:
+        with self._freed:
+            starts = self._started[tenant]
+            starts.remove(slot)
+            if not starts:
+                del self._started[tenant]
+            self._freed.notify_all()
+
+    def _refusal(self, tenant_full: bool) -> Problem:
+        if tenant_full:
+            return Problem(429, f"this tenant already sends {self.per_tenant} request bodies to "
+                           "this server process at once; retry when one is done",
+                           slug="too-many-uploads",
+                           headers={"Retry-After": RETRY_AFTER_SECONDS})  # fmt: skip
+        return Problem(
+            503,
+            "every thread that may read a request body is busy; retry",
+            slug="busy",
+            headers={"Retry-After": RETRY_AFTER_SECONDS},
+        )
 
 
 def body_slots_for(threads: int, per_tenant: int) -> BodySlots:
@@ -177,13 +200,13 @@ class BodyReads:
         except Exception as error:  # noqa: BLE001 - the full path answers it, as always
             environ[auth.HANDOFF] = error
             return self._answer_unread(environ, start_response)
-        refusal = self.slots.take(grant.tenant)
-        if refusal is not None:
-            return self._refuse(environ, start_response, refusal, grant)
+        slot = self.slots.take(grant.tenant)
+        if isinstance(slot, Problem):
+            return self._refuse(environ, start_response, slot, grant)
         try:
             outcome = self._read(environ)
         finally:
-            self.slots.give_back(grant.tenant)
+            self.slots.give_back(grant.tenant, slot)
         if isinstance(outcome, Problem):
             return self._refuse(environ, start_response, outcome, grant)
         environ["wsgi.input"] = io.BytesIO(outcome)

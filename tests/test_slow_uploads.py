@@ -8,6 +8,7 @@ import json
 import os
 import socket
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -17,8 +18,10 @@ from datetime import UTC, datetime
 
 import pytest
 
+from service.body_reads import BodySlots, body_slots_for
 from service.cli import _gunicorn_command
 from service.config import Settings
+from service.errors import Problem
 from service.store import health
 from tests.conftest import free_port
 
@@ -168,3 +171,33 @@ def test_a_trickled_body_is_cut_off_at_the_read_timeout(server, make_key):
     assert answer.startswith(b"HTTP/1.1 408 "), answer
     assert BODY_TIMEOUT_SECONDS - 0.5 < elapsed < BODY_TIMEOUT_SECONDS + 1.5
     assert b'"type":"/problems/body-timeout"' in answer
+
+
+def test_body_slots_refuse_past_slow_holders_and_wait_for_fast_ones():
+    slots = BodySlots(total=2, per_tenant=1, grace_seconds=0.0)  # every holder counts as slow
+    held = slots.take("a")
+    assert isinstance(held, float)
+    refused = slots.take("a")
+    assert isinstance(refused, Problem) and refused.code == 429
+    assert refused.fields["headers"]["Retry-After"] == "1"
+    other = slots.take("b")
+    assert isinstance(other, float)
+    busy = slots.take("c")
+    assert isinstance(busy, Problem) and busy.code == 503
+
+    # A young holder (a fast upload of the same tenant): the next one waits for its slot.
+    slots = BodySlots(total=2, per_tenant=1, grace_seconds=30.0)
+    first = slots.take("a")
+    assert isinstance(first, float)
+    taken: list[float | Problem] = []
+    waiter = threading.Thread(target=lambda: taken.append(slots.take("a")))
+    waiter.start()
+    slots.give_back("a", first)
+    waiter.join(10)
+    assert len(taken) == 1 and isinstance(taken[0], float)
+
+
+def test_body_slots_leave_a_thread_for_requests_without_a_body():
+    assert (body_slots_for(4, 0).total, body_slots_for(4, 0).per_tenant) == (3, 2)
+    assert (body_slots_for(1, 0).total, body_slots_for(1, 0).per_tenant) == (1, 1)
+    assert body_slots_for(8, 5).per_tenant == 5
