@@ -172,9 +172,19 @@ def has_body(environ: dict[str, Any]) -> bool:
         return True  # a malformed length: let the app refuse it, and never drain it
 
 
+def connection_socket(environ: dict[str, Any]) -> socket.socket | None:
+    """The client's socket under gunicorn, when it carries this request alone: HTTP/1.x. An
+    HTTP/2 connection multiplexes streams, and shutting it would end them all."""
+    if environ.get("HTTP_VERSION") == "2" or not environ.get("SERVER_PROTOCOL", "").startswith(
+        "HTTP/1"
+    ):
+        return None
+    return environ.get("gunicorn.socket")
+
+
 def stop_reading(environ: dict[str, Any]) -> None:
     """Shut the read side of the connection: its unread body is neither drained nor waited for."""
-    sock = environ.get("gunicorn.socket")
+    sock = connection_socket(environ)
     if sock is not None:
         with contextlib.suppress(OSError):
             sock.shutdown(socket.SHUT_RD)
@@ -227,7 +237,7 @@ class BodyReads:
         if declared is not None and declared > self.max_bytes:
             return Problem(413, f"body of {declared} bytes exceeds the limit of "
                            f"{self.max_bytes} bytes")  # fmt: skip
-        sock = environ.get("gunicorn.socket")
+        sock = connection_socket(environ)
         watch = self.deadlines.watch(sock, self.timeout) if sock is not None else None
         wanted = self.max_bytes + 1 if declared is None else declared
         body = b""
