@@ -175,9 +175,8 @@ def has_body(environ: dict[str, Any]) -> bool:
 def connection_socket(environ: dict[str, Any]) -> socket.socket | None:
     """The client's socket under gunicorn, when it carries this request alone: HTTP/1.x. An
     HTTP/2 connection multiplexes streams, and shutting it would end them all."""
-    if environ.get("HTTP_VERSION") == "2" or not environ.get("SERVER_PROTOCOL", "").startswith(
-        "HTTP/1"
-    ):
+    http1 = environ.get("SERVER_PROTOCOL", "").startswith("HTTP/1")
+    if not http1 or environ.get("HTTP_VERSION") == "2":
         return None
     return environ.get("gunicorn.socket")
 
