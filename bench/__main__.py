@@ -94,6 +94,12 @@ def section_cluster(quick: bool) -> list[Row]:
     return main(quick=quick)
 
 
+def section_isolation(quick: bool) -> list[Row]:
+    from bench.isolation import isolation
+
+    return isolation(seconds=10 if quick else 30, quiet_seconds=5 if quick else 10)
+
+
 SECTIONS: dict[str, tuple[str, Callable[[bool], list[Row]]]] = {
     "ingest": ("Ingest throughput", section_ingest),
     "reads": ("Cached reads against a bare Flask endpoint (same gunicorn settings, wrk)",
@@ -106,6 +112,8 @@ SECTIONS: dict[str, tuple[str, Callable[[bool], list[Row]]]] = {
     "logparse": ("Log parsing against pflogsumm", section_logparse),
     "cluster": ("End-to-end ingest on a 3-master Redis Cluster with 1, 2 and 3 workers",
                 section_cluster),
+    "isolation": ("Isolation: a third tenant's uncached reads and /readyz under 16 slow uploads "
+                  "and a maximal tenant's 90-day reports", section_isolation),
 }  # fmt: skip
 
 

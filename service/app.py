@@ -13,6 +13,7 @@ from redis.cluster import RedisCluster
 from service import auth, errors, headers, logs
 from service.api import connectors, health, insights, mailflow, metrics, schemas, traces
 from service.api.context import EXTENSION
+from service.body_reads import BodyReads
 from service.cached_reads import CachedReads
 from service.config import Settings
 from service.store import near_cache
@@ -107,4 +108,5 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     auth.install(app)
     if settings.cached_reads:
         app.wsgi_app = CachedReads(app, app.wsgi_app)  # type: ignore[method-assign]
+    app.wsgi_app = BodyReads(app, app.wsgi_app)  # type: ignore[method-assign]  # outermost
     return app

@@ -73,19 +73,27 @@ def parse_key(key: str) -> tuple[str, str] | None:
     return (match.group(1), match.group(2)) if match else None
 
 
+# The hash an unknown key id's secret is compared with: an id that does not exist costs the
+# same hashing and comparison as one that does, so timing tells nothing about which ids exist.
+_NO_SUCH_KEY_HASH = hash_secret(secrets.token_urlsafe(32))
+
+
+def secret_matches(record: api_keys.KeyRecord | None, presented_hash: str) -> bool:
+    """Whether a live (not revoked) ``record`` has this secret; constant time, found or not."""
+    expected = record.secret_hash if record is not None else _NO_SUCH_KEY_HASH
+    matches = hmac.compare_digest(expected, presented_hash)
+    return matches and record is not None and record.revoked_at is None
+
+
 def key_is_valid(client: redis.Redis, key: str, tenant: str, scope: str) -> bool:
     """Whether ``key`` exists, is not revoked, and belongs to ``tenant`` with ``scope``."""
     parsed = parse_key(key)
     if parsed is None:
         return False
     record = api_keys.load(client, parsed[0])
-    if record is None or record.revoked_at is not None:
+    if record is None or not secret_matches(record, hash_secret(parsed[1])):
         return False
-    return (
-        hmac.compare_digest(record.secret_hash, hash_secret(parsed[1]))
-        and record.tenant == tenant
-        and scope in record.scopes
-    )
+    return record.tenant == tenant and scope in record.scopes
 
 
 def required_scope(method: str, path: str) -> str:
@@ -105,9 +113,10 @@ def _unauthorized(detail: str, error: str | None = None) -> Problem:
     return Problem(401, detail, headers={"WWW-Authenticate": challenge})
 
 
-# The environ entry through which the cached-read lane hands a request to the full path with
-# what it already found: the Grant (so the request is not counted twice), or the error to
-# answer with (a Problem, or Redis failing: not waited for a second time).
+# The environ entry through which the cached-read lane and the body reader (service.body_reads)
+# hand a request to the full path with what they already found: the Grant (so the request is
+# not counted twice), the error to answer with (a Problem, or Redis failing: not waited for a
+# second time), or a Refused admitted request.
 HANDOFF = "mailflow.handoff"
 
 
@@ -117,6 +126,15 @@ class Grant:
 
     tenant: str
     rate_headers: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Refused:
+    """An admitted request answered with a problem all the same (a body too slow, too many
+    bodies at once): the answer still names its tenant and carries its rate-limit headers."""
+
+    grant: Grant
+    problem: Problem
 
 
 class RateLimited(Problem):
@@ -144,8 +162,7 @@ def admit(
     scope = required_scope(method, path)
     client = state["redis"]
     record = api_keys.load_for_request(client, key_id)
-    if (record is None or record.revoked_at is not None
-            or not hmac.compare_digest(record.secret_hash, presented)):  # fmt: skip
+    if record is None or not secret_matches(record, presented):
         raise _unauthorized("the API key is unknown or revoked", "invalid_token")
     if scope not in record.scopes:
         challenge = f'{_REALM}, error="insufficient_scope", scope="{scope}"'
@@ -174,6 +191,10 @@ def authenticate() -> None:
     if outcome is None:
         outcome = admit(context.extension(), request.headers.get("Authorization", ""),
                         request.method, request.path, context.now())  # fmt: skip
+    if isinstance(outcome, Refused):
+        g.tenant = outcome.grant.tenant
+        g.rate_limit_headers = outcome.grant.rate_headers
+        raise outcome.problem
     if isinstance(outcome, RateLimited):
         g.tenant = outcome.tenant
         g.rate_limit_headers = outcome.fields["headers"]
@@ -199,9 +220,20 @@ _SECURITY_RESPONSES = {
             {"WWW-Authenticate": {"schema": {"type": "string"}}}),
     "403": ("Forbidden", "The key lacks the scope this operation needs",
             {"WWW-Authenticate": {"schema": {"type": "string"}}}),
-    "429": ("TooManyRequests", "Over the key's rate limit; retry after `Retry-After` seconds",
+    "429": ("TooManyRequests", "Over the key's rate limit, or (requests with a body) the "
+            "tenant already sends as many bodies as it may at once; retry after `Retry-After` "
+            "seconds",
             {"Retry-After": {**_INT_HEADER, "description": "Seconds to wait"}, **_RATE_HEADERS}),
 }  # fmt: skip
+# Requests with a body (every write) are read whole before they run (service.body_reads).
+_BODY_RESPONSES = {
+    "408": ("BodyTimeout", "The request body did not arrive within "
+            "`MAILFLOW_BODY_READ_TIMEOUT_SECONDS`; the connection is closed", {}),
+    "503": ("Unavailable", "The service or its data store cannot take the request now; retry "
+            "after `Retry-After` seconds",
+            {"Retry-After": {**_INT_HEADER, "description": "Seconds to wait"}}),
+}  # fmt: skip
+_WRITE_METHODS = frozenset({"post", "put", "patch", "delete"})
 _METHODS = ("get", "head", "post", "put", "patch", "delete")
 
 
@@ -216,7 +248,7 @@ def document(spec: Any) -> None:
         "description": "An API key from `mailflow keys create`: `Authorization: Bearer mf_...`. "
         "GET/HEAD need scope `read`, POST /api/v1/traces `ingest`, other writes `admin`.",
     })  # fmt: skip
-    for name, description, headers in _SECURITY_RESPONSES.values():
+    for name, description, headers in (*_SECURITY_RESPONSES.values(), *_BODY_RESPONSES.values()):
         spec.components.response(name, {"description": description, "content": _PROBLEM,
                                         "headers": headers})  # fmt: skip
     for path, operations in spec._paths.items():  # apispec keeps no public view of the paths
@@ -228,5 +260,6 @@ def document(spec: Any) -> None:
                 continue
             operation["security"] = [{"bearerAuth": []}]
             responses = operation.setdefault("responses", {})
-            for status, (name, _, _) in _SECURITY_RESPONSES.items():
+            extra = _BODY_RESPONSES if method in _WRITE_METHODS else {}
+            for status, (name, _, _) in {**_SECURITY_RESPONSES, **extra}.items():
                 responses.setdefault(status, {"$ref": f"#/components/responses/{name}"})

@@ -34,6 +34,8 @@ class Settings:
     fold_batch_entries: int = 50
     web_workers: int = 0  # 0: one per CPU core
     web_threads: int = 4  # threads per web worker (gunicorn gthread)
+    body_read_timeout_seconds: float = 10.0  # a request body must arrive whole within this
+    body_reads_per_tenant: int = 0  # bodies one tenant may send a process at once; 0: threads/2
     log_level: str = "INFO"
     access_log: bool = True  # one JSON line per request (method, path, status, duration, tenant)
     metrics_per_tenant: bool = True  # /metrics backlog series per tenant (names, no mail data)
@@ -67,6 +69,10 @@ class Settings:
                      "redis_wait_timeout_ms"):  # fmt: skip
             if getattr(self, name) < 1:
                 raise ValueError(f"MAILFLOW_{name.upper()} must be at least 1")
+        if self.body_read_timeout_seconds <= 0:
+            raise ValueError("MAILFLOW_BODY_READ_TIMEOUT_SECONDS must be more than 0")
+        if self.body_reads_per_tenant < 0:
+            raise ValueError("MAILFLOW_BODY_READS_PER_TENANT must be 0 or more")
         if self.redis_wait_replicas < 0:
             raise ValueError("MAILFLOW_REDIS_WAIT_REPLICAS must be 0 or more")
         return self

@@ -22,6 +22,11 @@ access_log_format = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"
 # connections alive between a dashboard's or shipper's requests; one process per core.
 _settings = Settings.from_env()
 workers = _settings.web_workers or os.cpu_count() or 2
+# A pool thread reads a request's headers and body with blocking recv calls and no timeout, so
+# one slow client holds one of these few threads: bodies are read by service.body_reads, under
+# MAILFLOW_BODY_READ_TIMEOUT_SECONDS and by all threads but one at most (see there why not
+# here). Headers are read by gunicorn before any mailflow code runs; on an untrusted network a
+# proxy that buffers requests (nginx) in front keeps slow headers away too.
 threads = _settings.web_threads
 worker_class = "gthread"
 keepalive = 5

@@ -16,6 +16,13 @@ Safety rules, in order of importance:
 - A value read from Redis is stored only if no invalidation arrived since the read began (a
   generation counter), so a read racing a write can never pin the old value.
 - Entries also expire after ``max_age_seconds``, a bound on any failure of the above.
+
+Misses can be remembered too (``read_through(..., remember_absent=True)``, for API key ids):
+an unknown key id presented again costs no Redis round trip, so guessing ids costs Redis
+nothing after the first try and a known id (whose record is cached) answers no faster than an
+unknown one. Remembered misses live apart from values, in a map of their own with its own bound
+(the oldest go first), so a flood of made-up ids never pushes a real record out; the writer of
+a new key publishes its name like any other writer, so a key created after a miss works at once.
 """
 
 from __future__ import annotations
@@ -41,11 +48,23 @@ RESUBSCRIBE_SECONDS = 0.5
 SUBSCRIBE_WAIT_SECONDS = 0.2
 
 
+class _Absent:
+    def __repr__(self) -> str:
+        return "ABSENT"
+
+
+ABSENT: Any = _Absent()  # what ``get`` answers for a remembered miss
+
+
 class NearCache:
-    def __init__(self, max_entries: int = 10_000, max_age_seconds: float = 30.0) -> None:
+    def __init__(
+        self, max_entries: int = 10_000, max_age_seconds: float = 30.0, max_absent: int = 10_000
+    ) -> None:
         self.max_entries = max_entries
         self.max_age_seconds = max_age_seconds
+        self.max_absent = max_absent
         self._entries: dict[str, tuple[float, Any]] = {}
+        self._absent: dict[str, float] = {}  # name -> when the miss was seen, oldest first
         self._lock = threading.Lock()  # gthread workers share one cache per process
         self._generation = 0
         self._client: redis.Redis | None = None  # the subscription's own client
@@ -68,13 +87,17 @@ class NearCache:
             return self._generation
 
     def get(self, name: str) -> Any | None:
+        """The cached value, ``ABSENT`` for a remembered miss, or None: ask Redis."""
         with self._lock:
             if not self._sync():
                 return None
             entry = self._entries.get(name)
-        if entry is None or time.monotonic() - entry[0] > self.max_age_seconds:
-            return None
-        return entry[1]
+            missed_at = self._absent.get(name) if entry is None else None
+        if entry is not None:
+            return entry[1] if time.monotonic() - entry[0] <= self.max_age_seconds else None
+        if missed_at is not None and time.monotonic() - missed_at <= self.max_age_seconds:
+            return ABSENT
+        return None
 
     def put(self, name: str, value: Any, generation: int) -> None:
         with self._lock:
@@ -83,6 +106,16 @@ class NearCache:
             if len(self._entries) >= self.max_entries:
                 self._entries.clear()
             self._entries[name] = (time.monotonic(), value)
+
+    def put_absent(self, name: str, generation: int) -> None:
+        """Remember that ``name`` does not exist, as read from Redis at ``generation``."""
+        with self._lock:
+            if not self._sync() or generation != self._generation:
+                return
+            self._absent.pop(name, None)  # re-inserted last: the order stays oldest first
+            while len(self._absent) >= self.max_absent:
+                del self._absent[next(iter(self._absent))]
+            self._absent[name] = time.monotonic()
 
     # -- the subscription (called with the lock held) -------------------------------------------
 
@@ -100,7 +133,9 @@ class NearCache:
                     return True
                 if message["type"] == "message":
                     data = message["data"]
-                    self._entries.pop(data.decode() if isinstance(data, bytes) else data, None)
+                    name = data.decode() if isinstance(data, bytes) else data
+                    self._entries.pop(name, None)
+                    self._absent.pop(name, None)
                     self._generation += 1
         except Exception as error:  # noqa: BLE001 - any failure means: stop trusting the cache
             log.warning("near cache lost its subscription (%s); reads go to Redis", error)
@@ -135,6 +170,7 @@ class NearCache:
             return False
         self._pubsub = pubsub
         self._entries.clear()
+        self._absent.clear()
         self._generation += 1
         return True
 
@@ -144,6 +180,7 @@ class NearCache:
                 self._pubsub.close()
         self._pubsub = None
         self._entries.clear()
+        self._absent.clear()
         self._generation += 1
         self._retry_at = time.monotonic() + RESUBSCRIBE_SECONDS
 
@@ -160,19 +197,26 @@ def _subscriber_of(client: redis.Redis) -> redis.Redis:
     )
 
 
-def read_through(client: redis.Redis, name: str, load: Callable[[], Any | None]) -> Any | None:
+def read_through(
+    client: redis.Redis, name: str, load: Callable[[], Any | None], remember_absent: bool = False
+) -> Any | None:
     """``load()`` the value of key ``name`` unless this process's near cache holds a live copy;
-    a loaded value (None: nothing to cache) is kept for the next request."""
+    a loaded value is kept for the next request, and so is a miss (None) if ``remember_absent``
+    (then the writer that creates ``name`` must publish it, see ``publish_invalidation``)."""
     cache = of(client)
     if cache is None:
         return load()
     hit = cache.get(name)
+    if hit is ABSENT:
+        return None
     if hit is not None:
         return hit
     generation = cache.generation()
     value = load()
     if value is not None:
         cache.put(name, value, generation)
+    elif remember_absent:
+        cache.put_absent(name, generation)
     return value
 
 
