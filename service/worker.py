@@ -26,16 +26,12 @@ from service.core.fold import EntryIncrements, entry_increments
 from service.metrics import METRICS
 from service.refresh import EVALUATE_EVERY_SECONDS, evaluate_all, refresh_tenant
 from service.store import aggregates, health, keys
+from service.store.availability import STORE_UNAVAILABLE, describe, is_unavailable
 from service.store.scripts import script
 
 log = logging.getLogger("mailflow.worker")
 IDLE_WAIT_SECONDS = 0.05
 STORE_RETRY_SECONDS = 0.5
-# Redis down, stalled or failing over (a cluster slot without a master yet, a moved slot): the
-# worker waits and carries on; what it had read but not acked is still pending in the stream.
-STORE_UNAVAILABLE = (redis.ConnectionError, redis.TimeoutError, redis.exceptions.ClusterDownError,
-                     redis.exceptions.TryAgainError, redis.exceptions.AskError,
-                     redis.exceptions.SlotNotCoveredError)  # fmt: skip
 TENANT_LIST_SECONDS = 1.0
 HEARTBEAT_SECONDS = 1.0
 
@@ -86,10 +82,14 @@ class Worker:
                     folded = self.fold_all()
                     self.refresh_due(force=burst and not folded)
                     self.heartbeat()
-                except STORE_UNAVAILABLE as error:
-                    if burst:
+                except redis.RedisError as error:
+                    # Redis down, stalled, failing over, or refusing writes (OOM, MISCONF,
+                    # READONLY): wait and carry on; what was read but not folded stays pending
+                    # in the stream and is claimed again.
+                    if burst or not is_unavailable(error):
                         raise
-                    log.warning("worker %s: redis unavailable, retrying: %s", self.name, error)
+                    log.warning("worker %s: %s, retrying in %g s: %s", self.name,
+                                describe(error), STORE_RETRY_SECONDS, error)  # fmt: skip
                     self._stop.wait(STORE_RETRY_SECONDS)
                     continue
                 if burst and not folded:
