@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
 from contextlib import closing
@@ -69,18 +68,33 @@ def serve(host: str, port: int) -> None:
 @click.option("--port", default=8080, show_default=True, type=int)
 @click.option("--demo", is_flag=True, help="Load a realistic demo week first.")
 def run(host: str, port: int, demo: bool) -> None:
-    """Redis (embedded unless MAILFLOW_REDIS_URL), a worker and the API, in one command."""
-    from service.store.embedded import EmbeddedRedis
+    """Redis (embedded unless MAILFLOW_REDIS_URL), a worker and the API, in one command.
+
+    It supervises them: a child that dies is restarted (with backoff, logged), so the API keeps
+    serving. The embedded store is made in MAILFLOW_DATA_DIR if there is none.
+    """
+    from service.store.embedded import DataDirLocked, EmbeddedRedis
+    from service.supervisor import ChildProcess, Supervised, Supervisor
 
     settings = _settings()
     embedded = None
     env = dict(os.environ)
+    supervisor = Supervisor()
     if settings.redis_url is None:
-        embedded = EmbeddedRedis(settings.data_path, fsync=settings.redis_fsync).start()
+        embedded = EmbeddedRedis(settings.data_path, fsync=settings.redis_fsync)
+        try:
+            embedded.start()
+        except DataDirLocked as error:
+            raise click.ClickException(str(error)) from None
         env["MAILFLOW_REDIS_URL"] = embedded.url
         click.echo(f"embedded Redis: {embedded.url} (AOF, appendfsync {settings.redis_fsync})",
                    err=True)  # fmt: skip
-    children: list[subprocess.Popen[bytes]] = []
+        server = embedded
+        supervisor.add(Supervised("embedded redis-server", server.start,
+                                  lambda: server.process.poll() if server.process else 1),
+                       time.monotonic())  # fmt: skip
+    worker = ChildProcess([sys.executable, "-m", "service.cli", "worker"], env)
+    api = ChildProcess(_gunicorn_command(settings, host, port), env)
     stopping = False
 
     def stop(*_: object) -> None:
@@ -91,21 +105,18 @@ def run(host: str, port: int, demo: bool) -> None:
     signal.signal(signal.SIGINT, stop)
     try:
         demo_keys = _load_demo(Settings.from_env(env)) if demo else None
-        children.append(subprocess.Popen([sys.executable, "-m", "service.cli", "worker"], env=env))
-        children.append(subprocess.Popen(_gunicorn_command(settings, host, port), env=env))
+        for name, child in (("worker", worker), ("API (gunicorn)", api)):
+            child.start()
+            supervisor.add(Supervised(name, child.start, child.exit_code), time.monotonic())
         if demo_keys is not None:
             click.echo(demo_commands(f"http://{host}:{port}", demo_keys, datetime.now(UTC)))
-        while not stopping and all(child.poll() is None for child in children):
+        while not stopping:
+            supervisor.check(time.monotonic())
             time.sleep(0.2)
     finally:
         # API first (no new traces), then the worker (finishes its batch), then Redis (AOF).
-        for child in reversed(children):
-            if child.poll() is None:
-                child.terminate()
-                try:
-                    child.wait(15)
-                except subprocess.TimeoutExpired:
-                    child.kill()
+        api.stop()
+        worker.stop()
         if embedded is not None:
             embedded.stop()
         click.echo("mailflow stopped", err=True)
