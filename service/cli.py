@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import click
+import redis
 
 from service.config import Settings
 
@@ -34,17 +35,48 @@ def cli() -> None:
 @cli.command()
 @click.option("--burst", is_flag=True, help="Fold what is there, refresh views, and exit.")
 @click.option("--name", default=None, help="Consumer name (default host:pid).")
-def worker(burst: bool, name: str | None) -> None:
+@click.option("--check", is_flag=True,
+              help="Exit 0 if the worker (--name, else any worker of this host) has a heartbeat "
+                   "in Redis younger than MAILFLOW_WORKER_STALE_SECONDS, else 1: a container "
+                   "health check.")  # fmt: skip
+def worker(burst: bool, name: str | None, check: bool) -> None:
     """Fold ingested traces into the daily counters and keep report views fresh."""
     from service.store.connection import connect
     from service.worker import Worker
 
     settings = _settings()
+    if check:
+        _check_worker(settings, name)
+        return
     w = Worker(connect(settings), settings)
     if name:
         w.name = name
     w.install_signal_handlers()
     w.work(burst=burst)
+
+
+def _check_worker(settings: Settings, name: str | None) -> None:
+    import socket
+
+    from service.store import health
+    from service.store.availability import describe
+    from service.store.connection import connect
+
+    # Without --name a worker is called host:pid, and its pid is not ours: any of this host.
+    prefix = None if name else f"{socket.gethostname()}:"
+    client = connect(settings)
+    try:
+        age = health.heartbeat_age(client, time.time(), name=name, prefix=prefix)
+    except redis.RedisError as error:
+        raise click.ClickException(f"cannot read worker heartbeats: {describe(error)}") from None
+    finally:
+        client.close()
+    who = name or f"a worker of {prefix[:-1] if prefix else ''}"
+    if age is None:
+        raise click.ClickException(f"no heartbeat of {who} in Redis")
+    if age > settings.worker_stale_seconds:
+        raise click.ClickException(f"the last heartbeat of {who} is {age:.0f} s old")
+    click.echo(f"ok: {who} beat {age:.1f} s ago")
 
 
 def _gunicorn_command(settings: Settings, host: str, port: int) -> list[str]:

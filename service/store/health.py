@@ -24,6 +24,18 @@ def beat(client: redis.Redis, worker_id: str, now: float) -> None:
     client.zadd(keys.worker_heartbeats(), {worker_id: now})
 
 
+def heartbeat_age(
+    client: redis.Redis, now: float, name: str | None = None, prefix: str | None = None
+) -> float | None:
+    """Seconds since the newest heartbeat of worker ``name``, or of any worker whose name
+    starts with ``prefix``; None if there is none."""
+    beats = client.zrange(keys.worker_heartbeats(), 0, -1, withscores=True)
+    times = [at for member, at in beats
+             if (name is None or member.decode() == name)
+             and (prefix is None or member.decode().startswith(prefix))]  # fmt: skip
+    return now - max(times) if times else None
+
+
 def forget_worker(client: redis.Redis, worker_id: str) -> None:
     client.zrem(keys.worker_heartbeats(), worker_id)
 
