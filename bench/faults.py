@@ -31,6 +31,7 @@ import redis
 from bench.harness import ROOT, UNLIMITED, free_port, gunicorn, make_key, redis_stack
 from bench.ingest import counted, make_bodies
 from service.config import Settings
+from service.store import keys
 from service.store.embedded import EmbeddedRedis
 from service.worker import Worker
 
@@ -320,6 +321,8 @@ def writes_refused(code: str, total: int = 100_000, seconds: float = 3.0) -> Row
         env = dict(stack.env, MAILFLOW_CLAIM_IDLE_SECONDS="1")
         with gunicorn("service.wsgi:app", env) as url:
             worker = _worker(env, "w")
+            while not stack.client.zcard(keys.worker_heartbeats()):  # it runs (started up)
+                time.sleep(0.05)
             shipper = Shipper(url, key, bodies)
             sending = threading.Thread(target=shipper.run)
             sending.start()
