@@ -392,7 +392,9 @@ def worker_killed_between_fold_and_refresh(total: int = 20_000) -> list[Row]:
             worker.terminate()
             worker.wait(30)
         counters = counted(stack, "bench")
-        note = f"snapshot at the kill: {stale_at_kill:,}"
+        note = f"snapshot at the kill: {stale_at_kill:,}; " + (
+            "rebuilt by the new worker" if view == acknowledged else
+            "STALE: which tenants changed was known only to the dead worker")  # fmt: skip
         return [
             _row("worker SIGKILL between fold and refresh: daily counters", acknowledged,
                  counters, "the fold and its ack are one script"),
