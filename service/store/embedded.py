@@ -56,13 +56,19 @@ def store_exists(data_dir: Path) -> bool:
 
 
 def make_private(data_dir: Path) -> None:
-    """Create ``data_dir`` owner-only, and take group and other access off what it holds
-    (a data dir made by an older version, or copied in)."""
+    """Create ``data_dir`` owner-only, and take group and other access off the files of ours
+    it holds (made by an older version, or copied in). Only its own files and Redis's AOF
+    directory: a data dir pointed at a bigger tree must not have that tree rewritten."""
     data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     os.chmod(data_dir, 0o700)
-    for path in data_dir.rglob("*"):
+    aof_dir = data_dir / "appendonlydir"
+    files = list(data_dir.iterdir())
+    if aof_dir.is_dir() and not aof_dir.is_symlink():
+        os.chmod(aof_dir, 0o700)
+        files += aof_dir.iterdir()
+    for path in files:
         with contextlib.suppress(FileNotFoundError):  # a file Redis just renamed away
-            if not path.is_symlink() and path.stat().st_mode & 0o077:
+            if path.is_file() and not path.is_symlink() and path.stat().st_mode & 0o077:
                 os.chmod(path, path.stat().st_mode & 0o700)
 
 
