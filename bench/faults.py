@@ -82,9 +82,23 @@ class Shipper:
         return False
 
 
+_WORKERS: list[subprocess.Popen] = []  # every worker started, stopped after each scenario
+
+
 def _worker(env: dict[str, str], name: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "service.cli", "worker", "--name", name],
-                            env=env, cwd=ROOT)  # fmt: skip
+    process = subprocess.Popen([sys.executable, "-m", "service.cli", "worker", "--name", name],
+                               env=env, cwd=ROOT)  # fmt: skip
+    _WORKERS.append(process)
+    return process
+
+
+def _stop_workers() -> None:
+    """A scenario that failed half-way must not leave its workers behind."""
+    for process in _WORKERS:
+        if process.poll() is None:
+            process.terminate()
+            process.wait(30)
+    _WORKERS.clear()
 
 
 def _drain(url: str) -> None:
@@ -495,7 +509,10 @@ def main() -> list[Row]:
         if only and name not in only:
             continue
         print(f"-- {name}", flush=True)
-        result = scenario()
+        try:
+            result = scenario()
+        finally:
+            _stop_workers()
         rows.extend(result if isinstance(result, list) else [result])
         print(rows[-1], flush=True)
     if only:
