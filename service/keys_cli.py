@@ -68,17 +68,20 @@ def _store_client(settings: Settings, init: bool) -> Iterator[redis.Redis]:
         with _answering(settings.effective_redis_url, str(running)) as client:
             yield client
         return
-    click.echo(f"starting the embedded Redis in {data_dir} for this command", err=True)
     server = EmbeddedRedis(data_dir, fsync=settings.redis_fsync, lock=lock)
     try:
         server.start()
+    except DataDirLocked as running:  # a server that holds no lock (an older mailflow's)
+        with _answering(settings.effective_redis_url, str(running)) as client:
+            yield client
+        return
+    click.echo(f"started the embedded Redis in {data_dir} for this command", err=True)
+    try:
         client = redis.Redis.from_url(server.url, socket_timeout=STORE_ANSWER_SECONDS)
         try:
             yield client
         finally:
             client.close()
-    except DataDirLocked as running:  # a server started between our look and our start
-        raise click.ClickException(f"{running}; run the command again") from None
     finally:
         server.stop()  # releases the lock too
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import stat
+import subprocess
 
 import pytest
 import redis
@@ -73,6 +74,27 @@ def test_a_second_server_on_a_data_dir_in_use_is_refused(running_store, closing)
         third.stop()
     assert running_store.socket_path.exists()
     assert closing(redis.Redis.from_url(running_store.url)).ping()
+
+
+def test_a_server_started_without_the_lock_is_not_doubled_either(tmp_path):
+    """A redis-server an older mailflow started (no lock): its pid file tells it runs."""
+    data_dir = tmp_path / "var"
+    unlocked = EmbeddedRedis(data_dir)
+    data_dir.mkdir()
+    process = subprocess.Popen(unlocked.command_line(), stdin=subprocess.DEVNULL)
+    try:
+        unlocked.process = process
+        unlocked._wait_ready(10)
+        with pytest.raises(DataDirLocked, match=f"redis-server \\(pid {process.pid}\\)"):
+            EmbeddedRedis(data_dir).start()
+        assert unlocked.socket_path.exists()
+        result = keys_command(data_dir, "list")  # it answers: the command uses it
+        assert result.exit_code == 0, result.output
+    finally:
+        process.terminate()
+        process.wait(15)
+    # Gone (its pid file with it, or naming a dead process): the dir can be used again.
+    EmbeddedRedis(data_dir).start().stop()
 
 
 def test_keys_make_a_new_store_only_when_asked(tmp_path, monkeypatch):

@@ -72,6 +72,17 @@ def make_private(data_dir: Path) -> None:
                 os.chmod(path, path.stat().st_mode & 0o700)
 
 
+def _unlocked_server_pid(data_dir: Path) -> int | None:
+    """The pid in ``redis.pid`` if a redis-server still runs under it: one started without the
+    lock. A pid file left by a killed server names a dead (or another) process: None."""
+    try:
+        pid = int((data_dir / "redis.pid").read_text().strip())
+        executable = os.path.realpath(f"/proc/{pid}/exe")
+    except (OSError, ValueError):
+        return None
+    return pid if executable == os.path.realpath(redis_server_binary()) else None
+
+
 @dataclass
 class DataDirLock:
     """An exclusive ``flock`` on ``data_dir/mailflow.lock``, held until released or the holding
@@ -155,6 +166,13 @@ class EmbeddedRedis:
             self.lock = DataDirLock(self.data_dir)
         self.lock.acquire()
         assert self.lock.fd is not None
+        unlocked = _unlocked_server_pid(self.data_dir)
+        if unlocked is not None and not self.running:
+            self.lock.release()
+            raise DataDirLocked(
+                f"{self.data_dir} is in use by a running redis-server (pid {unlocked}) that "
+                "holds no lock (started by an older mailflow?); stop it first"
+            )
         # We own the dir: a socket here was left by a killed server of ours, and would make
         # the readiness check below lie.
         if self.socket_path.exists():
