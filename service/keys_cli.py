@@ -41,9 +41,9 @@ def open_store(settings: Settings, init: bool = False) -> Iterator[redis.Redis]:
             yield client
     except redis.RedisError as error:
         raise click.ClickException(
-            f"the store at {settings.effective_redis_url} did not complete the command "
-            f"({describe(error)}: {error}); nothing is known to have changed: check the "
-            "store and run the command again"
+            f"the store at {settings.effective_redis_url} stopped answering during the command "
+            f"({describe(error)}: {error}); it may or may not have taken effect: check with "
+            "`mailflow keys list` once the store answers, and run it again"
         ) from None
 
 
@@ -72,9 +72,13 @@ def _store_client(settings: Settings, init: bool) -> Iterator[redis.Redis]:
     try:
         server.start()
     except DataDirLocked as running:  # a server that holds no lock (an older mailflow's)
+        lock.release()
         with _answering(settings.effective_redis_url, str(running)) as client:
             yield client
         return
+    except RuntimeError as error:  # it would not start: its log says why
+        lock.release()
+        raise click.ClickException(str(error)) from None
     click.echo(f"started the embedded Redis in {data_dir} for this command", err=True)
     try:
         client = redis.Redis.from_url(server.url, socket_timeout=STORE_ANSWER_SECONDS)

@@ -164,11 +164,13 @@ class EmbeddedRedis:
         make_private(self.data_dir)
         if self.lock is None:
             self.lock = DataDirLock(self.data_dir)
+        held_before = self.lock.fd is not None  # a restart, or a caller that locked the dir
         self.lock.acquire()
         assert self.lock.fd is not None
         unlocked = _unlocked_server_pid(self.data_dir)
         if unlocked is not None and not self.running:
-            self.lock.release()
+            if not held_before:
+                self.lock.release()
             raise DataDirLocked(
                 f"{self.data_dir} is in use by a running redis-server (pid {unlocked}) that "
                 "holds no lock (started by an older mailflow?); stop it first"
@@ -185,7 +187,9 @@ class EmbeddedRedis:
             )  # fmt: skip
             self._wait_ready(timeout)
         except BaseException:
-            self.stop()
+            self._stop_process(timeout=5)
+            if not held_before:
+                self.lock.release()
             raise
         return self
 
@@ -213,6 +217,11 @@ class EmbeddedRedis:
     def stop(self, timeout: float = 15.0) -> None:
         """SIGTERM: Redis flushes the AOF and exits. A kill only if it will not. Then the
         data dir's lock is released."""
+        self._stop_process(timeout)
+        if self.lock is not None:
+            self.lock.release()
+
+    def _stop_process(self, timeout: float) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             try:
@@ -220,8 +229,6 @@ class EmbeddedRedis:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        if self.lock is not None:
-            self.lock.release()
 
     def kill(self) -> None:
         """SIGKILL, as a crash would: used by the durability tests. The lock stays held: the
