@@ -109,6 +109,8 @@ def run(host: str, port: int, demo: bool) -> None:
     from service.supervisor import ChildProcess, Supervised, Supervisor
 
     settings = _settings()
+    # A port in use is a mistake to report, not a death to restart gunicorn after forever.
+    _require_free_port(host, port)
     embedded = None
     env = dict(os.environ)
     supervisor = Supervisor()
@@ -152,6 +154,17 @@ def run(host: str, port: int, demo: bool) -> None:
         if embedded is not None:
             embedded.stop()
         click.echo("mailflow stopped", err=True)
+
+
+def _require_free_port(host: str, port: int) -> None:
+    import socket
+
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn binds
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            raise click.ClickException(f"cannot listen on {host}:{port}: {error}") from None
 
 
 def _load_demo(settings: Settings, now: datetime | None = None) -> dict[str, str]:

@@ -98,3 +98,18 @@ def test_mailflow_run_restarts_a_killed_redis_and_worker_and_counts_everything(t
     said = log.read_text()
     assert "embedded redis-server exited" in said and "worker exited" in said, said
     assert not Path(data_dir / "redis.sock").exists()  # Redis stopped with it
+
+
+def test_mailflow_run_on_a_port_in_use_says_so_and_exits(tmp_path):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = dict(os.environ, MAILFLOW_DATA_DIR=str(tmp_path / "var"))
+        env.pop("MAILFLOW_REDIS_URL", None)
+        result = subprocess.run([sys.executable, "-m", "service.cli", "run", "--port", str(port)],
+                                env=env, capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert result.returncode != 0 and f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert not (tmp_path / "var").exists()  # nothing started
