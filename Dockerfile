@@ -24,13 +24,16 @@ ENV PATH=/opt/mailflow/bin:$PATH \
     MAILFLOW_PORT=8080
 COPY --from=build /opt/mailflow /opt/mailflow
 COPY docker-entrypoint.sh /usr/local/bin/docker-entrypoint.sh
-RUN useradd --system --uid 10001 --home-dir /var/lib/mailflow --create-home mailflow \
+RUN groupadd --system --gid 10001 mailflow \
+ && useradd --system --uid 10001 --gid 10001 --home-dir /var/lib/mailflow --create-home mailflow \
  && chmod 0755 /usr/local/bin/docker-entrypoint.sh
-USER mailflow
+USER 10001:10001
 WORKDIR /var/lib/mailflow
 EXPOSE 8080
-# /healthz needs no key and carries no tenant data; the standard library does the request.
-HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 \
-  CMD ["python", "-c", "import os,urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('MAILFLOW_PORT', '8080'), timeout=2)"]
+# A probe per role (see docker-entrypoint.sh): the API asks its own /readyz (Redis answers and
+# takes writes, its data is there, a worker is alive), a worker checks its heartbeat in Redis.
+# /healthz would call an API "healthy" with no Redis behind it, and a worker serves no HTTP.
+HEALTHCHECK --interval=15s --timeout=5s --start-period=20s --retries=3 \
+  CMD ["docker-entrypoint.sh", "healthcheck"]
 ENTRYPOINT ["docker-entrypoint.sh"]
 CMD ["api"]

@@ -18,8 +18,10 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
@@ -29,6 +31,7 @@ import redis
 from bench.harness import ROOT, UNLIMITED, free_port, gunicorn, make_key, redis_stack
 from bench.ingest import counted, make_bodies
 from service.config import Settings
+from service.store import keys
 from service.store.embedded import EmbeddedRedis
 from service.worker import Worker
 
@@ -44,6 +47,7 @@ class Shipper:
         self.bodies = bodies
         self.accepted = self.duplicates = self.retries = 0
         self.slowest_error_s = 0.0
+        self.answers: Counter[int] = Counter()  # status -> calls (0: no answer)
 
     def run(self) -> None:
         for body in self.bodies:
@@ -66,7 +70,9 @@ class Shipper:
             reply = response.read()
             connection.close()
         except OSError:
+            self.answers[0] += 1
             return False
+        self.answers[response.status] += 1
         if response.status == 202:
             result = orjson.loads(reply)
             self.accepted += result["accepted"]
@@ -76,9 +82,23 @@ class Shipper:
         return False
 
 
+_WORKERS: list[subprocess.Popen] = []  # every worker started, stopped after each scenario
+
+
 def _worker(env: dict[str, str], name: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "service.cli", "worker", "--name", name],
-                            env=env, cwd=ROOT)  # fmt: skip
+    process = subprocess.Popen([sys.executable, "-m", "service.cli", "worker", "--name", name],
+                               env=env, cwd=ROOT)  # fmt: skip
+    _WORKERS.append(process)
+    return process
+
+
+def _stop_workers() -> None:
+    """A scenario that failed half-way must not leave its workers behind."""
+    for process in _WORKERS:
+        if process.poll() is None:
+            process.terminate()
+            process.wait(30)
+    _WORKERS.clear()
 
 
 def _drain(url: str) -> None:
@@ -256,11 +276,14 @@ def empty_data_dir() -> Row:
             pid = int((server_dir / "redis.pid").read_text())
             os.kill(pid, signal.SIGKILL)
             shutil.rmtree(server_dir)
-            EmbeddedRedis(server_dir, port=port).start()
-            time.sleep(2.5)  # let the worker's heartbeat notice
-            after = _ready(url)
-            worker.terminate()
-            worker.wait(30)
+            restarted = EmbeddedRedis(server_dir, port=port).start()
+            try:
+                time.sleep(2.5)  # let the worker's heartbeat notice
+                after = _ready(url)
+                worker.terminate()
+                worker.wait(30)
+            finally:
+                restarted.stop()  # the stack stops only the server it started
         return {"scenario": "redis-server restarted with an empty data dir", "acknowledged": 0,
                 "counted": 0, "lost": 0, "double counted": 0,
                 "note": f"/readyz before: {before[0]}; after: {after[0]} ({after[1][:90]})"}  # fmt: skip
@@ -279,7 +302,189 @@ def _ready(url: str) -> tuple[int, str]:
             time.sleep(0.2)  # the worker's first heartbeat
 
 
-SCENARIOS: list[tuple[str, Callable[[], Row]]] = [
+def _refuse_writes(client: redis.Redis, code: str, work_dir: Path) -> Callable[[], None]:
+    """Make Redis refuse writes for ``code``; return what makes it take them again."""
+    if code == "OOM":
+        limit = client.config_get("maxmemory")["maxmemory"]
+        client.config_set("maxmemory", 1)
+        return lambda: client.config_set("maxmemory", limit)
+    # MISCONF: a real failed RDB write (its directory removed under it), as on a full disk.
+    home = client.config_get("dir")["dir"]
+    gone = work_dir / "disk-gone"
+    gone.mkdir()
+    client.config_set("save", "3600 1")
+    client.config_set("dir", str(gone))
+    shutil.rmtree(gone)
+    client.bgsave()
+    while client.info("persistence")["rdb_bgsave_in_progress"]:
+        time.sleep(0.01)
+
+    def accept() -> None:
+        client.config_set("dir", home)
+        client.config_set("save", "")
+
+    return accept
+
+
+def writes_refused(code: str, total: int = 100_000, seconds: float = 3.0) -> Row:
+    """Redis refuses writes for a few seconds mid-ingest: the shipper gets 503s and retries, the
+    worker waits it out; then everything acknowledged is counted, nothing restarted."""
+    bodies = make_bodies(total, seed=6, prefix=f"rw-{code}")
+    with redis_stack() as stack:
+        key = make_key(stack)
+        env = dict(stack.env, MAILFLOW_CLAIM_IDLE_SECONDS="1")
+        with gunicorn("service.wsgi:app", env) as url:
+            worker = _worker(env, "w")
+            while not stack.client.zcard(keys.worker_heartbeats()):  # it runs (started up)
+                time.sleep(0.05)
+            shipper = Shipper(url, key, bodies)
+            sending = threading.Thread(target=shipper.run)
+            sending.start()
+            while not shipper.accepted:  # mid-ingest: once the first batch is in
+                time.sleep(0.01)
+            accept = _refuse_writes(stack.client, code, stack.data_dir)
+            answers_before = Counter(shipper.answers)
+            time.sleep(seconds)
+            ready = _ready(url)
+            during = shipper.answers - answers_before
+            accept()
+            sending.join()
+            deadline = time.monotonic() + 120
+            while counted(stack, "bench") < shipper.accepted and time.monotonic() < deadline:
+                time.sleep(0.1)
+            worker_alive = worker.poll() is None
+            worker.terminate()
+            worker.wait(30)
+        return _row(f"Redis refuses writes ({code}) for {seconds:g} s mid-ingest",
+                    shipper.accepted, counted(stack, "bench"),
+                    f"answers meanwhile {dict(sorted(during.items()))}; /readyz {ready[0]} "
+                    f"{'naming ' + code if f'refuses writes: {code}' in ready[1] else ready[1]}; "
+                    f"worker {'kept running' if worker_alive else 'EXITED'}; "
+                    f"{shipper.duplicates} duplicates")  # fmt: skip
+
+
+def _snapshot_messages(url: str, key: str) -> int:
+    request = urllib.request.Request(url + "/api/v1/mailflow/snapshot?days=7",
+                                     headers={"Authorization": f"Bearer {key}"})  # fmt: skip
+    with urllib.request.urlopen(request, timeout=10) as response:
+        directions = orjson.loads(response.read())["directions"]
+    return sum(int(d["messages"]) for d in directions.values())
+
+
+def worker_killed_between_fold_and_refresh(total: int = 20_000) -> list[Row]:
+    """A worker SIGKILLed after its fold committed and before it refreshed the tenant's views.
+    Counted twice: in the daily counters, and in the snapshot view a client reads, 2 x the
+    refresh interval after the kill (a new worker must have rebuilt it by then)."""
+    bodies = make_bodies(total, seed=7, prefix="fr")
+    half = len(bodies) // 2
+    refresh_seconds = 2.0
+    with redis_stack() as stack:
+        key = make_key(stack)
+        env = dict(stack.env, MAILFLOW_CLAIM_IDLE_SECONDS="1")
+        with gunicorn("service.wsgi:app", env) as url:
+            # The first worker refreshes a tenant at most once a minute: after its first
+            # refresh, a second fold leaves the view stale for a minute, the moment to kill it.
+            slow = _worker(dict(env, MAILFLOW_REFRESH_SECONDS="60"), "w-slow")
+            first = Shipper(url, key, bodies[:half])
+            first.run()
+            deadline = time.monotonic() + 60
+            while _snapshot_messages(url, key) < first.accepted:  # folded and refreshed
+                assert time.monotonic() < deadline, "the first fold was never refreshed"
+                time.sleep(0.05)
+            second = Shipper(url, key, bodies[half:])
+            second.run()
+            acknowledged = first.accepted + second.accepted
+            while counted(stack, "bench") < acknowledged:  # folded, not yet refreshed
+                assert time.monotonic() < deadline + 60, "the second fold did not happen"
+                time.sleep(0.02)
+            stale_at_kill = _snapshot_messages(url, key)
+            slow.send_signal(signal.SIGKILL)
+            slow.wait()
+            worker = _worker(dict(env, MAILFLOW_REFRESH_SECONDS=str(refresh_seconds)), "w-new")
+            time.sleep(2 * refresh_seconds + 1.0)  # the promise, plus the new worker's start
+            view = _snapshot_messages(url, key)
+            worker.terminate()
+            worker.wait(30)
+        counters = counted(stack, "bench")
+        note = f"snapshot at the kill: {stale_at_kill:,}; " + (
+            "rebuilt by the new worker" if view == acknowledged else
+            "STALE: which tenants changed was known only to the dead worker")  # fmt: skip
+        return [
+            _row("worker SIGKILL between fold and refresh: daily counters", acknowledged,
+                 counters, "the fold and its ack are one script"),
+            _row(f"worker SIGKILL between fold and refresh: snapshot view "
+                 f"{2 * refresh_seconds:g} s after", acknowledged, view, note),
+        ]  # fmt: skip
+
+
+def _ready_status(url: str) -> int:
+    """/readyz's status; 0 while nothing answers (a process starting)."""
+    try:
+        with urllib.request.urlopen(url + "/readyz", timeout=3) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        return error.code
+    except OSError:
+        return 0
+
+
+def _run_command(data_dir: Path, port: int) -> subprocess.Popen:
+    env = dict(os.environ, MAILFLOW_DATA_DIR=str(data_dir), MAILFLOW_LOG_LEVEL="WARNING",
+               MAILFLOW_CLAIM_IDLE_SECONDS="1", MAILFLOW_RATE_LIMIT_INGEST_PER_MINUTE=UNLIMITED)  # fmt: skip
+    env.pop("MAILFLOW_REDIS_URL", None)
+    return subprocess.Popen([sys.executable, "-m", "service.cli", "run", "--port", str(port)],
+                            env=env, cwd=ROOT, start_new_session=True)  # fmt: skip
+
+
+def embedded_redis_killed_under_run(total: int = 100_000) -> Row:
+    """`mailflow run` on its own: its embedded redis-server SIGKILLed mid-ingest. It restarts
+    the server itself; the shipper retries; nobody restarts anything by hand."""
+    bodies = make_bodies(total, seed=8, prefix="er")
+    data_dir = ROOT / "var" / "faults-run"
+    shutil.rmtree(data_dir, ignore_errors=True)
+    port = free_port()
+    run = _run_command(data_dir, port)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while _ready_status(url) != 200:
+            assert run.poll() is None and time.monotonic() < deadline, "mailflow run did not start"
+            time.sleep(0.2)
+        key = subprocess.run(
+            [sys.executable, "-m", "service.cli", "keys", "create", "--tenant", "bench",
+             "--scope", "ingest", "--scope", "read"],
+            env=dict(os.environ, MAILFLOW_DATA_DIR=str(data_dir), MAILFLOW_REDIS_URL=""),
+            capture_output=True, text=True, check=True, cwd=ROOT,
+        ).stdout.strip()  # fmt: skip
+        shipper = Shipper(url, key, bodies)
+        sending = threading.Thread(target=shipper.run)
+        sending.start()
+        time.sleep(1.0)  # mid-ingest
+        pid = int((data_dir / "redis.pid").read_text())
+        os.kill(pid, signal.SIGKILL)
+        killed_at = time.monotonic()
+        while _ready_status(url) != 200:
+            assert time.monotonic() - killed_at < 60, "mailflow run did not restart its Redis"
+            time.sleep(0.05)
+        back_after = time.monotonic() - killed_at
+        sending.join()
+        client = redis.Redis.from_url(f"unix://{data_dir / 'redis.sock'}")
+        deadline = time.monotonic() + 120
+        while _count(client) < shipper.accepted and time.monotonic() < deadline:
+            time.sleep(0.1)
+        total_counted = _count(client)
+        client.close()
+    finally:
+        os.killpg(run.pid, signal.SIGTERM)
+        run.wait(60)
+        shutil.rmtree(data_dir, ignore_errors=True)
+    return _row("embedded redis-server SIGKILL under `mailflow run`", shipper.accepted,
+                total_counted, f"ready again {back_after:.1f} s after the kill (restarted by "
+                f"mailflow run); {shipper.retries} retried calls, {shipper.duplicates} "
+                "duplicates")  # fmt: skip
+
+
+SCENARIOS: list[tuple[str, Callable[[], Row | list[Row]]]] = [
     ("worker-kill", worker_sigkills),
     ("redis-kill-always", lambda: redis_sigkill("always")),
     ("redis-kill-everysec", lambda: redis_sigkill("everysec")),
@@ -287,6 +492,10 @@ SCENARIOS: list[tuple[str, Callable[[], Row]]] = [
     ("client-kill", client_kills),
     ("workers-2", lambda: several_workers(2)),
     ("workers-3", lambda: several_workers(3)),
+    ("writes-refused-oom", lambda: writes_refused("OOM")),
+    ("writes-refused-misconf", lambda: writes_refused("MISCONF")),
+    ("worker-kill-before-refresh", worker_killed_between_fold_and_refresh),
+    ("run-redis-kill", embedded_redis_killed_under_run),
     ("empty-data-dir", empty_data_dir),
 ]
 
@@ -294,11 +503,21 @@ SCENARIOS: list[tuple[str, Callable[[], Row]]] = [
 def main() -> list[Row]:
     from bench.__main__ import markdown_table
 
-    rows = []
+    only = set(sys.argv[1:])  # `python -m bench.faults NAME...`: those scenarios only
+    rows: list[Row] = []
     for name, scenario in SCENARIOS:
+        if only and name not in only:
+            continue
         print(f"-- {name}", flush=True)
-        rows.append(scenario())
+        try:
+            result = scenario()
+        finally:
+            _stop_workers()
+        rows.extend(result if isinstance(result, list) else [result])
         print(rows[-1], flush=True)
+    if only:
+        print(markdown_table(rows))
+        return rows
     table = markdown_table(rows)
     print(table)
     out = ROOT / "bench" / "FAULTS.md"

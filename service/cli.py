@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
 from contextlib import closing
@@ -13,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import click
+import redis
 
 from service.config import Settings
 
@@ -35,17 +35,48 @@ def cli() -> None:
 @cli.command()
 @click.option("--burst", is_flag=True, help="Fold what is there, refresh views, and exit.")
 @click.option("--name", default=None, help="Consumer name (default host:pid).")
-def worker(burst: bool, name: str | None) -> None:
+@click.option("--check", is_flag=True,
+              help="Exit 0 if the worker (--name, else any worker of this host) has a heartbeat "
+                   "in Redis younger than MAILFLOW_WORKER_STALE_SECONDS, else 1: a container "
+                   "health check.")  # fmt: skip
+def worker(burst: bool, name: str | None, check: bool) -> None:
     """Fold ingested traces into the daily counters and keep report views fresh."""
     from service.store.connection import connect
     from service.worker import Worker
 
     settings = _settings()
+    if check:
+        _check_worker(settings, name)
+        return
     w = Worker(connect(settings), settings)
     if name:
         w.name = name
     w.install_signal_handlers()
     w.work(burst=burst)
+
+
+def _check_worker(settings: Settings, name: str | None) -> None:
+    import socket
+
+    from service.store import health
+    from service.store.availability import describe
+    from service.store.connection import connect
+
+    # Without --name a worker is called host:pid, and its pid is not ours: any of this host.
+    prefix = None if name else f"{socket.gethostname()}:"
+    client = connect(settings)
+    try:
+        age = health.heartbeat_age(client, time.time(), name=name, prefix=prefix)
+    except redis.RedisError as error:
+        raise click.ClickException(f"cannot read worker heartbeats: {describe(error)}") from None
+    finally:
+        client.close()
+    who = name or f"a worker of {prefix[:-1] if prefix else ''}"
+    if age is None:
+        raise click.ClickException(f"no heartbeat of {who} in Redis")
+    if age > settings.worker_stale_seconds:
+        raise click.ClickException(f"the last heartbeat of {who} is {age:.0f} s old")
+    click.echo(f"ok: {who} beat {age:.1f} s ago")
 
 
 def _gunicorn_command(settings: Settings, host: str, port: int) -> list[str]:
@@ -69,18 +100,35 @@ def serve(host: str, port: int) -> None:
 @click.option("--port", default=8080, show_default=True, type=int)
 @click.option("--demo", is_flag=True, help="Load a realistic demo week first.")
 def run(host: str, port: int, demo: bool) -> None:
-    """Redis (embedded unless MAILFLOW_REDIS_URL), a worker and the API, in one command."""
-    from service.store.embedded import EmbeddedRedis
+    """Redis (embedded unless MAILFLOW_REDIS_URL), a worker and the API, in one command.
+
+    It supervises them: a child that dies is restarted (with backoff, logged), so the API keeps
+    serving. The embedded store is made in MAILFLOW_DATA_DIR if there is none.
+    """
+    from service.store.embedded import DataDirLocked, EmbeddedRedis
+    from service.supervisor import ChildProcess, Supervised, Supervisor
 
     settings = _settings()
+    # A port in use is a mistake to report, not a death to restart gunicorn after forever.
+    _require_free_port(host, port)
     embedded = None
     env = dict(os.environ)
+    supervisor = Supervisor()
     if settings.redis_url is None:
-        embedded = EmbeddedRedis(settings.data_path, fsync=settings.redis_fsync).start()
+        embedded = EmbeddedRedis(settings.data_path, fsync=settings.redis_fsync)
+        try:
+            embedded.start()
+        except DataDirLocked as error:
+            raise click.ClickException(str(error)) from None
         env["MAILFLOW_REDIS_URL"] = embedded.url
         click.echo(f"embedded Redis: {embedded.url} (AOF, appendfsync {settings.redis_fsync})",
                    err=True)  # fmt: skip
-    children: list[subprocess.Popen[bytes]] = []
+        server = embedded
+        supervisor.add(Supervised("embedded redis-server", server.start,
+                                  lambda: server.process.poll() if server.process else 1),
+                       time.monotonic())  # fmt: skip
+    worker = ChildProcess([sys.executable, "-m", "service.cli", "worker"], env)
+    api = ChildProcess(_gunicorn_command(settings, host, port), env)
     stopping = False
 
     def stop(*_: object) -> None:
@@ -91,24 +139,32 @@ def run(host: str, port: int, demo: bool) -> None:
     signal.signal(signal.SIGINT, stop)
     try:
         demo_keys = _load_demo(Settings.from_env(env)) if demo else None
-        children.append(subprocess.Popen([sys.executable, "-m", "service.cli", "worker"], env=env))
-        children.append(subprocess.Popen(_gunicorn_command(settings, host, port), env=env))
+        for name, child in (("worker", worker), ("API (gunicorn)", api)):
+            child.start()
+            supervisor.add(Supervised(name, child.start, child.exit_code), time.monotonic())
         if demo_keys is not None:
             click.echo(demo_commands(f"http://{host}:{port}", demo_keys, datetime.now(UTC)))
-        while not stopping and all(child.poll() is None for child in children):
+        while not stopping:
+            supervisor.check(time.monotonic())
             time.sleep(0.2)
     finally:
         # API first (no new traces), then the worker (finishes its batch), then Redis (AOF).
-        for child in reversed(children):
-            if child.poll() is None:
-                child.terminate()
-                try:
-                    child.wait(15)
-                except subprocess.TimeoutExpired:
-                    child.kill()
+        api.stop()
+        worker.stop()
         if embedded is not None:
             embedded.stop()
         click.echo("mailflow stopped", err=True)
+
+
+def _require_free_port(host: str, port: int) -> None:
+    import socket
+
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn binds
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            raise click.ClickException(f"cannot listen on {host}:{port}: {error}") from None
 
 
 def _load_demo(settings: Settings, now: datetime | None = None) -> dict[str, str]:

@@ -14,7 +14,7 @@ import redis
 from flask import Flask, Response
 from werkzeug.exceptions import HTTPException
 
-from service.store.cluster import NotReplicated
+from service.store.availability import STORE_UNAVAILABLE, describe, refuses_writes
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -103,22 +103,33 @@ def _field_errors(messages: dict[str, Any]) -> list[dict[str, Any]]:
 def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(HTTPException, _from_http_exception)
 
-    @app.errorhandler(redis.ConnectionError)
-    @app.errorhandler(redis.TimeoutError)
-    @app.errorhandler(redis.BusyLoadingError)
-    # A Redis Cluster failing over: no master for a slot yet, or the layout just changed.
-    @app.errorhandler(redis.exceptions.ClusterDownError)
-    @app.errorhandler(redis.exceptions.TryAgainError)
-    @app.errorhandler(redis.exceptions.AskError)  # MovedError too
-    @app.errorhandler(redis.exceptions.SlotNotCoveredError)
-    @app.errorhandler(NotReplicated)
-    def redis_unavailable(error: Exception) -> Response:
+    def store_unavailable(error: Exception) -> Response:
         app.logger.warning("redis unavailable: %s", error)
         return problem_response(
             503, "The data store does not answer; retry shortly.",
             slug="store-unavailable", title="Data store unavailable",
             headers={"Retry-After": "2"},
         )  # fmt: skip
+
+    def store_refuses_writes(error: Exception) -> Response:
+        app.logger.warning("%s", describe(error))
+        return problem_response(
+            503, "The data store refuses writes for now (full, failing to persist, or a "
+            "read-only replica); nothing was stored; retry shortly.",
+            slug="store-refuses-writes", title="Data store refuses writes",
+            headers={"Retry-After": "5"},
+        )  # fmt: skip
+
+    # Down, stalled, or a Redis Cluster failing over (no master for a slot yet, a moved slot).
+    for kind in STORE_UNAVAILABLE:
+        app.register_error_handler(kind, store_unavailable)
+
+    @app.errorhandler(redis.ResponseError)
+    def redis_response_error(error: redis.ResponseError) -> Response:
+        # OOM, MISCONF and READONLY are ResponseErrors too, told apart by their code only.
+        if refuses_writes(error):
+            return store_refuses_writes(error)
+        return unexpected(error)
 
     @app.errorhandler(Exception)
     def unexpected(error: Exception) -> Response:

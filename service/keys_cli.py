@@ -1,7 +1,11 @@
 """``mailflow keys``: create, list and revoke API keys in the store ``mailflow run`` uses.
 
-With no ``MAILFLOW_REDIS_URL`` that is the embedded Redis of ``MAILFLOW_DATA_DIR``: used when it
-runs, started for the duration of the command when it does not.
+With no ``MAILFLOW_REDIS_URL`` that is the embedded Redis of ``MAILFLOW_DATA_DIR``. When a server
+owns that data dir (it holds the dir's lock), the command talks to it and to nothing else: if it
+does not answer, the command fails and changes nothing; it never starts a second server on the
+same files. When none runs, the command starts one for its own duration, on a store that exists:
+a new, empty store is made only with ``--init`` (a store the running service does not read would
+hold keys that work nowhere).
 """
 
 from __future__ import annotations
@@ -18,39 +22,88 @@ from service.auth import SCOPES, create_key, validate_tenant
 from service.config import Settings
 from service.core.text import TextError, checked_name
 from service.store import api_keys
-from service.store.connection import connect
+from service.store.availability import describe
+from service.store.connection import connect_url
+from service.store.embedded import DataDirLock, DataDirLocked, EmbeddedRedis, store_exists
+
+# A person waits for this command: longer than the API's 1 s, so a brief stall passes, short
+# enough to say "it does not answer" instead of hanging.
+STORE_ANSWER_SECONDS = 3.0
+
+_INIT = click.option("--init", is_flag=True,
+                     help="Create a new, empty store in MAILFLOW_DATA_DIR if there is none.")  # fmt: skip
 
 
 @contextmanager
-def open_store(settings: Settings) -> Iterator[redis.Redis]:
-    """A client of the configured store, starting the embedded server only if it is down."""
-    if settings.redis_url is not None or _embedded_answers(settings):
-        client = connect(settings)
+def open_store(settings: Settings, init: bool = False) -> Iterator[redis.Redis]:
+    """A client of the configured store; any Redis failure inside becomes a clear error."""
+    try:
+        with _store_client(settings, init) as client:
+            yield client
+    except redis.RedisError as error:
+        raise click.ClickException(
+            f"the store at {settings.effective_redis_url} stopped answering during the command "
+            f"({describe(error)}: {error}); it may or may not have taken effect: check with "
+            "`mailflow keys list` once the store answers, and run it again"
+        ) from None
+
+
+@contextmanager
+def _store_client(settings: Settings, init: bool) -> Iterator[redis.Redis]:
+    if settings.redis_url is not None:
+        with _answering(settings.redis_url, "the store at MAILFLOW_REDIS_URL") as client:
+            yield client
+        return
+    data_dir = settings.data_path
+    if not store_exists(data_dir) and not init:
+        raise click.ClickException(
+            f"no mailflow store in {data_dir}: set MAILFLOW_DATA_DIR (or MAILFLOW_REDIS_URL) to "
+            "the store `mailflow run` uses, or pass --init to create a new, empty one here"
+        )
+    lock = DataDirLock(data_dir)
+    try:
+        if data_dir.exists():
+            lock.acquire()
+    except DataDirLocked as running:
+        # A live server owns the dir: use it, and only it.
+        with _answering(settings.effective_redis_url, str(running)) as client:
+            yield client
+        return
+    server = EmbeddedRedis(data_dir, fsync=settings.redis_fsync, lock=lock)
+    try:
+        server.start()
+    except DataDirLocked as running:  # a server that holds no lock (an older mailflow's)
+        lock.release()
+        with _answering(settings.effective_redis_url, str(running)) as client:
+            yield client
+        return
+    except RuntimeError as error:  # it would not start: its log says why
+        lock.release()
+        raise click.ClickException(str(error)) from None
+    click.echo(f"started the embedded Redis in {data_dir} for this command", err=True)
+    try:
+        client = redis.Redis.from_url(server.url, socket_timeout=STORE_ANSWER_SECONDS)
         try:
             yield client
         finally:
             client.close()
-        return
-    from service.store.embedded import EmbeddedRedis
-
-    click.echo(f"starting the embedded Redis in {settings.data_path} for this command", err=True)
-    server = EmbeddedRedis(settings.data_path, fsync=settings.redis_fsync).start()
-    client = redis.Redis.from_url(server.url)
-    try:
-        yield client
     finally:
-        client.close()
-        server.stop()
+        server.stop()  # releases the lock too
 
 
-def _embedded_answers(settings: Settings) -> bool:
-    if not settings.embedded_socket.exists():
-        return False
-    client = redis.Redis.from_url(settings.effective_redis_url, socket_timeout=1)
+@contextmanager
+def _answering(url: str, what: str) -> Iterator[redis.Redis]:
+    client = connect_url(url, STORE_ANSWER_SECONDS)
     try:
-        return bool(client.ping())
-    except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError):
-        return False
+        try:
+            client.ping()
+        except redis.RedisError as error:
+            raise click.ClickException(
+                f"{what}, but it does not answer within {STORE_ANSWER_SECONDS:g} s "
+                f"({describe(error)}); nothing was changed. Check it (a stalled or overloaded "
+                "Redis?) and run the command again."
+            ) from None
+        yield client  # type: ignore[misc]
     finally:
         client.close()
 
@@ -83,7 +136,8 @@ def keys_group() -> None:
 @click.option("--name", default="",
               help="A label for `keys list`: at most 128 characters, no control or format "
               "characters, no whitespace at either end.")  # fmt: skip
-def create(tenant: str, scopes: tuple[str, ...], name: str) -> None:
+@_INIT
+def create(tenant: str, scopes: tuple[str, ...], name: str, init: bool) -> None:
     """Create a key and print it: the only time it is shown (stored as a hash)."""
     try:
         validate_tenant(tenant)
@@ -93,7 +147,7 @@ def create(tenant: str, scopes: tuple[str, ...], name: str) -> None:
         name = checked_name(name, MAX_KEY_NAME) if name else ""
     except TextError as error:
         raise click.BadParameter(str(error), param_hint="--name") from None
-    with open_store(_settings()) as client:
+    with open_store(_settings(), init) as client:
         key = create_key(client, tenant, scopes, name, datetime.now(UTC))
     click.echo(key)
 

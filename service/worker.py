@@ -39,16 +39,12 @@ from service.refresh import (
     refresh_tenant,
 )
 from service.store import aggregates, health, keys, worker_signals
+from service.store.availability import describe, is_unavailable
 from service.store.scripts import script
 
 log = logging.getLogger("mailflow.worker")
 IDLE_WAIT_SECONDS = 0.05
 STORE_RETRY_SECONDS = 0.5
-# Redis down, stalled or failing over (a cluster slot without a master yet, a moved slot): the
-# worker waits and carries on; what it had read but not acked is still pending in the stream.
-STORE_UNAVAILABLE = (redis.ConnectionError, redis.TimeoutError, redis.exceptions.ClusterDownError,
-                     redis.exceptions.TryAgainError, redis.exceptions.AskError,
-                     redis.exceptions.SlotNotCoveredError)  # fmt: skip
 TENANT_LIST_SECONDS = 1.0
 HEARTBEAT_SECONDS = 1.0
 # Every stream is read (and abandoned entries claimed) this often even without a signal: a
@@ -109,28 +105,37 @@ class Worker:
     def work(self, burst: bool = False, until: Callable[[], bool] | None = None) -> WorkerStats:
         """Run until stopped (``request_stop``), until ``until()`` holds (checked before each
         pass), or with ``burst`` until nothing is left to fold."""
-        self._instance = health.claim_instance(self.client, self._instance)
         log.info("worker %s started", self.name)
         try:
             while not self._stop.is_set() and not (until is not None and until()):
                 try:
+                    if self._instance is None:
+                        # Inside the retry: a worker that starts on a new store while Redis
+                        # refuses writes waits for it like every other pass, never exits.
+                        self._instance = health.claim_instance(self.client, None)
                     folded = self.fold_all() if burst else self.fold_signalled()
                     self.refresh_due(force=burst and not folded)
                     self.check_due(force=burst and not folded)
                     self.evaluate_due(force=burst and not folded)
                     self.heartbeat()
-                except STORE_UNAVAILABLE as error:
-                    if burst:
+                except redis.RedisError as error:
+                    # Redis down, stalled, failing over, or refusing writes (OOM, MISCONF,
+                    # READONLY): wait and carry on; what was read but not folded stays pending
+                    # in the stream and is claimed again.
+                    if burst or not is_unavailable(error):
                         raise
-                    log.warning("worker %s: redis unavailable, retrying: %s", self.name, error)
-                    self._stop.wait(STORE_RETRY_SECONDS)
+                    log.warning("worker %s: %s, retrying in %g s: %s", self.name,
+                                describe(error), STORE_RETRY_SECONDS, error)  # fmt: skip
+                    self._sleep(STORE_RETRY_SECONDS)
                     continue
                 if burst and not folded:
                     break
                 if not folded:
                     self._sleep(IDLE_WAIT_SECONDS)
         finally:
-            with contextlib.suppress(*STORE_UNAVAILABLE):  # stopping while Redis is down
+            # Stopping while Redis is down or refuses writes: the flush and the goodbye are
+            # best effort (the heartbeat goes stale by itself), the stop must not fail.
+            with contextlib.suppress(redis.RedisError):
                 METRICS.flush(self.client)
                 if not burst:
                     health.forget_worker(self.client, self.name)

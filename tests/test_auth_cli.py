@@ -57,7 +57,8 @@ def test_keys_create_refuses_a_bad_tenant_name(redis_server, redis_client, tenan
 
 def test_keys_start_the_embedded_store_when_it_is_down_and_use_it_when_it_is_up(tmp_path):
     env = {"MAILFLOW_DATA_DIR": str(tmp_path), "MAILFLOW_REDIS_URL": ""}
-    key = invoke(env, "keys", "create", "--tenant", "acme", "--scope", "read").stdout.strip()
+    key = invoke(env, "keys", "create", "--tenant", "acme", "--scope", "read", "--init")
+    key = key.stdout.strip()
     assert not (tmp_path / "redis.sock").exists()  # started for the command, stopped after
     server = EmbeddedRedis(tmp_path).start()  # as `mailflow run` would: same data dir
     try:

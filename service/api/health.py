@@ -14,6 +14,7 @@ from service.api.blueprint import Blueprint
 from service.api.schemas import HealthSchema
 from service.errors import problem_response
 from service.store import health as health_store
+from service.store.availability import describe
 
 blp = Blueprint("health", __name__, description="Liveness and readiness (no tenant data)")
 
@@ -36,7 +37,7 @@ class Ready(MethodView):
     @blp.response(200, HealthSchema)
     @blp.problem(503, "Not ready; `checks` says why")
     def get(self) -> Response:
-        """Readiness: Redis answers, holds its data, and a worker heartbeat is fresh"""
+        """Readiness: Redis answers, takes writes, holds its data, and a worker heartbeat is fresh"""
         checks: dict[str, object] = {}
         try:
             seen = context.extension()
@@ -48,8 +49,8 @@ class Ready(MethodView):
                 seen.setdefault("instance", report.instance)  # remember the data we served
             checks.update(report.checks)
             ready = report.ready
-        except redis.RedisError as error:
-            checks["redis"] = f"unavailable: {type(error).__name__}"
+        except redis.RedisError as error:  # PING itself is refused on MISCONF
+            checks["redis"] = describe(error)
             ready = False
         if ready:
             return _json(200, {"status": "ready", "checks": checks})

@@ -2,10 +2,18 @@
 
 ``mailflow run`` (without ``MAILFLOW_REDIS_URL``) and the test fixtures start it here, with AOF
 persistence so that an acknowledged trace survives a crash of the server process.
+
+One data dir, one server: whoever starts a server takes an exclusive ``flock`` on
+``mailflow.lock`` in the data dir and keeps it for the server's whole life (the redis-server
+process inherits the lock too, so it stays held if its starter dies first). Two servers on one
+AOF would each write their own history into it, and the second would delete the first one's
+socket. The data dir holds every tenant's data and key hashes: it and its files are owner-only.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import socket
 import subprocess
@@ -33,6 +41,85 @@ def redis_cli_binary() -> Path:
     return redis_server_binary().with_name("redis-cli")
 
 
+LOCK_FILE = "mailflow.lock"
+# What a server leaves in a data dir it used (Redis 6: one AOF file; Redis 7: a directory).
+STORE_FILES = ("appendonly.aof", "appendonlydir", "dump.rdb")
+
+
+class DataDirLocked(RuntimeError):
+    """Another live server (or its starter) owns this data dir."""
+
+
+def store_exists(data_dir: Path) -> bool:
+    """Whether a server has kept data in ``data_dir`` (so a command may open it, not make it)."""
+    return any((data_dir / name).exists() for name in STORE_FILES)
+
+
+def make_private(data_dir: Path) -> None:
+    """Create ``data_dir`` owner-only, and take group and other access off the files of ours
+    it holds (made by an older version, or copied in). Only its own files and Redis's AOF
+    directory: a data dir pointed at a bigger tree must not have that tree rewritten."""
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(data_dir, 0o700)
+    aof_dir = data_dir / "appendonlydir"
+    files = list(data_dir.iterdir())
+    if aof_dir.is_dir() and not aof_dir.is_symlink():
+        os.chmod(aof_dir, 0o700)
+        files += aof_dir.iterdir()
+    for path in files:
+        with contextlib.suppress(FileNotFoundError):  # a file Redis just renamed away
+            if path.is_file() and not path.is_symlink() and path.stat().st_mode & 0o077:
+                os.chmod(path, path.stat().st_mode & 0o700)
+
+
+def _unlocked_server_pid(data_dir: Path) -> int | None:
+    """The pid in ``redis.pid`` if a redis-server still runs under it: one started without the
+    lock. A pid file left by a killed server names a dead (or another) process: None."""
+    try:
+        pid = int((data_dir / "redis.pid").read_text().strip())
+        executable = os.path.realpath(f"/proc/{pid}/exe")
+    except (OSError, ValueError):
+        return None
+    return pid if executable == os.path.realpath(redis_server_binary()) else None
+
+
+@dataclass
+class DataDirLock:
+    """An exclusive ``flock`` on ``data_dir/mailflow.lock``, held until released or the holding
+    processes exit (the kernel drops it then: a crash never leaves a stale lock)."""
+
+    data_dir: Path
+    fd: int | None = None
+
+    @property
+    def path(self) -> Path:
+        return self.data_dir / LOCK_FILE
+
+    def acquire(self) -> DataDirLock:
+        """Take the lock now or raise ``DataDirLocked``; never waits."""
+        if self.fd is not None:
+            return self
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise DataDirLocked(
+                f"{self.data_dir} is in use by a running mailflow store (started by pid "
+                f"{holder}; lock {self.path})"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self.fd = fd
+        return self
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
 @dataclass
 class EmbeddedRedis:
     """A private redis-server process with its data (and optionally its socket) in ``data_dir``."""
@@ -42,6 +129,7 @@ class EmbeddedRedis:
     port: int = 0  # 0: unix socket only
     extra_args: list[str] = field(default_factory=list)
     process: subprocess.Popen[bytes] | None = None
+    lock: DataDirLock | None = None  # taken by start() unless the caller holds it already
 
     @property
     def socket_path(self) -> Path:
@@ -71,15 +159,43 @@ class EmbeddedRedis:
         ]  # fmt: skip
 
     def start(self, timeout: float = 10.0) -> EmbeddedRedis:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        # A socket left by a killed server would make the readiness check below lie.
+        """Start the server (again, after a crash: the AOF is replayed). Raises
+        ``DataDirLocked`` when another live server owns the data dir: its files are not ours."""
+        make_private(self.data_dir)
+        if self.lock is None:
+            self.lock = DataDirLock(self.data_dir)
+        held_before = self.lock.fd is not None  # a restart, or a caller that locked the dir
+        self.lock.acquire()
+        assert self.lock.fd is not None
+        unlocked = _unlocked_server_pid(self.data_dir)
+        if unlocked is not None and not self.running:
+            if not held_before:
+                self.lock.release()
+            raise DataDirLocked(
+                f"{self.data_dir} is in use by a running redis-server (pid {unlocked}) that "
+                "holds no lock (started by an older mailflow?); stop it first"
+            )
+        # We own the dir: a socket here was left by a killed server of ours, and would make
+        # the readiness check below lie.
         if self.socket_path.exists():
             self.socket_path.unlink()
-        self.process = subprocess.Popen(
-            self.command_line(), stdin=subprocess.DEVNULL, start_new_session=True
-        )
-        self._wait_ready(timeout)
+        try:
+            self.process = subprocess.Popen(
+                self.command_line(), stdin=subprocess.DEVNULL, start_new_session=True,
+                umask=0o077,  # its AOF, log and pid file: owner-only
+                pass_fds=(self.lock.fd,),  # the lock lives as long as the server, too
+            )  # fmt: skip
+            self._wait_ready(timeout)
+        except BaseException:
+            self._stop_process(timeout=5)
+            if not held_before:
+                self.lock.release()
+            raise
         return self
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
 
     def _wait_ready(self, timeout: float) -> None:
         client = redis.Redis.from_url(self.url, socket_timeout=1)
@@ -99,18 +215,24 @@ class EmbeddedRedis:
             time.sleep(0.02)  # start-up poll of an external process, not a test wait
 
     def stop(self, timeout: float = 15.0) -> None:
-        """SIGTERM: Redis flushes the AOF and exits. A kill only if it will not."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        """SIGTERM: Redis flushes the AOF and exits. A kill only if it will not. Then the
+        data dir's lock is released."""
+        self._stop_process(timeout)
+        if self.lock is not None:
+            self.lock.release()
+
+    def _stop_process(self, timeout: float) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
 
     def kill(self) -> None:
-        """SIGKILL, as a crash would: used by the durability tests."""
+        """SIGKILL, as a crash would: used by the durability tests. The lock stays held: the
+        data dir is still ours, for a restart."""
         if self.process is not None and self.process.poll() is None:
             os.kill(self.process.pid, 9)
             self.process.wait()

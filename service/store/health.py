@@ -8,6 +8,9 @@ from dataclasses import dataclass, field
 import redis
 
 from service.store import keys
+from service.store.availability import describe, refuses_writes
+
+_NEVER_A_WORKER = "(readiness write probe)"  # workers are named host:pid
 
 
 @dataclass
@@ -19,6 +22,18 @@ class Readiness:
 
 def beat(client: redis.Redis, worker_id: str, now: float) -> None:
     client.zadd(keys.worker_heartbeats(), {worker_id: now})
+
+
+def heartbeat_age(
+    client: redis.Redis, now: float, name: str | None = None, prefix: str | None = None
+) -> float | None:
+    """Seconds since the newest heartbeat of worker ``name``, or of any worker whose name
+    starts with ``prefix``; None if there is none."""
+    beats = client.zrange(keys.worker_heartbeats(), 0, -1, withscores=True)
+    times = [at for member, at in beats
+             if (name is None or member.decode() == name)
+             and (prefix is None or member.decode().startswith(prefix))]  # fmt: skip
+    return now - max(times) if times else None
 
 
 def forget_worker(client: redis.Redis, worker_id: str) -> None:
@@ -37,9 +52,20 @@ def claim_instance(client: redis.Redis, remembered: str | None) -> str | None:
     A worker that already knew an id (``remembered``) never makes a new one: if the store lost
     it, the data went with it, and readiness must say so instead of serving zeros as truth.
     """
-    if remembered is None:
+    # Read first: a store that refuses writes (full, read-only) still lets a worker start.
+    if remembered is None and store_instance(client) is None:
         client.set(keys.instance_marker(), uuid.uuid4().hex, nx=True)
     return store_instance(client)
+
+
+def accepts_writes(client: redis.Redis) -> None:
+    """Raise what Redis answers a write with; change nothing.
+
+    ``ZADD XX`` of a member that is never there is a write that adds nothing, and it is flagged
+    ``denyoom``: Redis refuses it on OOM, MISCONF and READONLY like any write of ours. A PING
+    alone says nothing about the first two, and on a replica nothing at all.
+    """
+    client.zadd(keys.worker_heartbeats(), {_NEVER_A_WORKER: 0}, xx=True)
 
 
 def readiness(
@@ -48,7 +74,14 @@ def readiness(
     """Redis answers, holds the data this process saw before, and a worker heartbeat is fresh."""
     report = Readiness(ready=True)
     client.ping()
-    report.checks["redis"] = "ok"
+    try:
+        accepts_writes(client)
+        report.checks["redis"] = "ok"
+    except redis.ResponseError as error:
+        if not refuses_writes(error):
+            raise
+        report.ready = False
+        report.checks["redis"] = describe(error)
     instance = store_instance(client)
     if instance is None:
         report.ready = False
