@@ -123,6 +123,13 @@ def connector_definitions(tenant: str) -> str:
     return f"{_tenant(tenant)}:connectors"
 
 
+def connector_registry(tenant: str) -> str:
+    """Sorted set ``direction\\x1fname`` -> the newest UTC day (ordinal) a trace of that named
+    connector was accepted for: the tenant's distinct connectors, at most MAILFLOW_MAX_CONNECTORS
+    (see ``connector_registry``)."""
+    return f"{_tenant(tenant)}:connectors:known"
+
+
 def report_pin(tenant: str, report: str, *parts: str) -> str:
     """A report's rows frozen at one data version, so a paginating client sees each row once."""
     return f"{_tenant(tenant)}:pin:{':'.join((report, *parts))}"
