@@ -46,7 +46,8 @@ def apply_findings(
     argv.append(keys.invalidation_channel())
     key_names = [keys.insights(tenant), keys.insight_open(tenant), keys.insight_feed(tenant),
                  keys.active_insights(tenant), keys.insight_sequence(tenant),
-                 keys.insight_evaluated(tenant)]  # fmt: skip
+                 keys.insight_evaluated(tenant), keys.insight_active_feed(tenant),
+                 keys.insight_resolved(tenant)]  # fmt: skip
     return int(script(client, "apply_insights")(keys=key_names, args=argv))
 
 
@@ -66,6 +67,12 @@ class FeedPage:
     more: bool
 
 
+# The most feed entries one read looks at: a filter that matches little (``updated_after``, a
+# state) makes the page shorter and the client follows ``next_cursor``, instead of one call
+# holding Redis for the whole feed.
+SCAN_PER_CALL = 2000
+
+
 def read_feed(
     client: redis.Redis,
     tenant: str,
@@ -75,9 +82,10 @@ def read_feed(
     updated_after_ms: int | None,
 ) -> FeedPage:
     reply = script(client, "list_insights")(
-        keys=[keys.insights(tenant), keys.insight_feed(tenant)],
+        keys=[keys.insights(tenant), keys.insight_feed(tenant), keys.insight_active_feed(tenant),
+              keys.insight_evaluated(tenant)],
         args=[after_sequence, limit, state or "", "" if updated_after_ms is None
-              else updated_after_ms],
+              else updated_after_ms, max(SCAN_PER_CALL, limit + 1)],
     )  # fmt: skip
     last, more, *docs = reply
     return FeedPage([orjson.loads(d) for d in docs], int(last), bool(int(more)))

@@ -150,6 +150,18 @@ def insight_feed(tenant: str) -> str:
     return f"{_tenant(tenant)}:insights:feed"
 
 
+def insight_active_feed(tenant: str) -> str:
+    """Sorted set: the ids of the active insights only, scored as in the feed, so listing
+    ``state=active`` reads active insights only, however many were resolved before."""
+    return f"{_tenant(tenant)}:insights:activefeed"
+
+
+def insight_resolved(tenant: str) -> str:
+    """Sorted set: the ids of resolved insights by the epoch ms of their resolution, so
+    retention finds the old ones wherever they are in the feed."""
+    return f"{_tenant(tenant)}:insights:resolved"
+
+
 def insight_rules(tenant: str) -> str:
     """Hash rule id -> JSON of the tenant's settings (``enabled``, ``min_percent``, ...)."""
     return f"{_tenant(tenant)}:insights:rules"

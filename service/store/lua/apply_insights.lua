@@ -6,6 +6,8 @@
 -- feed by score sees every transition once, in order, even many in one millisecond.
 -- KEYS[1] insights (id -> JSON)  KEYS[2] open (condition -> id)  KEYS[3] feed (zset)
 -- KEYS[4] active ids (set)  KEYS[5] sequence counter  KEYS[6] last evaluation (hash)
+-- KEYS[7] active feed (zset: the active ids only, scored as in the feed)
+-- KEYS[8] resolved ids (zset id -> epoch ms of the resolution), what retention reads
 -- ARGV[1] now (RFC 3339)  ARGV[2] now (epoch ms)  ARGV[3] data version  ARGV[4] marker
 -- ARGV[5] number of findings, then per finding: condition, id if new, template JSON
 -- ARGV[last - 1] resolved insights last changed before this epoch ms are forgotten (retention)
@@ -13,11 +15,38 @@
 --            when told that the insights changed
 -- Returns the number of transitions, or -1 when a newer evaluation already happened.
 local all, open, feed, active, seq, evaluated = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local active_feed, resolved = KEYS[7], KEYS[8]
 local now, now_ms, version = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local last = tonumber(redis.call('HGET', evaluated, 'version') or '-1')
 local last_ms = tonumber(redis.call('HGET', evaluated, 'at_ms') or '-1')
 if last > version or (last == version and last_ms > now_ms) then
   return -1
+end
+-- Insights stored before the two indexes existed are indexed once: the active ones at once
+-- (there are at most as many as conditions), the feed's resolved ones in bounded steps.
+if redis.call('HGET', evaluated, 'indexed') ~= '1' then
+  if redis.call('HGET', evaluated, 'active_indexed') ~= '1' then
+    for _, id in ipairs(redis.call('SMEMBERS', active)) do
+      local doc = cjson.decode(redis.call('HGET', all, id))
+      redis.call('ZADD', active_feed, doc['sequence'], id)
+    end
+    redis.call('HSET', evaluated, 'active_indexed', '1', 'index_from', '0')
+  end
+  local from = redis.call('HGET', evaluated, 'index_from') or '0'
+  local step = redis.call('ZRANGE', feed, '(' .. from, '+inf', 'BYSCORE', 'LIMIT', 0, 500,
+    'WITHSCORES')
+  for j = 1, #step, 2 do
+    local doc = cjson.decode(redis.call('HGET', all, step[j]))
+    if doc['state'] == 'resolved' then
+      redis.call('ZADD', resolved, doc['updated_at_ms'], step[j])
+    end
+    from = step[j + 1]
+  end
+  if #step < 1000 then
+    redis.call('HSET', evaluated, 'indexed', '1')
+  else
+    redis.call('HSET', evaluated, 'index_from', from)
+  end
 end
 local transitions = 0
 local held = {}
@@ -48,6 +77,7 @@ for _ = 1, tonumber(ARGV[5]) do
     redis.call('HSET', open, condition, new_id)
     redis.call('ZADD', feed, n, new_id)
     redis.call('SADD', active, new_id)
+    redis.call('ZADD', active_feed, n, new_id)
     transitions = transitions + 1
   end
 end
@@ -66,22 +96,20 @@ for j = 1, #opened, 2 do
     redis.call('HDEL', open, condition)
     redis.call('ZADD', feed, n, id)
     redis.call('SREM', active, id)
+    redis.call('ZREM', active_feed, id)
+    redis.call('ZADD', resolved, now_ms, id)
     transitions = transitions + 1
   end
 end
--- Retention: forget resolved insights whose last transition is older than the cutoff. The
--- feed is in transition order, so they are at its start; look at a bounded number per call.
+-- Retention: forget resolved insights whose last transition is older than the cutoff, found by
+-- their resolution time wherever they are in the feed, a bounded number per evaluation (each
+-- evaluation frees more than a tenant can resolve in one).
 local cutoff = tonumber(ARGV[#ARGV - 1])
-local oldest = redis.call('ZRANGE', feed, 0, 99)
-for _, id in ipairs(oldest) do
-  local doc = cjson.decode(redis.call('HGET', all, id))
-  if doc['updated_at_ms'] >= cutoff then
-    break
-  end
-  if doc['state'] == 'resolved' then
-    redis.call('HDEL', all, id)
-    redis.call('ZREM', feed, id)
-  end
+local expired = redis.call('ZRANGE', resolved, '-inf', '(' .. cutoff, 'BYSCORE', 'LIMIT', 0, 500)
+for _, id in ipairs(expired) do
+  redis.call('HDEL', all, id)
+  redis.call('ZREM', feed, id)
+  redis.call('ZREM', resolved, id)
 end
 redis.call('HSET', evaluated, 'version', version, 'at_ms', now_ms, 'marker', ARGV[4])
 -- Every evaluation may have changed a measurement, even without a transition: always tell.
