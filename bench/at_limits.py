@@ -63,8 +63,10 @@ def populate(client: redis.Redis, tenant: str, now: datetime, connectors: int, d
                       mapping=dict(items[at : at + 5000]))  # fmt: skip
         pipe.set(keys.day_version(tenant, day), version)
         pipe.execute()
-    client.hset(keys.meta(tenant), mapping={"version": version,
-                                            "data_as_of_ms": int(now.timestamp() * 1000)})
+    client.hset(
+        keys.meta(tenant),
+        mapping={"version": version, "data_as_of_ms": int(now.timestamp() * 1000)},
+    )
 
 
 def _sha_names() -> dict[str, str]:
