@@ -63,3 +63,15 @@ def read_consistently(
         if len(versions) <= 1:
             break
     return parts, min((version_of(part) for part in parts), default=0)
+
+
+def read_days(client: redis.Redis, tenant: str, days: Sequence[str]) -> list[dict[bytes, bytes]]:
+    """The counters of each of ``days`` as they are (HGETALL), one pipeline per chunk of days:
+    Redis serves a client's pipeline in one go, so a pipeline too is kept to a chunk."""
+    hashes: list[dict[bytes, bytes]] = []
+    for chunk in chunk_days(client, tenant, days):
+        pipe = client.pipeline(transaction=False)
+        for day in chunk:
+            pipe.hgetall(keys.day_counts(tenant, day))
+        hashes += pipe.execute()
+    return hashes

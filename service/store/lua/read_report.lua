@@ -1,6 +1,6 @@
 -- Read what a report needs, atomically: the data version, the connector definitions and the
 -- daily counters of some days, reduced here so only the reduction crosses the wire. (The sum
--- of a whole window is read_window_sum.lua.)
+-- of a whole window is store/window_sums.py.)
 -- KEYS[1] meta hash   KEYS[2] connector definitions hash   KEYS[3..] daily counter hashes
 -- ARGV[1] mode: 'days'   one packed string per day (in KEYS order)
 --               'prefix' one packed string per day, only fields starting with ARGV[2]
