@@ -28,9 +28,8 @@ import redis
 from service import connector_views, views
 from service.config import Settings
 from service.core.tls import TLS_VERSIONS
-from service.core.traces import counter_field
+from service.core.traces import AcceptedBatch, IngestWindow, counter_field, normalize_trace
 from service.core.windows import Window
-from service.core.traces import AcceptedBatch, IngestWindow, normalize_trace
 from service.evaluate import evaluate_tenant
 from service.store import connector_registry, insights_store, keys
 from service.store import traces as trace_store

@@ -20,6 +20,11 @@ from service.core.insights import Finding
 from service.store import keys
 from service.store.scripts import script
 
+# Findings applied per script call: each opens or refreshes one insight (a JSON document of
+# about 1 kB decoded and encoded), so a tenant at its connector limit, whose every connector
+# raises an insight, makes calls of a few milliseconds each.
+FINDINGS_PER_CALL = 100
+
 
 def count_active(client: redis.Redis, tenant: str) -> int:
     return int(client.scard(keys.active_insights(tenant)))
@@ -37,18 +42,32 @@ def apply_findings(
 ) -> int:
     """Open, refresh and resolve insights to match ``findings``; the number of transitions
     (-1 if a newer evaluation of the tenant was stored meanwhile: this one is dropped).
-    Resolved insights whose last transition is older than ``retention_days`` are forgotten."""
-    argv: list[object] = [now_text, int(now.timestamp() * 1000), data_version, marker,
-                          len(findings)]  # fmt: skip
-    for finding in findings:
-        argv += (finding.condition, uuid.uuid4().hex, orjson.dumps(finding.template()))
-    argv.append(int((now - timedelta(days=retention_days)).timestamp() * 1000))
-    argv.append(keys.invalidation_channel())
+    Resolved insights whose last transition is older than ``retention_days`` are forgotten.
+
+    The findings are applied FINDINGS_PER_CALL at a time, then what no longer holds is resolved
+    in one more call, so no call holds Redis long (see apply_insights.lua for how evaluations
+    that overlap stay ordered)."""
+    common: list[object] = [now_text, int(now.timestamp() * 1000), data_version, marker]
+    tail: list[object] = [int((now - timedelta(days=retention_days)).timestamp() * 1000),
+                          keys.invalidation_channel()]  # fmt: skip
     key_names = [keys.insights(tenant), keys.insight_open(tenant), keys.insight_feed(tenant),
                  keys.active_insights(tenant), keys.insight_sequence(tenant),
                  keys.insight_evaluated(tenant), keys.insight_active_feed(tenant),
-                 keys.insight_resolved(tenant)]  # fmt: skip
-    return int(script(client, "apply_insights")(keys=key_names, args=argv))
+                 keys.insight_resolved(tenant), keys.insight_held(tenant)]  # fmt: skip
+    apply = script(client, "apply_insights")
+    transitions = 0
+    for at in range(0, len(findings), FINDINGS_PER_CALL):
+        chunk = findings[at : at + FINDINGS_PER_CALL]
+        argv = [*common, "held", len(chunk)]
+        for finding in chunk:
+            argv += (finding.condition, uuid.uuid4().hex, orjson.dumps(finding.template()))
+        opened = int(apply(keys=key_names, args=[*argv, *tail]))
+        if opened < 0:
+            return -1
+        transitions += opened
+    held = [finding.condition for finding in findings]
+    closed = int(apply(keys=key_names, args=[*common, "close", len(held), *held, *tail]))
+    return -1 if closed < 0 else transitions + closed
 
 
 def evaluation_marker(client: redis.Redis, tenant: str) -> tuple[str | None, int, int]:

@@ -56,6 +56,11 @@ def view(tenant: str, name: str, *parts: str) -> str:
     return f"{_tenant(tenant)}:view:{suffix}"
 
 
+def view_staging(view_key: str, token: str) -> str:
+    """A large view body on its way into ``view_key`` (same hash tag: same slot)."""
+    return f"{view_key}:staging:{token}"
+
+
 def refresh_lease(tenant: str) -> str:
     """Lease held by the one worker rebuilding this tenant's views and insights."""
     return f"{_tenant(tenant)}:lease:refresh"
@@ -160,6 +165,12 @@ def insight_resolved(tenant: str) -> str:
     """Sorted set: the ids of resolved insights by the epoch ms of their resolution, so
     retention finds the old ones wherever they are in the feed."""
     return f"{_tenant(tenant)}:insights:resolved"
+
+
+def insight_held(tenant: str) -> str:
+    """Hash ``rule\\x1fdirection\\x1fconnector`` -> ``version ms`` of the newest evaluation
+    that found that open condition holding (evaluations are applied in several calls)."""
+    return f"{_tenant(tenant)}:insights:held"
 
 
 def insight_rules(tenant: str) -> str:
