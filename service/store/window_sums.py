@@ -42,7 +42,9 @@ def read_window_sum(client: redis.Redis, tenant: str, window: Window) -> ReportC
         pipe = client.pipeline(transaction=False)
         pipe.hmget(keys.meta(tenant), "version", "data_as_of_ms")
         pipe.hgetall(keys.connector_definitions(tenant))
-        pipe.mget([keys.day_version(tenant, day) for day in window.days])
+        # MGET through execute_command: redis-py blocks mget() in cluster pipelines even when,
+        # as here, every key carries the tenant's hash tag and so shares one slot.
+        pipe.execute_command("MGET", *(keys.day_version(tenant, day) for day in window.days))
         for day in window.days:
             pipe.pttl(keys.day_counts(tenant, day))
         asked = time.monotonic()
