@@ -38,10 +38,13 @@ def admit(
     """Admit the batch's connectors; the set of those refused (``direction\\x1fname``)."""
     newest: dict[str, int] = {}
     ordinals: dict[str, int] = {}
-    for day, counting_key in zip(batch.days, batch.counting_keys, strict=True):
+    # A counting key is "day RS direction FS connector FS type FS tls": a batch has few
+    # distinct ones however many traces it holds. New connectors are admitted in batch order.
+    for counting_key in dict.fromkeys(batch.counting_keys):  # distinct, in batch order
         connector = connector_of(counting_key)
         if connector is None:
             continue
+        day = counting_key.split(RECORD_SEP, 1)[0]
         ordinal = ordinals.get(day)
         if ordinal is None:
             ordinal = ordinals[day] = date.fromisoformat(day).toordinal()
