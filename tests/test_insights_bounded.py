@@ -117,3 +117,22 @@ def test_insights_stored_before_the_indexes_are_indexed_by_the_next_evaluations(
     page = insights_store.read_feed(redis_client, TENANT, 0, 100, "active", None)
     assert [d["connector"]["name"] for d in page.documents] == ["kept active"]
     assert redis_client.zcard(keys.insight_active_feed(TENANT)) == 1
+
+
+def test_an_older_evaluation_between_the_calls_of_a_newer_never_undoes_it(redis_client, clock):
+    """Evaluations are applied in several calls; two may interleave. The older one must neither
+    resolve what the newer found holding nor overwrite the newer measurement."""
+
+    def evaluation(version: int) -> insights_store.Evaluation:
+        return insights_store.Evaluation(redis_client, TENANT, clock.now, rfc3339(clock.now),
+                                         version, f"m{version}", 90)  # fmt: skip
+
+    a, b = finding(clock, "A"), finding(clock, "B")
+    older, newer = evaluation(5), evaluation(6)
+    assert older.hold([a]) == 1
+    assert newer.hold([a, b]) == 1  # B opens
+    assert older.close([a.condition]) == 0  # B is not the older one's to resolve
+    assert newer.close([a.condition, b.condition]) == 0
+    active = insights_store.read_feed(redis_client, TENANT, 0, 100, "active", None).documents
+    assert sorted(d["connector"]["name"] for d in active) == ["A", "B"]
+    assert older.hold([a]) == -1  # and once the newer one is stored, the older is dropped

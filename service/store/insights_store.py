@@ -47,27 +47,49 @@ def apply_findings(
     The findings are applied FINDINGS_PER_CALL at a time, then what no longer holds is resolved
     in one more call, so no call holds Redis long (see apply_insights.lua for how evaluations
     that overlap stay ordered)."""
-    common: list[object] = [now_text, int(now.timestamp() * 1000), data_version, marker]
-    tail: list[object] = [int((now - timedelta(days=retention_days)).timestamp() * 1000),
-                          keys.invalidation_channel()]  # fmt: skip
-    key_names = [keys.insights(tenant), keys.insight_open(tenant), keys.insight_feed(tenant),
-                 keys.active_insights(tenant), keys.insight_sequence(tenant),
-                 keys.insight_evaluated(tenant), keys.insight_active_feed(tenant),
-                 keys.insight_resolved(tenant), keys.insight_held(tenant)]  # fmt: skip
-    apply = script(client, "apply_insights")
+    evaluation = Evaluation(client, tenant, now, now_text, data_version, marker, retention_days)
     transitions = 0
     for at in range(0, len(findings), FINDINGS_PER_CALL):
-        chunk = findings[at : at + FINDINGS_PER_CALL]
-        argv = [*common, "held", len(chunk)]
-        for finding in chunk:
-            argv += (finding.condition, uuid.uuid4().hex, orjson.dumps(finding.template()))
-        opened = int(apply(keys=key_names, args=[*argv, *tail]))
+        opened = evaluation.hold(findings[at : at + FINDINGS_PER_CALL])
         if opened < 0:
             return -1
         transitions += opened
-    held = [finding.condition for finding in findings]
-    closed = int(apply(keys=key_names, args=[*common, "close", len(held), *held, *tail]))
+    closed = evaluation.close([finding.condition for finding in findings])
     return -1 if closed < 0 else transitions + closed
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """One evaluation's calls of apply_insights.lua: ``hold`` per chunk of findings, then
+    ``close`` once. Each returns its transitions, or -1 if a newer evaluation was stored."""
+
+    client: redis.Redis
+    tenant: str
+    now: datetime
+    now_text: str
+    data_version: int
+    marker: str
+    retention_days: int
+
+    def hold(self, findings: Sequence[Finding]) -> int:
+        argv: list[object] = ["held", len(findings)]
+        for finding in findings:
+            argv += (finding.condition, uuid.uuid4().hex, orjson.dumps(finding.template()))
+        return self._call(argv)
+
+    def close(self, held_conditions: Sequence[str]) -> int:
+        return self._call(["close", len(held_conditions), *held_conditions])
+
+    def _call(self, phase: list[object]) -> int:
+        tenant, now = self.tenant, self.now
+        key_names = [keys.insights(tenant), keys.insight_open(tenant), keys.insight_feed(tenant),
+                     keys.active_insights(tenant), keys.insight_sequence(tenant),
+                     keys.insight_evaluated(tenant), keys.insight_active_feed(tenant),
+                     keys.insight_resolved(tenant), keys.insight_held(tenant)]  # fmt: skip
+        argv = [self.now_text, int(now.timestamp() * 1000), self.data_version, self.marker,
+                *phase, int((now - timedelta(days=self.retention_days)).timestamp() * 1000),
+                keys.invalidation_channel()]  # fmt: skip
+        return int(script(self.client, "apply_insights")(keys=key_names, args=argv))
 
 
 def evaluation_marker(client: redis.Redis, tenant: str) -> tuple[str | None, int, int]:
