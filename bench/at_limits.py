@@ -168,7 +168,8 @@ def ingest_and_fold(client: redis.Redis, tenant: str, now: datetime, settings: S
     Worker(client, settings, clock=lambda: now).work(burst=True)
 
 
-def main() -> None:
+def measure() -> dict[str, int]:
+    """The longest duration (µs) per command at the limits, on a private Redis."""
     from service.store.embedded import EmbeddedRedis, free_port
 
     settings = Settings()
@@ -180,11 +181,22 @@ def main() -> None:
             populate(client, TENANT, NOW, settings.max_connectors, settings.retention_days)
             with SlowLog(client, TENANT) as log:
                 exercise(client, TENANT, NOW, settings)
-            for name, micros in sorted(log.longest().items(), key=lambda kv: -kv[1]):
-                print(f"{name:24} {micros / 1000:8.1f} ms")
+            return log.longest()
         finally:
             client.close()
             server.stop()
+
+
+def main() -> list[dict[str, object]]:
+    """Rows for ``python -m bench``: the longest scripts first."""
+    longest = measure()
+    rows: list[dict[str, object]] = [
+        {"command": name, "longest ms": round(micros / 1000, 1)}
+        for name, micros in sorted(longest.items(), key=lambda kv: -kv[1])
+    ]
+    for row in rows:
+        print(f"{row['command']:24} {row['longest ms']:8} ms")
+    return rows
 
 
 if __name__ == "__main__":
