@@ -100,6 +100,12 @@ def section_isolation(quick: bool) -> list[Row]:
     return isolation(seconds=10 if quick else 30, quiet_seconds=5 if quick else 10)
 
 
+def section_limits(quick: bool) -> list[Row]:
+    from bench.at_limits import main
+
+    return main()
+
+
 SECTIONS: dict[str, tuple[str, Callable[[bool], list[Row]]]] = {
     "ingest": ("Ingest throughput", section_ingest),
     "reads": ("Cached reads against a bare Flask endpoint (same gunicorn settings, wrk)",
@@ -109,6 +115,8 @@ SECTIONS: dict[str, tuple[str, Callable[[bool], list[Row]]]] = {
                section_growth),
     "memory": ("Redis memory per million traces", section_memory),
     "reports": ("Connector report build time: 90 days x 500 connectors", section_reports),
+    "limits": ("Longest Redis command of a tenant at the documented limits (SLOWLOG, >= 1 ms)",
+               section_limits),
     "logparse": ("Log parsing against pflogsumm", section_logparse),
     "cluster": ("End-to-end ingest on a 3-master Redis Cluster with 1, 2 and 3 workers",
                 section_cluster),

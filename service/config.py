@@ -27,6 +27,7 @@ class Settings:
     dedupe_days: int = 7
     max_batch: int = 5000
     max_body_bytes: int = 5 * 1024 * 1024
+    max_connectors: int = 1000  # distinct named connectors per tenant (see README, Limits)
     refresh_seconds: float = 2.0
     view_cache_seconds: int = 60
     worker_stale_seconds: float = 15.0
@@ -65,7 +66,7 @@ class Settings:
         if self.redis_fsync not in ("everysec", "always"):
             raise ValueError("MAILFLOW_REDIS_FSYNC must be 'everysec' or 'always'")
         for name in ("retention_days", "dedupe_days", "max_batch", "max_body_bytes",
-                     "rate_limit_per_minute", "rate_limit_ingest_per_minute",
+                     "max_connectors", "rate_limit_per_minute", "rate_limit_ingest_per_minute",
                      "redis_wait_timeout_ms"):  # fmt: skip
             if getattr(self, name) < 1:
                 raise ValueError(f"MAILFLOW_{name.upper()} must be at least 1")

@@ -7,9 +7,22 @@ from collections import Counter
 
 import pytest
 
+from service.app import create_app
+from tests.conftest import KeyedClient, close_app
 from tests.helpers import post_batches
 
 CONNECTORS = 2000
+
+
+@pytest.fixture
+def app(redis_client, redis_server, clock, make_key):
+    """The app with room for more connectors than MAILFLOW_MAX_CONNECTORS allows by default:
+    a report of thousands of rows to page through."""
+    app = create_app({"redis_url": redis_server.url, "CLOCK": clock, "max_connectors": 5000})
+    app.test_client_class = type("DefaultTenantClient", (KeyedClient,),
+                                 {"default_key": make_key("default")})  # fmt: skip
+    yield app
+    close_app(app)
 
 
 def traces_for(names, clock, prefix: str, rng: random.Random):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import orjson
 from flask import Response, request
@@ -14,6 +14,7 @@ from service.api.body import JSON_TYPES, NDJSON_TYPES, media_type, parse_records
 from service.api.schemas import IngestResultSchema
 from service.core.trace_batch import accept_valid_batch
 from service.core.traces import (
+    FIELD_SEP,
     AcceptedBatch,
     AcceptedTrace,
     IngestWindow,
@@ -22,7 +23,7 @@ from service.core.traces import (
 )
 from service.errors import Problem
 from service.metrics import METRICS
-from service.store import connectors_store, worker_signals
+from service.store import connector_registry, connectors_store, worker_signals
 from service.store import traces as trace_store
 
 blp = Blueprint("traces", __name__, url_prefix="/api/v1", description="Ingest message traces")
@@ -65,8 +66,16 @@ class Traces(MethodView):
         errors: list[dict[str, object]] = []
         accepted = accept_valid_batch(body, kind in NDJSON_TYPES, settings.max_batch, window,
                                       defined)  # fmt: skip
+        # The record index of each accepted trace: known on the exact path; on the all-valid
+        # path a position in the array, or a non-blank line of NDJSON.
+        indexes: list[int] | _LineNumbers | None = None
         if accepted is None:  # something is wrong: the exact path finds and names it
-            accepted = _accept_each(body, kind, settings.max_batch, window, defined, errors)
+            accepted, indexes = _accept_each(body, kind, settings.max_batch, window, defined,
+                                             errors)  # fmt: skip
+        if accepted:
+            if indexes is None:
+                indexes = _LineNumbers(body) if kind in NDJSON_TYPES else None
+            accepted = _admit_connectors(accepted, indexes, window, errors)
         if not accepted:
             _count(0, 0, errors)
             raise Problem(
@@ -98,9 +107,11 @@ def _accept_each(
     window: IngestWindow,
     defined: Mapping[tuple[str, str], str],
     errors: list[dict[str, object]],
-) -> AcceptedBatch:
-    """Record by record: every valid trace accepted, every bad one named in ``errors``."""
+) -> tuple[AcceptedBatch, list[int]]:
+    """Record by record: every valid trace accepted (with its record index), every bad one
+    named in ``errors``."""
     accepted: list[AcceptedTrace] = []
+    indexes: list[int] = []
     for index, record, parse_error in parse_records(body, kind, max_records):
         if parse_error is not None:
             errors.append({"index": index, "field": parse_error.field,
@@ -110,7 +121,63 @@ def _accept_each(
             accepted.append(normalize_trace(record, window, defined))
         except TraceError as error:
             errors.append({"index": index, "field": error.field, "message": error.message})
-    return AcceptedBatch.of(accepted)
+            continue
+        indexes.append(index)
+    return AcceptedBatch.of(accepted), indexes
+
+
+class _LineNumbers:
+    """The number (from 1) of each non-blank line of an NDJSON body, counted when first asked:
+    only a batch with a refused connector needs them."""
+
+    def __init__(self, body: bytes) -> None:
+        self._body = body
+        self._numbers: list[int] | None = None
+
+    def __getitem__(self, position: int) -> int:
+        if self._numbers is None:
+            lines = self._body.split(b"\n")
+            self._numbers = [n for n, line in enumerate(lines, start=1) if line.strip()]
+        return self._numbers[position]
+
+
+def _admit_connectors(
+    batch: AcceptedBatch,
+    indexes: Sequence[int] | _LineNumbers | None,
+    window: IngestWindow,
+    errors: list[dict[str, object]],
+) -> AcceptedBatch:
+    """The batch without the traces of connectors the tenant's limit refuses, each of those
+    named in ``errors`` (kept in record order)."""
+    limit = context.settings().max_connectors
+    retention_days = context.settings().retention_days
+    refused = connector_registry.admit(context.client(), context.tenant(), batch, limit,
+                                       window.earliest.date(),
+                                       (retention_days + 1) * 86400)  # fmt: skip
+    if not refused:
+        return batch
+    kept: list[int] = []
+    for position, counting_key in enumerate(batch.counting_keys):
+        connector = connector_registry.connector_of(counting_key)
+        if connector is None or connector not in refused:
+            kept.append(position)
+            continue
+        direction, name = connector.split(FIELD_SEP)
+        errors.append({
+            "index": position if indexes is None else indexes[position],
+            "field": "connector",
+            "message": f"the tenant already has the most distinct connectors allowed "
+            f"({limit}, MAILFLOW_MAX_CONNECTORS); {direction} connector {name!r} is not one "
+            "of them",
+        })  # fmt: skip
+    errors.sort(key=_record_index)
+    return batch.select(kept)
+
+
+def _record_index(error: dict[str, object]) -> int:
+    index = error["index"]
+    assert isinstance(index, int)
+    return index
 
 
 def _count(accepted: int, duplicates: int, errors: list[dict[str, object]]) -> None:

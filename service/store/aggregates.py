@@ -6,11 +6,12 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
 import redis
 
 from service.core.fold import EntryIncrements
-from service.store import keys
+from service.store import day_chunks, keys
 from service.store.scripts import script
 
 
@@ -23,7 +24,7 @@ class FoldResult:
 
 @dataclass(frozen=True)
 class CounterSnapshot:
-    """Daily counters of some days, read in one transaction with the version they belong to."""
+    """Daily counters of some days, read with the version they belong to."""
 
     version: int
     data_as_of_ms: int | None
@@ -100,14 +101,23 @@ def day_lifetime_ms(day: str, retention_days: int, now: datetime) -> int:
 
 
 def read_counters(client: redis.Redis, tenant: str, days: Sequence[str]) -> CounterSnapshot:
-    """The counters of ``days`` and the data version, consistent with each other (MULTI)."""
-    pipe = client.pipeline(transaction=True)
-    pipe.hmget(keys.meta(tenant), "version", "data_as_of_ms")
-    for day in days:
-        pipe.hgetall(keys.day_counts(tenant, day))
-    (version, as_of), *hashes = pipe.execute()
+    """The counters of ``days`` and the data version they belong to: each chunk of days one
+    transaction (MULTI), the chunks consistent by their version (see ``day_chunks``)."""
+
+    def read_chunk(chunk: Sequence[str], first: bool) -> list[Any]:
+        pipe = client.pipeline(transaction=True)
+        pipe.hmget(keys.meta(tenant), "version", "data_as_of_ms")
+        for day in chunk:
+            pipe.hgetall(keys.day_counts(tenant, day))
+        return list(pipe.execute())
+
+    chunks = day_chunks.chunk_days(client, tenant, days) or [[]]
+    parts, version = day_chunks.read_consistently(chunks, read_chunk,
+                                                  lambda part: int(part[0][0] or 0))  # fmt: skip
+    as_of = parts[0][0][1]
+    hashes = [counts for part in parts for counts in part[1:]]
     return CounterSnapshot(
-        version=int(version or 0),
+        version=version,
         data_as_of_ms=int(as_of) if as_of else None,
         days={
             day: {field.decode(): int(count) for field, count in counts.items()}

@@ -11,7 +11,7 @@ import orjson
 import redis
 
 from service.core.connectors import ConnectorDefinition, definition_field, parse_definitions
-from service.store import keys
+from service.store import day_chunks, keys
 from service.store.scripts import script
 
 
@@ -29,16 +29,23 @@ class ReportCounters:
 def read_report_counters(
     client: redis.Redis, tenant: str, days: Sequence[str], mode: str, prefix: str = ""
 ) -> ReportCounters:
-    key_names = [keys.meta(tenant), keys.connector_definitions(tenant)]
-    key_names += [keys.day_counts(tenant, day) for day in days]
-    version, as_of, flat, *packed = script(client, "read_report")(
-        keys=key_names, args=[mode, prefix]
-    )
+    """The counters of ``days`` reduced by ``mode`` (see read_report.lua), with the definitions
+    and data version, read in calls of bounded size (``day_chunks``)."""
+
+    def read_chunk(chunk: Sequence[str], first: bool) -> list[Any]:
+        key_names = [keys.meta(tenant), keys.connector_definitions(tenant)]
+        key_names += [keys.day_counts(tenant, day) for day in chunk]
+        return list(script(client, "read_report")(keys=key_names,
+                                                  args=[mode, prefix, int(first)]))  # fmt: skip
+
+    chunks = day_chunks.chunk_days(client, tenant, days) or [[]]
+    parts, version = day_chunks.read_consistently(chunks, read_chunk, lambda p: int(p[0]))
+    as_of = parts[0][1]
     return ReportCounters(
-        version=int(version),
+        version=version,
         data_as_of_ms=int(as_of) if as_of else None,
-        definitions=definitions_from_flat(flat),
-        packed=[p.decode() for p in packed],
+        definitions=definitions_from_flat(parts[0][2]),
+        packed=[p.decode() for part in parts for p in part[3:]],
     )
 
 

@@ -20,6 +20,11 @@ from service.core.insights import Finding
 from service.store import keys
 from service.store.scripts import script
 
+# Findings applied per script call: each opens or refreshes one insight (a JSON document of
+# about 1 kB decoded and encoded), so a tenant at its connector limit, whose every connector
+# raises an insight, makes calls of a few milliseconds each.
+FINDINGS_PER_CALL = 100
+
 
 def count_active(client: redis.Redis, tenant: str) -> int:
     return int(client.scard(keys.active_insights(tenant)))
@@ -37,17 +42,54 @@ def apply_findings(
 ) -> int:
     """Open, refresh and resolve insights to match ``findings``; the number of transitions
     (-1 if a newer evaluation of the tenant was stored meanwhile: this one is dropped).
-    Resolved insights whose last transition is older than ``retention_days`` are forgotten."""
-    argv: list[object] = [now_text, int(now.timestamp() * 1000), data_version, marker,
-                          len(findings)]  # fmt: skip
-    for finding in findings:
-        argv += (finding.condition, uuid.uuid4().hex, orjson.dumps(finding.template()))
-    argv.append(int((now - timedelta(days=retention_days)).timestamp() * 1000))
-    argv.append(keys.invalidation_channel())
-    key_names = [keys.insights(tenant), keys.insight_open(tenant), keys.insight_feed(tenant),
-                 keys.active_insights(tenant), keys.insight_sequence(tenant),
-                 keys.insight_evaluated(tenant)]  # fmt: skip
-    return int(script(client, "apply_insights")(keys=key_names, args=argv))
+    Resolved insights whose last transition is older than ``retention_days`` are forgotten.
+
+    The findings are applied FINDINGS_PER_CALL at a time, then what no longer holds is resolved
+    in one more call, so no call holds Redis long (see apply_insights.lua for how evaluations
+    that overlap stay ordered)."""
+    evaluation = Evaluation(client, tenant, now, now_text, data_version, marker, retention_days)
+    transitions = 0
+    for at in range(0, len(findings), FINDINGS_PER_CALL):
+        opened = evaluation.hold(findings[at : at + FINDINGS_PER_CALL])
+        if opened < 0:
+            return -1
+        transitions += opened
+    closed = evaluation.close([finding.condition for finding in findings])
+    return -1 if closed < 0 else transitions + closed
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """One evaluation's calls of apply_insights.lua: ``hold`` per chunk of findings, then
+    ``close`` once. Each returns its transitions, or -1 if a newer evaluation was stored."""
+
+    client: redis.Redis
+    tenant: str
+    now: datetime
+    now_text: str
+    data_version: int
+    marker: str
+    retention_days: int
+
+    def hold(self, findings: Sequence[Finding]) -> int:
+        argv: list[object] = ["held", len(findings)]
+        for finding in findings:
+            argv += (finding.condition, uuid.uuid4().hex, orjson.dumps(finding.template()))
+        return self._call(argv)
+
+    def close(self, held_conditions: Sequence[str]) -> int:
+        return self._call(["close", len(held_conditions), *held_conditions])
+
+    def _call(self, phase: list[object]) -> int:
+        tenant, now = self.tenant, self.now
+        key_names = [keys.insights(tenant), keys.insight_open(tenant), keys.insight_feed(tenant),
+                     keys.active_insights(tenant), keys.insight_sequence(tenant),
+                     keys.insight_evaluated(tenant), keys.insight_active_feed(tenant),
+                     keys.insight_resolved(tenant), keys.insight_held(tenant)]  # fmt: skip
+        argv = [self.now_text, int(now.timestamp() * 1000), self.data_version, self.marker,
+                *phase, int((now - timedelta(days=self.retention_days)).timestamp() * 1000),
+                keys.invalidation_channel()]  # fmt: skip
+        return int(script(self.client, "apply_insights")(keys=key_names, args=argv))
 
 
 def evaluation_marker(client: redis.Redis, tenant: str) -> tuple[str | None, int, int]:
@@ -66,6 +108,12 @@ class FeedPage:
     more: bool
 
 
+# The most feed entries one read looks at: a filter that matches little (``updated_after``, a
+# state) makes the page shorter and the client follows ``next_cursor``, instead of one call
+# holding Redis for the whole feed.
+SCAN_PER_CALL = 2000
+
+
 def read_feed(
     client: redis.Redis,
     tenant: str,
@@ -75,9 +123,10 @@ def read_feed(
     updated_after_ms: int | None,
 ) -> FeedPage:
     reply = script(client, "list_insights")(
-        keys=[keys.insights(tenant), keys.insight_feed(tenant)],
+        keys=[keys.insights(tenant), keys.insight_feed(tenant), keys.insight_active_feed(tenant),
+              keys.insight_evaluated(tenant)],
         args=[after_sequence, limit, state or "", "" if updated_after_ms is None
-              else updated_after_ms],
+              else updated_after_ms, max(SCAN_PER_CALL, limit + 1)],
     )  # fmt: skip
     last, more, *docs = reply
     return FeedPage([orjson.loads(d) for d in docs], int(last), bool(int(more)))

@@ -56,6 +56,11 @@ def view(tenant: str, name: str, *parts: str) -> str:
     return f"{_tenant(tenant)}:view:{suffix}"
 
 
+def view_staging(view_key: str, token: str) -> str:
+    """A large view body on its way into ``view_key`` (same hash tag: same slot)."""
+    return f"{view_key}:staging:{token}"
+
+
 def refresh_lease(tenant: str) -> str:
     """Lease held by the one worker rebuilding this tenant's views and insights."""
     return f"{_tenant(tenant)}:lease:refresh"
@@ -142,6 +147,13 @@ def connector_definitions(tenant: str) -> str:
     return f"{_tenant(tenant)}:connectors"
 
 
+def connector_registry(tenant: str) -> str:
+    """Sorted set ``direction\\x1fname`` -> the newest UTC day (ordinal) a trace of that named
+    connector was accepted for: the tenant's distinct connectors, at most MAILFLOW_MAX_CONNECTORS
+    (see ``connector_registry``)."""
+    return f"{_tenant(tenant)}:connectors:known"
+
+
 def report_pin(tenant: str, report: str, *parts: str) -> str:
     """A report's rows frozen at one data version, so a paginating client sees each row once."""
     return f"{_tenant(tenant)}:pin:{':'.join((report, *parts))}"
@@ -160,6 +172,24 @@ def insight_open(tenant: str) -> str:
 def insight_feed(tenant: str) -> str:
     """Sorted set insight id -> change sequence of its latest transition (the SIEM feed)."""
     return f"{_tenant(tenant)}:insights:feed"
+
+
+def insight_active_feed(tenant: str) -> str:
+    """Sorted set: the ids of the active insights only, scored as in the feed, so listing
+    ``state=active`` reads active insights only, however many were resolved before."""
+    return f"{_tenant(tenant)}:insights:activefeed"
+
+
+def insight_resolved(tenant: str) -> str:
+    """Sorted set: the ids of resolved insights by the epoch ms of their resolution, so
+    retention finds the old ones wherever they are in the feed."""
+    return f"{_tenant(tenant)}:insights:resolved"
+
+
+def insight_held(tenant: str) -> str:
+    """Hash ``rule\\x1fdirection\\x1fconnector`` -> ``version ms`` of the newest evaluation
+    that found that open condition holding (evaluations are applied in several calls)."""
+    return f"{_tenant(tenant)}:insights:held"
 
 
 def insight_rules(tenant: str) -> str:

@@ -1,56 +1,123 @@
 """A window's daily counters summed, from cached sums of runs of days where they are valid.
 
 The per-connector report needs every counter field of every day of its window added up: read
-day by day, 90 days of 500 connectors is some 115,000 fields each time the report is built.
+day by day, 90 days of 1,000 connectors is some 540,000 fields each time the report is built.
 Here the runs of days that ``core.sum_plan`` picks are summed once and the sum kept in Redis,
 stamped with the newest data version among its days (the fold records each day's). A later
-read reuses a sum while its stamp still holds and sums it again when any of its days changed,
-in the same atomic call that reads the rest, so the result is always exactly the sum of every
-day as it is now.
+read reuses a sum while its stamp still holds and sums it again when any of its days changed.
+
+The reading and summing is done here, in calls that each keep Redis briefly (a day's counters,
+a cached sum, chunks of days of bounded size: ``day_chunks``), never in one script over the
+whole window, which at the connector limit held every tenant's Redis for a second. The result
+is exactly the sum of every day at one data version: the tenant's version is read before and
+after, and the read made again when it moved (see ``day_chunks`` for when it keeps moving).
 """
 
 from __future__ import annotations
 
+import contextlib
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
 import redis
 
+from service.core.connectors import unpack
 from service.core.sum_plan import CachedRun, Part, plan_window_sum
 from service.core.windows import Window
-from service.store import keys
+from service.store import day_chunks, keys
 from service.store.connectors_store import ReportCounters, definitions_from_flat
-from service.store.scripts import script
+
+Sums = dict[str, int]
 
 
 def read_window_sum(client: redis.Redis, tenant: str, window: Window) -> ReportCounters:
     """Every counter field of ``window`` summed over its days, with the data version and the
-    connector definitions read in the same call; ``packed`` holds the one summed string."""
-    days = window.days
-    key_names = [keys.meta(tenant), keys.connector_definitions(tenant)]
-    key_names += [keys.day_counts(tenant, day) for day in days]
-    key_names += [keys.day_version(tenant, day) for day in days]
-    args: list[str | int] = [len(days)]
-    for part in plan_window_sum(window):
-        _encode(part, days, tenant, key_names, args)
-    version, as_of, flat, packed = script(client, "read_window_sum")(keys=key_names, args=args)
+    connector definitions; ``packed`` holds the one summed string."""
+    plan = plan_window_sum(window)
+    seen: list[int] = []
+    for _ in range(day_chunks.READ_ATTEMPTS):
+        pipe = client.pipeline(transaction=False)
+        pipe.hmget(keys.meta(tenant), "version", "data_as_of_ms")
+        pipe.hgetall(keys.connector_definitions(tenant))
+        # MGET through execute_command: redis-py blocks mget() in cluster pipelines even when,
+        # as here, every key carries the tenant's hash tag and so shares one slot.
+        pipe.execute_command("MGET", *(keys.day_version(tenant, day) for day in window.days))
+        for day in window.days:
+            pipe.pttl(keys.day_counts(tenant, day))
+        asked = time.monotonic()
+        (version, as_of), definitions, versions, *ttls = pipe.execute()
+        summer = _Summer(client, tenant, window.days, versions, ttls, asked)
+        sums = summer.sum_parts(plan)
+        seen.append(int(version or 0))
+        if client.hget(keys.meta(tenant), "version") == version:
+            break
     return ReportCounters(
-        version=int(version),
+        version=min(seen),
         data_as_of_ms=int(as_of) if as_of else None,
-        definitions=definitions_from_flat(flat),
-        packed=[packed.decode()],
+        definitions=definitions_from_flat([x for pair in definitions.items() for x in pair]),
+        packed=[_pack(sums)],
     )
 
 
-def _encode(
-    part: Part, days: list[str], tenant: str, key_names: list[str], args: list[str | int]
-) -> None:
-    """Append ``part`` in the script's plan syntax (see read_window_sum.lua), parts of a run
-    after it."""
-    if not isinstance(part, CachedRun):
-        args.append(f"d {part + 1}")
-        return
-    key_names.append(keys.block_sum(tenant, days[part.first], days[part.last]))
-    key, at = len(key_names), len(args)  # the run is KEYS[key] and ARGV[at + 1]
-    args.append("")  # the run's own entry, once the size of its parts is known
-    for inner in part.parts:
-        _encode(inner, days, tenant, key_names, args)
-    args[at] = (f"r {key} {part.first + 1} {part.last + 1} {part.life_seconds * 1000} "
-                f"{len(args) - at - 1}")  # fmt: skip
+@dataclass
+class _Summer:
+    """Sums parts of one window, given its days' versions and time to live as read first."""
+
+    client: redis.Redis
+    tenant: str
+    days: list[str]
+    versions: list[Any]  # each day's data version (bytes) or None
+    ttls: list[int]  # each day's counters' time to live, ms (negative: none)
+    asked: float  # when the ttls were asked for (time.monotonic)
+
+    def sum_parts(self, parts: Sequence[Part]) -> Sums:
+        sums: Sums = {}
+        runs = [part for part in parts if isinstance(part, CachedRun)]
+        pipe = self.client.pipeline(transaction=False)
+        for run in runs:
+            pipe.hmget(self._key(run), "stamp", "sums")
+        for run, (stamp, packed) in zip(runs, pipe.execute() if runs else [], strict=True):
+            newest = max(int(v or 0) for v in self.versions[run.first : run.last + 1])
+            if stamp is not None and packed is not None and int(stamp) == newest:
+                _add(sums, unpack(packed.decode()))
+                continue
+            run_sums = self.sum_parts(run.parts)
+            self._cache(run, newest, run_sums)
+            _add(sums, run_sums.items())
+        single = [self.days[part] for part in parts if isinstance(part, int)]
+        for counts in day_chunks.read_days(self.client, self.tenant, single):
+            _add(sums, ((field.decode(), int(n)) for field, n in counts.items()))
+        return sums
+
+    def _key(self, run: CachedRun) -> str:
+        return keys.block_sum(self.tenant, self.days[run.first], self.days[run.last])
+
+    def _cache(self, run: CachedRun, stamp: int, sums: Sums) -> None:
+        """Keep the run's sum, stamped, never longer than any of its days is kept."""
+        life = run.life_seconds * 1000
+        for ttl in self.ttls[run.first : run.last + 1]:
+            if 0 < ttl < life:
+                life = ttl
+        # The days' lives were read a moment ago: less the time since (rounded up).
+        life -= math.ceil((time.monotonic() - self.asked) * 1000)
+        if life <= 0:
+            return
+        pipe = self.client.pipeline(transaction=True)
+        pipe.hset(self._key(run), mapping={"stamp": stamp, "sums": _pack(sums)})
+        pipe.pexpire(self._key(run), life)
+        # Best effort: at Redis's memory limit the write is refused and the report is still
+        # answered, from the days.
+        with contextlib.suppress(redis.ResponseError):
+            pipe.execute()
+
+
+def _add(into: Sums, counts: Any) -> None:
+    for field, count in counts:
+        into[field] = into.get(field, 0) + count
+
+
+def _pack(sums: Sums) -> str:
+    return "\n".join(f"{field}\t{count}" for field, count in sums.items())
