@@ -9,6 +9,7 @@ import pytest
 
 from service.app import create_app
 from service.store import keys
+from tests.conftest import Clock
 
 
 def trace(trace_id: str, when: datetime, tls: str = "TLSv1.2") -> dict:
@@ -96,3 +97,24 @@ def test_buckets_expire_by_a_duration_from_the_service_clock(client, clock, redi
     today_ends = datetime.combine(clock.now.date() + timedelta(days=1), time(), UTC)
     last_read_ends = today_ends + timedelta(days=7)
     assert ttl == pytest.approx((last_read_ends - clock.now).total_seconds() + 3600, abs=5)
+
+
+def test_hosts_whose_clocks_straddle_midnight_see_each_others_ids(
+    redis_server, clock, make_key, closing
+):
+    """An API host half a second ahead has written into tomorrow's bucket; a host half a second
+    behind, still on today, finds the id there."""
+    midnight = datetime.combine(clock.now.date() + timedelta(days=1), time(), UTC)
+    ahead = Clock(midnight + timedelta(seconds=0.5))
+    behind = Clock(midnight - timedelta(seconds=0.5))
+    key = make_key("default")
+    hosts = []
+    for host_clock in (ahead, behind):
+        app = closing(create_app({"redis_url": redis_server.url, "CLOCK": host_clock}))
+        client = app.test_client()
+        client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {key}"
+        hosts.append(client)
+    sent_at = midnight - timedelta(hours=1)
+    assert post(hosts[0], [trace("a", sent_at)]) == (1, 0)
+    assert post(hosts[1], [trace("a", sent_at)]) == (0, 1)
+    assert post(hosts[1], [trace("a", sent_at), trace("a", sent_at)]) == (0, 2)  # exact path

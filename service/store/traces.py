@@ -65,9 +65,13 @@ class DedupeWindow:
 
     @property
     def bucket_days(self) -> list[str]:
-        """The UTC days whose buckets a lookup reads: today's first (new ids go there)."""
+        """The UTC days whose buckets a lookup reads: today's first (new ids go there), then
+        the ``days`` before it, then tomorrow's: around midnight an API host whose clock runs
+        a little ahead may already have written there (absent the rest of the day: one EXISTS).
+        """
         today = self.accepted_at.astimezone(UTC).date()
-        return [(today - timedelta(days=n)).isoformat() for n in range(self.days + 1)]
+        days = [today - timedelta(days=n) for n in range(self.days + 1)]
+        return [day.isoformat() for day in (*days, today + timedelta(days=1))]
 
     @property
     def bucket_seconds(self) -> int:

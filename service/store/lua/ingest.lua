@@ -1,7 +1,8 @@
 -- Accept a batch of traces atomically: dedupe by id digest, append only the new ones.
 -- KEYS[1]    the tenant's stream
 -- KEYS[2]    the seen-bucket of today's acceptances (by the service's clock): new ids go here
--- KEYS[3..]  the older seen-buckets of the dedupe window: read, never written
+-- KEYS[3..]  the other seen-buckets of the dedupe window (the days before, and tomorrow's
+--            for a host whose clock runs ahead around midnight): read, never written
 -- ARGV[1]    consumer group name (created with the stream, so no entry is ever missed)
 -- ARGV[2]    seconds today's bucket must live (until no lookup reads it)
 -- ARGV[3]    per trace, 16 bytes: the digest of its id
