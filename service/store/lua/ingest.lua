@@ -22,8 +22,9 @@ end
 local digests, epochs = ARGV[3], ARGV[5]
 
 -- Positions of the traces no bucket knows, in batch order, narrowed bucket by bucket.
-local unknown = {}
+local digest_of, unknown = {}, {}
 for i = 1, #digests / 16 do
+  digest_of[i] = string.sub(digests, i * 16 - 15, i * 16)
   unknown[i] = i
 end
 for k = 2, #KEYS do
@@ -35,8 +36,7 @@ for k = 2, #KEYS do
     for first = 1, #unknown, 4000 do
       local chunk = {}
       for j = first, math.min(first + 3999, #unknown) do
-        local i = unknown[j]
-        chunk[#chunk + 1] = string.sub(digests, i * 16 - 15, i * 16)
+        chunk[#chunk + 1] = digest_of[unknown[j]]
       end
       local present = redis.call('SMISMEMBER', KEYS[k], unpack(chunk))
       for j = 1, #chunk do
@@ -52,7 +52,7 @@ end
 -- Of the unknown ones, the first trace of each id is new; later copies are duplicates.
 local is_new, in_batch, fresh = {}, {}, {}
 for _, i in ipairs(unknown) do
-  local digest = string.sub(digests, i * 16 - 15, i * 16)
+  local digest = digest_of[i]
   if not in_batch[digest] then
     in_batch[digest] = true
     fresh[#fresh + 1] = digest
