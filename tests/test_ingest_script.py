@@ -11,7 +11,7 @@ from datetime import timedelta
 import pytest
 
 from service.core.traces import IngestWindow, normalize_trace
-from service.store import aggregates
+from service.store import aggregates, keys
 from service.store import traces as trace_store
 from service.worker import Worker
 
@@ -132,3 +132,17 @@ def test_ids_known_in_several_acceptance_buckets_in_chunks_of_4000(redis_client,
     assert ingest(redis_client, clock, new[:10]).duplicates == 10  # the fast path's lookup
     per_day, _ = counted(redis_client, settings, clock)
     assert sum(per_day.values()) == 18_000
+
+
+def test_a_batch_over_300_trace_days_is_one_call_and_exact(redis_client, settings, clock):
+    """With a long retention a batch may name hundreds of days: the seen-buckets do not depend
+    on them (once split by day, 250 at a time), and each id still counts once."""
+    window = IngestWindow.at(clock.now, 400)
+    records = [trace(clock, f"d{n}", 24 * n + 1) for n in range(300)]
+    records += [trace(clock, f"d{n}", 24 * (n + 50) + 1) for n in range(0, 300, 3)]  # moved
+    accepted = [normalize_trace(record, window) for record in records]
+    trace_store.register_tenant(redis_client, "default")
+    result = trace_store.ingest(redis_client, "default", accepted,
+                                trace_store.DedupeWindow(clock.now, 7))  # fmt: skip
+    assert (result.accepted, result.duplicates) == (300, 100)
+    assert redis_client.xlen(keys.stream("default")) == 1
