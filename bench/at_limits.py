@@ -163,8 +163,9 @@ def ingest_and_fold(client: redis.Redis, tenant: str, now: datetime, settings: S
                                        window.earliest.date(), 86400)  # fmt: skip
     assert not refused
     trace_store.register_tenant(client, tenant)
-    trace_store.ingest(client, tenant, batch, settings.dedupe_days * 86400)
-    trace_store.ingest(client, tenant, batch, settings.dedupe_days * 86400)  # all duplicates
+    dedupe = trace_store.DedupeWindow(now, settings.dedupe_days)
+    trace_store.ingest(client, tenant, batch, dedupe)
+    trace_store.ingest(client, tenant, batch, dedupe)  # all duplicates
     Worker(client, settings, clock=lambda: now).work(burst=True)
 
 

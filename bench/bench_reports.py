@@ -46,6 +46,7 @@ from service.core.windows import Window
 from service.store import keys
 from service.store import traces as trace_store
 from service.store.embedded import EmbeddedRedis
+from service.store.traces import DedupeWindow
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 DAYS = 90
@@ -115,7 +116,9 @@ def fold_one_trace(client: redis.Redis, url: str, tenant: str, day: date) -> Non
              "connector_type": ctype, "tls_version": versions[0],
              "timestamp": datetime.combine(day, time(11), UTC).isoformat()}  # fmt: skip
     trace_store.register_tenant(client, tenant)
-    trace_store.ingest(client, tenant, [normalize_trace(trace, IngestWindow.at(NOW, DAYS))], 86400)
+    trace_store.ingest(
+        client, tenant, [normalize_trace(trace, IngestWindow.at(NOW, DAYS))], DedupeWindow(NOW, 1)
+    )
     assert Worker(client, Settings(redis_url=url), clock=lambda: NOW).fold_tenant(tenant) == 1
 
 

@@ -27,6 +27,7 @@ from service.store import keys
 from service.store import traces as trace_store
 from service.store.connection import connect_url
 from service.store.local_cluster import LocalCluster
+from service.store.traces import DedupeWindow
 
 Row = dict[str, Any]
 
@@ -102,7 +103,7 @@ def memory(traces: int = 100_000) -> list[Row]:
         trace_store.register_tenant(client, tenant)
         for body in make_bodies(traces, seed=1, prefix="m"):
             accepted = [normalize_trace(t, window) for t in orjson.loads(body)]
-            trace_store.ingest(client, tenant, accepted, 7 * 86400)
+            trace_store.ingest(client, tenant, accepted, DedupeWindow(now, 7))
         stream = client.memory_usage(keys.stream(tenant), samples=0)
         days = sorted({t.day for t in accepted})
         all_days = [(now.date().fromordinal(now.date().toordinal() - i)).isoformat()

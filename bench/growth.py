@@ -19,6 +19,7 @@ from service.core.traces import IngestWindow, counter_field, normalize_trace
 from service.core.windows import Window
 from service.store import keys
 from service.store import traces as trace_store
+from service.store.traces import DedupeWindow
 from service.views import build_snapshot_view
 from service.worker import Worker
 
@@ -129,7 +130,7 @@ def memory_per_million(traces: int = 200_000) -> list[dict]:
         trace_store.register_tenant(stack.client, "bench")
         for body in make_bodies(traces, seed=3, prefix="mem"):
             accepted = [normalize_trace(t, window) for t in orjson.loads(body)]
-            trace_store.ingest(stack.client, "bench", accepted, 7 * 86400)
+            trace_store.ingest(stack.client, "bench", accepted, DedupeWindow(now, 7))
         stream = stack.client.memory_usage(keys.stream("bench"), samples=0) or 0
         days = [(now.date() - timedelta(days=i)).isoformat() for i in range(8)]
         seen = sum(stack.client.memory_usage(keys.seen("bench", d), samples=0) or 0 for d in days)

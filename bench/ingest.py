@@ -17,6 +17,7 @@ from service.core.tls import TLS_VERSIONS
 from service.core.traces import IngestWindow, normalize_trace
 from service.store import aggregates
 from service.store import traces as trace_store
+from service.store.traces import DedupeWindow
 from service.worker import Worker
 
 BATCH = 5000
@@ -113,7 +114,7 @@ def fold_rate(total: int, runs: int = 3) -> dict:
             trace_store.register_tenant(stack.client, "bench")
             for body in make_bodies(total, seed=run, prefix=f"fold{run}"):
                 accepted = [normalize_trace(t, window) for t in orjson.loads(body)]
-                trace_store.ingest(stack.client, "bench", accepted, 7 * 86400)
+                trace_store.ingest(stack.client, "bench", accepted, DedupeWindow(now, 7))
             worker = Worker(stack.client, Settings(redis_url=stack.redis_url))
             started = time.perf_counter()
             worker.work(burst=True)

@@ -23,6 +23,7 @@ from service.config import Settings
 from service.core.traces import IngestWindow, normalize_trace
 from service.demo import demo_traces
 from service.store import traces as trace_store
+from service.store.traces import DedupeWindow
 from service.worker import Worker
 
 ENDPOINTS = ("/api/v1/mailflow/snapshot", "/api/v1/mailflow/tls", "/api/v1/connectors",
@@ -35,7 +36,9 @@ def load_demo(stack: Stack, tenant: str = "bench") -> None:
     accepted = [normalize_trace(t, window) for t in demo_traces(now)]
     trace_store.register_tenant(stack.client, tenant)
     for start in range(0, len(accepted), 5000):
-        trace_store.ingest(stack.client, tenant, accepted[start : start + 5000], 7 * 86400)
+        trace_store.ingest(
+            stack.client, tenant, accepted[start : start + 5000], DedupeWindow(now, 7)
+        )
     Worker(stack.client, Settings(redis_url=stack.redis_url)).work(burst=True)
 
 

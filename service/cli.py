@@ -180,10 +180,11 @@ def _load_demo(settings: Settings, now: datetime | None = None) -> dict[str, str
     totals = [0, 0]
     with closing(connect(settings)) as client:
         trace_store.register_tenant(client, DEMO_TENANT)
+        dedupe = trace_store.DedupeWindow(now, settings.dedupe_days)
         for start in range(0, len(accepted), settings.max_batch):
             result = trace_store.ingest(client, DEMO_TENANT,
                                         accepted[start : start + settings.max_batch],
-                                        settings.dedupe_days * 86400)  # fmt: skip
+                                        dedupe)  # fmt: skip
             totals[0] += result.accepted
             totals[1] += result.duplicates
         keys = demo_keys(client, settings.data_path / "demo-keys.json", now)

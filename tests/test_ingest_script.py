@@ -1,5 +1,6 @@
 """The ingest script's two ways of counting agree with a count made here: a batch of new traces
-(counted by the API) and a batch with duplicates (counted in Redis, trace by trace)."""
+(counted by the API) and a batch with duplicates (counted in Redis, trace by trace). An id is
+one trace whatever day its timestamp names."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from datetime import timedelta
 import pytest
 
 from service.core.traces import IngestWindow, normalize_trace
-from service.store import aggregates
+from service.store import aggregates, keys
 from service.store import traces as trace_store
 from service.worker import Worker
 
@@ -25,7 +26,7 @@ def ingest(redis_client, clock, traces: list[dict]) -> trace_store.IngestResult:
     window = IngestWindow.at(clock.now, 90)
     trace_store.register_tenant(redis_client, "default")
     return trace_store.ingest(redis_client, "default", [normalize_trace(t, window) for t in traces],
-                              7 * 86400)  # fmt: skip
+                              trace_store.DedupeWindow(clock.now, 7))  # fmt: skip
 
 
 def counted(redis_client, settings, clock) -> tuple[Counter, int | None]:
@@ -41,13 +42,13 @@ def counted(redis_client, settings, clock) -> tuple[Counter, int | None]:
 
 
 def truth(clock, traces: list[dict]) -> Counter:
-    """Counted here: the first trace of each (id, UTC day) counts, later ones are duplicates."""
+    """Counted here: the first trace of each id counts, later ones are duplicates."""
     window = IngestWindow.at(clock.now, 90)
     seen, result = set(), Counter()
     for record in traces:
         accepted = normalize_trace(record, window)
-        if (accepted.id, accepted.day) not in seen:
-            seen.add((accepted.id, accepted.day))
+        if accepted.id not in seen:
+            seen.add(accepted.id)
             result[(accepted.day, accepted.counter_field.rsplit("\x1f", 1)[1])] += 1
     return result
 
@@ -62,10 +63,15 @@ def test_an_id_twice_in_one_batch_counts_once(redis_client, settings, clock):
     assert sum(counted(redis_client, settings, clock)[0].values()) == 1
 
 
-def test_an_id_on_two_days_is_two_traces(redis_client, settings, clock):
-    """Ids are deduplicated within a UTC day's seen-set, as a resend carries the same time."""
+def test_an_id_on_two_days_is_one_trace(redis_client, settings, clock):
+    """The seen-buckets are days of acceptance, not of the trace: the first copy counts, on its
+    own day, in one batch (counted in Redis) and across batches (the API's count declined)."""
     result = ingest(redis_client, clock, [trace(clock, "a", 1), trace(clock, "a", 30)])
-    assert (result.accepted, result.duplicates) == (2, 0)
+    assert (result.accepted, result.duplicates) == (1, 1)
+    result = ingest(redis_client, clock, [trace(clock, "a", 50), trace(clock, "b", 50)])
+    assert (result.accepted, result.duplicates) == (1, 1)
+    per_day, _ = counted(redis_client, settings, clock)
+    assert per_day == truth(clock, [trace(clock, "a", 1), trace(clock, "b", 50)])
 
 
 def test_a_duplicate_with_a_later_time_moves_neither_counts_nor_data_as_of(
@@ -108,3 +114,35 @@ def test_one_day_in_chunks_of_4000_new_then_mixed(redis_client, settings, clock)
     result = ingest(redis_client, clock, second)
     assert (result.accepted, result.duplicates) == (4500, 4500)
     assert sum(counted(redis_client, settings, clock)[0].values()) == 13_500
+
+
+def test_ids_known_in_several_acceptance_buckets_in_chunks_of_4000(redis_client, settings, clock):
+    """9,000 ids accepted one day, 4,500 more the next; two days later a batch of all of them,
+    4,500 new ones and a copy of each new one: each bucket is read in chunks, only the unknown
+    rest goes on to the next, and the new ones count once."""
+    first = [trace(clock, f"one{n}", 1) for n in range(9000)]
+    assert ingest(redis_client, clock, first).accepted == 9000
+    clock.advance(days=1)
+    second = [trace(clock, f"two{n}", 1) for n in range(4500)]
+    assert ingest(redis_client, clock, second).accepted == 4500
+    clock.advance(days=2)
+    new = [trace(clock, f"three{n}", 1) for n in range(4500)]
+    result = ingest(redis_client, clock, second + new + first + new)
+    assert (result.accepted, result.duplicates) == (4500, 18_000)
+    assert ingest(redis_client, clock, new[:10]).duplicates == 10  # the fast path's lookup
+    per_day, _ = counted(redis_client, settings, clock)
+    assert sum(per_day.values()) == 18_000
+
+
+def test_a_batch_over_300_trace_days_is_one_call_and_exact(redis_client, settings, clock):
+    """With a long retention a batch may name hundreds of days: the seen-buckets do not depend
+    on them (once split by day, 250 at a time), and each id still counts once."""
+    window = IngestWindow.at(clock.now, 400)
+    records = [trace(clock, f"d{n}", 24 * n + 1) for n in range(300)]
+    records += [trace(clock, f"d{n}", 24 * (n + 50) + 1) for n in range(0, 300, 3)]  # moved
+    accepted = [normalize_trace(record, window) for record in records]
+    trace_store.register_tenant(redis_client, "default")
+    result = trace_store.ingest(redis_client, "default", accepted,
+                                trace_store.DedupeWindow(clock.now, 7))  # fmt: skip
+    assert (result.accepted, result.duplicates) == (300, 100)
+    assert redis_client.xlen(keys.stream("default")) == 1

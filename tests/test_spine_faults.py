@@ -37,7 +37,9 @@ def ingest_direct(client, traces, clock, tenant="default", batch=1000):
     accepted = [normalize_trace(t, window) for t in traces]
     trace_store.register_tenant(client, tenant)
     for start in range(0, len(accepted), batch):
-        trace_store.ingest(client, tenant, accepted[start : start + batch], 7 * 86400)
+        trace_store.ingest(
+            client, tenant, accepted[start : start + batch], trace_store.DedupeWindow(clock.now, 7)
+        )
 
 
 def test_a_worker_that_read_entries_and_died_is_taken_over_without_double_counting(

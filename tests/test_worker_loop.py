@@ -162,7 +162,7 @@ def test_new_mail_is_read_on_the_next_pass_and_a_lost_signal_on_the_sweep(
     # Appended past the API (as if it crashed before its signal): the sweep finds it.
     window = IngestWindow.at(clock.now, settings.retention_days)
     trace = normalize_trace(mail(clock, "Contoso", 1, 0)[0], window)
-    trace_store.ingest(redis_client, "default", [trace], 86400)
+    trace_store.ingest(redis_client, "default", [trace], trace_store.DedupeWindow(clock.now, 7))
     took = loop.run(timedelta(seconds=60),
                     until=lambda: aggregates.data_version(redis_client, "default") == 2)  # fmt: skip
     assert aggregates.data_version(redis_client, "default") == 2

@@ -90,8 +90,8 @@ class Traces(MethodView):
         replication = trace_store.Replication(settings.redis_wait_replicas,
                                               settings.redis_wait_timeout_ms)  # fmt: skip
         trace_store.register_tenant(client, tenant, replication)
-        result = trace_store.ingest(client, tenant, accepted, settings.dedupe_days * 86400,
-                                    replication)  # fmt: skip
+        dedupe = trace_store.DedupeWindow(context.now(), settings.dedupe_days)
+        result = trace_store.ingest(client, tenant, accepted, dedupe, replication)
         if result.accepted:  # after the append, never before: see worker_signals
             worker_signals.signal_new_entries(client, tenant)
         _count(result.accepted, result.duplicates, errors)

@@ -25,7 +25,8 @@ def stream(tenant: str) -> str:
 
 
 def seen(tenant: str, day: str) -> str:
-    """Set of trace-id digests already accepted for traces of ``day`` (the dedupe window)."""
+    """Set of the digests of the trace ids first accepted on UTC ``day`` (by the service's
+    clock, whatever day the traces name): one bucket of the dedupe window."""
     return f"{_tenant(tenant)}:seen:{day}"
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, time, timedelta
 
 import redis
 
@@ -44,71 +46,73 @@ def register_tenant(client: redis.Redis, tenant: str, replication: Replication =
         client.sadd(keys.tenants(), tenant)
 
 
-MAX_DAYS_PER_CALL = 250  # the script indexes seen-sets with one byte
+BUCKET_MARGIN_SECONDS = 3600  # a seen-bucket outlives its last lookup by this much
+
+
+@dataclass(frozen=True)
+class DedupeWindow:
+    """How long an id stays one trace: ``days`` after its first acceptance, at ``accepted_at``.
+
+    Ids are remembered in seen-buckets named by the UTC day of their ACCEPTANCE on the service's
+    clock, never by the day their timestamp names: a resend with another timestamp (a log read
+    again with another ``--timezone``) is the same trace. A lookup reads today's bucket and the
+    ``days`` before it, so an id is known for at least ``days`` after its first acceptance and
+    at most one day longer. Found ids are not added again: a resend does not extend the window.
+    """
+
+    accepted_at: datetime
+    days: int
+
+    @property
+    def bucket_days(self) -> list[str]:
+        """The UTC days whose buckets a lookup reads: today's first (new ids go there), then
+        the ``days`` before it, then tomorrow's: around midnight an API host whose clock runs
+        a little ahead may already have written there (absent the rest of the day: one EXISTS).
+        """
+        today = self.accepted_at.astimezone(UTC).date()
+        days = [today - timedelta(days=n) for n in range(self.days + 1)]
+        return [day.isoformat() for day in (*days, today + timedelta(days=1))]
+
+    @property
+    def bucket_seconds(self) -> int:
+        """How long today's bucket must live: until no lookup reads it (``days`` after today
+        ends), plus a margin so a Redis clock running a little fast never drops it early.
+        A duration from the service's clock: Redis's own clock never decides what is known."""
+        today = datetime.combine(self.accepted_at.astimezone(UTC).date(), time(), UTC)
+        last_read = today + timedelta(days=self.days + 1)
+        return math.ceil((last_read - self.accepted_at).total_seconds()) + BUCKET_MARGIN_SECONDS
 
 
 def ingest(
     client: redis.Redis,
     tenant: str,
     traces: AcceptedBatch | Sequence[AcceptedTrace],
-    dedupe_seconds: int,
+    window: DedupeWindow,
     replication: Replication = NO_WAIT,
 ) -> IngestResult:
     """Mark ids as seen and append the new traces to the tenant's stream, atomically.
 
-    One script call per batch (two when ``ingest_new.lua`` finds a known id and declines);
-    only a batch spanning more than 250 days (possible with a long retention) is split, by
-    day, into several calls. With ``replication.replicas`` the call returns only once that
-    many replicas hold the batch (else ``NotReplicated``: the caller answers 503 and the
-    client's retry is deduplicated).
+    One script call per batch (two when ``ingest_new.lua`` finds a known id and declines).
+    With ``replication.replicas`` the call returns only once that many replicas hold the batch
+    (else ``NotReplicated``: the caller answers 503 and the client's retry is deduplicated).
     """
     batch = traces if isinstance(traces, AcceptedBatch) else AcceptedBatch.of(traces)
     if not batch:
         return IngestResult(0, 0)
-    new = 0
-    for chunk in _chunks_by_day(batch):
-        new += _ingest_chunk(client, tenant, chunk, dedupe_seconds, replication)
-    return IngestResult(accepted=new, duplicates=len(batch) - new)
-
-
-def _chunks_by_day(batch: AcceptedBatch) -> list[AcceptedBatch]:
-    days = set(batch.days)
-    if len(days) <= MAX_DAYS_PER_CALL:
-        return [batch]
-    ordered = sorted(days)
-    groups = [
-        set(ordered[i : i + MAX_DAYS_PER_CALL]) for i in range(0, len(ordered), MAX_DAYS_PER_CALL)
-    ]
-    return [batch.select(i for i, day in enumerate(batch.days) if day in group)
-            for group in groups]  # fmt: skip
-
-
-def _ingest_chunk(
-    client: redis.Redis,
-    tenant: str,
-    batch: AcceptedBatch,
-    dedupe_seconds: int,
-    replication: Replication,
-) -> int:
-    seen_keys: dict[str, int] = {}  # seen-set key -> its index in KEYS (1 is the stream)
-    index_of_day: dict[str, int] = {}
-    for day in batch.days:
-        if day not in index_of_day:
-            index_of_day[day] = seen_keys.setdefault(keys.seen(tenant, day), len(seen_keys) + 2)
-    key_names = [keys.stream(tenant), *seen_keys]
-    indexes = bytes(map(index_of_day.__getitem__, batch.days))
-    digests = b"".join(batch.digests)
-    common = [keys.CONSUMER_GROUP, dedupe_seconds, indexes, digests]
+    key_names = [keys.stream(tenant), *(keys.seen(tenant, day) for day in window.bucket_days)]
+    common = [keys.CONSUMER_GROUP, window.bucket_seconds, b"".join(batch.digests)]
+    new = -1
     if len(set(batch.digests)) == len(batch):  # distinct ids: likely all new, counted here
         counts = Counter(batch.counting_keys)
         lines = "\n".join(f"{key}\t{n}" for key, n in counts.items())
-        added = _call(client, "ingest_new", key_names,
-                      [*common, lines, f"{max(batch.epochs_ms):013d}"], replication)  # fmt: skip
-        if added >= 0:
-            return added
-    # Some id is known already, or repeated in the batch: the script counts trace by trace.
-    per_trace = ["\n".join(batch.counting_keys), "".join(map("{:013d}".format, batch.epochs_ms))]
-    return _call(client, "ingest", key_names, [*common, *per_trace], replication)
+        new = _call(client, "ingest_new", key_names,
+                    [*common, lines, f"{max(batch.epochs_ms):013d}"], replication)  # fmt: skip
+    if new < 0:
+        # Some id is known already, or repeated in the batch: the script counts trace by trace.
+        per_trace = ["\n".join(batch.counting_keys),
+                     "".join(map("{:013d}".format, batch.epochs_ms))]  # fmt: skip
+        new = _call(client, "ingest", key_names, [*common, *per_trace], replication)
+    return IngestResult(accepted=new, duplicates=len(batch) - new)
 
 
 def _call(

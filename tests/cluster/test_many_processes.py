@@ -144,7 +144,12 @@ def test_one_worker_at_a_time_rebuilds_a_tenants_views(cluster):
         window = IngestWindow.at(now, 90)
         (batch,) = trace_batches(tenant, 50, 50, now)
         trace_store.register_tenant(store, tenant)
-        trace_store.ingest(store, tenant, [normalize_trace(t, window) for t in batch], 86400)
+        trace_store.ingest(
+            store,
+            tenant,
+            [normalize_trace(t, window) for t in batch],
+            trace_store.DedupeWindow(now, 1),
+        )
         holder = Worker(store, settings, name="holder")
         other = Worker(store, settings, name="other")
         other.fold_all()

@@ -1,14 +1,17 @@
 -- Accept a batch of traces atomically: dedupe by id digest, append only the new ones.
 -- KEYS[1]    the tenant's stream
--- KEYS[2..]  the tenant's seen-sets, one per UTC day present in the batch
+-- KEYS[2]    the seen-bucket of today's acceptances (by the service's clock): new ids go here
+-- KEYS[3..]  the other seen-buckets of the dedupe window (the days before, and tomorrow's
+--            for a host whose clock runs ahead around midnight): read, never written
 -- ARGV[1]    consumer group name (created with the stream, so no entry is ever missed)
--- ARGV[2]    seconds a seen-set lives after its last addition (the dedupe window)
--- ARGV[3]    per trace, one byte: the index in KEYS of its seen-set
--- ARGV[4]    per trace, 16 bytes: the digest of its id
--- ARGV[5]    per trace, one line: its counting key "day RS direction US connector US type US tls"
--- ARGV[6]    per trace, 13 digits: its time in epoch milliseconds
--- Blobs rather than arguments per trace, and SMISMEMBER + one SADD per set rather than a SADD
--- per trace: at 5,000 traces a call, per-trace commands cost more than everything else.
+-- ARGV[2]    seconds today's bucket must live (until no lookup reads it)
+-- ARGV[3]    per trace, 16 bytes: the digest of its id
+-- ARGV[4]    per trace, one line: its counting key "day RS direction US connector US type US tls"
+-- ARGV[5]    per trace, 13 digits: its time in epoch milliseconds
+-- A trace is new when no bucket holds its digest and no earlier trace of the batch has it,
+-- whatever day its timestamp names. Blobs rather than arguments per trace, and SMISMEMBER per
+-- bucket + one SADD rather than a command per trace: at 5,000 traces a call, per-trace
+-- commands cost more than everything else.
 -- The new traces go to the stream as one entry: their number, the newest time, and how many
 -- there are per counting key — all the fold needs, whatever the batch size.
 -- Returns the number of new traces; the rest were duplicates.
@@ -16,52 +19,56 @@ local stream = KEYS[1]
 if redis.call('EXISTS', stream) == 0 then
   redis.call('XGROUP', 'CREATE', stream, ARGV[1], '0', 'MKSTREAM')
 end
-local set_of, digests, epochs = ARGV[3], ARGV[4], ARGV[6]
+local digests, epochs = ARGV[3], ARGV[5]
 
-local by_set = {}
-for i = 1, #set_of do
-  local k = string.byte(set_of, i)
-  local positions = by_set[k]
-  if not positions then
-    positions = {}
-    by_set[k] = positions
-  end
-  positions[#positions + 1] = i
+-- Positions of the traces no bucket knows, in batch order, narrowed bucket by bucket.
+local digest_of, unknown = {}, {}
+for i = 1, #digests / 16 do
+  digest_of[i] = string.sub(digests, i * 16 - 15, i * 16)
+  unknown[i] = i
 end
-
-local is_new = {}
-for k, positions in pairs(by_set) do
-  local seen, in_batch, added = KEYS[k], {}, 0
-  for first = 1, #positions, 4000 do
-    local last = math.min(first + 3999, #positions)
-    local chunk = {}
-    for j = first, last do
-      local i = positions[j]
-      chunk[#chunk + 1] = string.sub(digests, i * 16 - 15, i * 16)
-    end
-    local present = redis.call('SMISMEMBER', seen, unpack(chunk))
-    local fresh = {}
-    for j = 1, #chunk do
-      local digest = chunk[j]
-      if present[j] == 0 and not in_batch[digest] then
-        in_batch[digest] = true
-        fresh[#fresh + 1] = digest
-        is_new[positions[first + j - 1]] = true
+for k = 2, #KEYS do
+  if #unknown == 0 then
+    break
+  end
+  if redis.call('EXISTS', KEYS[k]) == 1 then
+    local still = {}
+    for first = 1, #unknown, 4000 do
+      local chunk = {}
+      for j = first, math.min(first + 3999, #unknown) do
+        chunk[#chunk + 1] = digest_of[unknown[j]]
+      end
+      local present = redis.call('SMISMEMBER', KEYS[k], unpack(chunk))
+      for j = 1, #chunk do
+        if present[j] == 0 then
+          still[#still + 1] = unknown[first + j - 1]
+        end
       end
     end
-    if #fresh > 0 then
-      redis.call('SADD', seen, unpack(fresh))
-      added = added + #fresh
-    end
+    unknown = still
   end
-  if added > 0 then
-    redis.call('EXPIRE', seen, ARGV[2])
+end
+
+-- Of the unknown ones, the first trace of each id is new; later copies are duplicates.
+local is_new, in_batch, fresh = {}, {}, {}
+for _, i in ipairs(unknown) do
+  local digest = digest_of[i]
+  if not in_batch[digest] then
+    in_batch[digest] = true
+    fresh[#fresh + 1] = digest
+    is_new[i] = true
   end
+end
+if #fresh > 0 then
+  for first = 1, #fresh, 4000 do
+    redis.call('SADD', KEYS[2], unpack(fresh, first, math.min(first + 3999, #fresh)))
+  end
+  redis.call('EXPIRE', KEYS[2], ARGV[2])
 end
 
 local counts, order, new, newest = {}, {}, 0, '0'
 local i = 0
-for key in string.gmatch(ARGV[5], '[^\n]+') do
+for key in string.gmatch(ARGV[4], '[^\n]+') do
   i = i + 1
   if is_new[i] then
     if counts[key] then
