@@ -17,6 +17,7 @@ from service.cached_reads import CachedReads
 from service.config import Settings
 from service.store import near_cache
 from service.store.connection import connect
+from service.store.cursor_secret import CursorSecret
 from service.store.near_cache import NearCache
 from service.store.rate_counters import RateLeases
 
@@ -87,6 +88,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
         "redis": client,
         "rate_leases": RateLeases(),
         "near_cache": _near_cache(client, settings),
+        "cursor_secret": CursorSecret(settings.secret_key),
     }
 
     api = MailflowApi(app, spec_kwargs={"info": {"description": "TLS mail-flow reports"}})

@@ -43,6 +43,7 @@ class Settings:
     rate_limit_per_minute: int = 600  # per API key: reads (GET/HEAD) and, separately, admin calls
     rate_limit_ingest_per_minute: int = 120  # per API key: POST /api/v1/traces calls
     cors_origins: str = ""  # comma-separated browser origins allowed to call the API; none
+    secret_key: str = ""  # signs pagination cursors; empty: a random secret kept in Redis
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

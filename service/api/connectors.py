@@ -25,6 +25,7 @@ from service.api.windows import window_from_args
 from service.core.connectors import INTERNET, ConnectorDefinition, is_direction
 from service.core.paging import CursorError
 from service.errors import Problem
+from service.media_types import prefers_csv
 from service.store import connectors_store
 
 blp = Blueprint("connectors", __name__, url_prefix="/api/v1/connectors",
@@ -34,8 +35,7 @@ blp = Blueprint("connectors", __name__, url_prefix="/api/v1/connectors",
 def _wants_csv(args: dict[str, Any]) -> bool:
     if args.get("format") is not None:
         return args["format"] == "csv"
-    best = request.accept_mimetypes.best_match(["application/json", "text/csv"])
-    return best == "text/csv"
+    return prefers_csv(request.headers.get("Accept"))
 
 
 def _query(args: dict[str, Any]) -> connector_views.ReportQuery:
@@ -69,7 +69,8 @@ class ConnectorReport(MethodView):
             etag, chunks = connector_views.report_csv(client, tenant, query, now, cache_seconds)
             return _csv_response(etag, chunks, query)
         try:
-            view = connector_views.report_page(client, tenant, query, now, cache_seconds)
+            view = connector_views.report_page(client, tenant, query, now, cache_seconds,
+                                               context.cursor_secret())  # fmt: skip
         except CursorError as error:
             raise _invalid("cursor", str(error), 400, slug="invalid-cursor") from None
         except connector_views.CursorExpired as error:

@@ -21,9 +21,9 @@ from service.api.schemas import (
     InsightSchema,
 )
 from service.core.insight_rules import RULES, effective_rules
-from service.core.paging import CursorError, decode_cursor
+from service.core.paging import CursorError
 from service.errors import Problem
-from service.insight_feed import digest, feed_page, public
+from service.insight_feed import after_sequence_of, feed_page, public
 from service.store import insights_store
 
 blp = Blueprint("insights", __name__, url_prefix="/api/v1",
@@ -46,18 +46,20 @@ class Insights(MethodView):
         """
         updated_after = args.get("updated_after")
         after_ms = int(updated_after.timestamp() * 1000) if updated_after else None
+        client, tenant, cursor_secret = context.client(), context.tenant(), context.cursor_secret()
         after = 0
-        if args.get("cursor"):
+        if args.get("cursor") is not None:
             try:
-                after = int(decode_cursor(args["cursor"], digest(args["state"], after_ms))["s"])
-            except (CursorError, KeyError, TypeError, ValueError) as error:
+                after = after_sequence_of(client, tenant, cursor_secret, args["cursor"],
+                                          args["state"], after_ms)  # fmt: skip
+            except CursorError as error:
                 message = str(error)
                 raise Problem(
                     400, f"cursor: {message}", slug="invalid-cursor",
                     errors=[{"field": "cursor", "message": message}],
                 ) from None  # fmt: skip
-        view = feed_page(context.client(), context.tenant(), args["state"], args["limit"],
-                         after, after_ms)  # fmt: skip
+        view = feed_page(client, tenant, cursor_secret, args["state"], args["limit"], after,
+                         after_ms)  # fmt: skip
         return cached_json(view)
 
 

@@ -23,6 +23,7 @@ from marshmallow import (
 )  # fmt: skip
 
 from service import insight_feed
+from service.core import paging
 from service.core import traces as contract
 from service.core.tls import TLS_VERSIONS, canonical_tls_version
 
@@ -224,6 +225,19 @@ class TlsReportSchema(Schema):
     data_as_of = fields.String(allow_none=True)
 
 
+def _cursor_field(description: str) -> fields.String:
+    """A cursor parameter. The spec states the shape of an issued cursor; the server checks
+    the cursor itself (``core.paging.decode_cursor``), so every cursor it did not issue, of
+    that shape or not, gets the same answer: 400 naming `cursor`."""
+    return fields.String(
+        metadata={"description": f"{description}. Opaque and signed: pass it back unchanged, "
+                  "with the same other parameters and an API key of the same tenant; any "
+                  "other value is a 400 naming `cursor`",
+                  "pattern": paging.CURSOR_PATTERN, "minLength": 1,
+                  "maxLength": paging.MAX_CURSOR_LENGTH},
+    )  # fmt: skip
+
+
 def _connector_args() -> dict[str, fields.Field]:
     from service.core import connectors
 
@@ -250,10 +264,7 @@ def _connector_args() -> dict[str, fields.Field]:
                       "TLS columns sort by percent. Default `direction` (`date` by day)"},
         ),
         "limit": fields.Integer(load_default=100, validate=validate.Range(1, 1000)),
-        "cursor": fields.String(
-            validate=validate.Length(1, 512),
-            metadata={"description": "`next_cursor` of the previous page"},
-        ),
+        "cursor": _cursor_field("`next_cursor` of the previous page"),
         "format": fields.String(
             validate=validate.OneOf(("json", "csv")),
             metadata={"description": "`csv` (or `Accept: text/csv`): every row, streamed"},
@@ -335,10 +346,7 @@ class InsightArgsSchema(StrictSchema):
     updated_after = fields.AwareDateTime(
         metadata={"description": "RFC 3339: only insights whose latest transition is later"}
     )
-    cursor = fields.String(
-        validate=validate.Length(1, 512),
-        metadata={"description": "`next_cursor` of the previous response: continue after it"},
-    )
+    cursor = _cursor_field("`next_cursor` of the previous response: continue after it")
     limit = fields.Integer(
         load_default=insight_feed.DEFAULT_LIMIT, validate=validate.Range(1, 1000)
     )
