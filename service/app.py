@@ -92,7 +92,8 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     }
 
     api = MailflowApi(app, spec_kwargs={"info": {"description": "TLS mail-flow reports"}})
-    api.spec.components.schema("Trace", schema=schemas.TraceSchema)
+    api.spec.components.schema("Trace", component=schemas.TRACE_CONNECTOR_RULE,
+                               schema=schemas.TraceSchema)  # fmt: skip
     for blueprint in (
         traces.blp,
         mailflow.blp,

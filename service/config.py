@@ -70,11 +70,14 @@ class Settings:
             raise ValueError("MAILFLOW_REDIS_FSYNC must be 'everysec' or 'always'")
         if self.log_level.upper() not in LOG_LEVELS:
             raise ValueError(f"MAILFLOW_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}")
-        for name in ("redis_timeout_seconds", "refresh_seconds", "worker_stale_seconds",
-                     "claim_idle_seconds", "fold_batch_entries", "web_threads"):  # fmt: skip
+        for name in ("redis_timeout_seconds", "worker_stale_seconds", "fold_batch_entries",
+                     "web_threads"):  # fmt: skip
             if not getattr(self, name) > 0:
                 raise ValueError(f"MAILFLOW_{name.upper()} must be more than 0")
-        for name in ("view_cache_seconds", "web_workers", "metrics_flush_seconds"):
+        # 0 is meaningful here: refresh or claim at every loop, no view cache, one web
+        # worker per core, no metrics flusher.
+        for name in ("refresh_seconds", "claim_idle_seconds", "view_cache_seconds",
+                     "web_workers", "metrics_flush_seconds"):  # fmt: skip
             if not getattr(self, name) >= 0:
                 raise ValueError(f"MAILFLOW_{name.upper()} must be 0 or more")
         for name in ("retention_days", "dedupe_days", "max_batch", "max_body_bytes",

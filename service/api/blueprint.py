@@ -18,6 +18,16 @@ class StrictParser(FlaskParser):
         super().__init__()
         self._empty_query: dict[int, Any] = {}
 
+    def _raw_load_json(self, req: Any) -> Any:
+        # A PUT body must be declared JSON: without it webargs reads "no data", and a PUT
+        # with no body (or a form, curl's default) would pass as an empty object. 415, as POST.
+        from service.api.body import JSON_TYPES, media_type
+        from service.errors import Problem
+
+        if media_type(req) not in JSON_TYPES:
+            raise Problem(415, "send the body as application/json")
+        return super()._raw_load_json(req)
+
     def parse(
         self, argmap: Any, req: Any = None, *, location: str | None = None, **kwargs: Any
     ) -> Any:

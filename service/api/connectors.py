@@ -14,6 +14,7 @@ from service.api import context
 from service.api.blueprint import Blueprint
 from service.api.responses import cached_json, etag_matches
 from service.api.schemas import (
+    NO_CONTROL_PATTERN,
     ConnectorDefinitionOutSchema,
     ConnectorDefinitionSchema,
     ConnectorDetailSchema,
@@ -24,6 +25,7 @@ from service.api.schemas import (
 from service.api.windows import window_from_args
 from service.core.connectors import INTERNET, ConnectorDefinition, is_direction
 from service.core.paging import CursorError
+from service.core.traces import DIRECTIONS, MAX_CONNECTOR
 from service.errors import Problem
 from service.media_types import prefers_csv
 from service.store import connectors_store
@@ -98,7 +100,18 @@ def _checked_direction(direction: str) -> str:
     return direction
 
 
-@blp.route("/<direction>/<path:name>")
+_CONNECTOR_PATH = [
+    {"in": "path", "name": "direction", "required": True,
+     "schema": {"type": "string", "enum": list(DIRECTIONS)}},
+    {"in": "path", "name": "name", "required": True,
+     "description": "The connector's name; `-`: mail without a connector (it has a report but "
+     "cannot be defined)",
+     "schema": {"type": "string", "minLength": 1, "maxLength": MAX_CONNECTOR,
+                "pattern": NO_CONTROL_PATTERN}},
+]  # fmt: skip
+
+
+@blp.route("/<direction>/<path:name>", parameters=_CONNECTOR_PATH)
 class Connector(MethodView):
     @blp.arguments(WindowArgsSchema, location="query", as_kwargs=True)
     @blp.response(200, ConnectorDetailSchema)
@@ -120,7 +133,10 @@ class Connector(MethodView):
                           "and no definition of it")  # fmt: skip
         return cached_json(view)
 
-    @blp.arguments(ConnectorDefinitionSchema)
+    @blp.arguments(
+        ConnectorDefinitionSchema,
+        example={"type": "partner", "forced_tls": True, "description": "Contoso"},
+    )
     @blp.response(200, ConnectorDefinitionOutSchema)
     @blp.problem(422, "Bad definition")
     def put(self, definition: dict[str, Any], direction: str, name: str) -> Response:

@@ -94,9 +94,14 @@ class InsightRules(MethodView):
         return cached_json(views.serialise(context.tenant(), body))
 
 
-@blp.route("/insight-rules/<rule_id>")
+@blp.route("/insight-rules/<rule_id>", parameters=[
+    {"in": "path", "name": "rule_id", "required": True,
+     "schema": {"type": "string", "enum": sorted(RULES)}},
+])  # fmt: skip
 class InsightRule(MethodView):
-    @blp.arguments(InsightRuleSettingsSchema)
+    @blp.arguments(
+        InsightRuleSettingsSchema, example={"enabled": True, "min_percent": 5.0, "min_messages": 10}
+    )
     @blp.response(200, InsightRuleSchema)
     @blp.problem(404, "No such rule")
     @blp.problem(422, "Bad settings")
