@@ -77,7 +77,12 @@ class TraceSchema(StrictSchema):
     """One message's passage through a connector, as mailflow ingests it."""
 
     id = _text(contract.MAX_ID, metadata={"description": "Idempotency key; derived when absent"})
-    timestamp = fields.String(required=True, metadata={"example": "2026-11-27T10:00:00Z"})
+    timestamp = fields.String(
+        required=True,
+        metadata={"example": "2026-11-27T10:00:00Z", "format": "date-time",
+                  "description": "RFC 3339 with an offset; within the retention period and at "
+                  "most 15 minutes ahead"},
+    )  # fmt: skip
     direction = fields.String(required=True, validate=validate.OneOf(contract.DIRECTIONS))
     connector = _text(contract.MAX_CONNECTOR)
     connector_type = fields.String(
