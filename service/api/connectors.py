@@ -14,7 +14,7 @@ from service.api import context
 from service.api.blueprint import Blueprint
 from service.api.responses import cached_json, etag_matches
 from service.api.schemas import (
-    NO_CONTROL_PATTERN,
+    CONNECTOR_NAME_PATTERN,
     ConnectorDefinitionOutSchema,
     ConnectorDefinitionSchema,
     ConnectorDetailSchema,
@@ -107,7 +107,7 @@ _CONNECTOR_PATH = [
      "description": "The connector's name; `-`: mail without a connector (it has a report but "
      "cannot be defined)",
      "schema": {"type": "string", "minLength": 1, "maxLength": MAX_CONNECTOR,
-                "pattern": NO_CONTROL_PATTERN}},
+                "pattern": CONNECTOR_NAME_PATTERN}},
 ]  # fmt: skip
 
 

@@ -48,8 +48,7 @@ class ProblemSchema(Schema):
     )
 
 
-NO_CONTROL_PATTERN = r"^[^\x00-\x1f\x7f]*$"
-_no_control = validate.Regexp(NO_CONTROL_PATTERN, error="contains control characters")
+_no_control = validate.Regexp(r"^[^\x00-\x1f\x7f]*$", error="contains control characters")
 
 
 class JsonBoolean(fields.Boolean):
@@ -273,6 +272,11 @@ class TlsReportSchema(Schema):
     series = fields.List(fields.Nested(TlsDaySchema))
     generated_at = fields.String()
     data_as_of = fields.String(allow_none=True)
+
+
+# A connector name in a path, for the spec: the rule PUT /connectors/{direction}/{name} checks
+# (service/api/connectors.py), so a generated name is one the server accepts.
+CONNECTOR_NAME_PATTERN = r"^[^\x00-\x1f\x7f]*$"
 
 
 def _cursor_field(description: str) -> fields.String:
