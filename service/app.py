@@ -11,7 +11,16 @@ from flask_smorest import Api
 from redis.cluster import RedisCluster
 
 from service import auth, errors, headers, logs
-from service.api import connectors, health, insights, mailflow, metrics, schemas, traces
+from service.api import (
+    connectors,
+    health,
+    insights,
+    mailflow,
+    metrics,
+    paging_links,
+    schemas,
+    traces,
+)
 from service.api.context import EXTENSION
 from service.cached_reads import CachedReads
 from service.config import Settings
@@ -104,6 +113,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     ):
         api.register_blueprint(blueprint)
     auth.document(api.spec)  # after every blueprint: each /api/v1 operation needs a key
+    paging_links.document(api.spec)
     errors.register_error_handlers(app)
     logs.install(app, settings.access_log)  # first: every request gets its id and its timing
     headers.install(app, settings)  # first: a CORS preflight needs no key
