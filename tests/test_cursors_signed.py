@@ -128,3 +128,12 @@ def test_a_configured_secret_key_signs_instead(redis_server, clock, make_key, pa
                           headers=headers).status_code == 200  # fmt: skip
     finally:
         close_app(configured)
+
+
+def test_a_cursor_with_a_csv_export_is_refused_not_ignored(client, paged):
+    for query in ({"format": "csv"}, {}):
+        headers = {} if query else {"Accept": "text/csv"}
+        for cursor in (paged["next_cursor"], "0.0", "garbage"):
+            response = client.get(CONNECTORS, query_string={**query, "cursor": cursor},
+                                  headers=headers)  # fmt: skip
+            _assert_cursor_refused(response)

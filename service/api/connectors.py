@@ -68,6 +68,9 @@ class ConnectorReport(MethodView):
         client, tenant, now = context.client(), context.tenant(), context.now()
         cache_seconds = context.settings().view_cache_seconds
         if _wants_csv(args):
+            if query.cursor is not None:  # never ignored: a cursor sent is checked or refused
+                raise _invalid("cursor", "a CSV export has every row and no pages; leave out "
+                               "cursor", 400, slug="invalid-cursor")  # fmt: skip
             etag, chunks = connector_views.report_csv(client, tenant, query, now, cache_seconds)
             return _csv_response(etag, chunks, query)
         try:
