@@ -45,6 +45,7 @@ from service.core.traces import IngestWindow, counter_field, normalize_trace
 from service.core.windows import Window
 from service.store import keys
 from service.store import traces as trace_store
+from service.store.cursor_secret import CursorSecret
 from service.store.embedded import EmbeddedRedis
 from service.store.traces import DedupeWindow
 
@@ -185,9 +186,12 @@ def report_timings(
     query = connector_views.ReportQuery(window(), group_by, RowFilter(), "-messages", 100,
                                         None, "bench")  # fmt: skip
     today, past_day = NOW.date(), NOW.date() - timedelta(days=40)
+    cursor_secret = CursorSecret("bench")
 
     def first(tenant: str) -> Step:
-        return lambda: connector_views.report_page(client, tenant, query, NOW, 60).body
+        return lambda: (
+            connector_views.report_page(client, tenant, query, NOW, 60, cursor_secret).body
+        )
 
     def fold_into(tenant: str, day: date, cold: bool = False) -> Step:
         def fold() -> None:
@@ -200,7 +204,7 @@ def report_timings(
     def later(tenant: str) -> Step:
         cursor = orjson.loads(first(tenant)())["next_cursor"]
         later = replace(query, cursor=cursor)
-        return lambda: connector_views.report_page(client, tenant, later, NOW, 60)
+        return lambda: connector_views.report_page(client, tenant, later, NOW, 60, cursor_secret)
 
     pages = {t: first(t) for t in tenants}
     measured = {"build_ms": timed_side_by_side(

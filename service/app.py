@@ -11,13 +11,23 @@ from flask_smorest import Api
 from redis.cluster import RedisCluster
 
 from service import auth, errors, headers, logs
-from service.api import connectors, health, insights, mailflow, metrics, schemas, traces
+from service.api import (
+    connectors,
+    health,
+    insights,
+    mailflow,
+    metrics,
+    paging_links,
+    schemas,
+    traces,
+)
 from service.api.context import EXTENSION
 from service.body_reads import BodyReads
 from service.cached_reads import CachedReads
 from service.config import Settings
 from service.store import near_cache
 from service.store.connection import connect
+from service.store.cursor_secret import CursorSecret
 from service.store.near_cache import NearCache
 from service.store.rate_counters import RateLeases
 
@@ -88,10 +98,12 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
         "redis": client,
         "rate_leases": RateLeases(),
         "near_cache": _near_cache(client, settings),
+        "cursor_secret": CursorSecret(settings.secret_key),
     }
 
     api = MailflowApi(app, spec_kwargs={"info": {"description": "TLS mail-flow reports"}})
-    api.spec.components.schema("Trace", schema=schemas.TraceSchema)
+    api.spec.components.schema("Trace", component=schemas.TRACE_CONNECTOR_RULE,
+                               schema=schemas.TraceSchema)  # fmt: skip
     for blueprint in (
         traces.blp,
         mailflow.blp,
@@ -102,6 +114,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     ):
         api.register_blueprint(blueprint)
     auth.document(api.spec)  # after every blueprint: each /api/v1 operation needs a key
+    paging_links.document(api.spec)
     errors.register_error_handlers(app)
     logs.install(app, settings.access_log)  # first: every request gets its id and its timing
     headers.install(app, settings)  # first: a CORS preflight needs no key

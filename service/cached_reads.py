@@ -30,6 +30,7 @@ from service.api.schemas import ConnectorReportArgsSchema
 from service.core.windows import Window, resolve_window
 from service.headers import EVERY_RESPONSE, EXPOSE_HEADERS, allowed_origin
 from service.insight_feed import DEFAULT_LIMIT, DEFAULT_STATE, feed_page
+from service.media_types import prefers_csv
 from service.store.views import CachedView
 
 StartResponse = Callable[..., Any]
@@ -66,11 +67,13 @@ def _default_connector_query(days: int | None, window: Window) -> connector_view
 def _connectors(state: dict[str, Any], tenant: str, days: int | None) -> CachedView:
     query = _default_connector_query(days, _window(state, days))
     return connector_views.report_page(state["redis"], tenant, query, state["clock"](),
-                                       state["settings"].view_cache_seconds)  # fmt: skip
+                                       state["settings"].view_cache_seconds,
+                                       state["cursor_secret"])  # fmt: skip
 
 
 def _insights(state: dict[str, Any], tenant: str, days: int | None) -> CachedView:
-    return feed_page(state["redis"], tenant, DEFAULT_STATE, DEFAULT_LIMIT)
+    return feed_page(state["redis"], tenant, state["cursor_secret"], DEFAULT_STATE,
+                     DEFAULT_LIMIT)  # fmt: skip
 
 
 # path -> (the query strings answered here, the view)
@@ -107,7 +110,7 @@ class CachedReads:
             return self.full_path(environ, start_response)  # type: ignore[no-any-return]
         queries, view_of = route
         query = environ.get("QUERY_STRING", "")
-        if query not in queries or "text/csv" in environ.get("HTTP_ACCEPT", ""):
+        if query not in queries or prefers_csv(environ.get("HTTP_ACCEPT")):
             return self.full_path(environ, start_response)  # type: ignore[no-any-return]
         started = time.perf_counter()
         grant = None

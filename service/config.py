@@ -6,11 +6,16 @@ CLI commands, so tests can build as many differently configured apps as they lik
 
 from __future__ import annotations
 
+import difflib
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
+
+
+MAX_DEDUPE_DAYS = 31
 
 
 @dataclass(frozen=True)
@@ -46,10 +51,14 @@ class Settings:
     rate_limit_per_minute: int = 600  # per API key: reads (GET/HEAD) and, separately, admin calls
     rate_limit_ingest_per_minute: int = 120  # per API key: POST /api/v1/traces calls
     cors_origins: str = ""  # comma-separated browser origins allowed to call the API; none
+    secret_key: str = ""  # signs pagination cursors; empty: a random secret kept in Redis
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """The settings of ``environ``. A bad value, or an unknown ``MAILFLOW_*`` name (a typo
+        would otherwise be ignored silently), is a ValueError naming the variable."""
         environ = os.environ if environ is None else environ
+        _refuse_unknown_names(environ)
         values: dict[str, Any] = {}
         for field in fields(cls):
             raw = environ.get("MAILFLOW_" + field.name.upper())
@@ -65,11 +74,26 @@ class Settings:
     def validated(self) -> Settings:
         if self.redis_fsync not in ("everysec", "always"):
             raise ValueError("MAILFLOW_REDIS_FSYNC must be 'everysec' or 'always'")
+        if self.log_level.upper() not in LOG_LEVELS:
+            raise ValueError(f"MAILFLOW_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}")
+        for name in ("redis_timeout_seconds", "worker_stale_seconds", "fold_batch_entries",
+                     "web_threads"):  # fmt: skip
+            if not getattr(self, name) > 0:
+                raise ValueError(f"MAILFLOW_{name.upper()} must be more than 0")
+        # 0 is meaningful here: refresh or claim at every loop, no view cache, one web
+        # worker per core, no metrics flusher.
+        for name in ("refresh_seconds", "claim_idle_seconds", "view_cache_seconds",
+                     "web_workers", "metrics_flush_seconds"):  # fmt: skip
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"MAILFLOW_{name.upper()} must be 0 or more")
         for name in ("retention_days", "dedupe_days", "max_batch", "max_body_bytes",
                      "max_connectors", "rate_limit_per_minute", "rate_limit_ingest_per_minute",
                      "redis_wait_timeout_ms"):  # fmt: skip
             if getattr(self, name) < 1:
                 raise ValueError(f"MAILFLOW_{name.upper()} must be at least 1")
+        # Each ingest looks an id up in one seen-set per day of the window: bound the work.
+        if self.dedupe_days > MAX_DEDUPE_DAYS:
+            raise ValueError(f"MAILFLOW_DEDUPE_DAYS must be at most {MAX_DEDUPE_DAYS}")
         if self.body_read_timeout_seconds <= 0:
             raise ValueError("MAILFLOW_BODY_READ_TIMEOUT_SECONDS must be more than 0")
         if self.body_reads_per_tenant < 0:
@@ -96,16 +120,49 @@ class Settings:
         return self.redis_url or f"unix://{self.embedded_socket}"
 
 
+# Names outside Settings that mailflow's other tools read: the shipper (``mailflow ingest``),
+# the container's entry point, and the test suite and benchmarks (MAILFLOW_TEST_*).
+OTHER_NAMES = frozenset({"MAILFLOW_URL", "MAILFLOW_KEY", "MAILFLOW_PORT",
+                         "MAILFLOW_FUZZ_EXAMPLES"})  # fmt: skip
+OTHER_PREFIXES = ("MAILFLOW_TEST_", "MAILFLOW_BENCH_")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+_TRUE = frozenset({"true", "1", "yes", "on"})
+_FALSE = frozenset({"false", "0", "no", "off"})
+
+
+def setting_names() -> list[str]:
+    return ["MAILFLOW_" + f.name.upper() for f in fields(Settings)]
+
+
+def _refuse_unknown_names(environ: Mapping[str, str]) -> None:
+    known = setting_names()
+    for name in sorted(environ):
+        if not name.startswith("MAILFLOW_") or name in known or name in OTHER_NAMES:
+            continue
+        if name.startswith(OTHER_PREFIXES):
+            continue
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        raise ValueError(f"{name} is not a mailflow setting{hint} (see the README's "
+                         "configuration table)")  # fmt: skip
+
+
 def _coerce(name: str, raw: str, kind: type) -> Any:
+    variable = f"MAILFLOW_{name.upper()}"
+    if kind is bool:
+        word = raw.strip().lower()
+        if word in _TRUE or word in _FALSE:
+            return word in _TRUE
+        raise ValueError(f"{variable}={raw!r} is not a boolean: use true/false, 1/0, yes/no or "
+                         "on/off")  # fmt: skip
     try:
-        if kind is bool:
-            return raw.lower() in ("1", "true", "yes", "on")
         if kind is int:
             return int(raw)
         if kind is float:
-            return float(raw)
+            value = float(raw)
+            if not math.isfinite(value):
+                raise ValueError(raw)
+            return value
     except ValueError:
-        raise ValueError(
-            f"MAILFLOW_{name.upper()}={raw!r} is not a valid {kind.__name__}"
-        ) from None
+        raise ValueError(f"{variable}={raw!r} is not a valid {kind.__name__}") from None
     return raw

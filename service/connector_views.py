@@ -34,10 +34,18 @@ from service.core.connectors import (
     tls_split,
     unpack,
 )
-from service.core.paging import decode_cursor, encode_cursor, query_digest
+from service.core.paging import (
+    CursorError,
+    decode_cursor,
+    encode_cursor,
+    query_digest,
+    state_int,
+    state_str,
+)
 from service.core.traces import FIELD_SEP
 from service.core.windows import Window
 from service.store import connectors_store, keys
+from service.store.cursor_secret import CursorSecret
 from service.store.views import CachedView
 
 PIN_SECONDS = 600
@@ -117,8 +125,25 @@ def _page_from_pin(
     return [orjson.loads(r) for r in raw_rows], length - 1, orjson.loads(meta)
 
 
+def _cursor_position(state: dict[str, Any]) -> tuple[Window, str, int]:
+    """The window, rows tag and offset of a verified cursor; CursorError if any is off."""
+    try:
+        window = Window(date.fromisoformat(state_str(state, "s")),
+                        date.fromisoformat(state_str(state, "e")))  # fmt: skip
+    except ValueError:
+        raise CursorError("not a cursor this service issued") from None
+    if window.end < window.start:
+        raise CursorError("not a cursor this service issued")
+    return window, state_str(state, "t"), state_int(state, "o", 1)
+
+
 def report_page(
-    client: redis.Redis, tenant: str, query: ReportQuery, now: datetime, cache_seconds: int
+    client: redis.Redis,
+    tenant: str,
+    query: ReportQuery,
+    now: datetime,
+    cache_seconds: int,
+    cursor_secret: CursorSecret,
 ) -> CachedView:
     """One page of the connector report as JSON bytes with an ETag.
 
@@ -127,9 +152,11 @@ def report_page(
     points into it. A first page of a query already pinned is read from the pin.
     """
     if query.cursor is not None:
-        state = decode_cursor(query.cursor, query.digest)
-        window = Window(date.fromisoformat(state["s"]), date.fromisoformat(state["e"]))
-        rows_tag, offset = str(state["t"]), int(state["o"])
+        cursor = query.cursor
+        state = cursor_secret.verified(
+            client, lambda secret: decode_cursor(secret, tenant, cursor, query.digest)
+        )
+        window, rows_tag, offset = _cursor_position(state)
         pinned = _page_from_pin(client, _pin_key(tenant, query, window, rows_tag), offset,
                                 query.limit)  # fmt: skip
         if pinned is None:
@@ -141,7 +168,9 @@ def report_page(
                                          cache_seconds)  # fmt: skip
         rows_tag = view.etag.strip('"')
         key = _pin_key(tenant, query, window, rows_tag)
-        remembered = _FIRST_PAGES.get((key, query.limit))
+        # The page carries a cursor signed with this process's secret: part of what it is.
+        memo_key = (key, query.limit, cursor_secret.get(client))
+        remembered = _FIRST_PAGES.get(memo_key)
         if remembered is not None:
             page_view, pinned_here = remembered
             # A pinned first page renews its pin, so the cursor it hands out gets the full
@@ -162,9 +191,9 @@ def report_page(
     end = offset + query.limit
     next_cursor = None
     if end < total:
-        next_cursor = encode_cursor({"t": rows_tag, "s": window.start.isoformat(),
-                                     "e": window.end.isoformat(), "o": end,
-                                     "q": query.digest})  # fmt: skip
+        next_cursor = encode_cursor(cursor_secret.get(client), tenant, query.digest,
+                                    {"t": rows_tag, "s": window.start.isoformat(),
+                                     "e": window.end.isoformat(), "o": end})  # fmt: skip
     page = {
         "window": window.as_dict(),
         "group_by": query.group_by,
@@ -176,24 +205,24 @@ def report_page(
     }
     served = views.serialise(tenant, page)
     if query.cursor is None:
-        _FIRST_PAGES.put((key, query.limit), (served, total > query.limit))
+        _FIRST_PAGES.put(memo_key, (served, total > query.limit))
     return served
 
 
 class _FirstPageMemo:
-    """First pages already served, by (pin key, limit). A first page is a pure function of the
+    """First pages already served, by (pin key, limit, cursor secret). A first page is a pure function of the
     rows it is cut from (their ETag is in the pin key) and the query: remembering it spares
     the selection, the sort and the pin lookup while the data does not change."""
 
     def __init__(self, max_entries: int = 512) -> None:
-        self._entries: dict[tuple[str, int], tuple[CachedView, bool]] = {}
+        self._entries: dict[tuple[str, int, bytes], tuple[CachedView, bool]] = {}
         self._max_entries = max_entries
         self._lock = threading.Lock()
 
-    def get(self, key: tuple[str, int]) -> tuple[CachedView, bool] | None:
+    def get(self, key: tuple[str, int, bytes]) -> tuple[CachedView, bool] | None:
         return self._entries.get(key)
 
-    def put(self, key: tuple[str, int], value: tuple[CachedView, bool]) -> None:
+    def put(self, key: tuple[str, int, bytes], value: tuple[CachedView, bool]) -> None:
         with self._lock:
             if len(self._entries) >= self._max_entries:
                 self._entries.clear()  # old data versions' pages: cheaper to forget all

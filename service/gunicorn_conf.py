@@ -9,8 +9,11 @@ with no request headers, so API keys (in ``Authorization``) never reach a log.
 from __future__ import annotations
 
 import os
+import socket
 
 import gunicorn.http.wsgi
+import gunicorn.util
+import orjson
 
 from service.config import Settings
 
@@ -53,3 +56,46 @@ def post_worker_init(worker: object) -> None:
     state = getattr(app, "extensions", {}).get(EXTENSION)
     if state is not None and _settings.metrics_flush_seconds > 0:  # not for other WSGI apps
         METRICS.start_flusher(state["redis"], _settings.metrics_flush_seconds)
+
+
+# -- gunicorn's own error answers: problem+json, never its HTML page ---------------------------
+# gunicorn answers a request it cannot parse or bound (a bad request line, a request line or
+# header over its limits, an error escaping the app) itself, with an HTML page and none of
+# mailflow's headers. Its limits are raised to the largest gunicorn allows, so a request
+# within a generous bound reaches the app; what is still beyond them, or unreadable, gets the
+# same problem+json body and headers as every other mailflow error.
+limit_request_line = 8190  # gunicorn's maximum (default 4094): ~8 kB of path and query
+limit_request_field_size = 16380  # one header line (default 8190)
+
+_GUNICORN_PROBLEMS = {
+    400: ("bad-request", "The request could not be read"),
+    403: ("forbidden", "Not allowed"),
+    414: ("uri-too-long", "The request line is too long"),
+    417: ("expectation-failed", "Expectation failed"),
+    431: ("header-fields-too-large", "A request header is too large"),
+    500: ("internal-error", "Internal error"),
+    501: ("not-implemented", "Not implemented"),
+}
+_PROBLEM_HEADERS = ("Content-Type: application/problem+json\r\nServer: mailflow\r\n"
+                    "Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n"
+                    "Referrer-Policy: no-referrer\r\nConnection: close\r\n")  # fmt: skip
+
+
+def problem_error_response(status: int, reason: str) -> bytes:
+    """The whole HTTP response for an error gunicorn answers itself. ``detail`` says what was
+    wrong in general terms: gunicorn's own message may quote the request, which is not
+    echoed back."""
+    slug, title = _GUNICORN_PROBLEMS.get(status, ("bad-request", reason or "Bad request"))
+    body = orjson.dumps({"type": f"/problems/{slug}", "title": title, "status": status,
+                         "detail": f"{reason}: the request was refused before it reached "
+                         "the application"})  # fmt: skip
+    head = f"HTTP/1.1 {status} {reason}\r\n{_PROBLEM_HEADERS}Content-Length: {len(body)}\r\n\r\n"
+    return head.encode("latin-1") + body
+
+
+def write_problem_error(sock: socket.socket, status_int: int, reason: str, mesg: str) -> None:
+    """Replaces ``gunicorn.util.write_error`` (called by every worker's ``handle_error``)."""
+    gunicorn.util.write_nonblock(sock, problem_error_response(status_int, reason))
+
+
+gunicorn.util.write_error = write_problem_error

@@ -2,6 +2,8 @@
 
 - CORS: only origins listed in ``MAILFLOW_CORS_ORIGINS``; a preflight (OPTIONS with
   ``Access-Control-Request-Method``) is answered here, before authentication, and needs no key.
+  Any other OPTIONS under ``/api/v1`` is an empty 204 whatever the path, so that a caller
+  without a key learns nothing of which routes exist.
   Keys travel in ``Authorization``, not cookies, so credentials are never allowed.
 - ``/api/v1`` responses carry tenant data: ``Cache-Control`` always says ``private`` or
   ``no-store``, and ``Vary: Authorization`` keeps any cache from mixing keys.
@@ -30,13 +32,24 @@ def allowed_origin(origin: str | None, origins: Iterable[str]) -> str | None:
     return origin if origin is not None and origin.rstrip("/") in origins else None
 
 
+def _plain_options(path: str) -> Response | None:
+    """OPTIONS that is not a CORS preflight. Under /api/v1 it needs no key (like a preflight)
+    and so must not map routes: every path, existing or not, gets the same empty 204, with no
+    ``Allow`` that would differ between them. Elsewhere (health, docs) Flask answers."""
+    if not is_api_path(path):
+        return None
+    return Response(status=204)
+
+
 def install(app: Flask, settings: Settings) -> None:
     origins = settings.cors_origin_list
 
     @app.before_request
     def preflight() -> Response | None:
-        if request.method != "OPTIONS" or "Access-Control-Request-Method" not in request.headers:
+        if request.method != "OPTIONS":
             return None
+        if "Access-Control-Request-Method" not in request.headers:
+            return _plain_options(request.path)
         response = Response(status=204)
         origin = allowed_origin(request.headers.get("Origin"), origins)
         if origin is not None:

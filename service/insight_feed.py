@@ -14,8 +14,9 @@ from typing import Any
 import redis
 
 from service import views
-from service.core.paging import encode_cursor, query_digest
+from service.core.paging import decode_cursor, encode_cursor, query_digest, state_int
 from service.store import insights_store, keys, near_cache
+from service.store.cursor_secret import CursorSecret
 from service.store.views import CachedView
 
 DEFAULT_STATE = "active"
@@ -35,9 +36,27 @@ def digest(state: str, updated_after_ms: int | None) -> str:
     return query_digest({"state": state, "updated_after": updated_after_ms})
 
 
+def after_sequence_of(
+    client: redis.Redis,
+    tenant: str,
+    cursor_secret: CursorSecret,
+    cursor: str,
+    state: str,
+    updated_after_ms: int | None,
+) -> int:
+    """The feed sequence a cursor continues after; CursorError unless this service issued the
+    cursor to ``tenant`` for this state and ``updated_after``."""
+    query = digest(state, updated_after_ms)
+    position = cursor_secret.verified(
+        client, lambda secret: decode_cursor(secret, tenant, cursor, query)
+    )
+    return state_int(position, "s", 0)
+
+
 def feed_page(
     client: redis.Redis,
     tenant: str,
+    cursor_secret: CursorSecret,
     state: str,
     limit: int,
     after_sequence: int = 0,
@@ -52,7 +71,10 @@ def feed_page(
         body = {
             "items": [public(d) for d in page.documents],
             "next_cursor": encode_cursor(
-                {"s": page.last_sequence, "q": digest(state, updated_after_ms)}
+                cursor_secret.get(client),
+                tenant,
+                digest(state, updated_after_ms),
+                {"s": page.last_sequence},
             ),  # fmt: skip
             "has_more": page.more,
         }

@@ -113,7 +113,12 @@ def test_every_api_operation_refuses_missing_revoked_and_wrongly_scoped_keys(
 
 def _comparable(response) -> tuple[int, Any]:
     if response.mimetype and "json" in response.mimetype and response.data:
-        return response.status_code, orjson.loads(response.data)
+        body = orjson.loads(response.data)
+        if isinstance(body, dict) and body.get("next_cursor"):
+            # A cursor is signed for its tenant, so two tenants' cursors always differ; that
+            # it is refused to any other tenant is tested with the cursors.
+            body["next_cursor"] = "<a cursor>"
+        return response.status_code, body
     return response.status_code, response.data
 
 

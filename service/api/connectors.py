@@ -14,6 +14,7 @@ from service.api import context
 from service.api.blueprint import Blueprint
 from service.api.responses import cached_json, etag_matches
 from service.api.schemas import (
+    CONNECTOR_NAME_PATTERN,
     ConnectorDefinitionOutSchema,
     ConnectorDefinitionSchema,
     ConnectorDetailSchema,
@@ -30,7 +31,9 @@ from service.core.connectors import (
 )
 from service.core.paging import CursorError
 from service.core.text import TextError
+from service.core.traces import DIRECTIONS, MAX_CONNECTOR
 from service.errors import Problem
+from service.media_types import prefers_csv
 from service.store import connectors_store, worker_signals
 
 blp = Blueprint("connectors", __name__, url_prefix="/api/v1/connectors",
@@ -40,8 +43,7 @@ blp = Blueprint("connectors", __name__, url_prefix="/api/v1/connectors",
 def _wants_csv(args: dict[str, Any]) -> bool:
     if args.get("format") is not None:
         return args["format"] == "csv"
-    best = request.accept_mimetypes.best_match(["application/json", "text/csv"])
-    return best == "text/csv"
+    return prefers_csv(request.headers.get("Accept"))
 
 
 def _query(args: dict[str, Any]) -> connector_views.ReportQuery:
@@ -72,10 +74,14 @@ class ConnectorReport(MethodView):
         client, tenant, now = context.client(), context.tenant(), context.now()
         cache_seconds = context.settings().view_cache_seconds
         if _wants_csv(args):
+            if query.cursor is not None:  # never ignored: a cursor sent is checked or refused
+                raise _invalid("cursor", "a CSV export has every row and no pages; leave out "
+                               "cursor", 400, slug="invalid-cursor")  # fmt: skip
             etag, chunks = connector_views.report_csv(client, tenant, query, now, cache_seconds)
             return _csv_response(etag, chunks, query)
         try:
-            view = connector_views.report_page(client, tenant, query, now, cache_seconds)
+            view = connector_views.report_page(client, tenant, query, now, cache_seconds,
+                                               context.cursor_secret())  # fmt: skip
         except CursorError as error:
             raise _invalid("cursor", str(error), 400, slug="invalid-cursor") from None
         except connector_views.CursorExpired as error:
@@ -103,7 +109,18 @@ def _checked_direction(direction: str) -> str:
     return direction
 
 
-@blp.route("/<direction>/<path:name>")
+_CONNECTOR_PATH = [
+    {"in": "path", "name": "direction", "required": True,
+     "schema": {"type": "string", "enum": list(DIRECTIONS)}},
+    {"in": "path", "name": "name", "required": True,
+     "description": "The connector's name; `-`: mail without a connector (it has a report but "
+     "cannot be defined)",
+     "schema": {"type": "string", "minLength": 1, "maxLength": MAX_CONNECTOR,
+                "pattern": CONNECTOR_NAME_PATTERN}},
+]  # fmt: skip
+
+
+@blp.route("/<direction>/<path:name>", parameters=_CONNECTOR_PATH)
 class Connector(MethodView):
     @blp.arguments(WindowArgsSchema, location="query", as_kwargs=True)
     @blp.response(200, ConnectorDetailSchema)
@@ -126,7 +143,10 @@ class Connector(MethodView):
                           "and no definition of it")  # fmt: skip
         return cached_json(view)
 
-    @blp.arguments(ConnectorDefinitionSchema)
+    @blp.arguments(
+        ConnectorDefinitionSchema,
+        example={"type": "partner", "forced_tls": True, "description": "Contoso"},
+    )
     @blp.response(200, ConnectorDefinitionOutSchema)
     @blp.problem(400, "The body cannot be read: not JSON, nested too deeply, a field twice")
     @blp.problem(413, "The body is over 64 KiB")

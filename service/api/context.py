@@ -8,6 +8,7 @@ import redis
 from flask import current_app, g
 
 from service.config import Settings
+from service.store.cursor_secret import CursorSecret
 from service.store.rate_counters import RateLeases
 
 EXTENSION = "mailflow"
@@ -41,3 +42,7 @@ def tenant() -> str:
 
 def rate_leases() -> RateLeases:
     return current_app.extensions[EXTENSION]["rate_leases"]  # type: ignore[no-any-return]
+
+
+def cursor_secret() -> CursorSecret:
+    return current_app.extensions[EXTENSION]["cursor_secret"]  # type: ignore[no-any-return]

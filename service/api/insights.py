@@ -21,9 +21,9 @@ from service.api.schemas import (
     InsightSchema,
 )
 from service.core.insight_rules import RULES, effective_rules
-from service.core.paging import CursorError, decode_cursor
+from service.core.paging import CursorError
 from service.errors import Problem
-from service.insight_feed import digest, feed_page, public
+from service.insight_feed import after_sequence_of, feed_page, public
 from service.store import insights_store, worker_signals
 
 blp = Blueprint("insights", __name__, url_prefix="/api/v1",
@@ -46,18 +46,20 @@ class Insights(MethodView):
         """
         updated_after = args.get("updated_after")
         after_ms = int(updated_after.timestamp() * 1000) if updated_after else None
+        client, tenant, cursor_secret = context.client(), context.tenant(), context.cursor_secret()
         after = 0
-        if args.get("cursor"):
+        if args.get("cursor") is not None:
             try:
-                after = int(decode_cursor(args["cursor"], digest(args["state"], after_ms))["s"])
-            except (CursorError, KeyError, TypeError, ValueError) as error:
+                after = after_sequence_of(client, tenant, cursor_secret, args["cursor"],
+                                          args["state"], after_ms)  # fmt: skip
+            except CursorError as error:
                 message = str(error)
                 raise Problem(
                     400, f"cursor: {message}", slug="invalid-cursor",
                     errors=[{"field": "cursor", "message": message}],
                 ) from None  # fmt: skip
-        view = feed_page(context.client(), context.tenant(), args["state"], args["limit"],
-                         after, after_ms)  # fmt: skip
+        view = feed_page(client, tenant, cursor_secret, args["state"], args["limit"], after,
+                         after_ms)  # fmt: skip
         return cached_json(view)
 
 
@@ -92,9 +94,14 @@ class InsightRules(MethodView):
         return cached_json(views.serialise(context.tenant(), body))
 
 
-@blp.route("/insight-rules/<rule_id>")
+@blp.route("/insight-rules/<rule_id>", parameters=[
+    {"in": "path", "name": "rule_id", "required": True,
+     "schema": {"type": "string", "enum": sorted(RULES)}},
+])  # fmt: skip
 class InsightRule(MethodView):
-    @blp.arguments(InsightRuleSettingsSchema)
+    @blp.arguments(
+        InsightRuleSettingsSchema, example={"enabled": True, "min_percent": 5.0, "min_messages": 10}
+    )
     @blp.response(200, InsightRuleSchema)
     @blp.problem(400, "The body cannot be read: not JSON, nested too deeply, a field twice")
     @blp.problem(413, "The body is over 64 KiB")

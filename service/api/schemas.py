@@ -23,6 +23,8 @@ from marshmallow import (
 )  # fmt: skip
 
 from service import insight_feed
+from service.config import Settings
+from service.core import paging
 from service.core import traces as contract
 from service.core.insight_rules import MAX_MIN_MESSAGES
 from service.core.text import TEXT_PATTERN, TRIMMED_TEXT_PATTERN, TextError, checked_text
@@ -67,6 +69,21 @@ class Text(fields.String):
             raise ValidationError(str(error)) from None
 
 
+class JsonBoolean(fields.Boolean):
+    """``true`` or ``false``, nothing else (marshmallow's Boolean takes 0, 1, "yes" ...)."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Any:
+        if not isinstance(value, bool):
+            raise self.make_error("invalid", input=value)
+        return value
+
+
+# A domain name as the trace contract checks it (contract._DOMAIN, after lower-casing), for the
+# spec: dot-separated labels of letters, digits and inner hyphens, an optional final dot.
+DOMAIN_PATTERN = (r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*"
+                  r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?$")  # fmt: skip
+
+
 def _text(limit: int, trimmed: bool = False, **kwargs: Any) -> Text:
     # Optional fields: null means absent, as on the fast path.
     kwargs.setdefault("allow_none", True)
@@ -78,7 +95,12 @@ class TraceSchema(StrictSchema):
 
     id = _text(contract.MAX_ID, trimmed=True,
                metadata={"description": "Idempotency key; derived when absent"})  # fmt: skip
-    timestamp = fields.String(required=True, metadata={"example": "2026-11-27T10:00:00Z"})
+    timestamp = fields.String(
+        required=True,
+        metadata={"example": "2026-11-27T10:00:00Z", "format": "date-time",
+                  "description": "RFC 3339 with an offset; within the retention period and at "
+                  "most 15 minutes ahead"},
+    )  # fmt: skip
     direction = fields.String(required=True, validate=validate.OneOf(contract.DIRECTIONS))
     connector = _text(contract.MAX_CONNECTOR, trimmed=True)
     connector_type = fields.String(
@@ -91,10 +113,12 @@ class TraceSchema(StrictSchema):
     )  # fmt: skip
     cipher = _text(128, trimmed=True)
     message_id = _text(contract.MAX_STRING)
-    sender_domain = _text(contract.MAX_DOMAIN + 1)
-    recipient_domain = _text(contract.MAX_DOMAIN + 1)
-    remote_host = _text(contract.MAX_DOMAIN + 1)
-    remote_ip = fields.String(allow_none=True)
+    sender_domain = _text(contract.MAX_DOMAIN + 1, metadata={"pattern": DOMAIN_PATTERN})
+    recipient_domain = _text(contract.MAX_DOMAIN + 1, metadata={"pattern": DOMAIN_PATTERN})
+    remote_host = _text(contract.MAX_DOMAIN + 1, metadata={"pattern": DOMAIN_PATTERN})
+    remote_ip = fields.String(
+        allow_none=True, metadata={"anyOf": [{"format": "ipv4"}, {"format": "ipv6"}]}
+    )
     size_bytes = fields.Integer(strict=True, allow_none=True, validate=validate.Range(min=0))
 
     def __init__(self, *args: Any, window: contract.IngestWindow | None = None, **kw: Any) -> None:
@@ -162,6 +186,18 @@ class TraceSchema(StrictSchema):
         return record
 
 
+# The connector rule of a trace, for the spec (TraceSchema.check_rules enforces it): a
+# connector comes with its type, and a type only with a connector. (A trace naming a connector
+# that has a definition may leave the type out; the spec states the general rule.)
+TRACE_CONNECTOR_RULE: dict[str, Any] = {
+    "anyOf": [
+        {"required": ["connector", "connector_type"],
+         "properties": {"connector": {"type": "string"}, "connector_type": {"type": "string"}}},
+        {"properties": {"connector": {"type": "null"}, "connector_type": {"type": "null"}}},
+    ],
+}  # fmt: skip
+
+
 class TraceBatchSchema(Schema):
     traces = fields.List(fields.Nested(TraceSchema), required=True)
 
@@ -180,11 +216,25 @@ class IngestResultSchema(Schema):
 
 
 class WindowArgsSchema(StrictSchema):
+    # Rules OpenAPI cannot state, enforced with a 422 naming the parameter: `days` or
+    # `start` and `end`, never both; start <= end <= today (UTC); start within the retention
+    # period. The bounds it can state are in the spec.
     days = fields.Integer(
-        strict=False, metadata={"description": "Whole UTC days ending today (default 7)"}
+        strict=False,
+        metadata={"description": "Whole UTC days ending today (default 7); not with start/end",
+                  "minimum": 1, "maximum": Settings.retention_days, "example": 30},
+    )  # fmt: skip
+    start = fields.Date(
+        metadata={
+            "description": "First day, inclusive, UTC; with end, not "
+            "with days; within the retention period (default 90 days)"
+        }
     )
-    start = fields.Date(metadata={"description": "First day, inclusive (with end)"})
-    end = fields.Date(metadata={"description": "Last day, inclusive (with start)"})
+    end = fields.Date(
+        metadata={
+            "description": "Last day, inclusive, UTC; with start, not with days; not after today"
+        }
+    )
 
 
 class ShareSchema(Schema):
@@ -243,6 +293,24 @@ class TlsReportSchema(Schema):
     data_as_of = fields.String(allow_none=True)
 
 
+# A connector name in a path, for the spec: the rule PUT /connectors/{direction}/{name} checks
+# (service/api/connectors.py), so a generated name is one the server accepts.
+CONNECTOR_NAME_PATTERN = TRIMMED_TEXT_PATTERN
+
+
+def _cursor_field(description: str) -> fields.String:
+    """A cursor parameter. The spec states the shape of an issued cursor; the server checks
+    the cursor itself (``core.paging.decode_cursor``), so every cursor it did not issue, of
+    that shape or not, gets the same answer: 400 naming `cursor`."""
+    return fields.String(
+        metadata={"description": f"{description}. Opaque and signed: pass it back unchanged, "
+                  "with the same other parameters and an API key of the same tenant; any "
+                  "other value is a 400 naming `cursor`",
+                  "pattern": paging.CURSOR_PATTERN, "minLength": 1,
+                  "maxLength": paging.MAX_CURSOR_LENGTH},
+    )  # fmt: skip
+
+
 def _connector_args() -> dict[str, fields.Field]:
     from service.core import connectors
 
@@ -269,10 +337,7 @@ def _connector_args() -> dict[str, fields.Field]:
                       "TLS columns sort by percent. Default `direction` (`date` by day)"},
         ),
         "limit": fields.Integer(load_default=100, validate=validate.Range(1, 1000)),
-        "cursor": fields.String(
-            validate=validate.Length(1, 512),
-            metadata={"description": "`next_cursor` of the previous page"},
-        ),
+        "cursor": _cursor_field("`next_cursor` of the previous page"),
         "format": fields.String(
             validate=validate.OneOf(("json", "csv")),
             metadata={"description": "`csv` (or `Accept: text/csv`): every row, streamed"},
@@ -332,7 +397,7 @@ class ConnectorDetailSchema(Schema):
 
 class ConnectorDefinitionSchema(StrictSchema):
     type = fields.String(required=True, validate=validate.OneOf(contract.CONNECTOR_TYPES))
-    forced_tls = fields.Boolean(load_default=False)
+    forced_tls = JsonBoolean(load_default=False)
     description = Text(load_default=None, allow_none=True, validate=validate.Length(0, 1024))
 
 
@@ -349,14 +414,12 @@ class ConnectorDefinitionOutSchema(Schema):
 
 class InsightArgsSchema(StrictSchema):
     state = fields.String(load_default=insight_feed.DEFAULT_STATE,
-                          validate=validate.OneOf(("active", "resolved", "all")))  # fmt: skip
+                          validate=validate.OneOf(("active", "resolved", "all")),
+                          metadata={"example": "all"})  # fmt: skip
     updated_after = fields.AwareDateTime(
         metadata={"description": "RFC 3339: only insights whose latest transition is later"}
     )
-    cursor = fields.String(
-        validate=validate.Length(1, 512),
-        metadata={"description": "`next_cursor` of the previous response: continue after it"},
-    )
+    cursor = _cursor_field("`next_cursor` of the previous response: continue after it")
     limit = fields.Integer(
         load_default=insight_feed.DEFAULT_LIMIT, validate=validate.Range(1, 1000)
     )
@@ -413,7 +476,28 @@ class InsightRuleListSchema(Schema):
     rules = fields.List(fields.Nested(InsightRuleSchema))
 
 
+class _JsonNumber(fields.Float):
+    """A JSON number, nothing else: not a string of digits, not a boolean."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Any:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.make_error("invalid")
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+class _JsonInteger(fields.Integer):
+    """A JSON integer as JSON Schema means it: ``100`` and ``100.0``, not ``100.5``, ``"100"``
+    or ``true``."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Any:
+        if isinstance(value, float) and value.is_integer() and abs(value) <= MAX_MIN_MESSAGES:
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.make_error("invalid")
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
 class InsightRuleSettingsSchema(StrictSchema):
-    enabled = fields.Boolean()
-    min_percent = fields.Float(validate=validate.Range(0, 100), allow_nan=False)
-    min_messages = fields.Integer(strict=True, validate=validate.Range(1, MAX_MIN_MESSAGES))
+    enabled = JsonBoolean()
+    min_percent = _JsonNumber(validate=validate.Range(0, 100), allow_nan=False)
+    min_messages = _JsonInteger(validate=validate.Range(1, MAX_MIN_MESSAGES))

@@ -12,6 +12,7 @@ from service.api import context
 from service.api.blueprint import Blueprint
 from service.api.body import JSON_TYPES, NDJSON_TYPES, media_type, parse_records, read_body
 from service.api.schemas import IngestResultSchema
+from service.config import Settings
 from service.core.trace_batch import accept_valid_batch
 from service.core.traces import (
     FIELD_SEP,
@@ -34,7 +35,12 @@ _REQUEST_BODY = {
     "line); optionally `Content-Encoding: gzip`.",
     "content": {
         "application/json": {
-            "schema": {"type": "array", "items": {"$ref": "#/components/schemas/Trace"}}
+            "schema": {"type": "array", "items": {"$ref": "#/components/schemas/Trace"},
+                       "minItems": 1, "maxItems": Settings.max_batch},
+            "example": [{"id": "4XyZ1-relay1", "timestamp": "2026-11-27T10:00:00Z",
+                         "direction": "inbound", "connector": "Contoso",
+                         "connector_type": "partner", "tls_version": "TLSv1.2",
+                         "sender_domain": "contoso.example", "remote_ip": "192.0.2.10"}],
         },
         "application/x-ndjson": {"schema": {"type": "string"}},
     },

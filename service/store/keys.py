@@ -216,3 +216,9 @@ def metrics() -> str:
 def invalidation_channel() -> str:
     """Pub/sub channel: names of keys whose cached copies in API processes must be dropped."""
     return f"{PREFIX}:invalidate"
+
+
+def cursor_secret() -> str:
+    """The random secret that signs pagination cursors when MAILFLOW_SECRET_KEY is not set:
+    made once (SET NX) by the first API process, read by every other one."""
+    return f"{PREFIX}:cursor-secret"
