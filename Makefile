@@ -27,7 +27,10 @@ test: $(STAMP)
 	  tests/test_reports_tls.py tests/test_reports_connectors.py tests/test_reports_pagination.py \
 	  tests/test_reports_window_sums.py tests/test_store_lifetimes.py \
 	  tests/test_insights_feed.py tests/test_insights_lifecycle.py tests/test_connectors_definitions.py \
-	  tests/test_cached_reads.py tests/test_ingest_script.py
+	  tests/test_cached_reads.py tests/test_ingest_script.py \
+	  tests/test_connector_limit.py tests/test_insights_bounded.py tests/test_dedupe_window.py \
+	  tests/test_worker_loop.py tests/test_day_chunks.py tests/test_cursors_signed.py \
+	  tests/test_scripts_at_limits.py
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
