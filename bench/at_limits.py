@@ -25,15 +25,15 @@ from pathlib import Path
 
 import redis
 
-from service import connector_views, views
 from service.config import Settings
 from service.core.tls import TLS_VERSIONS
 from service.core.traces import AcceptedBatch, IngestWindow, counter_field, normalize_trace
 from service.core.windows import Window
-from service.evaluate import evaluate_tenant
+from service.reports import connector_views, views
 from service.store import connector_registry, insights_store, keys
 from service.store import traces as trace_store
-from service.worker import Worker
+from service.worker.evaluate import evaluate_tenant
+from service.worker.loop import Worker
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 TENANT = "atlimits"

@@ -38,11 +38,11 @@ from typing import Any
 import orjson
 import redis
 
-from service import connector_views, views
 from service.core.connectors import RowFilter
 from service.core.tls import TLS_VERSIONS
 from service.core.traces import IngestWindow, counter_field, normalize_trace
 from service.core.windows import Window
+from service.reports import connector_views, views
 from service.store import keys
 from service.store import traces as trace_store
 from service.store.cursor_secret import CursorSecret
@@ -110,7 +110,7 @@ _trace_ids = itertools.count()
 def fold_one_trace(client: redis.Redis, url: str, tenant: str, day: date) -> None:
     """One more trace of ``day`` through the ingest script and the worker's fold."""
     from service.config import Settings
-    from service.worker import Worker
+    from service.worker.loop import Worker
 
     direction, name, ctype, versions = connector_profiles()[0]
     trace = {"id": f"late{next(_trace_ids)}", "direction": direction, "connector": name,
@@ -131,9 +131,9 @@ def drop_cached_sums(client: redis.Redis, tenant: str) -> None:
 def ingest_traces(client: redis.Redis, url: str, tenant: str, count: int) -> int:
     """``count`` traces through the API and the worker (the real ingest path)."""
     from service.app import create_app
-    from service.auth import create_key
     from service.config import Settings
-    from service.worker import Worker
+    from service.web.auth import create_key
+    from service.worker.loop import Worker
 
     app = create_app({"redis_url": url, "CLOCK": lambda: NOW})
     key = create_key(client, tenant, ("ingest",), "bench", NOW)

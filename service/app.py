@@ -10,8 +10,15 @@ from flask import Flask
 from flask_smorest import Api
 from redis.cluster import RedisCluster
 
-from service import auth, errors, headers, logs
-from service.api import (
+from service.config import Settings
+from service.store import near_cache
+from service.store.connection import connect
+from service.store.cursor_secret import CursorSecret
+from service.store.near_cache import NearCache
+from service.store.rate_counters import RateLeases
+from service.telemetry import logging as logs
+from service.web import auth, errors, headers
+from service.web.api import (
     connectors,
     health,
     insights,
@@ -21,15 +28,9 @@ from service.api import (
     schemas,
     traces,
 )
-from service.api.context import EXTENSION
-from service.body_reads import BodyReads
-from service.cached_reads import CachedReads
-from service.config import Settings
-from service.store import near_cache
-from service.store.connection import connect
-from service.store.cursor_secret import CursorSecret
-from service.store.near_cache import NearCache
-from service.store.rate_counters import RateLeases
+from service.web.api.context import EXTENSION
+from service.web.body_reads import BodyReads
+from service.web.cached_reads import CachedReads
 
 
 class MailflowApi(Api):

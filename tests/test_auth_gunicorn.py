@@ -11,10 +11,10 @@ import urllib.request
 
 import pytest
 
-from service.auth import parse_key
-from service.cli import _gunicorn_command
+from service.cli.main import _gunicorn_command
 from service.config import Settings
 from service.store import api_keys
+from service.web.auth import parse_key
 from tests.conftest import free_port
 
 SNAPSHOT = "/api/v1/mailflow/snapshot"

@@ -8,8 +8,8 @@ import urllib.request
 
 import pytest
 
-from service.auth import parse_key, required_scope
 from service.store import api_keys
+from service.web.auth import parse_key, required_scope
 
 SNAPSHOT = "/api/v1/mailflow/snapshot"
 

@@ -12,10 +12,10 @@ import pytest
 import redis
 from click.testing import CliRunner
 
-from service.auth import create_key, parse_key
-from service.cli import cli
+from service.cli.main import cli
 from service.store import api_keys
 from service.store.embedded import DataDirLocked, EmbeddedRedis
+from service.web.auth import create_key, parse_key
 from tests.conftest import free_port
 
 

@@ -9,20 +9,6 @@ import orjson
 from flask import Response, request, stream_with_context
 from flask.views import MethodView
 
-from service import connector_views, views
-from service.api import context
-from service.api.blueprint import Blueprint
-from service.api.responses import cached_json, etag_matches
-from service.api.schemas import (
-    CONNECTOR_NAME_PATTERN,
-    ConnectorDefinitionOutSchema,
-    ConnectorDefinitionSchema,
-    ConnectorDetailSchema,
-    ConnectorReportArgsSchema,
-    ConnectorReportSchema,
-    WindowArgsSchema,
-)
-from service.api.windows import window_from_args
 from service.core.connectors import (
     ConnectorDefinition,
     checked_definition_name,
@@ -32,9 +18,23 @@ from service.core.connectors import (
 from service.core.paging import CursorError
 from service.core.text import TextError
 from service.core.traces import DIRECTIONS, MAX_CONNECTOR
-from service.errors import Problem
-from service.media_types import prefers_csv
+from service.reports import connector_views, views
 from service.store import connectors_store, worker_signals
+from service.web.api import context
+from service.web.api.blueprint import Blueprint
+from service.web.api.responses import cached_json, etag_matches
+from service.web.api.schemas import (
+    CONNECTOR_NAME_PATTERN,
+    ConnectorDefinitionOutSchema,
+    ConnectorDefinitionSchema,
+    ConnectorDetailSchema,
+    ConnectorReportArgsSchema,
+    ConnectorReportSchema,
+    WindowArgsSchema,
+)
+from service.web.api.windows import window_from_args
+from service.web.errors import Problem
+from service.web.media_types import prefers_csv
 
 blp = Blueprint("connectors", __name__, url_prefix="/api/v1/connectors",
                 description="The connector report and connector definitions")  # fmt: skip

@@ -21,7 +21,6 @@ from typing import Any
 import orjson
 import redis
 
-from service import views
 from service.core.connector_csv import csv_lines
 from service.core.connectors import (
     INTERNET,
@@ -44,6 +43,7 @@ from service.core.paging import (
 )
 from service.core.traces import FIELD_SEP
 from service.core.windows import Window
+from service.reports import views
 from service.store import connectors_store, keys
 from service.store.cursor_secret import CursorSecret
 from service.store.views import CachedView

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from service.api import context
 from service.core.windows import Window, WindowError, resolve_window
-from service.errors import Problem
+from service.web.api import context
+from service.web.errors import Problem
 
 
 def window_from_args(args: dict[str, Any], default_days: int = 7) -> Window:

@@ -41,9 +41,9 @@ from typing import Any
 
 from flask import Flask
 
-from service import auth
-from service.api.context import EXTENSION
-from service.errors import Problem
+from service.web import auth
+from service.web.api.context import EXTENSION
+from service.web.errors import Problem
 
 StartResponse = Callable[..., Any]
 _BODILESS_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})

@@ -8,11 +8,15 @@ import orjson
 from flask import Response
 from flask.views import MethodView
 
-from service import views
-from service.api import context
-from service.api.blueprint import Blueprint
-from service.api.responses import cached_json
-from service.api.schemas import (
+from service.core.insight_rules import RULES, effective_rules
+from service.core.paging import CursorError
+from service.reports import views
+from service.reports.insight_feed import after_sequence_of, feed_page, public
+from service.store import insights_store, worker_signals
+from service.web.api import context
+from service.web.api.blueprint import Blueprint
+from service.web.api.responses import cached_json
+from service.web.api.schemas import (
     InsightArgsSchema,
     InsightPageSchema,
     InsightRuleListSchema,
@@ -20,11 +24,7 @@ from service.api.schemas import (
     InsightRuleSettingsSchema,
     InsightSchema,
 )
-from service.core.insight_rules import RULES, effective_rules
-from service.core.paging import CursorError
-from service.errors import Problem
-from service.insight_feed import after_sequence_of, feed_page, public
-from service.store import insights_store, worker_signals
+from service.web.errors import Problem
 
 blp = Blueprint("insights", __name__, url_prefix="/api/v1",
                 description="Insights: conditions worth acting on, and their rules")  # fmt: skip

@@ -9,12 +9,12 @@ import redis
 from flask import Response
 from flask.views import MethodView
 
-from service.api import context
-from service.api.blueprint import Blueprint
-from service.api.schemas import HealthSchema
-from service.errors import problem_response
 from service.store import health as health_store
 from service.store.availability import describe
+from service.web.api import context
+from service.web.api.blueprint import Blueprint
+from service.web.api.schemas import HealthSchema
+from service.web.errors import problem_response
 
 blp = Blueprint("health", __name__, description="Liveness and readiness (no tenant data)")
 

@@ -23,15 +23,17 @@ from typing import Any
 import redis
 from flask import Flask
 
-from service import auth, connector_views, logs, views
-from service.api.context import EXTENSION
-from service.api.responses import CACHE_CONTROL, etag_matches
-from service.api.schemas import ConnectorReportArgsSchema
 from service.core.windows import Window, resolve_window
-from service.headers import EVERY_RESPONSE, EXPOSE_HEADERS, allowed_origin
-from service.insight_feed import DEFAULT_LIMIT, DEFAULT_STATE, feed_page
-from service.media_types import prefers_csv
+from service.reports import connector_views, views
+from service.reports.insight_feed import DEFAULT_LIMIT, DEFAULT_STATE, feed_page
 from service.store.views import CachedView
+from service.telemetry import logging as logs
+from service.web import auth
+from service.web.api.context import EXTENSION
+from service.web.api.responses import CACHE_CONTROL, etag_matches
+from service.web.api.schemas import ConnectorReportArgsSchema
+from service.web.headers import EVERY_RESPONSE, EXPOSE_HEADERS, allowed_origin
+from service.web.media_types import prefers_csv
 
 StartResponse = Callable[..., Any]
 ViewOf = Callable[[dict[str, Any], str, "int | None"], CachedView]

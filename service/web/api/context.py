@@ -32,7 +32,7 @@ def now() -> datetime:
 
 
 def tenant() -> str:
-    """The tenant of this request: the tenant of its API key, set by ``service.auth``."""
+    """The tenant of this request: the tenant of its API key, set by ``service.web.auth``."""
     found = g.get("tenant")
     if found is None:
         # Only /api/v1 requests have a tenant; reaching here elsewhere is a bug, never a default.

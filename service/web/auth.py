@@ -25,10 +25,10 @@ from typing import Any
 import redis
 from flask import Flask, g, request
 
-from service import ratelimit
-from service.api import context
-from service.errors import Problem
 from service.store import api_keys
+from service.web import ratelimit
+from service.web.api import context
+from service.web.errors import Problem
 
 SCOPES = ("ingest", "read", "admin")
 API_PREFIX = "/api/v1"
@@ -113,7 +113,7 @@ def _unauthorized(detail: str, error: str | None = None) -> Problem:
     return Problem(401, detail, headers={"WWW-Authenticate": challenge})
 
 
-# The environ entry through which the cached-read lane and the body reader (service.body_reads)
+# The environ entry through which the cached-read lane and the body reader (service.web.body_reads)
 # hand a request to the full path with what they already found: the Grant (so the request is
 # not counted twice), the error to answer with (a Problem, or Redis failing: not waited for a
 # second time), or a Refused admitted request.
@@ -225,7 +225,7 @@ _SECURITY_RESPONSES = {
             "seconds",
             {"Retry-After": {**_INT_HEADER, "description": "Seconds to wait"}, **_RATE_HEADERS}),
 }  # fmt: skip
-# Requests with a body (every write) are read whole before they run (service.body_reads).
+# Requests with a body (every write) are read whole before they run (service.web.body_reads).
 _BODY_RESPONSES = {
     "408": ("BodyTimeout", "The request body did not arrive within "
             "`MAILFLOW_BODY_READ_TIMEOUT_SECONDS`; the connection is closed", {}),

@@ -1,5 +1,5 @@
 """The Blueprint every API module uses: unknown query parameters are errors, not ignored, and
-JSON bodies are read with the limits of ``service.api.body``."""
+JSON bodies are read with the limits of ``service.web.api.body``."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ class StrictParser(FlaskParser):
     def _raw_load_json(self, req: Any) -> Any:
         # Not webargs' own reading (no size limit, a form taken as "no data", a parser that
         # recurses): 415, 413 and 400 problems as on POST /traces.
-        from service.api.body import read_json_object
+        from service.web.api.body import read_json_object
 
         return read_json_object(req)
 
@@ -45,8 +45,8 @@ class Blueprint(flask_smorest.Blueprint):
 
     def problem(self, status: int, description: str):  # type: ignore[no-untyped-def]
         """Document an error response of this operation as problem+json."""
-        from service.api.schemas import ProblemSchema
-        from service.errors import PROBLEM_JSON
+        from service.web.api.schemas import ProblemSchema
+        from service.web.errors import PROBLEM_JSON
 
         return self.alt_response(
             status, schema=ProblemSchema, content_type=PROBLEM_JSON, description=description

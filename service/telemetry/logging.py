@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 import orjson
 from flask import Flask, Response, g, has_request_context, request
 
-from service.metrics import METRICS
+from service.telemetry.metrics import METRICS
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}

@@ -13,8 +13,8 @@ from typing import Any
 
 import redis
 
-from service import views
 from service.core.paging import decode_cursor, encode_cursor, query_digest, state_int
+from service.reports import views
 from service.store import insights_store, keys, near_cache
 from service.store.cursor_secret import CursorSecret
 from service.store.views import CachedView

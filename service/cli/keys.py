@@ -18,13 +18,13 @@ from datetime import UTC, datetime
 import click
 import redis
 
-from service.auth import SCOPES, create_key, validate_tenant
 from service.config import Settings
 from service.core.text import TextError, checked_name
 from service.store import api_keys
 from service.store.availability import describe
 from service.store.connection import connect_url
 from service.store.embedded import DataDirLock, DataDirLocked, EmbeddedRedis, store_exists
+from service.web.auth import SCOPES, create_key, validate_tenant
 
 # A person waits for this command: longer than the API's 1 s, so a brief stall passes, short
 # enough to say "it does not answer" instead of hanging.

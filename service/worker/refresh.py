@@ -11,12 +11,13 @@ from datetime import UTC, datetime, timedelta
 
 import redis
 
-from service import evaluate, views
 from service.config import Settings
 from service.core.windows import Window
-from service.metrics import METRICS
+from service.reports import views
 from service.store import aggregates, keys, window_sums, worker_signals
 from service.store.scripts import script
+from service.telemetry.metrics import METRICS
+from service.worker import evaluate
 
 EVALUATE_EVERY_SECONDS = 60.0  # the worker calls evaluate_all this often, and at each UTC day
 

@@ -22,13 +22,13 @@ from marshmallow import (
     validates_schema,
 )  # fmt: skip
 
-from service import insight_feed
 from service.config import Settings
 from service.core import paging
 from service.core import traces as contract
 from service.core.insight_rules import MAX_MIN_MESSAGES
 from service.core.text import TEXT_PATTERN, TRIMMED_TEXT_PATTERN, TextError, checked_text
 from service.core.tls import TLS_VERSIONS, canonical_tls_version
+from service.reports import insight_feed
 
 
 class StrictSchema(Schema):

@@ -16,8 +16,8 @@ from collections.abc import Iterable
 
 from flask import Flask, Response, g, request
 
-from service.auth import is_api_path
 from service.config import Settings
+from service.web.auth import is_api_path
 
 ALLOW_METHODS = "GET, HEAD, POST, PUT, PATCH, DELETE"
 ALLOW_HEADERS = "Authorization, Content-Type, Content-Encoding, If-None-Match"

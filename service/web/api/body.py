@@ -22,7 +22,7 @@ from flask import Request
 from gunicorn.http.errors import ParseException
 
 from service.core.traces import KNOWN_FIELDS, TraceError
-from service.errors import Problem
+from service.web.errors import Problem
 
 JSON_TYPES = ("application/json",)
 NDJSON_TYPES = ("application/x-ndjson", "application/ndjson", "application/jsonlines")

@@ -7,9 +7,9 @@ import time
 from flask import Response
 from flask.views import MethodView
 
-from service import metrics
-from service.api import context
-from service.api.blueprint import Blueprint
+from service.telemetry import metrics
+from service.web.api import context
+from service.web.api.blueprint import Blueprint
 
 _PROMETHEUS_TEXT = {
     "description": "Prometheus text exposition format 0.0.4",

@@ -7,12 +7,12 @@ from typing import Any
 from flask import Response
 from flask.views import MethodView
 
-from service import views
-from service.api import context
-from service.api.blueprint import Blueprint
-from service.api.responses import cached_json
-from service.api.schemas import SnapshotSchema, TlsArgsSchema, TlsReportSchema, WindowArgsSchema
-from service.api.windows import window_from_args
+from service.reports import views
+from service.web.api import context
+from service.web.api.blueprint import Blueprint
+from service.web.api.responses import cached_json
+from service.web.api.schemas import SnapshotSchema, TlsArgsSchema, TlsReportSchema, WindowArgsSchema
+from service.web.api.windows import window_from_args
 
 blp = Blueprint("mailflow", __name__, url_prefix="/api/v1/mailflow",
                 description="Mail flow: how much mail used which TLS version")  # fmt: skip

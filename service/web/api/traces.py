@@ -8,10 +8,6 @@ import orjson
 from flask import Response, request
 from flask.views import MethodView
 
-from service.api import context
-from service.api.blueprint import Blueprint
-from service.api.body import JSON_TYPES, NDJSON_TYPES, media_type, parse_records, read_body
-from service.api.schemas import IngestResultSchema
 from service.config import Settings
 from service.core.trace_batch import accept_valid_batch
 from service.core.traces import (
@@ -22,10 +18,14 @@ from service.core.traces import (
     TraceError,
     normalize_trace,
 )
-from service.errors import Problem
-from service.metrics import METRICS
 from service.store import connector_registry, connectors_store, worker_signals
 from service.store import traces as trace_store
+from service.telemetry.metrics import METRICS
+from service.web.api import context
+from service.web.api.blueprint import Blueprint
+from service.web.api.body import JSON_TYPES, NDJSON_TYPES, media_type, parse_records, read_body
+from service.web.api.schemas import IngestResultSchema
+from service.web.errors import Problem
 
 blp = Blueprint("traces", __name__, url_prefix="/api/v1", description="Ingest message traces")
 

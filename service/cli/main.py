@@ -27,7 +27,7 @@ def _settings() -> Settings:
 @click.group()
 def cli() -> None:
     """mailflow: how your mail is protected in transit."""
-    from service.logs import configure_logging
+    from service.telemetry.logging import configure_logging
 
     configure_logging(os.environ.get("MAILFLOW_LOG_LEVEL", "INFO"))
 
@@ -42,7 +42,7 @@ def cli() -> None:
 def worker(burst: bool, name: str | None, check: bool) -> None:
     """Fold ingested traces into the daily counters and keep report views fresh."""
     from service.store.connection import connect
-    from service.worker import Worker
+    from service.worker.loop import Worker
 
     settings = _settings()
     if check:
@@ -105,8 +105,8 @@ def run(host: str, port: int, demo: bool) -> None:
     It supervises them: a child that dies is restarted (with backoff, logged), so the API keeps
     serving. The embedded store is made in MAILFLOW_DATA_DIR if there is none.
     """
+    from service.cli.supervisor import ChildProcess, Supervised, Supervisor
     from service.store.embedded import DataDirLocked, EmbeddedRedis
-    from service.supervisor import ChildProcess, Supervised, Supervisor
 
     settings = _settings()
     # A port in use is a mistake to report, not a death to restart gunicorn after forever.
@@ -169,8 +169,8 @@ def _require_free_port(host: str, port: int) -> None:
 
 def _load_demo(settings: Settings, now: datetime | None = None) -> dict[str, str]:
     """Load the demo week into tenant ``demo``; return its read and ingest keys."""
+    from service.cli.demo import DEMO_TENANT, demo_keys, demo_traces
     from service.core.traces import IngestWindow, normalize_trace
-    from service.demo import DEMO_TENANT, demo_keys, demo_traces
     from service.store import traces as trace_store
     from service.store.connection import connect
 
@@ -243,7 +243,7 @@ def main() -> None:
 
 
 def _register_groups() -> None:
-    from service.keys_cli import keys_group
+    from service.cli.keys import keys_group
 
     cli.add_command(keys_group)
 

@@ -30,17 +30,17 @@ import redis
 
 from service.config import Settings
 from service.core.fold import EntryIncrements, entry_increments
-from service.evaluate import is_due_given
-from service.metrics import METRICS
-from service.refresh import (
+from service.store import aggregates, health, keys, worker_signals
+from service.store.availability import describe, is_unavailable
+from service.store.scripts import script
+from service.telemetry.metrics import METRICS
+from service.worker.evaluate import is_due_given
+from service.worker.refresh import (
     EVALUATE_EVERY_SECONDS,
     evaluate_all,
     evaluate_tenant_now,
     refresh_tenant,
 )
-from service.store import aggregates, health, keys, worker_signals
-from service.store.availability import describe, is_unavailable
-from service.store.scripts import script
 
 log = logging.getLogger("mailflow.worker")
 IDLE_WAIT_SECONDS = 0.05
