@@ -17,8 +17,8 @@ from pathlib import Path
 
 import redis
 
+from service.store.api_keys import create_key
 from service.store.embedded import EmbeddedRedis, free_port
-from service.web.auth import create_key
 
 ROOT = Path(__file__).resolve().parents[1]
 UNLIMITED = str(10**9)

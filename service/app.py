@@ -16,8 +16,7 @@ from service.store.connection import connect
 from service.store.cursor_secret import CursorSecret
 from service.store.near_cache import NearCache
 from service.store.rate_counters import RateLeases
-from service.telemetry import logging as logs
-from service.web import auth, errors, headers
+from service.web import auth, errors, headers, openapi_security, request_log
 from service.web.api import (
     connectors,
     health,
@@ -28,9 +27,9 @@ from service.web.api import (
     schemas,
     traces,
 )
-from service.web.api.context import EXTENSION
+from service.web.api.cached_reads import CachedReads
 from service.web.body_reads import BodyReads
-from service.web.cached_reads import CachedReads
+from service.web.context import EXTENSION
 
 
 class MailflowApi(Api):
@@ -114,10 +113,10 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
         metrics.blp,
     ):
         api.register_blueprint(blueprint)
-    auth.document(api.spec)  # after every blueprint: each /api/v1 operation needs a key
+    openapi_security.document(api.spec)  # after every blueprint: each /api/v1 operation needs a key
     paging_links.document(api.spec)
     errors.register_error_handlers(app)
-    logs.install(app, settings.access_log)  # first: every request gets its id and its timing
+    request_log.install(app, settings.access_log)  # first: every request gets its id and its timing
     headers.install(app, settings)  # first: a CORS preflight needs no key
     auth.install(app)
     if settings.cached_reads:

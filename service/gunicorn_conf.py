@@ -2,8 +2,9 @@
 
 gunicorn writes ``Server: gunicorn`` on every response and has no setting for it; the name of
 the server software is of use to nobody but an attacker picking exploits, so it says
-``mailflow`` instead. gunicorn's own access log is off: mailflow logs each request as JSON (service.telemetry.logging),
-with no request headers, so API keys (in ``Authorization``) never reach a log.
+``mailflow`` instead. gunicorn's own access log is off: mailflow logs each request as JSON
+(service.web.request_log), with no request headers, so API keys (in ``Authorization``) never
+reach a log.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ logconfig_dict = {
 def post_worker_init(worker: object) -> None:
     """In each web worker, after the fork: flush its metrics to Redis every second."""
     from service.telemetry.metrics import METRICS
-    from service.web.api.context import EXTENSION
+    from service.web.context import EXTENSION
 
     app = worker.wsgi  # type: ignore[attr-defined]
     state = getattr(app, "extensions", {}).get(EXTENSION)

@@ -16,9 +16,9 @@ from werkzeug.serving import make_server
 from service.app import create_app
 from service.cli.main import _load_demo, cli, demo_commands
 from service.config import Settings
+from service.core.api_keys import parse_key
 from service.store import api_keys
 from service.store.embedded import EmbeddedRedis
-from service.web.auth import parse_key
 
 
 def invoke(env: dict[str, str], *args: str):

@@ -13,8 +13,8 @@ import pytest
 
 from service.cli.main import _gunicorn_command
 from service.config import Settings
+from service.core.api_keys import parse_key
 from service.store import api_keys
-from service.web.auth import parse_key
 from tests.conftest import free_port
 
 SNAPSHOT = "/api/v1/mailflow/snapshot"

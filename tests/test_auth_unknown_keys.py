@@ -8,8 +8,8 @@ import secrets
 import pytest
 import redis
 
+from service.core.api_keys import hash_secret, parse_key
 from service.store import api_keys, near_cache
-from service.web.auth import hash_secret, parse_key
 
 SNAPSHOT = "/api/v1/mailflow/snapshot"
 

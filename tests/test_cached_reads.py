@@ -11,7 +11,7 @@ import pytest
 from flask import request_started
 
 from service.app import create_app
-from service.web.cached_reads import ROUTES
+from service.web.api.cached_reads import ROUTES
 from tests.conftest import KeyedClient
 from tests.helpers import make_traces, post_batches
 

@@ -14,7 +14,7 @@ import redis
 
 from service.core.insight_rules import RULES
 from service.core.insights import Finding
-from service.reports.views import rfc3339
+from service.core.timestamps import rfc3339
 from service.store import insights_store, keys
 
 TENANT = "default"

@@ -17,8 +17,8 @@ from service.config import Settings
 from service.core.traces import IngestWindow, normalize_trace
 from service.store import aggregates, keys
 from service.store import traces as trace_store
+from service.store.api_keys import create_key
 from service.store.embedded import EmbeddedRedis
-from service.web.auth import create_key
 from service.worker.loop import Worker
 from tests.conftest import ALL_SCOPES, KeyedClient, free_port
 from tests.helpers import make_traces

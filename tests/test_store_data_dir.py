@@ -13,9 +13,10 @@ import redis
 from click.testing import CliRunner
 
 from service.cli.main import cli
+from service.core.api_keys import parse_key
 from service.store import api_keys
+from service.store.api_keys import create_key
 from service.store.embedded import DataDirLocked, EmbeddedRedis
-from service.web.auth import create_key, parse_key
 from tests.conftest import free_port
 
 

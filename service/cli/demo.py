@@ -59,7 +59,7 @@ DEMO_KEY_SCOPES = {"read": ("read",), "ingest": ("ingest",)}
 def demo_keys(client: Any, path: Path, now: datetime) -> dict[str, str]:
     """The demo tenant's read and ingest keys, kept (mode 0600) in ``path`` so a second run
     prints the same ones; a key missing from the store or revoked there is made anew."""
-    from service.web.auth import create_key, key_is_valid
+    from service.store.api_keys import create_key, key_is_valid
 
     try:
         kept = json.loads(path.read_text())

@@ -19,12 +19,13 @@ import click
 import redis
 
 from service.config import Settings
+from service.core.api_keys import SCOPES, validate_tenant
 from service.core.text import TextError, checked_name
 from service.store import api_keys
+from service.store.api_keys import create_key
 from service.store.availability import describe
 from service.store.connection import connect_url
 from service.store.embedded import DataDirLock, DataDirLocked, EmbeddedRedis, store_exists
-from service.web.auth import SCOPES, create_key, validate_tenant
 
 # A person waits for this command: longer than the API's 1 s, so a brief stall passes, short
 # enough to say "it does not answer" instead of hanging.

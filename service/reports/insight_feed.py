@@ -14,7 +14,7 @@ from typing import Any
 import redis
 
 from service.core.paging import decode_cursor, encode_cursor, query_digest, state_int
-from service.reports import views
+from service.reports.view_cache import serialise
 from service.store import insights_store, keys, near_cache
 from service.store.cursor_secret import CursorSecret
 from service.store.views import CachedView
@@ -78,7 +78,7 @@ def feed_page(
             ),  # fmt: skip
             "has_more": page.more,
         }
-        return views.serialise(tenant, body)
+        return serialise(tenant, body)
 
     is_default = (after_sequence, updated_after_ms, state, limit) == (
         0, None, DEFAULT_STATE, DEFAULT_LIMIT,

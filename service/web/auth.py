@@ -1,8 +1,7 @@
-"""API keys, scopes and the tenant of a request.
+"""Request admission: the API key, scope and rate limit of a request, and its tenant.
 
-A key looks like ``mf_<id>_<secret>``: ``id`` (16 hex digits) is public and finds the record,
-``secret`` (32 random bytes, base64url) is stored only as its sha256. Every ``/api/v1`` request
-is checked here, before routing, so a new endpoint is covered without doing anything:
+A key's form is ``service.core.api_keys``; its record ``service.store.api_keys``. Every
+``/api/v1`` request is checked here, before routing, so a new endpoint is covered without doing anything:
 
 - GET and HEAD need ``read``; ``POST /api/v1/traces`` needs ``ingest``; every other write
   (POST, PUT, PATCH, DELETE) needs ``admin``. Scopes do not imply each other: give a key every
@@ -13,87 +12,21 @@ is checked here, before routing, so a new endpoint is covered without doing anyt
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import re
-import secrets
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import redis
 from flask import Flask, g, request
 
+from service.core.api_keys import hash_secret, parse_key
 from service.store import api_keys
-from service.web import ratelimit
-from service.web.api import context
+from service.web import context, ratelimit
 from service.web.errors import Problem
 
-SCOPES = ("ingest", "read", "admin")
 API_PREFIX = "/api/v1"
-TENANT_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
-_TOKEN = re.compile(r"^mf_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$")
 _READ_METHODS = frozenset({"GET", "HEAD"})
 _INGEST_PATHS = frozenset({f"{API_PREFIX}/traces"})
 _REALM = 'Bearer realm="mailflow"'
-
-
-def validate_tenant(tenant: str) -> str:
-    if not TENANT_PATTERN.fullmatch(tenant):
-        raise ValueError(
-            f"tenant {tenant!r} is not valid: 1-63 of a-z 0-9 _ -, starting with a letter or digit"
-        )
-    return tenant
-
-
-def hash_secret(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
-
-
-def create_key(
-    client: redis.Redis, tenant: str, scopes: Iterable[str], name: str, now: datetime
-) -> str:
-    """Store a new key for ``tenant`` and return it; this is the only time it exists in full."""
-    validate_tenant(tenant)
-    scopes = sorted(set(scopes))
-    unknown = set(scopes) - set(SCOPES)
-    if not scopes or unknown:
-        raise ValueError(f"scopes must be among {', '.join(SCOPES)}; got {', '.join(scopes)}")
-    key_id = secrets.token_hex(8)
-    secret = secrets.token_urlsafe(32)
-    api_keys.save(client, key_id, hash_secret(secret), tenant, scopes, name,
-                  now.isoformat(timespec="seconds"))  # fmt: skip
-    return f"mf_{key_id}_{secret}"
-
-
-def parse_key(key: str) -> tuple[str, str] | None:
-    """(id, secret) of a well-formed key, else None."""
-    match = _TOKEN.fullmatch(key)
-    return (match.group(1), match.group(2)) if match else None
-
-
-# The hash an unknown key id's secret is compared with: an id that does not exist costs the
-# same hashing and comparison as one that does, so timing tells nothing about which ids exist.
-_NO_SUCH_KEY_HASH = hash_secret(secrets.token_urlsafe(32))
-
-
-def secret_matches(record: api_keys.KeyRecord | None, presented_hash: str) -> bool:
-    """Whether a live (not revoked) ``record`` has this secret; constant time, found or not."""
-    expected = record.secret_hash if record is not None else _NO_SUCH_KEY_HASH
-    matches = hmac.compare_digest(expected, presented_hash)
-    return matches and record is not None and record.revoked_at is None
-
-
-def key_is_valid(client: redis.Redis, key: str, tenant: str, scope: str) -> bool:
-    """Whether ``key`` exists, is not revoked, and belongs to ``tenant`` with ``scope``."""
-    parsed = parse_key(key)
-    if parsed is None:
-        return False
-    record = api_keys.load(client, parsed[0])
-    if record is None or not secret_matches(record, hash_secret(parsed[1])):
-        return False
-    return record.tenant == tenant and scope in record.scopes
 
 
 def required_scope(method: str, path: str) -> str:
@@ -162,7 +95,7 @@ def admit(
     scope = required_scope(method, path)
     client = state["redis"]
     record = api_keys.load_for_request(client, key_id)
-    if record is None or not secret_matches(record, presented):
+    if record is None or not api_keys.secret_matches(record, presented):
         raise _unauthorized("the API key is unknown or revoked", "invalid_token")
     if scope not in record.scopes:
         challenge = f'{_REALM}, error="insufficient_scope", scope="{scope}"'
@@ -206,60 +139,3 @@ def authenticate() -> None:
 
 def install(app: Flask) -> None:
     app.before_request(authenticate)
-
-
-_PROBLEM = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
-_INT_HEADER = {"schema": {"type": "integer", "minimum": 0}}
-_RATE_HEADERS = {
-    "RateLimit-Limit": {**_INT_HEADER, "description": "Requests allowed per window"},
-    "RateLimit-Remaining": {**_INT_HEADER, "description": "Requests left in this window"},
-    "RateLimit-Reset": {**_INT_HEADER, "description": "Seconds until the window resets"},
-}
-_SECURITY_RESPONSES = {
-    "401": ("Unauthorized", "Missing, malformed, unknown or revoked API key",
-            {"WWW-Authenticate": {"schema": {"type": "string"}}}),
-    "403": ("Forbidden", "The key lacks the scope this operation needs",
-            {"WWW-Authenticate": {"schema": {"type": "string"}}}),
-    "429": ("TooManyRequests", "Over the key's rate limit, or (requests with a body) the "
-            "tenant already sends as many bodies as it may at once; retry after `Retry-After` "
-            "seconds",
-            {"Retry-After": {**_INT_HEADER, "description": "Seconds to wait"}, **_RATE_HEADERS}),
-}  # fmt: skip
-# Requests with a body (every write) are read whole before they run (service.web.body_reads).
-_BODY_RESPONSES = {
-    "408": ("BodyTimeout", "The request body did not arrive within "
-            "`MAILFLOW_BODY_READ_TIMEOUT_SECONDS`; the connection is closed", {}),
-    "503": ("Unavailable", "The service or its data store cannot take the request now; retry "
-            "after `Retry-After` seconds",
-            {"Retry-After": {**_INT_HEADER, "description": "Seconds to wait"}}),
-}  # fmt: skip
-_WRITE_METHODS = frozenset({"post", "put", "patch", "delete"})
-_METHODS = ("get", "head", "post", "put", "patch", "delete")
-
-
-def document(spec: Any) -> None:
-    """Add the bearer scheme, and security plus 401/403/429 to every /api/v1 operation.
-
-    Called once all blueprints are registered, so a new endpoint is documented like it is
-    enforced: without doing anything.
-    """
-    spec.components.security_scheme("bearerAuth", {
-        "type": "http", "scheme": "bearer",
-        "description": "An API key from `mailflow keys create`: `Authorization: Bearer mf_...`. "
-        "GET/HEAD need scope `read`, POST /api/v1/traces `ingest`, other writes `admin`.",
-    })  # fmt: skip
-    for name, description, headers in (*_SECURITY_RESPONSES.values(), *_BODY_RESPONSES.values()):
-        spec.components.response(name, {"description": description, "content": _PROBLEM,
-                                        "headers": headers})  # fmt: skip
-    for path, operations in spec._paths.items():  # apispec keeps no public view of the paths
-        if not is_api_path(path):
-            continue
-        for method in _METHODS:
-            operation = operations.get(method)
-            if operation is None:
-                continue
-            operation["security"] = [{"bearerAuth": []}]
-            responses = operation.setdefault("responses", {})
-            extra = _BODY_RESPONSES if method in _WRITE_METHODS else {}
-            for status, (name, _, _) in {**_SECURITY_RESPONSES, **extra}.items():
-                responses.setdefault(status, {"$ref": f"#/components/responses/{name}"})

@@ -42,7 +42,7 @@ from typing import Any
 from flask import Flask
 
 from service.web import auth
-from service.web.api.context import EXTENSION
+from service.web.context import EXTENSION
 from service.web.errors import Problem
 
 StartResponse = Callable[..., Any]

@@ -14,7 +14,7 @@ import redis
 from service.core.connectors import unpack
 from service.core.insight_rules import BUILT_IN, effective_rules
 from service.core.insights import evaluate
-from service.reports.views import rfc3339
+from service.core.timestamps import rfc3339
 from service.store import connectors_store, insights_store
 
 LONGEST_WINDOW_DAYS = max(rule.window_days for rule in BUILT_IN)

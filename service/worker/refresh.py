@@ -13,7 +13,7 @@ import redis
 
 from service.config import Settings
 from service.core.windows import Window
-from service.reports import views
+from service.reports import precompute
 from service.store import aggregates, keys, window_sums, worker_signals
 from service.store.scripts import script
 from service.telemetry.metrics import METRICS
@@ -32,7 +32,7 @@ def refresh_tenant(client: redis.Redis, tenant: str, now: datetime, settings: Se
     with METRICS.timer("mailflow_insight_evaluation_duration_seconds"):
         evaluate.evaluate_tenant(client, tenant, now, settings.retention_days)
     with METRICS.timer("mailflow_view_build_duration_seconds"):
-        built = views.refresh_precomputed(client, tenant, now)
+        built = precompute.refresh_precomputed(client, tenant, now)
         # Keep the cached sums of the longest window current, so that a report request never
         # pays for summing a history (after an upgrade, or mail for a past day) itself.
         today = now.astimezone(UTC).date()
@@ -48,7 +48,7 @@ def evaluate_tenant_now(client: redis.Redis, tenant: str, now: datetime, setting
     insight changed (they show the active count). The number of transitions."""
     changed = evaluate.evaluate_tenant(client, tenant, now, settings.retention_days)
     if changed > 0:
-        views.refresh_precomputed(client, tenant, now)
+        precompute.refresh_precomputed(client, tenant, now)
     return max(changed, 0)
 
 

@@ -18,8 +18,8 @@ from redis.cluster import key_slot
 
 from service.config import Settings
 from service.store import keys
+from service.store.api_keys import create_key
 from service.store.connection import connect_url
-from service.web.auth import create_key
 from service.worker.loop import Worker
 from tests.cluster.support import (
     Sender,

@@ -20,8 +20,8 @@ import orjson
 from bench.harness import ROOT, UNLIMITED, gunicorn
 from service.config import Settings
 from service.store import keys
+from service.store.api_keys import create_key
 from service.store.connection import connect_url
-from service.web.auth import create_key
 from service.worker.loop import Worker
 from tests.cluster.support import Sender, tenants_on_every_master, total_counted, trace_batches
 from tests.conftest import ALL_SCOPES

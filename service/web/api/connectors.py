@@ -18,11 +18,10 @@ from service.core.connectors import (
 from service.core.paging import CursorError
 from service.core.text import TextError
 from service.core.traces import DIRECTIONS, MAX_CONNECTOR
-from service.reports import connector_views, views
+from service.reports import connector_csv_report, connector_detail, connector_pages, precompute
 from service.store import connectors_store, worker_signals
-from service.web.api import context
+from service.web import context
 from service.web.api.blueprint import Blueprint
-from service.web.api.responses import cached_json, etag_matches
 from service.web.api.schemas import (
     CONNECTOR_NAME_PATTERN,
     ConnectorDefinitionOutSchema,
@@ -35,6 +34,7 @@ from service.web.api.schemas import (
 from service.web.api.windows import window_from_args
 from service.web.errors import Problem
 from service.web.media_types import prefers_csv
+from service.web.responses import cached_json, etag_matches
 
 blp = Blueprint("connectors", __name__, url_prefix="/api/v1/connectors",
                 description="The connector report and connector definitions")  # fmt: skip
@@ -46,8 +46,8 @@ def _wants_csv(args: dict[str, Any]) -> bool:
     return prefers_csv(request.headers.get("Accept"))
 
 
-def _query(args: dict[str, Any]) -> connector_views.ReportQuery:
-    return connector_views.report_query(args, window_from_args(args))
+def _query(args: dict[str, Any]) -> connector_pages.ReportQuery:
+    return connector_pages.report_query(args, window_from_args(args))
 
 
 @blp.route("")
@@ -77,19 +77,21 @@ class ConnectorReport(MethodView):
             if query.cursor is not None:  # never ignored: a cursor sent is checked or refused
                 raise _invalid("cursor", "a CSV export has every row and no pages; leave out "
                                "cursor", 400, slug="invalid-cursor")  # fmt: skip
-            etag, chunks = connector_views.report_csv(client, tenant, query, now, cache_seconds)
+            etag, chunks = connector_csv_report.report_csv(
+                client, tenant, query, now, cache_seconds
+            )
             return _csv_response(etag, chunks, query)
         try:
-            view = connector_views.report_page(client, tenant, query, now, cache_seconds,
+            view = connector_pages.report_page(client, tenant, query, now, cache_seconds,
                                                context.cursor_secret())  # fmt: skip
         except CursorError as error:
             raise _invalid("cursor", str(error), 400, slug="invalid-cursor") from None
-        except connector_views.CursorExpired as error:
+        except connector_pages.CursorExpired as error:
             raise Problem(410, str(error), slug="cursor-expired", title="Cursor expired") from None
         return cached_json(view)
 
 
-def _csv_response(etag: str, chunks: Any, query: connector_views.ReportQuery) -> Response:
+def _csv_response(etag: str, chunks: Any, query: connector_pages.ReportQuery) -> Response:
     headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
     if etag_matches(request.headers.get("If-None-Match"), etag):
         return Response(status=304, headers=headers)
@@ -134,7 +136,7 @@ class Connector(MethodView):
         stands for mail to or from the internet without a connector.
         """
         name = lookup_name(name)
-        view = connector_views.connector_detail_view(
+        view = connector_detail.connector_detail_view(
             context.client(), context.tenant(), _checked_direction(direction), name,
             window_from_args(args), context.now(), context.settings().view_cache_seconds,
         )  # fmt: skip
@@ -168,7 +170,7 @@ class Connector(MethodView):
             definition["type"], definition["forced_tls"], definition["description"]
         )
         tenant = context.tenant()
-        stale = views.precomputed_keys(tenant, context.now().date(), "connectors")
+        stale = precompute.precomputed_keys(tenant, context.now().date(), "connectors")
         connectors_store.put_definition(context.client(), tenant, direction, name, stored, stale)
         worker_signals.request_evaluation(context.client(), tenant)
         body = {"direction": direction, "name": name, **stored.as_dict()}
@@ -184,7 +186,7 @@ class Connector(MethodView):
         _checked_direction(direction)
         name = lookup_name(name)
         client, tenant = context.client(), context.tenant()
-        stale = views.precomputed_keys(tenant, context.now().date(), "connectors")
+        stale = precompute.precomputed_keys(tenant, context.now().date(), "connectors")
         if not connectors_store.put_definition(client, tenant, direction, name, None, stale):
             raise Problem(404, f"no definition of the {direction} connector {name!r}")
         worker_signals.request_evaluation(client, tenant)

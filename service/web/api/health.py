@@ -11,7 +11,7 @@ from flask.views import MethodView
 
 from service.store import health as health_store
 from service.store.availability import describe
-from service.web.api import context
+from service.web import context
 from service.web.api.blueprint import Blueprint
 from service.web.api.schemas import HealthSchema
 from service.web.errors import problem_response

@@ -10,12 +10,11 @@ from flask.views import MethodView
 
 from service.core.insight_rules import RULES, effective_rules
 from service.core.paging import CursorError
-from service.reports import views
 from service.reports.insight_feed import after_sequence_of, feed_page, public
+from service.reports.view_cache import serialise
 from service.store import insights_store, worker_signals
-from service.web.api import context
+from service.web import context
 from service.web.api.blueprint import Blueprint
-from service.web.api.responses import cached_json
 from service.web.api.schemas import (
     InsightArgsSchema,
     InsightPageSchema,
@@ -25,6 +24,7 @@ from service.web.api.schemas import (
     InsightSchema,
 )
 from service.web.errors import Problem
+from service.web.responses import cached_json
 
 blp = Blueprint("insights", __name__, url_prefix="/api/v1",
                 description="Insights: conditions worth acting on, and their rules")  # fmt: skip
@@ -73,7 +73,7 @@ class Insight(MethodView):
         document = insights_store.get_insight(context.client(), context.tenant(), insight_id)
         if document is None:
             raise Problem(404, f"no insight {insight_id!r}")
-        return cached_json(views.serialise(context.tenant(), public(document)))
+        return cached_json(serialise(context.tenant(), public(document)))
 
 
 def _rule_document(rule_id: str, overrides: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -91,7 +91,7 @@ class InsightRules(MethodView):
         """
         overrides = insights_store.rule_settings(context.client(), context.tenant())
         body = {"rules": [_rule_document(rule_id, overrides) for rule_id in RULES]}
-        return cached_json(views.serialise(context.tenant(), body))
+        return cached_json(serialise(context.tenant(), body))
 
 
 @blp.route("/insight-rules/<rule_id>", parameters=[

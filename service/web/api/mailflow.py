@@ -8,11 +8,11 @@ from flask import Response
 from flask.views import MethodView
 
 from service.reports import views
-from service.web.api import context
+from service.web import context
 from service.web.api.blueprint import Blueprint
-from service.web.api.responses import cached_json
 from service.web.api.schemas import SnapshotSchema, TlsArgsSchema, TlsReportSchema, WindowArgsSchema
 from service.web.api.windows import window_from_args
+from service.web.responses import cached_json
 
 blp = Blueprint("mailflow", __name__, url_prefix="/api/v1/mailflow",
                 description="Mail flow: how much mail used which TLS version")  # fmt: skip

@@ -8,7 +8,7 @@ from flask import Response
 from flask.views import MethodView
 
 from service.telemetry import metrics
-from service.web.api import context
+from service.web import context
 from service.web.api.blueprint import Blueprint
 
 _PROMETHEUS_TEXT = {

@@ -21,7 +21,7 @@ from service.core.traces import (
 from service.store import connector_registry, connectors_store, worker_signals
 from service.store import traces as trace_store
 from service.telemetry.metrics import METRICS
-from service.web.api import context
+from service.web import context
 from service.web.api.blueprint import Blueprint
 from service.web.api.body import JSON_TYPES, NDJSON_TYPES, media_type, parse_records, read_body
 from service.web.api.schemas import IngestResultSchema

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from service.core.windows import Window, WindowError, resolve_window
-from service.web.api import context
+from service.web import context
 from service.web.errors import Problem
 
 

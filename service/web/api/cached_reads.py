@@ -24,16 +24,15 @@ import redis
 from flask import Flask
 
 from service.core.windows import Window, resolve_window
-from service.reports import connector_views, views
+from service.reports import connector_pages, views
 from service.reports.insight_feed import DEFAULT_LIMIT, DEFAULT_STATE, feed_page
 from service.store.views import CachedView
-from service.telemetry import logging as logs
-from service.web import auth
-from service.web.api.context import EXTENSION
-from service.web.api.responses import CACHE_CONTROL, etag_matches
+from service.web import auth, request_log
 from service.web.api.schemas import ConnectorReportArgsSchema
+from service.web.context import EXTENSION
 from service.web.headers import EVERY_RESPONSE, EXPOSE_HEADERS, allowed_origin
 from service.web.media_types import prefers_csv
+from service.web.responses import CACHE_CONTROL, etag_matches
 
 StartResponse = Callable[..., Any]
 ViewOf = Callable[[dict[str, Any], str, "int | None"], CachedView]
@@ -62,13 +61,13 @@ _CONNECTOR_DEFAULTS = ConnectorReportArgsSchema().load({})
 
 
 @lru_cache(maxsize=64)
-def _default_connector_query(days: int | None, window: Window) -> connector_views.ReportQuery:
-    return connector_views.report_query({**_CONNECTOR_DEFAULTS, "days": days}, window)
+def _default_connector_query(days: int | None, window: Window) -> connector_pages.ReportQuery:
+    return connector_pages.report_query({**_CONNECTOR_DEFAULTS, "days": days}, window)
 
 
 def _connectors(state: dict[str, Any], tenant: str, days: int | None) -> CachedView:
     query = _default_connector_query(days, _window(state, days))
-    return connector_views.report_page(state["redis"], tenant, query, state["clock"](),
+    return connector_pages.report_page(state["redis"], tenant, query, state["clock"](),
                                        state["settings"].view_cache_seconds,
                                        state["cursor_secret"])  # fmt: skip
 
@@ -134,7 +133,7 @@ class CachedReads:
         view: CachedView,
         started: float,
     ) -> Iterable[bytes]:
-        request_id = logs.request_id_from(environ.get("HTTP_X_REQUEST_ID", ""))
+        request_id = request_log.request_id_from(environ.get("HTTP_X_REQUEST_ID", ""))
         not_modified = etag_matches(environ.get("HTTP_IF_NONE_MATCH"), view.etag)
         body = b"" if not_modified else view.body
         headers = [] if not_modified else [("Content-Type", "application/json"),
@@ -153,7 +152,7 @@ class CachedReads:
         headers.append(("X-Request-Id", request_id))
         status = 304 if not_modified else 200
         start_response("304 NOT MODIFIED" if not_modified else "200 OK", headers)
-        logs.record_request("GET", path, path, status, time.perf_counter() - started,
+        request_log.record_request("GET", path, path, status, time.perf_counter() - started,
                             grant.tenant, self.state["settings"].access_log,
                             request_id)  # fmt: skip
         return [body]
