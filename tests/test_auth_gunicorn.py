@@ -11,7 +11,7 @@ import urllib.request
 
 import pytest
 
-from service.cli.main import _gunicorn_command
+from service.cli.commands import _gunicorn_command
 from service.config import Settings
 from service.core.api_keys import parse_key
 from service.store import api_keys

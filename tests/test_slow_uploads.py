@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from service.cli.main import _gunicorn_command
+from service.cli.commands import _gunicorn_command
 from service.config import Settings
 from service.store import health
 from service.web.body_reads import BodySlots, body_slots_for

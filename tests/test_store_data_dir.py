@@ -12,7 +12,7 @@ import pytest
 import redis
 from click.testing import CliRunner
 
-from service.cli.main import cli
+from service.cli.commands import cli
 from service.core.api_keys import parse_key
 from service.store import api_keys
 from service.store.api_keys import create_key

@@ -4,6 +4,6 @@ The top of the house: it may import every other package (web to serve the API, w
 it, store and core for the tools). Nothing imports ``service.cli``.
 """
 
-from service.cli.main import cli, main
+from service.cli.commands import cli, main
 
 __all__ = ["cli", "main"]
