@@ -2,8 +2,8 @@
 #   docker build -t mailflow .
 #   docker run -e MAILFLOW_REDIS_URL=redis://redis:6379/0 -p 8080:8080 mailflow          # api
 #   docker run -e MAILFLOW_REDIS_URL=redis://redis:6379/0 mailflow worker                # worker
-# Production runs against a real Redis (MAILFLOW_REDIS_URL); the embedded one is for `mailflow
-# run` on a workstation and is not started here.
+# Production runs against a real Redis (MAILFLOW_REDIS_URL); the embedded one (the `embedded`
+# extra, mailflow[embedded]) is for `mailflow run` on a workstation: not installed here.
 
 FROM python:3.11-slim AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1

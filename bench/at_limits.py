@@ -25,15 +25,16 @@ from pathlib import Path
 
 import redis
 
-from service import connector_views, views
 from service.config import Settings
 from service.core.tls import TLS_VERSIONS
 from service.core.traces import AcceptedBatch, IngestWindow, counter_field, normalize_trace
 from service.core.windows import Window
-from service.evaluate import evaluate_tenant
+from service.reports import builders, connector_detail
 from service.store import connector_registry, insights_store, keys
 from service.store import traces as trace_store
-from service.worker import Worker
+from service.store.views import put_view
+from service.worker.evaluate import evaluate_tenant
+from service.worker.loop import Worker
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 TENANT = "atlimits"
@@ -130,12 +131,12 @@ def exercise(client: redis.Redis, tenant: str, now: datetime, settings: Settings
     today = now.astimezone(UTC).date()
     window = Window(today - timedelta(days=settings.retention_days - 1), today)
     for group_by in ("connector", "day"):
-        view, version = views.build_connector_rows_view(client, tenant, window, group_by)
-        views.put_view(client, tenant, "connectors", (group_by, "limits"), view, version, 60)
-    views.build_connector_rows_view(client, tenant, window, "connector")  # the sums cached
-    views.build_tls_view(client, tenant, window, now, None)
-    views.build_snapshot_view(client, tenant, window, now)
-    connector_views.connector_detail_view(client, tenant, "inbound", "connector 00000", window,
+        view, version = builders.build_connector_rows_view(client, tenant, window, group_by)
+        put_view(client, tenant, "connectors", (group_by, "limits"), view, version, 60)
+    builders.build_connector_rows_view(client, tenant, window, "connector")  # the sums cached
+    builders.build_tls_view(client, tenant, window, now, None)
+    builders.build_snapshot_view(client, tenant, window, now)
+    connector_detail.connector_detail_view(client, tenant, "inbound", "connector 00000", window,
                                           now, 60)  # fmt: skip
     evaluate_tenant(client, tenant, now, settings.retention_days)  # opens every insight
     client.hincrby(keys.meta(tenant), "version", 1)  # as a fold does

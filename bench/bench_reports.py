@@ -38,11 +38,11 @@ from typing import Any
 import orjson
 import redis
 
-from service import connector_views, views
 from service.core.connectors import RowFilter
 from service.core.tls import TLS_VERSIONS
 from service.core.traces import IngestWindow, counter_field, normalize_trace
 from service.core.windows import Window
+from service.reports import builders, connector_pages
 from service.store import keys
 from service.store import traces as trace_store
 from service.store.cursor_secret import CursorSecret
@@ -110,7 +110,7 @@ _trace_ids = itertools.count()
 def fold_one_trace(client: redis.Redis, url: str, tenant: str, day: date) -> None:
     """One more trace of ``day`` through the ingest script and the worker's fold."""
     from service.config import Settings
-    from service.worker import Worker
+    from service.worker.loop import Worker
 
     direction, name, ctype, versions = connector_profiles()[0]
     trace = {"id": f"late{next(_trace_ids)}", "direction": direction, "connector": name,
@@ -131,9 +131,9 @@ def drop_cached_sums(client: redis.Redis, tenant: str) -> None:
 def ingest_traces(client: redis.Redis, url: str, tenant: str, count: int) -> int:
     """``count`` traces through the API and the worker (the real ingest path)."""
     from service.app import create_app
-    from service.auth import create_key
     from service.config import Settings
-    from service.worker import Worker
+    from service.store.api_keys import create_key
+    from service.worker.loop import Worker
 
     app = create_app({"redis_url": url, "CLOCK": lambda: NOW})
     key = create_key(client, tenant, ("ingest",), "bench", NOW)
@@ -183,14 +183,14 @@ def report_timings(
     from the counters), the first page from the cached rows, and a later page through its
     cursor (cut from the pinned rows); for ``group_by=connector`` also the build with no
     cached sum and the build after a fold into a past day."""
-    query = connector_views.ReportQuery(window(), group_by, RowFilter(), "-messages", 100,
+    query = connector_pages.ReportQuery(window(), group_by, RowFilter(), "-messages", 100,
                                         None, "bench")  # fmt: skip
     today, past_day = NOW.date(), NOW.date() - timedelta(days=40)
     cursor_secret = CursorSecret("bench")
 
     def first(tenant: str) -> Step:
         return lambda: (
-            connector_views.report_page(client, tenant, query, NOW, 60, cursor_secret).body
+            connector_pages.report_page(client, tenant, query, NOW, 60, cursor_secret).body
         )
 
     def fold_into(tenant: str, day: date, cold: bool = False) -> Step:
@@ -204,7 +204,7 @@ def report_timings(
     def later(tenant: str) -> Step:
         cursor = orjson.loads(first(tenant)())["next_cursor"]
         later = replace(query, cursor=cursor)
-        return lambda: connector_views.report_page(client, tenant, later, NOW, 60, cursor_secret)
+        return lambda: connector_pages.report_page(client, tenant, later, NOW, 60, cursor_secret)
 
     pages = {t: first(t) for t in tenants}
     measured = {"build_ms": timed_side_by_side(
@@ -233,7 +233,7 @@ def counted_here(client: redis.Redis, tenant: str) -> dict[tuple[str, str | None
 
 def reported(client: redis.Redis, tenant: str) -> dict[tuple[str, str | None], dict[str, int]]:
     """The same numbers as the per-connector report's rows give them."""
-    view, _ = views.build_connector_rows_view(client, tenant, window(), "connector")
+    view, _ = builders.build_connector_rows_view(client, tenant, window(), "connector")
     return {(row[1], row[2]): {v: n for v, n in zip(TLS_VERSIONS, row[6], strict=True) if n}
             for row in orjson.loads(view.body)["rows"]}  # fmt: skip
 

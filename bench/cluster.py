@@ -93,7 +93,7 @@ def end_to_end(fold_workers: int, per_tenant: int, runs: int) -> Row:
 def memory(traces: int = 100_000) -> list[Row]:
     """MEMORY USAGE of a tenant's keys after ``traces`` traces (ingested, then folded)."""
     from service.config import Settings
-    from service.worker import Worker
+    from service.worker.loop import Worker
 
     rows: list[Row] = []
     with cluster_stack() as (stack, _):

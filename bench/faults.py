@@ -33,7 +33,7 @@ from bench.ingest import counted, make_bodies
 from service.config import Settings
 from service.store import keys
 from service.store.embedded import EmbeddedRedis
-from service.worker import Worker
+from service.worker.loop import Worker
 
 Row = dict[str, Any]
 
@@ -147,7 +147,7 @@ def redis_sigkill(fsync: str, total: int = 100_000) -> Row:
     env = dict(os.environ, MAILFLOW_REDIS_URL=server.url, MAILFLOW_LOG_LEVEL="ERROR",
                MAILFLOW_RATE_LIMIT_INGEST_PER_MINUTE=UNLIMITED)  # fmt: skip
     client = redis.Redis.from_url(server.url)
-    from service.auth import create_key
+    from service.store.api_keys import create_key
 
     key = create_key(client, "bench", ("ingest", "read"), "faults", datetime.now(UTC))
     try:

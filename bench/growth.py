@@ -17,11 +17,11 @@ from service.config import Settings
 from service.core.tls import TLS_VERSIONS
 from service.core.traces import IngestWindow, counter_field, normalize_trace
 from service.core.windows import Window
+from service.reports.builders import build_snapshot_view
 from service.store import keys
 from service.store import traces as trace_store
 from service.store.traces import DedupeWindow
-from service.views import build_snapshot_view
-from service.worker import Worker
+from service.worker.loop import Worker
 
 
 def _percentile(values: list[float], share: float) -> float:

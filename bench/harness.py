@@ -17,7 +17,7 @@ from pathlib import Path
 
 import redis
 
-from service.auth import create_key
+from service.store.api_keys import create_key
 from service.store.embedded import EmbeddedRedis, free_port
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -18,7 +18,7 @@ from service.core.traces import IngestWindow, normalize_trace
 from service.store import aggregates
 from service.store import traces as trace_store
 from service.store.traces import DedupeWindow
-from service.worker import Worker
+from service.worker.loop import Worker
 
 BATCH = 5000
 CONNECTORS = [None] * 6 + [f"Partner {i}" for i in range(20)] + [f"Site {i}" for i in range(10)]

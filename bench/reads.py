@@ -19,12 +19,12 @@ from bench.harness import (
     run_wrk,
     tree_cpu_seconds,
 )
+from service.cli.demo import demo_traces
 from service.config import Settings
 from service.core.traces import IngestWindow, normalize_trace
-from service.demo import demo_traces
 from service.store import traces as trace_store
 from service.store.traces import DedupeWindow
-from service.worker import Worker
+from service.worker.loop import Worker
 
 ENDPOINTS = ("/api/v1/mailflow/snapshot", "/api/v1/mailflow/tls", "/api/v1/connectors",
              "/api/v1/insights")  # fmt: skip

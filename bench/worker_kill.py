@@ -50,7 +50,7 @@ def kill_after_fold(url: str, now: datetime, timeout: float = 60.0) -> str:
 def _run_until_folded(url: str, now_text: str) -> None:
     from service.config import Settings
     from service.store.connection import connect_url
-    from service.worker import Worker
+    from service.worker.loop import Worker
 
     now = datetime.fromisoformat(now_text)
 

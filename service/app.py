@@ -10,8 +10,14 @@ from flask import Flask
 from flask_smorest import Api
 from redis.cluster import RedisCluster
 
-from service import auth, errors, headers, logs
-from service.api import (
+from service.config import Settings
+from service.store import near_cache
+from service.store.connection import connect
+from service.store.cursor_secret import CursorSecret
+from service.store.near_cache import NearCache
+from service.store.rate_counters import RateLeases
+from service.web import auth, errors, headers, openapi_security, request_log
+from service.web.api import (
     connectors,
     health,
     insights,
@@ -21,15 +27,9 @@ from service.api import (
     schemas,
     traces,
 )
-from service.api.context import EXTENSION
-from service.body_reads import BodyReads
-from service.cached_reads import CachedReads
-from service.config import Settings
-from service.store import near_cache
-from service.store.connection import connect
-from service.store.cursor_secret import CursorSecret
-from service.store.near_cache import NearCache
-from service.store.rate_counters import RateLeases
+from service.web.api.cached_reads import CachedReads
+from service.web.body_reads import BodyReads
+from service.web.context import EXTENSION
 
 
 class MailflowApi(Api):
@@ -113,10 +113,10 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
         metrics.blp,
     ):
         api.register_blueprint(blueprint)
-    auth.document(api.spec)  # after every blueprint: each /api/v1 operation needs a key
+    openapi_security.document(api.spec)  # after every blueprint: each /api/v1 operation needs a key
     paging_links.document(api.spec)
     errors.register_error_handlers(app)
-    logs.install(app, settings.access_log)  # first: every request gets its id and its timing
+    request_log.install(app, settings.access_log)  # first: every request gets its id and its timing
     headers.install(app, settings)  # first: a CORS preflight needs no key
     auth.install(app)
     if settings.cached_reads:

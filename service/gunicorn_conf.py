@@ -2,8 +2,9 @@
 
 gunicorn writes ``Server: gunicorn`` on every response and has no setting for it; the name of
 the server software is of use to nobody but an attacker picking exploits, so it says
-``mailflow`` instead. gunicorn's own access log is off: mailflow logs each request as JSON (service.logs),
-with no request headers, so API keys (in ``Authorization``) never reach a log.
+``mailflow`` instead. gunicorn's own access log is off: mailflow logs each request as JSON
+(service.web.request_log), with no request headers, so API keys (in ``Authorization``) never
+reach a log.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ access_log_format = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"
 _settings = Settings.from_env()
 workers = _settings.web_workers or os.cpu_count() or 2
 # A pool thread reads a request's headers and body with blocking recv calls and no timeout, so
-# one slow client holds one of these few threads: bodies are read by service.body_reads, under
+# one slow client holds one of these few threads: bodies are read by service.web.body_reads, under
 # MAILFLOW_BODY_READ_TIMEOUT_SECONDS and by all threads but one at most (see there why not
 # here). Headers are read by gunicorn before any mailflow code runs; on an untrusted network a
 # proxy that buffers requests (nginx) in front keeps slow headers away too.
@@ -39,7 +40,7 @@ errorlog = "-"
 logconfig_dict = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"json": {"()": "service.logs.JsonFormatter"}},
+    "formatters": {"json": {"()": "service.telemetry.logging.JsonFormatter"}},
     "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json",
                             "stream": "ext://sys.stderr"}},
     "root": {"level": _settings.log_level.upper(), "handlers": ["stderr"]},
@@ -49,8 +50,8 @@ logconfig_dict = {
 
 def post_worker_init(worker: object) -> None:
     """In each web worker, after the fork: flush its metrics to Redis every second."""
-    from service.api.context import EXTENSION
-    from service.metrics import METRICS
+    from service.telemetry.metrics import METRICS
+    from service.web.context import EXTENSION
 
     app = worker.wsgi  # type: ignore[attr-defined]
     state = getattr(app, "extensions", {}).get(EXTENSION)

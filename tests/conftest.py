@@ -15,12 +15,12 @@ from flask.testing import FlaskClient
 from werkzeug.serving import make_server
 
 from service.app import create_app
-from service.auth import create_key
 from service.config import Settings
+from service.store.api_keys import create_key
 from service.store.connection import connect_url
 from service.store.embedded import EmbeddedRedis, free_port
 from service.store.local_cluster import LocalCluster
-from service.worker import Worker
+from service.worker.loop import Worker
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 

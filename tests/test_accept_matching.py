@@ -21,7 +21,7 @@ ACCEPT_VALUES = {
 
 @pytest.mark.parametrize("accept, csv", sorted(ACCEPT_VALUES.items()))
 def test_prefers_csv(accept, csv):
-    from service.media_types import prefers_csv
+    from service.web.media_types import prefers_csv
 
     assert prefers_csv(accept) is csv
 

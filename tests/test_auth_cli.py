@@ -14,9 +14,9 @@ from click.testing import CliRunner
 from werkzeug.serving import make_server
 
 from service.app import create_app
-from service.auth import parse_key
-from service.cli import _load_demo, cli, demo_commands
+from service.cli.commands import _load_demo, cli, demo_commands
 from service.config import Settings
+from service.core.api_keys import parse_key
 from service.store import api_keys
 from service.store.embedded import EmbeddedRedis
 

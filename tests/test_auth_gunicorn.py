@@ -11,9 +11,9 @@ import urllib.request
 
 import pytest
 
-from service.auth import parse_key
-from service.cli import _gunicorn_command
+from service.cli.commands import _gunicorn_command
 from service.config import Settings
+from service.core.api_keys import parse_key
 from service.store import api_keys
 from tests.conftest import free_port
 

@@ -8,8 +8,9 @@ import urllib.request
 
 import pytest
 
-from service.auth import parse_key, required_scope
+from service.core.api_keys import parse_key
 from service.store import api_keys
+from service.web.auth import required_scope
 
 SNAPSHOT = "/api/v1/mailflow/snapshot"
 

@@ -15,8 +15,9 @@ from typing import Any
 import orjson
 import pytest
 
-from service.auth import parse_key, required_scope
+from service.core.api_keys import parse_key
 from service.store import api_keys
+from service.web.auth import required_scope
 from tests.helpers import make_traces, post_batches
 
 SNAPSHOT = "/api/v1/mailflow/snapshot"

@@ -8,7 +8,7 @@ import secrets
 import pytest
 import redis
 
-from service.auth import hash_secret, parse_key
+from service.core.api_keys import hash_secret, parse_key
 from service.store import api_keys, near_cache
 
 SNAPSHOT = "/api/v1/mailflow/snapshot"

@@ -9,10 +9,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from service.api.body import parse_records
 from service.core.trace_batch import accept_valid_batch
 from service.core.traces import AcceptedBatch, TraceError, normalize_trace
-from service.errors import Problem
+from service.web.api.body import parse_records
+from service.web.errors import Problem
 from tests.test_fast_path_property import WINDOW, records
 
 DEFINED = {("inbound", "HQ"): "onpremises", ("outbound", "Partner A"): "partner"}

@@ -11,7 +11,7 @@ import pytest
 from flask import request_started
 
 from service.app import create_app
-from service.cached_reads import ROUTES
+from service.web.api.cached_reads import ROUTES
 from tests.conftest import KeyedClient
 from tests.helpers import make_traces, post_batches
 
@@ -188,8 +188,8 @@ def test_redis_down_is_the_full_paths_503(clock, closing, make_key):
 
 
 def snapshot_requests_counted(redis_client) -> float:
-    from service.metrics import METRICS
     from service.store import keys
+    from service.telemetry.metrics import METRICS
 
     METRICS.flush(redis_client)
     series = ('mailflow_http_requests_total{route="/api/v1/mailflow/snapshot",method="GET",'

@@ -10,8 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from marshmallow import ValidationError
 
-from service.api.schemas import TraceSchema
 from service.core.traces import IngestWindow, TraceError, normalize_trace
+from service.web.api.schemas import TraceSchema
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 WINDOW = IngestWindow.at(NOW, 90)

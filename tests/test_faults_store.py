@@ -15,12 +15,12 @@ import pytest
 import redis
 
 from service.app import create_app
-from service.auth import create_key
 from service.config import Settings
 from service.store import keys
 from service.store import traces as trace_store
+from service.store.api_keys import create_key
 from service.store.embedded import EmbeddedRedis
-from service.worker import Worker
+from service.worker.loop import Worker
 from tests.conftest import ALL_SCOPES, KeyedClient, free_port
 from tests.helpers import make_traces
 from tests.test_spine_faults import ingest_direct, total_counted

@@ -257,8 +257,8 @@ def test_chunked_bodies_with_a_bad_chunk_size_and_over_the_limit(live_api, make_
 
 
 def test_rejected_field_metric_labels_only_known_fields(client, clock, redis_client):
-    from service.metrics import METRICS
     from service.store import keys
+    from service.telemetry.metrics import METRICS
 
     odd = [record(clock, **{f"zz{n}": "1"}) for n in range(3)]
     post(client, b"[" + b",".join([record(clock, id='"fine"'), *odd]) + b"]")

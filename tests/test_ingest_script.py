@@ -13,7 +13,7 @@ import pytest
 from service.core.traces import IngestWindow, normalize_trace
 from service.store import aggregates, keys
 from service.store import traces as trace_store
-from service.worker import Worker
+from service.worker.loop import Worker
 
 
 def trace(clock, trace_id: str, hours_ago: float, tls: str = "TLSv1.2") -> dict:

@@ -14,8 +14,8 @@ import redis
 
 from service.core.insight_rules import RULES
 from service.core.insights import Finding
+from service.core.timestamps import rfc3339
 from service.store import insights_store, keys
-from service.views import rfc3339
 
 TENANT = "default"
 RULE = RULES["inbound-partner-tls10"]

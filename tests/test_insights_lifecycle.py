@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from service.demo import demo_traces
+from service.cli.demo import demo_traces
 from tests.helpers import post_batches
 from tests.worker_loop import LoopDriver
 

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 import orjson
 
-from service import metrics
+from service.telemetry import metrics
 from tests.test_auth_gunicorn import gunicorn_api  # noqa: F401 - a fixture, used by name
 
 

@@ -18,7 +18,7 @@ import redis
 from service.config import Settings
 from service.store import aggregates
 from service.store.embedded import EmbeddedRedis
-from service.worker import Worker
+from service.worker.loop import Worker
 from tests.conftest import free_port
 from tests.helpers import make_traces
 

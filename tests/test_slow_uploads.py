@@ -18,11 +18,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from service.body_reads import BodySlots, body_slots_for
-from service.cli import _gunicorn_command
+from service.cli.commands import _gunicorn_command
 from service.config import Settings
-from service.errors import Problem
 from service.store import health
+from service.web.body_reads import BodySlots, body_slots_for
+from service.web.errors import Problem
 from tests.conftest import free_port
 
 SNAPSHOT = "/api/v1/mailflow/snapshot"

@@ -12,9 +12,10 @@ import pytest
 import redis
 from click.testing import CliRunner
 
-from service.auth import create_key, parse_key
-from service.cli import cli
+from service.cli.commands import cli
+from service.core.api_keys import parse_key
 from service.store import api_keys
+from service.store.api_keys import create_key
 from service.store.embedded import DataDirLocked, EmbeddedRedis
 from tests.conftest import free_port
 

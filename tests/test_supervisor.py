@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import sys
 
-from service.supervisor import (
+from service.cli.supervisor import (
     HEALTHY_AFTER_SECONDS,
     MAX_DELAY_SECONDS,
     ChildProcess,

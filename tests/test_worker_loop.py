@@ -13,7 +13,7 @@ from bench.worker_kill import kill_after_fold
 from service.core.traces import IngestWindow, normalize_trace
 from service.store import aggregates, insights_store, keys, worker_signals
 from service.store import traces as trace_store
-from service.worker import SWEEP_SECONDS, Worker
+from service.worker.loop import SWEEP_SECONDS, Worker
 from tests.helpers import post_batches
 from tests.worker_loop import LoopDriver
 

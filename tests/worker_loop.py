@@ -9,7 +9,7 @@ from datetime import timedelta
 import redis
 
 from service.config import Settings
-from service.worker import Worker
+from service.worker.loop import Worker
 
 
 @dataclass

@@ -7,12 +7,16 @@ registry set that only ``mailflow keys list`` reads.
 
 from __future__ import annotations
 
+import hmac
+import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import redis
 
+from service.core.api_keys import SCOPES, hash_secret, parse_key, validate_tenant
 from service.store import keys, near_cache
 
 
@@ -90,3 +94,42 @@ def load_for_request(client: redis.Redis, key_id: str) -> KeyRecord | None:
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
+
+
+def create_key(
+    client: redis.Redis, tenant: str, scopes: Iterable[str], name: str, now: datetime
+) -> str:
+    """Store a new key for ``tenant`` and return it; this is the only time it exists in full."""
+    validate_tenant(tenant)
+    scopes = sorted(set(scopes))
+    unknown = set(scopes) - set(SCOPES)
+    if not scopes or unknown:
+        raise ValueError(f"scopes must be among {', '.join(SCOPES)}; got {', '.join(scopes)}")
+    key_id = secrets.token_hex(8)
+    secret = secrets.token_urlsafe(32)
+    save(client, key_id, hash_secret(secret), tenant, scopes, name,
+                  now.isoformat(timespec="seconds"))  # fmt: skip
+    return f"mf_{key_id}_{secret}"
+
+
+# The hash an unknown key id's secret is compared with: an id that does not exist costs the
+# same hashing and comparison as one that does, so timing tells nothing about which ids exist.
+_NO_SUCH_KEY_HASH = hash_secret(secrets.token_urlsafe(32))
+
+
+def secret_matches(record: KeyRecord | None, presented_hash: str) -> bool:
+    """Whether a live (not revoked) ``record`` has this secret; constant time, found or not."""
+    expected = record.secret_hash if record is not None else _NO_SUCH_KEY_HASH
+    matches = hmac.compare_digest(expected, presented_hash)
+    return matches and record is not None and record.revoked_at is None
+
+
+def key_is_valid(client: redis.Redis, key: str, tenant: str, scope: str) -> bool:
+    """Whether ``key`` exists, is not revoked, and belongs to ``tenant`` with ``scope``."""
+    parsed = parse_key(key)
+    if parsed is None:
+        return False
+    record = load(client, parsed[0])
+    if record is None or not secret_matches(record, hash_secret(parsed[1])):
+        return False
+    return record.tenant == tenant and scope in record.scopes

@@ -14,12 +14,12 @@ import redis
 from redis.cluster import RedisCluster, key_slot
 
 from service.app import create_app
-from service.auth import create_key
 from service.config import Settings
 from service.store import keys
+from service.store.api_keys import create_key
 from service.store.connection import cluster_startup_nodes, connect, connect_url
 from service.store.local_cluster import LocalCluster
-from service.worker import Worker
+from service.worker.loop import Worker
 from tests.cluster.support import tenants_on_every_master, total_counted, trace_batches
 from tests.conftest import ALL_SCOPES, KeyedClient
 

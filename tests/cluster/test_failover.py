@@ -16,11 +16,11 @@ from datetime import UTC, datetime
 import pytest
 from redis.cluster import key_slot
 
-from service.auth import create_key
 from service.config import Settings
 from service.store import keys
+from service.store.api_keys import create_key
 from service.store.connection import connect_url
-from service.worker import Worker
+from service.worker.loop import Worker
 from tests.cluster.support import (
     Sender,
     serve,

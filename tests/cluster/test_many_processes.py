@@ -18,11 +18,11 @@ from datetime import UTC, datetime
 import orjson
 
 from bench.harness import ROOT, UNLIMITED, gunicorn
-from service.auth import create_key
 from service.config import Settings
 from service.store import keys
+from service.store.api_keys import create_key
 from service.store.connection import connect_url
-from service.worker import Worker
+from service.worker.loop import Worker
 from tests.cluster.support import Sender, tenants_on_every_master, total_counted, trace_batches
 from tests.conftest import ALL_SCOPES
 
@@ -52,7 +52,7 @@ DIES_HOLDING_ENTRIES = """
 import os, signal, sys
 from service.config import Settings
 from service.store.connection import connect
-from service.worker import Worker
+from service.worker.loop import Worker
 settings = Settings.from_env()
 worker = Worker(connect(settings), settings, name="w0")
 for tenant in sys.argv[1:]:

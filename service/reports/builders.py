@@ -1,0 +1,59 @@
+"""The report documents built from the stored counters, as views: snapshot, TLS, connector rows."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import redis
+
+from service.core.connectors import build_rows, row_key, unpack
+from service.core.snapshot import build_snapshot
+from service.core.timestamps import ms_to_rfc3339, rfc3339
+from service.core.tls_report import build_tls_report, daily_tls, directions_for
+from service.core.windows import Window
+from service.reports.view_cache import Built, serialise
+from service.store import aggregates, connectors_store, insights_store, window_sums
+
+
+def build_snapshot_view(client: redis.Redis, tenant: str, window: Window, now: datetime) -> Built:
+    counters = aggregates.read_counters(client, tenant, window.days)
+    document = build_snapshot(
+        counters.days,
+        window,
+        generated_at=rfc3339(now),
+        data_as_of=ms_to_rfc3339(counters.data_as_of_ms),
+        active_insights=insights_store.count_active(client, tenant),
+    )
+    return serialise(tenant, document), counters.version
+
+
+def build_tls_view(
+    client: redis.Redis, tenant: str, window: Window, now: datetime, direction: str | None
+) -> Built:
+    counters = connectors_store.read_report_counters(client, tenant, window.days, "tls")
+    daily = daily_tls(window.days, (unpack(p) for p in counters.packed))
+    document = build_tls_report(
+        daily, window, directions_for(direction), generated_at=rfc3339(now),
+        data_as_of=ms_to_rfc3339(counters.data_as_of_ms),
+    )  # fmt: skip
+    return serialise(tenant, document), counters.version
+
+
+def build_connector_rows_view(
+    client: redis.Redis, tenant: str, window: Window, group_by: str
+) -> Built:
+    """Every row of the connector report, unfiltered and unsorted: what pages are cut from."""
+    if group_by == "connector":
+        counters = window_sums.read_window_sum(client, tenant, window)
+        rows = build_rows(unpack(counters.packed[0]), counters.definitions)
+    else:
+        counters = connectors_store.read_report_counters(client, tenant, window.days, "days")
+        rows = [
+            row
+            for day, packed in zip(window.days, counters.packed, strict=True)
+            for row in build_rows(unpack(packed), counters.definitions, date=day)
+        ]
+    rows.sort(key=row_key)  # pages sort these again: presorted input makes that cheap
+    document = {"version": counters.version,
+                "data_as_of": ms_to_rfc3339(counters.data_as_of_ms), "rows": rows}  # fmt: skip
+    return serialise(tenant, document), counters.version

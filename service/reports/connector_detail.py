@@ -1,0 +1,77 @@
+"""One connector's own report: its totals, TLS split and daily series."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from typing import Any
+
+import redis
+
+from service.core.connectors import INTERNET, build_rows, tls_split, unpack
+from service.core.timestamps import ms_to_rfc3339
+from service.core.traces import FIELD_SEP
+from service.core.windows import Window
+from service.reports.view_cache import Built, cached_view, serialise
+from service.store import connectors_store
+from service.store.views import CachedView
+
+
+def connector_detail_view(
+    client: redis.Redis,
+    tenant: str,
+    direction: str,
+    name: str,
+    window: Window,
+    now: datetime,
+    cache_seconds: int,
+) -> CachedView | None:
+    """One connector's totals, TLS split and daily series; None if unknown and undefined."""
+    name_part = hashlib.blake2b(name.encode(), digest_size=8).hexdigest()
+
+    def build() -> Built:
+        connector = "" if name == INTERNET else name
+        prefix = f"{direction}{FIELD_SEP}{connector}{FIELD_SEP}"
+        counters = connectors_store.read_report_counters(
+            client, tenant, window.days, "prefix", prefix
+        )
+        document = _detail_document(counters, direction, connector or None, window)
+        return serialise(tenant, document), counters.version
+
+    view = cached_view(
+        client, tenant, "connector", window, (direction, name_part), now, cache_seconds, build,
+        precomputable=False,
+    )  # fmt: skip
+    return None if view.body == b"null" else view
+
+
+def _detail_document(
+    counters: connectors_store.ReportCounters, direction: str, name: str | None, window: Window
+) -> dict[str, Any] | None:
+    definitions = {k: v for k, v in counters.definitions.items() if k == (direction, name)}
+    series = []
+    every_day: list[tuple[str, int]] = []
+    for day, packed in zip(window.days, counters.packed, strict=True):
+        counts = list(unpack(packed))
+        every_day += counts
+        rows = build_rows(counts, {})
+        day_counts = rows[0][6] if rows else [0] * 6
+        series.append({"date": day, "messages": sum(day_counts), "tls": tls_split(day_counts)})
+    rows = build_rows(every_day, definitions)
+    if not rows or (not rows[0][5] and sum(rows[0][6]) == 0):
+        return None
+    _, _, _, kind, forced, defined, totals = rows[0]
+    definition = definitions.get((direction, name)) if name is not None else None
+    return {
+        "window": window.as_dict(),
+        "direction": direction,
+        "name": name,
+        "type": kind,
+        "forced_tls": forced,
+        "description": definition.description if definition else None,
+        "defined": defined,
+        "messages": sum(totals),
+        "tls": tls_split(totals),
+        "series": series,
+        "data_as_of": ms_to_rfc3339(counters.data_as_of_ms),
+    }

@@ -1,0 +1,157 @@
+"""The connector report served in pages (the CSV and one connector's report: beside this).
+
+Pagination is stable under concurrent ingestion because a cursor pins the data version: the
+first page that has a successor stores the selected, sorted rows of that version as a list
+(``connector_pins``) and every later page is cut from exactly those rows. So each row is returned exactly once, with the numbers of one consistent moment, however the
+counters move meanwhile; a fresh query (no cursor) sees the new numbers. An expired pin is a
+410: start again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+import orjson
+import redis
+
+from service.core.connectors import (
+    RowFilter,
+    default_sort,
+    row_document,
+    select_rows,
+)
+from service.core.paging import (
+    CursorError,
+    decode_cursor,
+    encode_cursor,
+    query_digest,
+    state_int,
+    state_str,
+)
+from service.core.windows import Window
+from service.reports import connector_pins, views
+from service.reports.first_pages import FIRST_PAGES
+from service.reports.view_cache import serialise
+from service.store.cursor_secret import CursorSecret
+from service.store.views import CachedView
+
+
+class CursorExpired(LookupError):
+    """The rows a cursor points into are gone (older than ``connector_pins.PIN_SECONDS``)."""
+
+
+@dataclass(frozen=True)
+class ReportQuery:
+    window: Window
+    group_by: str
+    row_filter: RowFilter
+    sort: str
+    limit: int
+    cursor: str | None
+    digest: str  # of the parameters that define the row list (see core.paging.query_digest)
+
+
+_QUERY_PARAMS = ("days", "start", "end", "group_by", "direction", "type", "name", "forced_tls",
+                 "sort")  # fmt: skip
+
+
+def report_query(args: dict[str, Any], window: Window) -> ReportQuery:
+    """The query of loaded request parameters (ConnectorReportArgsSchema) over ``window``."""
+    group_by = args["group_by"]
+    sort = args.get("sort") or default_sort(group_by)
+    return ReportQuery(
+        window=window,
+        group_by=group_by,
+        row_filter=RowFilter(args.get("direction"), args.get("type"), args.get("name"),
+                             args.get("forced_tls")),
+        sort=sort,
+        limit=args["limit"],
+        cursor=args.get("cursor"),
+        digest=query_digest({k: args.get(k) for k in _QUERY_PARAMS} | {"sort": sort}),
+    )  # fmt: skip
+
+
+def _cursor_position(state: dict[str, Any]) -> tuple[Window, str, int]:
+    """The window, rows tag and offset of a verified cursor; CursorError if any is off."""
+    try:
+        window = Window(date.fromisoformat(state_str(state, "s")),
+                        date.fromisoformat(state_str(state, "e")))  # fmt: skip
+    except ValueError:
+        raise CursorError("not a cursor this service issued") from None
+    if window.end < window.start:
+        raise CursorError("not a cursor this service issued")
+    return window, state_str(state, "t"), state_int(state, "o", 1)
+
+
+def report_page(
+    client: redis.Redis,
+    tenant: str,
+    query: ReportQuery,
+    now: datetime,
+    cache_seconds: int,
+    cursor_secret: CursorSecret,
+) -> CachedView:
+    """One page of the connector report as JSON bytes with an ETag.
+
+    The first page selects and sorts every row; when more pages follow, the selection is
+    pinned (``connector_pins.pin``) under the rows' ETag (one data version) and the query, and the cursor
+    points into it. A first page of a query already pinned is read from the pin.
+    """
+    if query.cursor is not None:
+        cursor = query.cursor
+        state = cursor_secret.verified(
+            client, lambda secret: decode_cursor(secret, tenant, cursor, query.digest)
+        )
+        window, rows_tag, offset = _cursor_position(state)
+        key = connector_pins.pin_key(tenant, window, query.group_by, rows_tag, query.digest)
+        pinned = connector_pins.page_from_pin(client, key, offset, query.limit)
+        if pinned is None:
+            raise CursorExpired("the cursor has expired; request the first page again")
+        rows, total, meta = pinned
+    else:
+        window, offset = query.window, 0
+        view = views.connector_rows_view(client, tenant, window, query.group_by, now,
+                                         cache_seconds)  # fmt: skip
+        rows_tag = view.etag.strip('"')
+        key = connector_pins.pin_key(tenant, window, query.group_by, rows_tag, query.digest)
+        # The page carries a cursor signed with this process's secret: part of what it is.
+        memo_key = (key, query.limit, cursor_secret.get(client))
+        remembered = FIRST_PAGES.get(memo_key)
+        if remembered is not None:
+            page_view, pinned_here = remembered
+            # A pinned first page renews its pin, so the cursor it hands out gets the full
+            # PIN_SECONDS; a pin that expired meanwhile is made again below.
+            if not pinned_here or client.expire(key, connector_pins.PIN_SECONDS):
+                return page_view
+        # The same query on the same rows was paged before: its first page is pinned already.
+        pinned = connector_pins.page_from_pin(client, key, 0, query.limit)
+        if pinned is not None:
+            rows, total, meta = pinned
+        else:
+            document = orjson.loads(view.body)
+            selected = select_rows(document["rows"], query.row_filter, query.sort)
+            meta = {"data_as_of": document["data_as_of"]}
+            total, rows = len(selected), selected[: query.limit]
+            if total > query.limit:
+                connector_pins.pin(client, key, selected, meta)
+    end = offset + query.limit
+    next_cursor = None
+    if end < total:
+        next_cursor = encode_cursor(cursor_secret.get(client), tenant, query.digest,
+                                    {"t": rows_tag, "s": window.start.isoformat(),
+                                     "e": window.end.isoformat(), "o": end})  # fmt: skip
+    page = {
+        "window": window.as_dict(),
+        "group_by": query.group_by,
+        "sort": query.sort,
+        "data_as_of": meta["data_as_of"],
+        "total_rows": total,
+        "rows": [row_document(row) for row in rows],
+        "next_cursor": next_cursor,
+    }
+    served = serialise(tenant, page)
+    if query.cursor is None:
+        FIRST_PAGES.put(memo_key, (served, total > query.limit))
+    return served

@@ -1,0 +1,53 @@
+"""The precomputed windows of a tenant (``view_cache.PRECOMPUTED_WINDOWS``): rebuilt by the
+worker after a fold, named here so a change of definitions can drop them."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+import redis
+
+from service.core.connectors import GROUPINGS
+from service.core.windows import Window
+from service.reports.builders import (
+    build_connector_rows_view,
+    build_snapshot_view,
+    build_tls_view,
+)
+from service.reports.view_cache import PRECOMPUTED_TTL_SECONDS, PRECOMPUTED_WINDOWS, Built
+from service.store import keys
+from service.store.views import put_view
+
+
+def precomputed_keys(tenant: str, today: date, report: str) -> list[str]:
+    """The keys of today's precomputed views of ``report`` (to invalidate them)."""
+    names = []
+    for name, days in PRECOMPUTED_WINDOWS:
+        if name == report:
+            start = (today - timedelta(days=days - 1)).isoformat()
+            params = GROUPINGS if report == "connectors" else ("all",) if report == "tls" else ()
+            names += [keys.view(tenant, report, start, today.isoformat(), *p) for p in
+                      ([(g,) for g in params] if params else [()])]  # fmt: skip
+    return names
+
+
+def refresh_precomputed(client: redis.Redis, tenant: str, now: datetime) -> int:
+    """Rebuild every precomputed window of a tenant (the worker, after a fold)."""
+    today = now.astimezone(UTC).date()
+    built = 0
+    for report, days in PRECOMPUTED_WINDOWS:
+        window = Window(today - timedelta(days=days - 1), today)
+        start_end = (window.start.isoformat(), window.end.isoformat())
+        views: list[tuple[tuple[str, ...], Built]]
+        if report == "snapshot":
+            views = [((), build_snapshot_view(client, tenant, window, now))]
+        elif report == "tls":
+            views = [(("all",), build_tls_view(client, tenant, window, now, None))]
+        else:
+            views = [
+                ((g,), build_connector_rows_view(client, tenant, window, g)) for g in GROUPINGS
+            ]
+        for params, (view, version) in views:
+            built += put_view(client, tenant, report, (*start_end, *params), view, version,
+                              PRECOMPUTED_TTL_SECONDS)  # fmt: skip
+    return built

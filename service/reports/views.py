@@ -1,0 +1,53 @@
+"""The report views the API serves: the cached view of a window, built when it is missing."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import redis
+
+from service.core.windows import Window
+from service.reports.builders import (
+    build_connector_rows_view,
+    build_snapshot_view,
+    build_tls_view,
+)
+from service.reports.view_cache import Built, cached_view
+from service.store.views import CachedView
+
+
+def snapshot_view(
+    client: redis.Redis, tenant: str, window: Window, now: datetime, cache_seconds: int
+) -> CachedView:
+    """The cached snapshot of ``window``, built and cached here when it is not there."""
+    return cached_view(client, tenant, "snapshot", window, (), now, cache_seconds,
+                       lambda: build_snapshot_view(client, tenant, window, now))  # fmt: skip
+
+
+def tls_view(
+    client: redis.Redis,
+    tenant: str,
+    window: Window,
+    direction: str | None,
+    now: datetime,
+    cache_seconds: int,
+) -> CachedView:
+    return cached_view(
+        client, tenant, "tls", window, (direction or "all",), now, cache_seconds,
+        lambda: build_tls_view(client, tenant, window, now, direction),
+        precomputable=direction is None,
+    )  # fmt: skip
+
+
+def connector_rows_view(
+    client: redis.Redis,
+    tenant: str,
+    window: Window,
+    group_by: str,
+    now: datetime,
+    cache_seconds: int,
+) -> CachedView:
+    def build() -> Built:
+        return build_connector_rows_view(client, tenant, window, group_by)
+
+    return cached_view(client, tenant, "connectors", window, (group_by,), now, cache_seconds, build)

@@ -1,0 +1,59 @@
+"""GET /api/v1/mailflow/snapshot: the mail-flow widget."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response
+from flask.views import MethodView
+
+from service.reports import views
+from service.web import context
+from service.web.api.blueprint import Blueprint
+from service.web.api.schemas import SnapshotSchema, TlsArgsSchema, TlsReportSchema, WindowArgsSchema
+from service.web.api.windows import window_from_args
+from service.web.responses import cached_json
+
+blp = Blueprint("mailflow", __name__, url_prefix="/api/v1/mailflow",
+                description="Mail flow: how much mail used which TLS version")  # fmt: skip
+
+
+@blp.route("/snapshot")
+class Snapshot(MethodView):
+    @blp.arguments(WindowArgsSchema, location="query", as_kwargs=True)
+    @blp.response(200, SnapshotSchema)
+    @blp.alt_response(304, description="Not modified (If-None-Match)")
+    @blp.problem(422, "Bad window parameters")
+    @blp.problem(503, "The data store does not answer; retry")
+    def get(self, **args: Any) -> Response:
+        """Mail flow widget
+
+        Per direction: messages, encrypted share and the split by TLS version over the window
+        (default: the 7 UTC days ending today). Served from a cache the worker keeps fresh.
+        """
+        window = window_from_args(args)
+        view = views.snapshot_view(
+            context.client(), context.tenant(), window, context.now(),
+            context.settings().view_cache_seconds,
+        )  # fmt: skip
+        return cached_json(view)
+
+
+@blp.route("/tls")
+class TlsFlyout(MethodView):
+    @blp.arguments(TlsArgsSchema, location="query", as_kwargs=True)
+    @blp.response(200, TlsReportSchema)
+    @blp.alt_response(304, description="Not modified (If-None-Match)")
+    @blp.problem(422, "Bad window parameters")
+    @blp.problem(503, "The data store does not answer; retry")
+    def get(self, **args: Any) -> Response:
+        """Message protected in transit (by TLS)
+
+        Per direction and TLS version: messages and percent over the window, and the same
+        per UTC day for a chart (`series`). `direction` keeps one direction only.
+        """
+        view = views.tls_view(
+            context.client(), context.tenant(), window_from_args(args), args.get("direction"),
+            context.now(), context.settings().view_cache_seconds,
+        )  # fmt: skip
+        return cached_json(view)

@@ -1,0 +1,503 @@
+"""marshmallow schemas: the documented contract of every request and response.
+
+``TraceSchema`` states the trace contract for the spec and for the property test that holds the
+hand-written fast path (``service.core.traces``) against it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+from typing import Any
+
+import orjson
+from marshmallow import (
+    RAISE,
+    Schema,
+    ValidationError,
+    fields,
+    post_load,
+    pre_load,
+    validate,
+    validates_schema,
+)  # fmt: skip
+
+from service.config import Settings
+from service.core import paging
+from service.core import traces as contract
+from service.core.insight_rules import MAX_MIN_MESSAGES
+from service.core.text import TEXT_PATTERN, TRIMMED_TEXT_PATTERN, TextError, checked_text
+from service.core.tls import TLS_VERSIONS, canonical_tls_version
+from service.reports import insight_feed
+
+
+class StrictSchema(Schema):
+    """Unknown fields are errors, everywhere: a typo must not silently change a query."""
+
+    class Meta:
+        unknown = RAISE
+
+
+class ProblemSchema(Schema):
+    """RFC 9457 problem details."""
+
+    type = fields.String(metadata={"example": "/problems/validation-failed"})
+    title = fields.String()
+    status = fields.Integer()
+    detail = fields.String()
+    errors = fields.List(
+        fields.Dict(), metadata={"description": "[{index, field, message}] for each fault"}
+    )
+
+
+class Text(fields.String):
+    """A string by the text rule (service.core.text): kept in NFC; controls, format characters
+    and line or paragraph separators refused, and with ``trimmed`` whitespace at either end.
+    Length validators see the NFC form."""
+
+    def __init__(self, *args: Any, trimmed: bool = False, **kwargs: Any) -> None:
+        pattern = TRIMMED_TEXT_PATTERN if trimmed else TEXT_PATTERN
+        kwargs["metadata"] = {"pattern": pattern, **kwargs.get("metadata", {})}
+        super().__init__(*args, **kwargs)
+        self.trimmed = trimmed
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Any:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            return checked_text(text, self.trimmed)
+        except TextError as error:
+            raise ValidationError(str(error)) from None
+
+
+class JsonBoolean(fields.Boolean):
+    """``true`` or ``false``, nothing else (marshmallow's Boolean takes 0, 1, "yes" ...)."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Any:
+        if not isinstance(value, bool):
+            raise self.make_error("invalid", input=value)
+        return value
+
+
+# A domain name as the trace contract checks it (contract._DOMAIN, after lower-casing), for the
+# spec: dot-separated labels of letters, digits and inner hyphens, an optional final dot.
+DOMAIN_PATTERN = (r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*"
+                  r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?$")  # fmt: skip
+
+
+def _text(limit: int, trimmed: bool = False, **kwargs: Any) -> Text:
+    # Optional fields: null means absent, as on the fast path.
+    kwargs.setdefault("allow_none", True)
+    return Text(validate=validate.Length(1, limit), trimmed=trimmed, **kwargs)
+
+
+class TraceSchema(StrictSchema):
+    """One message's passage through a connector, as mailflow ingests it."""
+
+    id = _text(contract.MAX_ID, trimmed=True,
+               metadata={"description": "Idempotency key; derived when absent"})  # fmt: skip
+    timestamp = fields.String(
+        required=True,
+        metadata={"example": "2026-11-27T10:00:00Z", "format": "date-time",
+                  "description": "RFC 3339 with an offset; within the retention period and at "
+                  "most 15 minutes ahead"},
+    )  # fmt: skip
+    direction = fields.String(required=True, validate=validate.OneOf(contract.DIRECTIONS))
+    connector = _text(contract.MAX_CONNECTOR, trimmed=True)
+    connector_type = fields.String(
+        allow_none=True, validate=validate.OneOf(contract.CONNECTOR_TYPES)
+    )
+    tls_version = fields.String(
+        required=True, allow_none=True,
+        metadata={"description": "TLS1.0..TLS1.3, SSL3, none (null); TLSv1.2, 'TLS 1.2', "
+                  "tls1_2 are accepted", "example": "TLS1.2"},
+    )  # fmt: skip
+    cipher = _text(128, trimmed=True)
+    message_id = _text(contract.MAX_STRING)
+    sender_domain = _text(contract.MAX_DOMAIN + 1, metadata={"pattern": DOMAIN_PATTERN})
+    recipient_domain = _text(contract.MAX_DOMAIN + 1, metadata={"pattern": DOMAIN_PATTERN})
+    remote_host = _text(contract.MAX_DOMAIN + 1, metadata={"pattern": DOMAIN_PATTERN})
+    remote_ip = fields.String(
+        allow_none=True, metadata={"anyOf": [{"format": "ipv4"}, {"format": "ipv6"}]}
+    )
+    size_bytes = fields.Integer(strict=True, allow_none=True, validate=validate.Range(min=0))
+
+    def __init__(self, *args: Any, window: contract.IngestWindow | None = None, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self.window = window
+
+    @pre_load
+    def reject_non_objects(self, data: Any, **_: Any) -> Any:
+        if not isinstance(data, dict):
+            raise ValidationError("a trace must be a JSON object", "_schema")
+        return data
+
+    @validates_schema
+    def check_rules(self, data: dict[str, Any], **_: Any) -> None:
+        data = {k: v for k, v in data.items() if v is not None or k == "tls_version"}
+        tls = data.get("tls_version")
+        if tls is not None and canonical_tls_version(tls) is None:
+            raise ValidationError("unknown TLS version", "tls_version")
+        if data.get("connector") is not None and data.get("connector_type") is None:
+            raise ValidationError("required with a connector", "connector_type")
+        if data.get("connector") is None and data.get("connector_type") is not None:
+            raise ValidationError("only allowed together with a connector", "connector_type")
+        for name in contract.DOMAIN_FIELDS:
+            if name in data:
+                value = data[name].lower()
+                if not value.isascii() or not contract._DOMAIN.match(value):
+                    raise ValidationError("not a valid domain name", name)
+        if "remote_ip" in data:
+            try:
+                ipaddress.ip_address(data["remote_ip"].strip("[]"))
+            except ValueError:
+                raise ValidationError("not a valid IP address", "remote_ip") from None
+        if self.window is not None:
+            try:
+                contract._timestamp(data["timestamp"], self.window)
+            except contract.TraceError as error:
+                raise ValidationError(error.message, "timestamp") from None
+
+    @post_load
+    def normalise(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
+        assert self.window is not None
+        data = {k: v for k, v in data.items() if v is not None or k == "tls_version"}
+        timestamp, _epoch_ms, day = contract._timestamp(data["timestamp"], self.window)
+        record: dict[str, Any] = {
+            "timestamp": timestamp,
+            "direction": data["direction"],
+            "connector": data.get("connector"),
+        }
+        if data.get("connector") is not None:
+            record["connector_type"] = data["connector_type"]
+        record["tls_version"] = canonical_tls_version(data.get("tls_version"))
+        for name in ("cipher", "message_id"):
+            if name in data:
+                record[name] = data[name]
+        for name in contract.DOMAIN_FIELDS:
+            if name in data:
+                record[name] = data[name].lower().rstrip(".")
+        if "remote_ip" in data:
+            record["remote_ip"] = str(ipaddress.ip_address(data["remote_ip"].strip("[]")))
+        if "size_bytes" in data:
+            record["size_bytes"] = data["size_bytes"]
+        canonical = orjson.dumps(record, option=orjson.OPT_SORT_KEYS)
+        record["id"] = data.get("id") or "sha256:" + hashlib.sha256(canonical).hexdigest()
+        record["_day"] = day
+        return record
+
+
+# The connector rule of a trace, for the spec (TraceSchema.check_rules enforces it): a
+# connector comes with its type, and a type only with a connector. (A trace naming a connector
+# that has a definition may leave the type out; the spec states the general rule.)
+TRACE_CONNECTOR_RULE: dict[str, Any] = {
+    "anyOf": [
+        {"required": ["connector", "connector_type"],
+         "properties": {"connector": {"type": "string"}, "connector_type": {"type": "string"}}},
+        {"properties": {"connector": {"type": "null"}, "connector_type": {"type": "null"}}},
+    ],
+}  # fmt: skip
+
+
+class TraceBatchSchema(Schema):
+    traces = fields.List(fields.Nested(TraceSchema), required=True)
+
+
+class IngestErrorSchema(Schema):
+    index = fields.Integer(metadata={"description": "Array index, or line number for NDJSON"})
+    field = fields.String()
+    message = fields.String()
+
+
+class IngestResultSchema(Schema):
+    accepted = fields.Integer(metadata={"description": "New traces, now durable in Redis"})
+    duplicates = fields.Integer(metadata={"description": "Traces whose id was already accepted"})
+    rejected = fields.Integer()
+    errors = fields.List(fields.Nested(IngestErrorSchema))
+
+
+class WindowArgsSchema(StrictSchema):
+    # Rules OpenAPI cannot state, enforced with a 422 naming the parameter: `days` or
+    # `start` and `end`, never both; start <= end <= today (UTC); start within the retention
+    # period. The bounds it can state are in the spec.
+    days = fields.Integer(
+        strict=False,
+        metadata={"description": "Whole UTC days ending today (default 7); not with start/end",
+                  "minimum": 1, "maximum": Settings.retention_days, "example": 30},
+    )  # fmt: skip
+    start = fields.Date(
+        metadata={
+            "description": "First day, inclusive, UTC; with end, not "
+            "with days; within the retention period (default 90 days)"
+        }
+    )
+    end = fields.Date(
+        metadata={
+            "description": "Last day, inclusive, UTC; with start, not with days; not after today"
+        }
+    )
+
+
+class ShareSchema(Schema):
+    messages = fields.Integer()
+    percent = fields.Float()
+
+
+class DirectionSummarySchema(Schema):
+    messages = fields.Integer()
+    encrypted_messages = fields.Integer()
+    encrypted_percent = fields.Float()
+    tls = fields.Dict(
+        keys=fields.String(validate=validate.OneOf(TLS_VERSIONS)),
+        values=fields.Nested(ShareSchema),
+    )
+
+
+class WindowSchema(Schema):
+    start = fields.Date()
+    end = fields.Date()
+    days = fields.Integer()
+
+
+class SnapshotSchema(Schema):
+    window = fields.Nested(WindowSchema)
+    directions = fields.Dict(keys=fields.String(), values=fields.Nested(DirectionSummarySchema))
+    active_insights = fields.Integer()
+    generated_at = fields.String()
+    data_as_of = fields.String(allow_none=True)
+
+
+class HealthSchema(Schema):
+    status = fields.String()
+    checks = fields.Dict()
+
+
+# -- reports: the TLS flyout and the connector report ----------------------------------------
+
+_DIRECTION = validate.OneOf(contract.DIRECTIONS)
+
+
+class TlsArgsSchema(WindowArgsSchema):
+    direction = fields.String(validate=_DIRECTION, metadata={"description": "Only this one"})
+
+
+class TlsDaySchema(Schema):
+    date = fields.Date()
+    directions = fields.Dict(keys=fields.String(), values=fields.Dict())
+
+
+class TlsReportSchema(Schema):
+    window = fields.Nested(WindowSchema)
+    directions = fields.Dict(keys=fields.String(), values=fields.Nested(DirectionSummarySchema))
+    series = fields.List(fields.Nested(TlsDaySchema))
+    generated_at = fields.String()
+    data_as_of = fields.String(allow_none=True)
+
+
+# A connector name in a path, for the spec: the rule PUT /connectors/{direction}/{name} checks
+# (service/api/connectors.py), so a generated name is one the server accepts.
+CONNECTOR_NAME_PATTERN = TRIMMED_TEXT_PATTERN
+
+
+def _cursor_field(description: str) -> fields.String:
+    """A cursor parameter. The spec states the shape of an issued cursor; the server checks
+    the cursor itself (``core.paging.decode_cursor``), so every cursor it did not issue, of
+    that shape or not, gets the same answer: 400 naming `cursor`."""
+    return fields.String(
+        metadata={"description": f"{description}. Opaque and signed: pass it back unchanged, "
+                  "with the same other parameters and an API key of the same tenant; any "
+                  "other value is a 400 naming `cursor`",
+                  "pattern": paging.CURSOR_PATTERN, "minLength": 1,
+                  "maxLength": paging.MAX_CURSOR_LENGTH},
+    )  # fmt: skip
+
+
+def _connector_args() -> dict[str, fields.Field]:
+    from service.core import connectors
+
+    return {
+        "group_by": fields.String(
+            load_default="connector", validate=validate.OneOf(connectors.GROUPINGS),
+            metadata={"description": "`connector` (one row each) or `day` (one per day)"},
+        ),
+        "direction": fields.String(validate=_DIRECTION),
+        "type": fields.String(
+            validate=validate.OneOf(connectors.TYPE_FILTERS),
+            metadata={"description": "`internet`: mail without a connector"},
+        ),
+        "name": fields.String(
+            validate=validate.Length(1, contract.MAX_CONNECTOR),
+            metadata={"description": "Connector name prefix, case-insensitive"},
+        ),
+        "forced_tls": fields.Boolean(),
+        "sort": fields.String(
+            validate=validate.OneOf(
+                [c for col in connectors.SORT_COLUMNS for c in (col, "-" + col)]
+            ),
+            metadata={"description": "A column, `-column` for descending (e.g. `-messages`); "
+                      "TLS columns sort by percent. Default `direction` (`date` by day)"},
+        ),
+        "limit": fields.Integer(load_default=100, validate=validate.Range(1, 1000)),
+        "cursor": _cursor_field("`next_cursor` of the previous page"),
+        "format": fields.String(
+            validate=validate.OneOf(("json", "csv")),
+            metadata={"description": "`csv` (or `Accept: text/csv`): every row, streamed"},
+        ),
+    }  # fmt: skip
+
+
+ConnectorReportArgsSchema = WindowArgsSchema.from_dict(
+    {**WindowArgsSchema().fields, **_connector_args()}, name="ConnectorReportArgs"
+)
+
+
+class ConnectorRowSchema(Schema):
+    date = fields.Date(metadata={"description": "Only with group_by=day"})
+    direction = fields.String()
+    name = fields.String(allow_none=True, metadata={"description": "null: no connector"})
+    type = fields.String(allow_none=True)
+    forced_tls = fields.Boolean()
+    defined = fields.Boolean(metadata={"description": "Has a connector definition"})
+    messages = fields.Integer()
+    tls = fields.Dict(
+        keys=fields.String(), values=fields.Nested(ShareSchema),
+        metadata={"description": "none, TLS1.0 .. TLS1.3 (SSL3 when seen): percents sum to "
+                  "100.0 (0.0 each without messages)"},
+    )  # fmt: skip
+
+
+class ConnectorReportSchema(Schema):
+    window = fields.Nested(WindowSchema)
+    group_by = fields.String()
+    sort = fields.String()
+    data_as_of = fields.String(allow_none=True)
+    total_rows = fields.Integer()
+    rows = fields.List(fields.Nested(ConnectorRowSchema))
+    next_cursor = fields.String(allow_none=True)
+
+
+class ConnectorDaySchema(Schema):
+    date = fields.Date()
+    messages = fields.Integer()
+    tls = fields.Dict(keys=fields.String(), values=fields.Nested(ShareSchema))
+
+
+class ConnectorDetailSchema(Schema):
+    window = fields.Nested(WindowSchema)
+    direction = fields.String()
+    name = fields.String(allow_none=True)
+    type = fields.String(allow_none=True)
+    forced_tls = fields.Boolean()
+    description = fields.String(allow_none=True)
+    defined = fields.Boolean()
+    messages = fields.Integer()
+    tls = fields.Dict(keys=fields.String(), values=fields.Nested(ShareSchema))
+    series = fields.List(fields.Nested(ConnectorDaySchema))
+    data_as_of = fields.String(allow_none=True)
+
+
+class ConnectorDefinitionSchema(StrictSchema):
+    type = fields.String(required=True, validate=validate.OneOf(contract.CONNECTOR_TYPES))
+    forced_tls = JsonBoolean(load_default=False)
+    description = Text(load_default=None, allow_none=True, validate=validate.Length(0, 1024))
+
+
+class ConnectorDefinitionOutSchema(Schema):
+    direction = fields.String()
+    name = fields.String()
+    type = fields.String()
+    forced_tls = fields.Boolean()
+    description = fields.String(allow_none=True)
+
+
+# -- insights ----------------------------------------------------------------------------------
+
+
+class InsightArgsSchema(StrictSchema):
+    state = fields.String(load_default=insight_feed.DEFAULT_STATE,
+                          validate=validate.OneOf(("active", "resolved", "all")),
+                          metadata={"example": "all"})  # fmt: skip
+    updated_after = fields.AwareDateTime(
+        metadata={"description": "RFC 3339: only insights whose latest transition is later"}
+    )
+    cursor = _cursor_field("`next_cursor` of the previous response: continue after it")
+    limit = fields.Integer(
+        load_default=insight_feed.DEFAULT_LIMIT, validate=validate.Range(1, 1000)
+    )
+
+
+class InsightConnectorSchema(Schema):
+    name = fields.String()
+    type = fields.String(allow_none=True)
+
+
+class InsightSchema(Schema):
+    id = fields.String()
+    rule = fields.String()
+    title = fields.String()
+    severity = fields.String()
+    state = fields.String(metadata={"description": "active | resolved"})
+    direction = fields.String()
+    connector = fields.Nested(InsightConnectorSchema)
+    window = fields.Dict()
+    measured = fields.Dict(metadata={"description": "messages, matching_messages, percent"})
+    threshold = fields.Dict(metadata={"description": "min_percent, min_messages"})
+    first_detected_at = fields.String()
+    last_detected_at = fields.String()
+    resolved_at = fields.String(allow_none=True)
+    updated_at = fields.String(metadata={"description": "Time of the latest transition"})
+    sequence = fields.Integer(metadata={"description": "Change sequence of that transition"})
+    recommendation = fields.String()
+    links = fields.Dict()
+
+
+class InsightPageSchema(Schema):
+    items = fields.List(fields.Nested(InsightSchema))
+    next_cursor = fields.String(metadata={"description": "Always present: poll with it"})
+    has_more = fields.Boolean()
+
+
+class InsightRuleSchema(Schema):
+    id = fields.String()
+    title = fields.String()
+    severity = fields.String()
+    directions = fields.List(fields.String())
+    connector_types = fields.List(fields.String())
+    metric = fields.List(fields.String(), metadata={"description": "TLS versions that match"})
+    window_days = fields.Integer()
+    forced_tls_only = fields.Boolean()
+    recommendation = fields.String()
+    enabled = fields.Boolean()
+    min_percent = fields.Float()
+    min_messages = fields.Integer()
+    defaults = fields.Dict()
+
+
+class InsightRuleListSchema(Schema):
+    rules = fields.List(fields.Nested(InsightRuleSchema))
+
+
+class _JsonNumber(fields.Float):
+    """A JSON number, nothing else: not a string of digits, not a boolean."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Any:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.make_error("invalid")
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+class _JsonInteger(fields.Integer):
+    """A JSON integer as JSON Schema means it: ``100`` and ``100.0``, not ``100.5``, ``"100"``
+    or ``true``."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Any:
+        if isinstance(value, float) and value.is_integer() and abs(value) <= MAX_MIN_MESSAGES:
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.make_error("invalid")
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+class InsightRuleSettingsSchema(StrictSchema):
+    enabled = JsonBoolean()
+    min_percent = _JsonNumber(validate=validate.Range(0, 100), allow_nan=False)
+    min_messages = _JsonInteger(validate=validate.Range(1, MAX_MIN_MESSAGES))

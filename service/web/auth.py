@@ -1,0 +1,141 @@
+"""Request admission: the API key, scope and rate limit of a request, and its tenant.
+
+A key's form is ``service.core.api_keys``; its record ``service.store.api_keys``. Every
+``/api/v1`` request is checked here, before routing, so a new endpoint is covered without doing anything:
+
+- GET and HEAD need ``read``; ``POST /api/v1/traces`` needs ``ingest``; every other write
+  (POST, PUT, PATCH, DELETE) needs ``admin``. Scopes do not imply each other: give a key every
+  scope it needs.
+- The tenant is the key's tenant, and nothing in the request can change it.
+- The same Redis call counts the request against the key's rate limit (``ratelimit``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from flask import Flask, g, request
+
+from service.core.api_keys import hash_secret, parse_key
+from service.store import api_keys
+from service.web import context, ratelimit
+from service.web.errors import Problem
+
+API_PREFIX = "/api/v1"
+_READ_METHODS = frozenset({"GET", "HEAD"})
+_INGEST_PATHS = frozenset({f"{API_PREFIX}/traces"})
+_REALM = 'Bearer realm="mailflow"'
+
+
+def required_scope(method: str, path: str) -> str:
+    if method in _READ_METHODS:
+        return "read"
+    if method == "POST" and path.rstrip("/") in _INGEST_PATHS:
+        return "ingest"
+    return "admin"
+
+
+def is_api_path(path: str) -> bool:
+    return path == API_PREFIX or path.startswith(API_PREFIX + "/")
+
+
+def _unauthorized(detail: str, error: str | None = None) -> Problem:
+    challenge = _REALM if error is None else f'{_REALM}, error="{error}"'
+    return Problem(401, detail, headers={"WWW-Authenticate": challenge})
+
+
+# The environ entry through which the cached-read lane and the body reader (service.web.body_reads)
+# hand a request to the full path with what they already found: the Grant (so the request is
+# not counted twice), the error to answer with (a Problem, or Redis failing: not waited for a
+# second time), or a Refused admitted request.
+HANDOFF = "mailflow.handoff"
+
+
+@dataclass(frozen=True)
+class Grant:
+    """An admitted request: its tenant and the rate-limit headers to send back."""
+
+    tenant: str
+    rate_headers: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Refused:
+    """An admitted request answered with a problem all the same (a body too slow, too many
+    bodies at once): the answer still names its tenant and carries its rate-limit headers."""
+
+    grant: Grant
+    problem: Problem
+
+
+class RateLimited(Problem):
+    """429: the key is valid, its tenant known, and its budget for this minute spent."""
+
+    def __init__(self, tenant: str, detail: str, headers: dict[str, str]) -> None:
+        super().__init__(429, detail, headers=headers)
+        self.tenant = tenant
+
+
+def admit(
+    state: dict[str, Any], authorization: str, method: str, path: str, now: datetime
+) -> Grant:
+    """Check the key of a ``/api/v1`` request and count it against the key's rate limit;
+    raise Problem 401 / 403 / 429. ``state`` is the app's shared state (client, settings)."""
+    scheme, _, key = authorization.partition(" ")
+    if not authorization:
+        raise _unauthorized("send an API key: Authorization: Bearer <key>")
+    parsed = parse_key(key.strip()) if scheme.lower() == "bearer" else None
+    if parsed is None:
+        raise _unauthorized("the Authorization header is not 'Bearer <key>' with a mailflow key",
+                            "invalid_request")  # fmt: skip
+    key_id, secret = parsed
+    presented = hash_secret(secret)
+    scope = required_scope(method, path)
+    client = state["redis"]
+    record = api_keys.load_for_request(client, key_id)
+    if record is None or not api_keys.secret_matches(record, presented):
+        raise _unauthorized("the API key is unknown or revoked", "invalid_token")
+    if scope not in record.scopes:
+        challenge = f'{_REALM}, error="insufficient_scope", scope="{scope}"'
+        detail = f"this key lacks the {scope!r} scope needed for {method} {path}"
+        raise Problem(403, detail, slug="insufficient-scope",
+                      headers={"WWW-Authenticate": challenge})  # fmt: skip
+    # Counted only now, with the right secret: knowing a key's public id spends none of it.
+    settings = state["settings"]
+    window = ratelimit.window_at(now)
+    limit = ratelimit.limit_for(scope, settings.rate_limit_per_minute,
+                                settings.rate_limit_ingest_per_minute)  # fmt: skip
+    decision = state["rate_leases"].take(client, key_id, scope, window.index,
+                                         window.ttl_seconds, limit)  # fmt: skip
+    headers = ratelimit.headers(limit, decision.remaining, window.reset_seconds, decision.allowed)
+    if not decision.allowed:
+        raise RateLimited(record.tenant, f"over {limit} {scope} requests per minute for this "
+                          f"key; retry in {window.reset_seconds} s", headers)  # fmt: skip
+    return Grant(record.tenant, headers)
+
+
+def authenticate() -> None:
+    """before_request: 401 / 403 / 429, or set ``g.tenant`` and the rate-limit headers."""
+    if request.method == "OPTIONS" or not is_api_path(request.path):
+        return
+    outcome = request.environ.pop(HANDOFF, None)
+    if outcome is None:
+        outcome = admit(context.extension(), request.headers.get("Authorization", ""),
+                        request.method, request.path, context.now())  # fmt: skip
+    if isinstance(outcome, Refused):
+        g.tenant = outcome.grant.tenant
+        g.rate_limit_headers = outcome.grant.rate_headers
+        raise outcome.problem
+    if isinstance(outcome, RateLimited):
+        g.tenant = outcome.tenant
+        g.rate_limit_headers = outcome.fields["headers"]
+    if isinstance(outcome, Exception):
+        raise outcome
+    g.tenant = outcome.tenant
+    g.rate_limit_headers = outcome.rate_headers
+
+
+def install(app: Flask) -> None:
+    app.before_request(authenticate)

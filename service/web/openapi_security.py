@@ -1,0 +1,64 @@
+"""The OpenAPI side of admission (``service.web.auth``): the bearer scheme, and security plus
+401/403/429 (and 408/503 for requests with a body) on every /api/v1 operation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from service.web.auth import is_api_path
+
+_PROBLEM = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+_INT_HEADER = {"schema": {"type": "integer", "minimum": 0}}
+_RATE_HEADERS = {
+    "RateLimit-Limit": {**_INT_HEADER, "description": "Requests allowed per window"},
+    "RateLimit-Remaining": {**_INT_HEADER, "description": "Requests left in this window"},
+    "RateLimit-Reset": {**_INT_HEADER, "description": "Seconds until the window resets"},
+}
+_SECURITY_RESPONSES = {
+    "401": ("Unauthorized", "Missing, malformed, unknown or revoked API key",
+            {"WWW-Authenticate": {"schema": {"type": "string"}}}),
+    "403": ("Forbidden", "The key lacks the scope this operation needs",
+            {"WWW-Authenticate": {"schema": {"type": "string"}}}),
+    "429": ("TooManyRequests", "Over the key's rate limit, or (requests with a body) the "
+            "tenant already sends as many bodies as it may at once; retry after `Retry-After` "
+            "seconds",
+            {"Retry-After": {**_INT_HEADER, "description": "Seconds to wait"}, **_RATE_HEADERS}),
+}  # fmt: skip
+# Requests with a body (every write) are read whole before they run (service.web.body_reads).
+_BODY_RESPONSES = {
+    "408": ("BodyTimeout", "The request body did not arrive within "
+            "`MAILFLOW_BODY_READ_TIMEOUT_SECONDS`; the connection is closed", {}),
+    "503": ("Unavailable", "The service or its data store cannot take the request now; retry "
+            "after `Retry-After` seconds",
+            {"Retry-After": {**_INT_HEADER, "description": "Seconds to wait"}}),
+}  # fmt: skip
+_WRITE_METHODS = frozenset({"post", "put", "patch", "delete"})
+_METHODS = ("get", "head", "post", "put", "patch", "delete")
+
+
+def document(spec: Any) -> None:
+    """Add the bearer scheme, and security plus 401/403/429 to every /api/v1 operation.
+
+    Called once all blueprints are registered, so a new endpoint is documented like it is
+    enforced: without doing anything.
+    """
+    spec.components.security_scheme("bearerAuth", {
+        "type": "http", "scheme": "bearer",
+        "description": "An API key from `mailflow keys create`: `Authorization: Bearer mf_...`. "
+        "GET/HEAD need scope `read`, POST /api/v1/traces `ingest`, other writes `admin`.",
+    })  # fmt: skip
+    for name, description, headers in (*_SECURITY_RESPONSES.values(), *_BODY_RESPONSES.values()):
+        spec.components.response(name, {"description": description, "content": _PROBLEM,
+                                        "headers": headers})  # fmt: skip
+    for path, operations in spec._paths.items():  # apispec keeps no public view of the paths
+        if not is_api_path(path):
+            continue
+        for method in _METHODS:
+            operation = operations.get(method)
+            if operation is None:
+                continue
+            operation["security"] = [{"bearerAuth": []}]
+            responses = operation.setdefault("responses", {})
+            extra = _BODY_RESPONSES if method in _WRITE_METHODS else {}
+            for status, (name, _, _) in {**_SECURITY_RESPONSES, **extra}.items():
+                responses.setdefault(status, {"$ref": f"#/components/responses/{name}"})
