@@ -160,3 +160,34 @@ def test_writes_refused_are_503_then_counted_once_redis_takes_them(refusal, cloc
     Worker(admin, Settings(redis_url=refusal.url), clock=clock).work(burst=True)
     assert total_counted(admin, "default", clock) == 400
     assert web.get("/readyz").json["checks"]["redis"] == "ok"
+
+
+def test_traces_stored_before_a_refused_worker_signal_are_a_202(
+    redis_server, redis_client, clock, closing, run_worker
+):
+    """Redis may start refusing writes between the ingest script and the signal to the workers.
+    The traces are stored by then: the answer is the 202 (a 503 would make the client resend
+    what is already counted), and the worker's sweep finds the tenant without the signal."""
+    if isinstance(redis_server, LocalCluster):
+        pytest.skip("an ACL user is set on one server")
+    # A user that may use every key of mailflow but the signal set: its SADD there is refused
+    # (NOPERM), as a write refused from that moment on would be.
+    redis_client.acl_setuser(
+        "nosignal", enabled=True, passwords=["+pw"], commands=["+@all"], channels=["*"],
+        keys=["mf:{*", "mf:tenants", "mf:metrics", "mf:apikeys", "mf:instance", "mf:worker*",
+              "mf:cursor-secret"],
+    )  # fmt: skip
+    try:
+        url = redis_server.url.replace("redis://", "redis://nosignal:pw@", 1)
+        app = closing(create_app({"redis_url": url, "CLOCK": clock}))
+        key = create_key(redis_client, "default", ALL_SCOPES, "k", clock.now)
+        web = type("Web", (KeyedClient,), {"default_key": key})(app)
+        traces, _ = make_traces(50, clock.now, seed=21)
+        answer = web.post("/api/v1/traces", json=traces)
+        assert answer.status_code == 202, answer.data
+        assert answer.json["accepted"] == 50
+        assert not redis_client.exists("mf:tenants:new-entries")  # the signal was refused
+        run_worker()
+        assert total_counted(redis_client, "default", clock) == 50
+    finally:
+        redis_client.acl_deluser("nosignal")

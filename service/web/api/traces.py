@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 
 import orjson
 from flask import Response, request
 from flask.views import MethodView
+from redis import Redis, RedisError
 
 from service.config import Settings
 from service.core.trace_batch import accept_valid_batch
@@ -26,6 +28,8 @@ from service.web.api.blueprint import Blueprint
 from service.web.api.body import JSON_TYPES, NDJSON_TYPES, media_type, parse_records, read_body
 from service.web.api.schemas import IngestResultSchema
 from service.web.errors import Problem
+
+log = logging.getLogger("mailflow.ingest")
 
 blp = Blueprint("traces", __name__, url_prefix="/api/v1", description="Ingest message traces")
 
@@ -99,7 +103,7 @@ class Traces(MethodView):
         dedupe = trace_store.DedupeWindow(context.now(), settings.dedupe_days)
         result = trace_store.ingest(client, tenant, accepted, dedupe, replication)
         if result.accepted:  # after the append, never before: see worker_signals
-            worker_signals.signal_new_entries(client, tenant)
+            _signal_worker(client, tenant)
         _count(result.accepted, result.duplicates, errors)
         body_out = {"accepted": result.accepted, "duplicates": result.duplicates,
                     "rejected": len(errors), "errors": errors}  # fmt: skip
@@ -192,3 +196,17 @@ def _count(accepted: int, duplicates: int, errors: list[dict[str, object]]) -> N
     METRICS.inc("mailflow_traces_total", (("outcome", "rejected"),), len(errors))
     for error in errors:
         METRICS.inc("mailflow_traces_rejected_total", (("field", str(error["field"]) or "body"),))
+
+
+def _signal_worker(client: Redis, tenant: str) -> None:
+    """Tell the workers the tenant has new entries. Best effort: the traces are stored already,
+    so a refused signal (Redis refusing writes from this moment on) must not turn the 202 into
+    a 503 the client would retry; a worker's sweep reads every stream within 30 s anyway."""
+    try:
+        worker_signals.signal_new_entries(client, tenant)
+    except RedisError as error:
+        log.warning(
+            "tenant %s: new entries not signalled (%s); the worker's sweep finds them",
+            tenant,
+            error,
+        )
