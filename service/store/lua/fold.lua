@@ -31,7 +31,7 @@ for index, field, amount in string.gmatch(ARGV[5], '(%d+)\t([^\t\n]*)\t(%d+)\n')
 end
 local version = redis.call('HINCRBY', meta, 'version', 1)
 -- Each day remembers the data version of its last change: a cached sum of some days
--- (read_window_sum.lua) is good only while none of its days has a newer one.
+-- (store/window_sums.py) is good only while none of its days has a newer one.
 local k = 3
 for lifetime in string.gmatch(ARGV[6], '%d+') do
   redis.call('PEXPIRE', KEYS[k], lifetime)
