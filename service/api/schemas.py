@@ -84,7 +84,7 @@ DOMAIN_PATTERN = (r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*"
                   r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?$")  # fmt: skip
 
 
-def _text(limit: int, trimmed: bool = False, **kwargs: Any) -> Text:
+def _optional_text_field(limit: int, trimmed: bool = False, **kwargs: Any) -> Text:
     # Optional fields: null means absent, as on the fast path.
     kwargs.setdefault("allow_none", True)
     return Text(validate=validate.Length(1, limit), trimmed=trimmed, **kwargs)
@@ -93,7 +93,7 @@ def _text(limit: int, trimmed: bool = False, **kwargs: Any) -> Text:
 class TraceSchema(StrictSchema):
     """One message's passage through a connector, as mailflow ingests it."""
 
-    id = _text(contract.MAX_ID, trimmed=True,
+    id = _optional_text_field(contract.MAX_ID, trimmed=True,
                metadata={"description": "Idempotency key; derived when absent"})  # fmt: skip
     timestamp = fields.String(
         required=True,
@@ -102,7 +102,7 @@ class TraceSchema(StrictSchema):
                   "most 15 minutes ahead"},
     )  # fmt: skip
     direction = fields.String(required=True, validate=validate.OneOf(contract.DIRECTIONS))
-    connector = _text(contract.MAX_CONNECTOR, trimmed=True)
+    connector = _optional_text_field(contract.MAX_CONNECTOR, trimmed=True)
     connector_type = fields.String(
         allow_none=True, validate=validate.OneOf(contract.CONNECTOR_TYPES)
     )
@@ -111,11 +111,17 @@ class TraceSchema(StrictSchema):
         metadata={"description": "TLS1.0..TLS1.3, SSL3, none (null); TLSv1.2, 'TLS 1.2', "
                   "tls1_2 are accepted", "example": "TLS1.2"},
     )  # fmt: skip
-    cipher = _text(128, trimmed=True)
-    message_id = _text(contract.MAX_STRING)
-    sender_domain = _text(contract.MAX_DOMAIN + 1, metadata={"pattern": DOMAIN_PATTERN})
-    recipient_domain = _text(contract.MAX_DOMAIN + 1, metadata={"pattern": DOMAIN_PATTERN})
-    remote_host = _text(contract.MAX_DOMAIN + 1, metadata={"pattern": DOMAIN_PATTERN})
+    cipher = _optional_text_field(128, trimmed=True)
+    message_id = _optional_text_field(contract.MAX_STRING)
+    sender_domain = _optional_text_field(
+        contract.MAX_DOMAIN + 1, metadata={"pattern": DOMAIN_PATTERN}
+    )
+    recipient_domain = _optional_text_field(
+        contract.MAX_DOMAIN + 1, metadata={"pattern": DOMAIN_PATTERN}
+    )
+    remote_host = _optional_text_field(
+        contract.MAX_DOMAIN + 1, metadata={"pattern": DOMAIN_PATTERN}
+    )
     remote_ip = fields.String(
         allow_none=True, metadata={"anyOf": [{"format": "ipv4"}, {"format": "ipv6"}]}
     )
@@ -196,10 +202,6 @@ TRACE_CONNECTOR_RULE: dict[str, Any] = {
         {"properties": {"connector": {"type": "null"}, "connector_type": {"type": "null"}}},
     ],
 }  # fmt: skip
-
-
-class TraceBatchSchema(Schema):
-    traces = fields.List(fields.Nested(TraceSchema), required=True)
 
 
 class IngestErrorSchema(Schema):
@@ -336,7 +338,7 @@ def _connector_args() -> dict[str, fields.Field]:
             metadata={"description": "A column, `-column` for descending (e.g. `-messages`); "
                       "TLS columns sort by percent. Default `direction` (`date` by day)"},
         ),
-        "limit": fields.Integer(load_default=100, validate=validate.Range(1, 1000)),
+        "limit": fields.Integer(load_default=100, validate=validate.Range(1, paging.MAX_LIMIT)),
         "cursor": _cursor_field("`next_cursor` of the previous page"),
         "format": fields.String(
             validate=validate.OneOf(("json", "csv")),
@@ -421,7 +423,7 @@ class InsightArgsSchema(StrictSchema):
     )
     cursor = _cursor_field("`next_cursor` of the previous response: continue after it")
     limit = fields.Integer(
-        load_default=insight_feed.DEFAULT_LIMIT, validate=validate.Range(1, 1000)
+        load_default=insight_feed.DEFAULT_LIMIT, validate=validate.Range(1, paging.MAX_LIMIT)
     )
 
 

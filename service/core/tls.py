@@ -7,7 +7,6 @@ from functools import lru_cache
 
 # Report order: strongest first, unencrypted last.
 TLS_VERSIONS: tuple[str, ...] = ("TLS1.3", "TLS1.2", "TLS1.1", "TLS1.0", "SSL3", "none")
-ENCRYPTED_VERSIONS = frozenset(TLS_VERSIONS) - {"none"}
 
 # "TLSv1.2", "TLS 1.2", "tls1_2", "TLSv1" (Postfix's name for 1.0), "SSLv3", "SSL 3.0" ...
 _SPELLING = re.compile(r"^(tls|ssl)\s*v?\s*(\d)(?:[._](\d))?$")

@@ -524,9 +524,6 @@ class PostfixParser:
             del table[next(iter(table))]
             self.evicted += 1
 
-    def _skip(self, kind: str) -> None:
-        self.kinds[kind] = self.kinds.get(kind, 0) + 1
-
 
 def _expire(table: dict, cutoff: float, epoch_of: Callable) -> None:  # type: ignore[type-arg]
     while table:
