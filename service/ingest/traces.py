@@ -18,28 +18,12 @@ try:
 except ImportError:  # pragma: no cover - CPython always has it; other interpreters may not
     from hashlib import blake2b
 
+from service.core.tls import TLS_VERSIONS, canonical_tls_version
+
 Trace = dict[str, Any]
 
-# Canonical names (DESIGN's trace table) for the spellings that mail servers log. Postfix and
-# OpenSSL say `TLSv1` for TLS 1.0; newer OpenSSL builds of Exim say `TLS1.2`; GnuTLS says
-# `TLS1.2` too; very old logs say `SSLv3`.
-_TLS_CANONICAL = {
-    "tlsv1": "TLS1.0",
-    "tlsv1.0": "TLS1.0",
-    "tls1": "TLS1.0",
-    "tls1.0": "TLS1.0",
-    "tlsv1.1": "TLS1.1",
-    "tls1.1": "TLS1.1",
-    "tlsv1.2": "TLS1.2",
-    "tls1.2": "TLS1.2",
-    "tlsv1.3": "TLS1.3",
-    "tls1.3": "TLS1.3",
-    "sslv3": "SSL3",
-    "ssl3": "SSL3",
-    "ssl3.0": "SSL3",
-}
-
-CANONICAL_TLS = frozenset(_TLS_CANONICAL.values()) | {"none"}
+# Every canonical name a trace may carry (DESIGN's trace table); spellings are core's.
+CANONICAL_TLS = frozenset(TLS_VERSIONS)
 
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 # Label syntax as the API checks it (ASCII letters, digits, inner hyphens); anything else
@@ -51,10 +35,11 @@ MAX_CIPHER = 128  # the API's limit for `cipher`
 
 
 def canonical_tls(version: str | None) -> str | None:
-    """`TLSv1.2` -> `TLS1.2`; None for spellings we do not know (e.g. Exim's test `TLS1.x`)."""
+    """`TLSv1.2` -> `TLS1.2`; None when nothing was logged or for spellings nobody knows
+    (e.g. Exim's test `TLS1.x`). The spellings are the API's (``service.core.tls``)."""
     if not version:
         return None
-    return _TLS_CANONICAL.get(version.lower().replace(" ", "").replace("_", "."))
+    return canonical_tls_version(version)
 
 
 def clean(value: str) -> str:
