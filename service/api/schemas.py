@@ -1,16 +1,14 @@
 """marshmallow schemas: the documented contract of every request and response.
 
-``TraceSchema`` states the trace contract for the spec and for the property test that holds the
-hand-written fast path (``service.core.traces``) against it.
+``TraceSchema`` declares the trace contract of ``service.core.traces`` for the spec; the
+contract itself, rules and normalisation, is that module's alone.
 """
 
 from __future__ import annotations
 
-import hashlib
-import ipaddress
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import orjson
 from marshmallow import (
     RAISE,
     Schema,
@@ -19,7 +17,6 @@ from marshmallow import (
     post_load,
     pre_load,
     validate,
-    validates_schema,
 )  # fmt: skip
 
 from service import insight_feed
@@ -28,7 +25,7 @@ from service.core import paging
 from service.core import traces as contract
 from service.core.insight_rules import MAX_MIN_MESSAGES
 from service.core.text import TEXT_PATTERN, TRIMMED_TEXT_PATTERN, TextError, checked_text
-from service.core.tls import TLS_VERSIONS, canonical_tls_version
+from service.core.tls import TLS_VERSIONS
 
 
 class StrictSchema(Schema):
@@ -78,20 +75,33 @@ class JsonBoolean(fields.Boolean):
         return value
 
 
-# A domain name as the trace contract checks it (contract._DOMAIN, after lower-casing), for the
-# spec: dot-separated labels of letters, digits and inner hyphens, an optional final dot.
-DOMAIN_PATTERN = (r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*"
-                  r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?$")  # fmt: skip
-
-
 def _optional_text_field(limit: int, trimmed: bool = False, **kwargs: Any) -> Text:
     # Optional fields: null means absent, as on the fast path.
     kwargs.setdefault("allow_none", True)
     return Text(validate=validate.Length(1, limit), trimmed=trimmed, **kwargs)
 
 
+def _domain_field() -> Text:
+    # The pattern is for the spec: the contract lower-cases, then checks (normalize_trace).
+    return _optional_text_field(
+        contract.MAX_DOMAIN + 1, metadata={"pattern": contract.DOMAIN_PATTERN}
+    )
+
+
+# Loaded without a window, the schema leaves the time out: any date a datetime holds, a day
+# inside its range at each end so that no offset can take a time past it.
+_ALL_TIME = contract.IngestWindow(datetime(1, 1, 2, tzinfo=UTC), datetime(9999, 12, 30, tzinfo=UTC))
+
+
 class TraceSchema(StrictSchema):
-    """One message's passage through a connector, as mailflow ingests it."""
+    """One message's passage through a connector, as mailflow ingests it.
+
+    The fields declare the trace contract (``service.core.traces``) for the spec, from its
+    names and limits; its rules across fields, the retention window and the normalisation are
+    ``normalize_trace``'s alone. Ingestion never loads this schema (it runs the contract
+    directly, hundreds of times faster); a property test loads it to hold these declarations
+    to the contract.
+    """
 
     id = _optional_text_field(contract.MAX_ID, trimmed=True,
                metadata={"description": "Idempotency key; derived when absent"})  # fmt: skip
@@ -99,7 +109,7 @@ class TraceSchema(StrictSchema):
         required=True,
         metadata={"example": "2026-11-27T10:00:00Z", "format": "date-time",
                   "description": "RFC 3339 with an offset; within the retention period and at "
-                  "most 15 minutes ahead"},
+                  f"most {contract.FUTURE_TOLERANCE // timedelta(minutes=1)} minutes ahead"},
     )  # fmt: skip
     direction = fields.String(required=True, validate=validate.OneOf(contract.DIRECTIONS))
     connector = _optional_text_field(contract.MAX_CONNECTOR, trimmed=True)
@@ -111,17 +121,11 @@ class TraceSchema(StrictSchema):
         metadata={"description": "TLS1.0..TLS1.3, SSL3, none (null); TLSv1.2, 'TLS 1.2', "
                   "tls1_2 are accepted", "example": "TLS1.2"},
     )  # fmt: skip
-    cipher = _optional_text_field(128, trimmed=True)
+    cipher = _optional_text_field(contract.MAX_CIPHER, trimmed=True)
     message_id = _optional_text_field(contract.MAX_STRING)
-    sender_domain = _optional_text_field(
-        contract.MAX_DOMAIN + 1, metadata={"pattern": DOMAIN_PATTERN}
-    )
-    recipient_domain = _optional_text_field(
-        contract.MAX_DOMAIN + 1, metadata={"pattern": DOMAIN_PATTERN}
-    )
-    remote_host = _optional_text_field(
-        contract.MAX_DOMAIN + 1, metadata={"pattern": DOMAIN_PATTERN}
-    )
+    sender_domain = _domain_field()
+    recipient_domain = _domain_field()
+    remote_host = _domain_field()
     remote_ip = fields.String(
         allow_none=True, metadata={"anyOf": [{"format": "ipv4"}, {"format": "ipv6"}]}
     )
@@ -137,62 +141,17 @@ class TraceSchema(StrictSchema):
             raise ValidationError("a trace must be a JSON object", "_schema")
         return data
 
-    @validates_schema
-    def check_rules(self, data: dict[str, Any], **_: Any) -> None:
-        data = {k: v for k, v in data.items() if v is not None or k == "tls_version"}
-        tls = data.get("tls_version")
-        if tls is not None and canonical_tls_version(tls) is None:
-            raise ValidationError("unknown TLS version", "tls_version")
-        if data.get("connector") is not None and data.get("connector_type") is None:
-            raise ValidationError("required with a connector", "connector_type")
-        if data.get("connector") is None and data.get("connector_type") is not None:
-            raise ValidationError("only allowed together with a connector", "connector_type")
-        for name in contract.DOMAIN_FIELDS:
-            if name in data:
-                value = data[name].lower()
-                if not value.isascii() or not contract._DOMAIN.match(value):
-                    raise ValidationError("not a valid domain name", name)
-        if "remote_ip" in data:
-            try:
-                ipaddress.ip_address(data["remote_ip"].strip("[]"))
-            except ValueError:
-                raise ValidationError("not a valid IP address", "remote_ip") from None
-        if self.window is not None:
-            try:
-                contract._timestamp(data["timestamp"], self.window)
-            except contract.TraceError as error:
-                raise ValidationError(error.message, "timestamp") from None
-
     @post_load
     def normalise(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
-        assert self.window is not None
-        data = {k: v for k, v in data.items() if v is not None or k == "tls_version"}
-        timestamp, _epoch_ms, day = contract._timestamp(data["timestamp"], self.window)
-        record: dict[str, Any] = {
-            "timestamp": timestamp,
-            "direction": data["direction"],
-            "connector": data.get("connector"),
-        }
-        if data.get("connector") is not None:
-            record["connector_type"] = data["connector_type"]
-        record["tls_version"] = canonical_tls_version(data.get("tls_version"))
-        for name in ("cipher", "message_id"):
-            if name in data:
-                record[name] = data[name]
-        for name in contract.DOMAIN_FIELDS:
-            if name in data:
-                record[name] = data[name].lower().rstrip(".")
-        if "remote_ip" in data:
-            record["remote_ip"] = str(ipaddress.ip_address(data["remote_ip"].strip("[]")))
-        if "size_bytes" in data:
-            record["size_bytes"] = data["size_bytes"]
-        canonical = orjson.dumps(record, option=orjson.OPT_SORT_KEYS)
-        record["id"] = data.get("id") or "sha256:" + hashlib.sha256(canonical).hexdigest()
-        record["_day"] = day
-        return record
+        """The trace as the contract normalises it, and its UTC day (``_day``)."""
+        try:
+            accepted = contract.normalize_trace(data, self.window or _ALL_TIME)
+        except contract.TraceError as error:
+            raise ValidationError(error.message, error.field or "_schema") from None
+        return {**accepted.record, "_day": accepted.day}
 
 
-# The connector rule of a trace, for the spec (TraceSchema.check_rules enforces it): a
+# The connector rule of a trace, for the spec (normalize_trace enforces it): a
 # connector comes with its type, and a type only with a connector. (A trace naming a connector
 # that has a definition may leave the type out; the spec states the general rule.)
 TRACE_CONNECTOR_RULE: dict[str, Any] = {

@@ -27,12 +27,14 @@ from service.core.text import is_clean_text
 from service.core.tls import canonical_tls_version
 from service.core.traces import (
     _RFC3339,
+    CONNECTOR_TYPES,
+    DIRECTIONS,
     DOMAIN_FIELDS,
+    MAX_CIPHER,
     MAX_CONNECTOR,
     MAX_DOMAIN,
     MAX_ID,
     MAX_STRING,
-    OPTIONAL_STRINGS,
     RECORD_SEP,
     AcceptedBatch,
     IngestWindow,
@@ -56,12 +58,12 @@ class _Trace(Struct, forbid_unknown_fields=True, gc=False):
     field sent as null is told apart from one not sent (needed to count fields, below)."""
 
     timestamp: str
-    direction: Literal["inbound", "outbound"]
+    direction: Literal[DIRECTIONS]  # type: ignore[valid-type]
     tls_version: str | None
     id: _bounded_text(MAX_ID) | None | UnsetType = UNSET  # type: ignore[valid-type]
     connector: _bounded_text(MAX_CONNECTOR) | None | UnsetType = UNSET  # type: ignore[valid-type]
-    connector_type: Literal["partner", "onpremises"] | None | UnsetType = UNSET
-    cipher: _bounded_text(OPTIONAL_STRINGS["cipher"]) | None | UnsetType = UNSET  # type: ignore[valid-type]
+    connector_type: Literal[CONNECTOR_TYPES] | None | UnsetType = UNSET  # type: ignore[valid-type]
+    cipher: _bounded_text(MAX_CIPHER) | None | UnsetType = UNSET  # type: ignore[valid-type]
     message_id: _bounded_text(MAX_STRING) | None | UnsetType = UNSET  # type: ignore[valid-type]
     sender_domain: Annotated[str, Meta(max_length=MAX_DOMAIN + 1)] | None | UnsetType = UNSET
     recipient_domain: Annotated[str, Meta(max_length=MAX_DOMAIN + 1)] | None | UnsetType = UNSET

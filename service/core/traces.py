@@ -1,11 +1,12 @@
 """Validation and normalisation of ingested traces, record by record: the exact path.
 
 marshmallow's load is about 17,000 records/s per core, a quarter of what ingestion must do, so
-records are checked here by hand. ``service.api.schemas.TraceSchema`` states the same contract
-for the OpenAPI spec, and a property test holds the two against each other: whatever one
-rejects the other rejects, and what both accept they normalise identically. A wholly valid
-batch is checked faster still, column-wise (``service.core.trace_batch``), and held to this
-path by another property test; any batch with a bad record comes here, to be named.
+records are checked here by hand. This module is the contract: ``service.api.schemas.TraceSchema``
+declares its fields for the OpenAPI spec from the names and limits below and leaves the rules
+and the normalisation to ``normalize_trace``; a property test holds the declarations to this
+path (whatever one rejects the other rejects). A wholly valid batch is checked faster still,
+column-wise (``service.core.trace_batch``), and held to this path by another property test;
+any batch with a bad record comes here, to be named.
 """
 
 from __future__ import annotations
@@ -30,9 +31,10 @@ MAX_ID = 128
 MAX_CONNECTOR = 128
 MAX_STRING = 998  # RFC 5322's line limit: nothing legitimate in a trace is longer
 MAX_DOMAIN = 253
+MAX_CIPHER = 128
 FUTURE_TOLERANCE = timedelta(minutes=15)
 
-OPTIONAL_STRINGS = {"cipher": 128, "message_id": MAX_STRING}
+OPTIONAL_STRINGS = {"cipher": MAX_CIPHER, "message_id": MAX_STRING}
 DOMAIN_FIELDS = ("sender_domain", "recipient_domain", "remote_host")
 # Names and ids: no whitespace at either end (see service.core.text).
 TRIMMED_FIELDS = frozenset({"id", "connector", "cipher"})
@@ -45,8 +47,18 @@ _RFC3339 = re.compile(
     r"(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}:\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})", re.ASCII
 )
 _UTC_OFFSETS = frozenset({"Z", "z", "+00:00", "-00:00"})
-_DOMAIN = re.compile(r"^(?=.{1,253}\.?$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*"
-                     r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.?$")  # fmt: skip
+
+
+def _domain_pattern(letter: str, length: str = "") -> str:
+    """Dot-separated labels of letters, digits and inner hyphens, an optional final dot."""
+    label = f"[{letter}0-9](?:[{letter}0-9-]{{0,61}}[{letter}0-9])?"
+    return rf"^{length}(?:{label}\.)*{label}\.?$"
+
+
+# Checked after lower-casing, with the length; the spec states the length as maxLength and
+# lets either case through, as the lower-casing here does.
+_DOMAIN = re.compile(_domain_pattern("a-z", length=r"(?=.{1,253}\.?$)"))
+DOMAIN_PATTERN = _domain_pattern("A-Za-z")
 
 # Separators inside stream records and counter fields. Control characters are rejected in
 # every string field (``service.core.text``), so they can never occur inside a value.
