@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 try:
     # hashlib would load OpenSSL (several ms at start-up) only to hand back this builtin.
@@ -19,6 +19,9 @@ except ImportError:  # pragma: no cover - CPython always has it; other interpret
     from hashlib import blake2b
 
 from service.core.tls import TLS_VERSIONS, canonical_tls_version
+
+if TYPE_CHECKING:
+    from service.ingest.connector_map import ConnectorMap
 
 Trace = dict[str, Any]
 
@@ -106,12 +109,33 @@ def put_optional(trace: Trace, key: str, value: str | int | None) -> None:
     trace[key] = value
 
 
+def put_optionals(trace: Trace, **values: str | int | None) -> None:
+    """``put_optional`` for each field, in the order given."""
+    for key, value in values.items():
+        put_optional(trace, key, value)
+
+
+def put_connector(
+    trace: Trace, connectors: ConnectorMap | None, direction: str, **peer: str | None
+) -> None:
+    """Name the trace's connector and its type when the mapping knows the peer."""
+    if connectors is None:
+        return  # no mapping: not even the Peer is built (nor its module imported)
+    # Imported on first use: runs without --connectors never load the mapping code.
+    from service.ingest.connector_map import Peer
+
+    found = connectors.lookup(Peer(direction, **peer))
+    if found is not None:
+        trace["connector"], trace["connector_type"] = found
+
+
 class ReadyQueue:
     """What every parser that emits a trace as soon as its line is read has in common: no
     state that ages (``advance`` does nothing), and ``flush`` is ``take``. Subclasses set
     ``self.ready`` and implement ``feed``."""
 
     ready: list[Trace]
+    kinds: dict[str, int]
 
     def feed(self, line: str) -> None:
         raise NotImplementedError
@@ -132,3 +156,7 @@ class ReadyQueue:
 
     def state_size(self) -> int:
         return 0
+
+    def _skip(self, kind: str, count: int = 1) -> None:
+        """Count lines that made no trace, by why (``kinds``)."""
+        self.kinds[kind] = self.kinds.get(kind, 0) + count
