@@ -6,7 +6,7 @@ contract itself, rules and normalisation, is that module's alone.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from marshmallow import (
@@ -109,7 +109,7 @@ class TraceSchema(StrictSchema):
         required=True,
         metadata={"example": "2026-11-27T10:00:00Z", "format": "date-time",
                   "description": "RFC 3339 with an offset; within the retention period and at "
-                  f"most {contract.FUTURE_TOLERANCE // timedelta(minutes=1)} minutes ahead"},
+                  f"most {contract.FUTURE_MINUTES} minutes ahead"},
     )  # fmt: skip
     direction = fields.String(required=True, validate=validate.OneOf(contract.DIRECTIONS))
     connector = _optional_text_field(contract.MAX_CONNECTOR, trimmed=True)

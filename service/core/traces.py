@@ -33,6 +33,7 @@ MAX_STRING = 998  # RFC 5322's line limit: nothing legitimate in a trace is long
 MAX_DOMAIN = 253
 MAX_CIPHER = 128
 FUTURE_TOLERANCE = timedelta(minutes=15)
+FUTURE_MINUTES = FUTURE_TOLERANCE // timedelta(minutes=1)
 
 OPTIONAL_STRINGS = {"cipher": MAX_CIPHER, "message_id": MAX_STRING}
 DOMAIN_FIELDS = ("sender_domain", "recipient_domain", "remote_host")
@@ -169,7 +170,7 @@ def normalize_trace(
 
     direction = obj.get("direction")
     if direction not in DIRECTIONS:
-        raise TraceError("direction", "required; one of inbound, outbound")
+        raise TraceError("direction", f"required; one of {', '.join(DIRECTIONS)}")
     record["direction"] = direction
 
     connector = obj.get("connector")
@@ -184,7 +185,7 @@ def normalize_trace(
             connector_type = defined
         elif connector_type not in CONNECTOR_TYPES:
             raise TraceError(
-                "connector_type", "required with a connector; one of partner, onpremises"
+                "connector_type", f"required with a connector; one of {', '.join(CONNECTOR_TYPES)}"
             )
     elif connector_type is not None:
         raise TraceError("connector_type", "only allowed together with a connector")
@@ -265,7 +266,7 @@ def _timestamp(value: Any, window: IngestWindow) -> tuple[str, int, str]:
         raise TraceError("timestamp", f"before the retention window (earliest "
                          f"{window.earliest.date().isoformat()})")  # fmt: skip
     if when > window.latest:
-        raise TraceError("timestamp", "more than 15 minutes in the future")
+        raise TraceError("timestamp", f"more than {FUTURE_MINUTES} minutes in the future")
     epoch_ms = round(when.timestamp() * 1000)
     if is_utc:  # the common case needs no conversion: rebuild the string from its parts
         return f"{date}T{time_of_day}{fraction}Z", epoch_ms, date
