@@ -27,12 +27,14 @@ from service.core.text import is_clean_text
 from service.core.tls import canonical_tls_version
 from service.core.traces import (
     _RFC3339,
+    CONNECTOR_TYPES,
+    DIRECTIONS,
     DOMAIN_FIELDS,
+    MAX_CIPHER,
     MAX_CONNECTOR,
     MAX_DOMAIN,
     MAX_ID,
     MAX_STRING,
-    OPTIONAL_STRINGS,
     RECORD_SEP,
     AcceptedBatch,
     IngestWindow,
@@ -44,10 +46,10 @@ from service.core.traces import (
 )
 
 
-def _text(limit: int) -> Any:
+def _bounded_text(limit: int) -> Any:
     """A non-empty string of at most ``limit`` characters. ASCII control characters need no
     check here: JSON allows them in strings only escaped, and a body with a backslash or a raw
-    DEL goes the exact path; non-ASCII strings are checked after decoding (``_clean_text``)."""
+    DEL goes the exact path; non-ASCII strings are checked after decoding (``_text_rule_holds``)."""
     return Annotated[str, Meta(min_length=1, max_length=limit)]
 
 
@@ -56,13 +58,13 @@ class _Trace(Struct, forbid_unknown_fields=True, gc=False):
     field sent as null is told apart from one not sent (needed to count fields, below)."""
 
     timestamp: str
-    direction: Literal["inbound", "outbound"]
+    direction: Literal[DIRECTIONS]  # type: ignore[valid-type]
     tls_version: str | None
-    id: _text(MAX_ID) | None | UnsetType = UNSET  # type: ignore[valid-type]
-    connector: _text(MAX_CONNECTOR) | None | UnsetType = UNSET  # type: ignore[valid-type]
-    connector_type: Literal["partner", "onpremises"] | None | UnsetType = UNSET
-    cipher: _text(OPTIONAL_STRINGS["cipher"]) | None | UnsetType = UNSET  # type: ignore[valid-type]
-    message_id: _text(MAX_STRING) | None | UnsetType = UNSET  # type: ignore[valid-type]
+    id: _bounded_text(MAX_ID) | None | UnsetType = UNSET  # type: ignore[valid-type]
+    connector: _bounded_text(MAX_CONNECTOR) | None | UnsetType = UNSET  # type: ignore[valid-type]
+    connector_type: Literal[CONNECTOR_TYPES] | None | UnsetType = UNSET  # type: ignore[valid-type]
+    cipher: _bounded_text(MAX_CIPHER) | None | UnsetType = UNSET  # type: ignore[valid-type]
+    message_id: _bounded_text(MAX_STRING) | None | UnsetType = UNSET  # type: ignore[valid-type]
     sender_domain: Annotated[str, Meta(max_length=MAX_DOMAIN + 1)] | None | UnsetType = UNSET
     recipient_domain: Annotated[str, Meta(max_length=MAX_DOMAIN + 1)] | None | UnsetType = UNSET
     remote_host: Annotated[str, Meta(max_length=MAX_DOMAIN + 1)] | None | UnsetType = UNSET
@@ -107,7 +109,7 @@ def accept_valid_batch(
     except Exception:  # noqa: BLE001 - whatever msgspec refuses (a ValidationError, invalid
         # UTF-8, an integer past 64 bits ...), the exact path judges and names
         return None
-    if not 0 < len(records) <= max_records or _may_repeat_fields(body, records, wrapped):
+    if not 0 < len(records) <= max_records or _more_strings_than_decoded(body, records, wrapped):
         return None
     if not _text_rule_holds(body, records):
         return None
@@ -117,7 +119,7 @@ def accept_valid_batch(
         return None
 
 
-def _may_repeat_fields(body: bytes, records: list[_Trace], wrapped: bool) -> bool:
+def _more_strings_than_decoded(body: bytes, records: list[_Trace], wrapped: bool) -> bool:
     """msgspec, like orjson, keeps the last of a repeated field: tell whether any may be.
 
     Without backslashes every quote in the body opens or closes a string, and the strings are
@@ -144,7 +146,7 @@ def _text_rule_holds(body: bytes, records: list[_Trace]) -> bool:
     names = {*map(_CONNECTOR, records), *map(_CIPHER, records)}  # a few distinct ones
     ids = list(map(_ID, records))
     if body.isascii():
-        # Without backslashes (see _may_repeat_fields) the only whitespace a string can hold
+        # Without backslashes (see _more_strings_than_decoded) the only whitespace a string can hold
         # raw is the space: one join and one search look at every id at C speed.
         try:
             joined = " ".join(ids)

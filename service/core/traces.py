@@ -1,11 +1,12 @@
 """Validation and normalisation of ingested traces, record by record: the exact path.
 
 marshmallow's load is about 17,000 records/s per core, a quarter of what ingestion must do, so
-records are checked here by hand. ``service.api.schemas.TraceSchema`` states the same contract
-for the OpenAPI spec, and a property test holds the two against each other: whatever one
-rejects the other rejects, and what both accept they normalise identically. A wholly valid
-batch is checked faster still, column-wise (``service.core.trace_batch``), and held to this
-path by another property test; any batch with a bad record comes here, to be named.
+records are checked here by hand. This module is the contract: ``service.web.api.schemas.TraceSchema``
+declares its fields for the OpenAPI spec from the names and limits below and leaves the rules
+and the normalisation to ``normalize_trace``; a property test holds the declarations to this
+path (whatever one rejects the other rejects). A wholly valid batch is checked faster still,
+column-wise (``service.core.trace_batch``), and held to this path by another property test;
+any batch with a bad record comes here, to be named.
 """
 
 from __future__ import annotations
@@ -30,9 +31,11 @@ MAX_ID = 128
 MAX_CONNECTOR = 128
 MAX_STRING = 998  # RFC 5322's line limit: nothing legitimate in a trace is longer
 MAX_DOMAIN = 253
+MAX_CIPHER = 128
 FUTURE_TOLERANCE = timedelta(minutes=15)
+FUTURE_MINUTES = FUTURE_TOLERANCE // timedelta(minutes=1)
 
-OPTIONAL_STRINGS = {"cipher": 128, "message_id": MAX_STRING}
+OPTIONAL_STRINGS = {"cipher": MAX_CIPHER, "message_id": MAX_STRING}
 DOMAIN_FIELDS = ("sender_domain", "recipient_domain", "remote_host")
 # Names and ids: no whitespace at either end (see service.core.text).
 TRIMMED_FIELDS = frozenset({"id", "connector", "cipher"})
@@ -45,8 +48,18 @@ _RFC3339 = re.compile(
     r"(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}:\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})", re.ASCII
 )
 _UTC_OFFSETS = frozenset({"Z", "z", "+00:00", "-00:00"})
-_DOMAIN = re.compile(r"^(?=.{1,253}\.?$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*"
-                     r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.?$")  # fmt: skip
+
+
+def _domain_pattern(letter: str, length: str = "") -> str:
+    """Dot-separated labels of letters, digits and inner hyphens, an optional final dot."""
+    label = f"[{letter}0-9](?:[{letter}0-9-]{{0,61}}[{letter}0-9])?"
+    return rf"^{length}(?:{label}\.)*{label}\.?$"
+
+
+# Checked after lower-casing, with the length; the spec states the length as maxLength and
+# lets either case through, as the lower-casing here does.
+_DOMAIN = re.compile(_domain_pattern("a-z", length=r"(?=.{1,253}\.?$)"))
+DOMAIN_PATTERN = _domain_pattern("A-Za-z")
 
 # Separators inside stream records and counter fields. Control characters are rejected in
 # every string field (``service.core.text``), so they can never occur inside a value.
@@ -157,7 +170,7 @@ def normalize_trace(
 
     direction = obj.get("direction")
     if direction not in DIRECTIONS:
-        raise TraceError("direction", "required; one of inbound, outbound")
+        raise TraceError("direction", f"required; one of {', '.join(DIRECTIONS)}")
     record["direction"] = direction
 
     connector = obj.get("connector")
@@ -172,7 +185,7 @@ def normalize_trace(
             connector_type = defined
         elif connector_type not in CONNECTOR_TYPES:
             raise TraceError(
-                "connector_type", "required with a connector; one of partner, onpremises"
+                "connector_type", f"required with a connector; one of {', '.join(CONNECTOR_TYPES)}"
             )
     elif connector_type is not None:
         raise TraceError("connector_type", "only allowed together with a connector")
@@ -253,7 +266,7 @@ def _timestamp(value: Any, window: IngestWindow) -> tuple[str, int, str]:
         raise TraceError("timestamp", f"before the retention window (earliest "
                          f"{window.earliest.date().isoformat()})")  # fmt: skip
     if when > window.latest:
-        raise TraceError("timestamp", "more than 15 minutes in the future")
+        raise TraceError("timestamp", f"more than {FUTURE_MINUTES} minutes in the future")
     epoch_ms = round(when.timestamp() * 1000)
     if is_utc:  # the common case needs no conversion: rebuild the string from its parts
         return f"{date}T{time_of_day}{fraction}Z", epoch_ms, date

@@ -161,17 +161,17 @@ class TraceSender:
                         "index": start,
                         "field": None,
                         "message": f"HTTP {status}: batch of {len(batch)} refused: "
-                        + str(problem.get("detail") or problem.get("title") or _text(data)),
+                        + str(problem.get("detail") or problem.get("title") or _body_excerpt(data)),
                     }
                 )
                 self._note_errors(problem, start)
                 return
             if status in (401, 403, 404, 405):
                 problem = _json(data)
-                detail = problem.get("detail") or problem.get("title") or _text(data)
+                detail = problem.get("detail") or problem.get("title") or _body_excerpt(data)
                 raise SendError(f"HTTP {status} from the API: {detail}")
             if status not in RETRY_STATUSES and status != 0:
-                raise SendError(f"unexpected HTTP {status} from the API: {_text(data)}")
+                raise SendError(f"unexpected HTTP {status} from the API: {_body_excerpt(data)}")
             reason = f"HTTP {status}" if status else data.decode(errors="replace")
             stopping = self.should_stop is not None and self.should_stop()
             giving_up = stopping or (not self.keep_retrying and attempt >= self.max_retries)
@@ -245,7 +245,7 @@ class TraceSender:
                 self.stats.note_error({**err, "index": index})
 
 
-def _text(data: bytes) -> str:
+def _body_excerpt(data: bytes) -> str:
     return data[:200].decode("utf-8", "replace")
 
 

@@ -20,12 +20,13 @@ from service.ingest.traces import (
     clean_ip,
     domain_of_address,
     is_loopback,
-    put_optional,
+    put_connector,
+    put_optionals,
     trace_id,
 )
 
 if TYPE_CHECKING:
-    from service.ingest.connector_map import ConnectorMap, Peer
+    from service.ingest.connector_map import ConnectorMap
 
 # `2024-01-02 10:00:00[.123] [+0100] [[pid]] <message id> <flag> ...`; ids are 6-6-2 (before
 # Exim 4.97) or 6-11-4 characters.
@@ -126,16 +127,14 @@ class EximParser(ReadyQueue):
         )
         recipient = _recipient_of_arrival(rest)
         recipient_domain = domain_of_address(recipient) if recipient else None
-        put_optional(trace, "cipher", cipher)
-        put_optional(trace, "sender_domain", sender_domain)
-        put_optional(trace, "recipient_domain", recipient_domain)
-        put_optional(trace, "remote_host", clean_host(name or ""))
-        put_optional(trace, "remote_ip", clean_ip(ip))
-        put_optional(trace, "message_id", message_id)
-        put_optional(trace, "size_bytes", self.messages[msg_id][1])
+        put_optionals(trace, cipher=cipher, sender_domain=sender_domain,
+                      recipient_domain=recipient_domain, remote_host=clean_host(name or ""),
+                      remote_ip=clean_ip(ip), message_id=message_id,
+                      size_bytes=self.messages[msg_id][1])  # fmt: skip
         interface = _field(rest, "I")
-        self._connector(
+        put_connector(
             trace,
+            self.connectors,
             "inbound",
             ip=ip,
             host=name,
@@ -177,15 +176,12 @@ class EximParser(ReadyQueue):
         )
         recipient = rest[3:].split(" ", 1)[0]
         recipient_domain = domain_of_address(recipient.strip("<>"))
-        put_optional(trace, "cipher", cipher)
-        put_optional(trace, "sender_domain", sender_domain)
-        put_optional(trace, "recipient_domain", recipient_domain)
-        put_optional(trace, "remote_host", clean_host(name or ""))
-        put_optional(trace, "remote_ip", clean_ip(ip))
-        put_optional(trace, "message_id", message_id)
-        put_optional(trace, "size_bytes", size)
-        self._connector(
+        put_optionals(trace, cipher=cipher, sender_domain=sender_domain,
+                      recipient_domain=recipient_domain, remote_host=clean_host(name or ""),
+                      remote_ip=clean_ip(ip), message_id=message_id, size_bytes=size)  # fmt: skip
+        put_connector(
             trace,
+            self.connectors,
             "outbound",
             ip=ip,
             host=name,
@@ -218,16 +214,6 @@ class EximParser(ReadyQueue):
             "tls_version": version,
         }
 
-    def _connector(self, trace: Trace, direction: str, **fields: str | None) -> None:
-        if self.connectors is None:
-            return  # no mapping: not even the Peer is built (nor its module imported)
-        found = self.connectors.lookup(_peer(direction, **fields))
-        if found is not None:
-            trace["connector"], trace["connector_type"] = found
-
-    def _skip(self, kind: str) -> None:
-        self.kinds[kind] = self.kinds.get(kind, 0) + 1
-
 
 def _field(rest: str, key: str) -> str | None:
     f = _FIELD_RE[key].search(rest)
@@ -258,10 +244,3 @@ def _recipient_of_arrival(rest: str) -> str | None:
     if at < 0:
         return None
     return rest[at + 5 :].split(" ", 1)[0]
-
-
-def _peer(direction: str, **fields: str | None) -> Peer:
-    # Imported on first use: runs without --connectors never load the mapping code.
-    from service.ingest.connector_map import Peer
-
-    return Peer(direction, **fields)

@@ -28,12 +28,14 @@ from service.ingest.traces import (
     clean_ip,
     domain_of_address,
     is_loopback,
+    put_connector,
     put_optional,
+    put_optionals,
     trace_id,
 )
 
 if TYPE_CHECKING:
-    from service.ingest.connector_map import ConnectorMap, Peer
+    from service.ingest.connector_map import ConnectorMap
 
 _TLS_FROM_RE = re.compile(
     r"(?:\w+ )?TLS connection established from ([^\s\[]*)\[([^\]]*)\](?::\d+)?: "
@@ -374,14 +376,12 @@ class PostfixParser:
         if tls:
             put_optional(trace, "cipher", tls[1])
         recipient_domain = domain_of_address(rcpt)
-        put_optional(trace, "sender_domain", entry.sender_domain)
-        put_optional(trace, "recipient_domain", recipient_domain)
-        put_optional(trace, "remote_host", clean_host(name))
-        put_optional(trace, "remote_ip", clean_ip(ip))
-        put_optional(trace, "message_id", entry.message_id)
-        put_optional(trace, "size_bytes", entry.size)
-        self._connector(
+        put_optionals(trace, sender_domain=entry.sender_domain, recipient_domain=recipient_domain,
+                      remote_host=clean_host(name), remote_ip=clean_ip(ip),
+                      message_id=entry.message_id, size_bytes=entry.size)  # fmt: skip
+        put_connector(
             trace,
+            self.connectors,
             "outbound",
             ip=ip,
             host=name,
@@ -467,8 +467,9 @@ class PostfixParser:
         put_optional(trace, "sender_domain", entry.sender_domain)
         put_optional(trace, "message_id", entry.message_id)
         put_optional(trace, "size_bytes", entry.size)
-        self._connector(
+        put_connector(
             trace,
+            self.connectors,
             "inbound",
             ip=trace.get("remote_ip"),
             host=trace.get("remote_host"),
@@ -477,13 +478,6 @@ class PostfixParser:
             service=entry.service,
         )
         self.ready.append(trace)
-
-    def _connector(self, trace: Trace, direction: str, **fields: str | None) -> None:
-        if self.connectors is None:
-            return  # no mapping: not even the Peer is built (nor its module imported)
-        found = self.connectors.lookup(_peer(direction, **fields))
-        if found is not None:
-            trace["connector"], trace["connector_type"] = found
 
     def _stamp(self, ts: str) -> str | None:
         """The trace timestamp, or None for an impossible date (`Feb 30`, month 13)."""
@@ -524,9 +518,6 @@ class PostfixParser:
             del table[next(iter(table))]
             self.evicted += 1
 
-    def _skip(self, kind: str) -> None:
-        self.kinds[kind] = self.kinds.get(kind, 0) + 1
-
 
 def _expire(table: dict, cutoff: float, epoch_of: Callable) -> None:  # type: ignore[type-arg]
     while table:
@@ -534,10 +525,3 @@ def _expire(table: dict, cutoff: float, epoch_of: Callable) -> None:  # type: ig
         if epoch_of(table[key]) >= cutoff:
             return
         del table[key]
-
-
-def _peer(direction: str, **fields: str | None) -> Peer:
-    # Imported on first use: runs without --connectors never load the mapping code.
-    from service.ingest.connector_map import Peer
-
-    return Peer(direction, **fields)

@@ -165,11 +165,6 @@ def _bsd_datetime(
         return None
 
 
-def format_rfc3339(value: datetime) -> str:
-    """RFC 3339 with an explicit offset (the API rejects naive times)."""
-    return value.isoformat()
-
-
 def day_of(token: str) -> str:
     """The log-local calendar day of a raw timestamp token, independent of year inference.
 

@@ -31,9 +31,6 @@ class _RecordParser(ReadyQueue):
         self.evicted = 0
         self.ready: list[Trace] = []
 
-    def _skip(self, kind: str, count: int = 1) -> None:
-        self.kinds[kind] = self.kinds.get(kind, 0) + count
-
     def _accept(self, record: object) -> bool:
         if not isinstance(record, dict):
             self._skip("not_an_object")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 try:
     # hashlib would load OpenSSL (several ms at start-up) only to hand back this builtin.
@@ -18,28 +18,15 @@ try:
 except ImportError:  # pragma: no cover - CPython always has it; other interpreters may not
     from hashlib import blake2b
 
+from service.core.tls import TLS_VERSIONS, canonical_tls_version
+
+if TYPE_CHECKING:
+    from service.ingest.connector_map import ConnectorMap
+
 Trace = dict[str, Any]
 
-# Canonical names (DESIGN's trace table) for the spellings that mail servers log. Postfix and
-# OpenSSL say `TLSv1` for TLS 1.0; newer OpenSSL builds of Exim say `TLS1.2`; GnuTLS says
-# `TLS1.2` too; very old logs say `SSLv3`.
-_TLS_CANONICAL = {
-    "tlsv1": "TLS1.0",
-    "tlsv1.0": "TLS1.0",
-    "tls1": "TLS1.0",
-    "tls1.0": "TLS1.0",
-    "tlsv1.1": "TLS1.1",
-    "tls1.1": "TLS1.1",
-    "tlsv1.2": "TLS1.2",
-    "tls1.2": "TLS1.2",
-    "tlsv1.3": "TLS1.3",
-    "tls1.3": "TLS1.3",
-    "sslv3": "SSL3",
-    "ssl3": "SSL3",
-    "ssl3.0": "SSL3",
-}
-
-CANONICAL_TLS = frozenset(_TLS_CANONICAL.values()) | {"none"}
+# Every canonical name a trace may carry (DESIGN's trace table); spellings are core's.
+CANONICAL_TLS = frozenset(TLS_VERSIONS)
 
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 # Label syntax as the API checks it (ASCII letters, digits, inner hyphens); anything else
@@ -51,10 +38,11 @@ MAX_CIPHER = 128  # the API's limit for `cipher`
 
 
 def canonical_tls(version: str | None) -> str | None:
-    """`TLSv1.2` -> `TLS1.2`; None for spellings we do not know (e.g. Exim's test `TLS1.x`)."""
+    """`TLSv1.2` -> `TLS1.2`; None when nothing was logged or for spellings nobody knows
+    (e.g. Exim's test `TLS1.x`). The spellings are the API's (``service.core.tls``)."""
     if not version:
         return None
-    return _TLS_CANONICAL.get(version.lower().replace(" ", "").replace("_", "."))
+    return canonical_tls_version(version)
 
 
 def clean(value: str) -> str:
@@ -121,12 +109,33 @@ def put_optional(trace: Trace, key: str, value: str | int | None) -> None:
     trace[key] = value
 
 
+def put_optionals(trace: Trace, **values: str | int | None) -> None:
+    """``put_optional`` for each field, in the order given."""
+    for key, value in values.items():
+        put_optional(trace, key, value)
+
+
+def put_connector(
+    trace: Trace, connectors: ConnectorMap | None, direction: str, **peer: str | None
+) -> None:
+    """Name the trace's connector and its type when the mapping knows the peer."""
+    if connectors is None:
+        return  # no mapping: not even the Peer is built (nor its module imported)
+    # Imported on first use: runs without --connectors never load the mapping code.
+    from service.ingest.connector_map import Peer
+
+    found = connectors.lookup(Peer(direction, **peer))
+    if found is not None:
+        trace["connector"], trace["connector_type"] = found
+
+
 class ReadyQueue:
     """What every parser that emits a trace as soon as its line is read has in common: no
     state that ages (``advance`` does nothing), and ``flush`` is ``take``. Subclasses set
     ``self.ready`` and implement ``feed``."""
 
     ready: list[Trace]
+    kinds: dict[str, int]
 
     def feed(self, line: str) -> None:
         raise NotImplementedError
@@ -147,3 +156,7 @@ class ReadyQueue:
 
     def state_size(self) -> int:
         return 0
+
+    def _skip(self, kind: str, count: int = 1) -> None:
+        """Count lines that made no trace, by why (``kinds``)."""
+        self.kinds[kind] = self.kinds.get(kind, 0) + count

@@ -55,7 +55,7 @@ def load(client: redis.Redis, key_id: str) -> KeyRecord | None:
     raw = client.hgetall(keys.api_key(key_id))
     if not raw or b"tenant" not in raw:
         return None
-    fields = {_text(k): _text(v) for k, v in raw.items()}
+    fields = {_decoded(k): _decoded(v) for k, v in raw.items()}
     return KeyRecord(
         key_id=key_id,
         tenant=fields["tenant"],
@@ -68,7 +68,7 @@ def load(client: redis.Redis, key_id: str) -> KeyRecord | None:
 
 
 def all_records(client: redis.Redis) -> list[KeyRecord]:
-    ids = sorted(_text(member) for member in client.smembers(keys.api_key_registry()))
+    ids = sorted(_decoded(member) for member in client.smembers(keys.api_key_registry()))
     records = [load(client, key_id) for key_id in ids]
     return [record for record in records if record is not None]
 
@@ -92,7 +92,7 @@ def load_for_request(client: redis.Redis, key_id: str) -> KeyRecord | None:
     )
 
 
-def _text(value: bytes | str) -> str:
+def _decoded(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 

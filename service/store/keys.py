@@ -96,10 +96,6 @@ def tenants() -> str:
     return f"{PREFIX}:tenants"
 
 
-def worker_heartbeat(worker_id: str) -> str:
-    return f"{PREFIX}:worker:{worker_id}"
-
-
 def worker_heartbeats() -> str:
     """Sorted set worker id -> last heartbeat (epoch seconds), read by /readyz."""
     return f"{PREFIX}:workers"

@@ -9,7 +9,6 @@ from flask import current_app, g
 
 from service.config import Settings
 from service.store.cursor_secret import CursorSecret
-from service.store.rate_counters import RateLeases
 
 EXTENSION = "mailflow"
 
@@ -38,10 +37,6 @@ def tenant() -> str:
         # Only /api/v1 requests have a tenant; reaching here elsewhere is a bug, never a default.
         raise RuntimeError("no authenticated tenant for this request")
     return str(found)
-
-
-def rate_leases() -> RateLeases:
-    return current_app.extensions[EXTENSION]["rate_leases"]  # type: ignore[no-any-return]
 
 
 def cursor_secret() -> CursorSecret:

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 WINDOW_SECONDS = 60
-KINDS = ("read", "ingest", "admin")
 
 
 @dataclass(frozen=True)

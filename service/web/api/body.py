@@ -210,7 +210,7 @@ def parse_records(
                 parsed.append((number, document, None))
         good = [record for _, record, problem in parsed if problem is None]
         repeated = {}
-        if _may_repeat_fields(body, good):
+        if _more_field_names_than_parsed(body, good):
             lines_by_number = dict(numbered)
             for number, _, problem in parsed:
                 if problem is None:
@@ -230,7 +230,7 @@ def parse_records(
                       slug="malformed-json")  # fmt: skip
     _check_count(len(document), max_records)
     repeated = {}
-    if _may_repeat_fields(body, document, extra=1 if wrapped else 0):
+    if _more_field_names_than_parsed(body, document, extra=1 if wrapped else 0):
         checked = _exact_parse(body)
         if wrapped:
             if checked.repeated is not None:
@@ -259,7 +259,7 @@ class _Object(dict):  # type: ignore[type-arg]
 _FIELD_NEEDLES = {name: f'"{name}"'.encode() for name in (*KNOWN_FIELDS, "traces")}
 
 
-def _may_repeat_fields(body: bytes, records: list[Any], extra: int = 0) -> bool:
+def _more_field_names_than_parsed(body: bytes, records: list[Any], extra: int = 0) -> bool:
     """Cheap test: can any record hold a field twice? orjson keeps the last silently.
 
     A field name occurring in the bytes more often than in the parsed records means a repeat,

@@ -1,16 +1,14 @@
 """marshmallow schemas: the documented contract of every request and response.
 
-``TraceSchema`` states the trace contract for the spec and for the property test that holds the
-hand-written fast path (``service.core.traces``) against it.
+``TraceSchema`` declares the trace contract of ``service.core.traces`` for the spec; the
+contract itself, rules and normalisation, is that module's alone.
 """
 
 from __future__ import annotations
 
-import hashlib
-import ipaddress
+from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 from marshmallow import (
     RAISE,
     Schema,
@@ -19,7 +17,6 @@ from marshmallow import (
     post_load,
     pre_load,
     validate,
-    validates_schema,
 )  # fmt: skip
 
 from service.config import Settings
@@ -27,7 +24,7 @@ from service.core import paging
 from service.core import traces as contract
 from service.core.insight_rules import MAX_MIN_MESSAGES
 from service.core.text import TEXT_PATTERN, TRIMMED_TEXT_PATTERN, TextError, checked_text
-from service.core.tls import TLS_VERSIONS, canonical_tls_version
+from service.core.tls import TLS_VERSIONS
 from service.reports import insight_feed
 
 
@@ -78,31 +75,44 @@ class JsonBoolean(fields.Boolean):
         return value
 
 
-# A domain name as the trace contract checks it (contract._DOMAIN, after lower-casing), for the
-# spec: dot-separated labels of letters, digits and inner hyphens, an optional final dot.
-DOMAIN_PATTERN = (r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*"
-                  r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?$")  # fmt: skip
-
-
-def _text(limit: int, trimmed: bool = False, **kwargs: Any) -> Text:
+def _optional_text_field(limit: int, trimmed: bool = False, **kwargs: Any) -> Text:
     # Optional fields: null means absent, as on the fast path.
     kwargs.setdefault("allow_none", True)
     return Text(validate=validate.Length(1, limit), trimmed=trimmed, **kwargs)
 
 
-class TraceSchema(StrictSchema):
-    """One message's passage through a connector, as mailflow ingests it."""
+def _domain_field() -> Text:
+    # The pattern is for the spec: the contract lower-cases, then checks (normalize_trace).
+    return _optional_text_field(
+        contract.MAX_DOMAIN + 1, metadata={"pattern": contract.DOMAIN_PATTERN}
+    )
 
-    id = _text(contract.MAX_ID, trimmed=True,
+
+# Loaded without a window, the schema leaves the time out: any date a datetime holds, a day
+# inside its range at each end so that no offset can take a time past it.
+_ALL_TIME = contract.IngestWindow(datetime(1, 1, 2, tzinfo=UTC), datetime(9999, 12, 30, tzinfo=UTC))
+
+
+class TraceSchema(StrictSchema):
+    """One message's passage through a connector, as mailflow ingests it.
+
+    The fields declare the trace contract (``service.core.traces``) for the spec, from its
+    names and limits; its rules across fields, the retention window and the normalisation are
+    ``normalize_trace``'s alone. Ingestion never loads this schema (it runs the contract
+    directly, hundreds of times faster); a property test loads it to hold these declarations
+    to the contract.
+    """
+
+    id = _optional_text_field(contract.MAX_ID, trimmed=True,
                metadata={"description": "Idempotency key; derived when absent"})  # fmt: skip
     timestamp = fields.String(
         required=True,
         metadata={"example": "2026-11-27T10:00:00Z", "format": "date-time",
                   "description": "RFC 3339 with an offset; within the retention period and at "
-                  "most 15 minutes ahead"},
+                  f"most {contract.FUTURE_MINUTES} minutes ahead"},
     )  # fmt: skip
     direction = fields.String(required=True, validate=validate.OneOf(contract.DIRECTIONS))
-    connector = _text(contract.MAX_CONNECTOR, trimmed=True)
+    connector = _optional_text_field(contract.MAX_CONNECTOR, trimmed=True)
     connector_type = fields.String(
         allow_none=True, validate=validate.OneOf(contract.CONNECTOR_TYPES)
     )
@@ -111,11 +121,11 @@ class TraceSchema(StrictSchema):
         metadata={"description": "TLS1.0..TLS1.3, SSL3, none (null); TLSv1.2, 'TLS 1.2', "
                   "tls1_2 are accepted", "example": "TLS1.2"},
     )  # fmt: skip
-    cipher = _text(128, trimmed=True)
-    message_id = _text(contract.MAX_STRING)
-    sender_domain = _text(contract.MAX_DOMAIN + 1, metadata={"pattern": DOMAIN_PATTERN})
-    recipient_domain = _text(contract.MAX_DOMAIN + 1, metadata={"pattern": DOMAIN_PATTERN})
-    remote_host = _text(contract.MAX_DOMAIN + 1, metadata={"pattern": DOMAIN_PATTERN})
+    cipher = _optional_text_field(contract.MAX_CIPHER, trimmed=True)
+    message_id = _optional_text_field(contract.MAX_STRING)
+    sender_domain = _domain_field()
+    recipient_domain = _domain_field()
+    remote_host = _domain_field()
     remote_ip = fields.String(
         allow_none=True, metadata={"anyOf": [{"format": "ipv4"}, {"format": "ipv6"}]}
     )
@@ -131,62 +141,17 @@ class TraceSchema(StrictSchema):
             raise ValidationError("a trace must be a JSON object", "_schema")
         return data
 
-    @validates_schema
-    def check_rules(self, data: dict[str, Any], **_: Any) -> None:
-        data = {k: v for k, v in data.items() if v is not None or k == "tls_version"}
-        tls = data.get("tls_version")
-        if tls is not None and canonical_tls_version(tls) is None:
-            raise ValidationError("unknown TLS version", "tls_version")
-        if data.get("connector") is not None and data.get("connector_type") is None:
-            raise ValidationError("required with a connector", "connector_type")
-        if data.get("connector") is None and data.get("connector_type") is not None:
-            raise ValidationError("only allowed together with a connector", "connector_type")
-        for name in contract.DOMAIN_FIELDS:
-            if name in data:
-                value = data[name].lower()
-                if not value.isascii() or not contract._DOMAIN.match(value):
-                    raise ValidationError("not a valid domain name", name)
-        if "remote_ip" in data:
-            try:
-                ipaddress.ip_address(data["remote_ip"].strip("[]"))
-            except ValueError:
-                raise ValidationError("not a valid IP address", "remote_ip") from None
-        if self.window is not None:
-            try:
-                contract._timestamp(data["timestamp"], self.window)
-            except contract.TraceError as error:
-                raise ValidationError(error.message, "timestamp") from None
-
     @post_load
     def normalise(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
-        assert self.window is not None
-        data = {k: v for k, v in data.items() if v is not None or k == "tls_version"}
-        timestamp, _epoch_ms, day = contract._timestamp(data["timestamp"], self.window)
-        record: dict[str, Any] = {
-            "timestamp": timestamp,
-            "direction": data["direction"],
-            "connector": data.get("connector"),
-        }
-        if data.get("connector") is not None:
-            record["connector_type"] = data["connector_type"]
-        record["tls_version"] = canonical_tls_version(data.get("tls_version"))
-        for name in ("cipher", "message_id"):
-            if name in data:
-                record[name] = data[name]
-        for name in contract.DOMAIN_FIELDS:
-            if name in data:
-                record[name] = data[name].lower().rstrip(".")
-        if "remote_ip" in data:
-            record["remote_ip"] = str(ipaddress.ip_address(data["remote_ip"].strip("[]")))
-        if "size_bytes" in data:
-            record["size_bytes"] = data["size_bytes"]
-        canonical = orjson.dumps(record, option=orjson.OPT_SORT_KEYS)
-        record["id"] = data.get("id") or "sha256:" + hashlib.sha256(canonical).hexdigest()
-        record["_day"] = day
-        return record
+        """The trace as the contract normalises it, and its UTC day (``_day``)."""
+        try:
+            accepted = contract.normalize_trace(data, self.window or _ALL_TIME)
+        except contract.TraceError as error:
+            raise ValidationError(error.message, error.field or "_schema") from None
+        return {**accepted.record, "_day": accepted.day}
 
 
-# The connector rule of a trace, for the spec (TraceSchema.check_rules enforces it): a
+# The connector rule of a trace, for the spec (normalize_trace enforces it): a
 # connector comes with its type, and a type only with a connector. (A trace naming a connector
 # that has a definition may leave the type out; the spec states the general rule.)
 TRACE_CONNECTOR_RULE: dict[str, Any] = {
@@ -196,10 +161,6 @@ TRACE_CONNECTOR_RULE: dict[str, Any] = {
         {"properties": {"connector": {"type": "null"}, "connector_type": {"type": "null"}}},
     ],
 }  # fmt: skip
-
-
-class TraceBatchSchema(Schema):
-    traces = fields.List(fields.Nested(TraceSchema), required=True)
 
 
 class IngestErrorSchema(Schema):
@@ -336,7 +297,7 @@ def _connector_args() -> dict[str, fields.Field]:
             metadata={"description": "A column, `-column` for descending (e.g. `-messages`); "
                       "TLS columns sort by percent. Default `direction` (`date` by day)"},
         ),
-        "limit": fields.Integer(load_default=100, validate=validate.Range(1, 1000)),
+        "limit": fields.Integer(load_default=100, validate=validate.Range(1, paging.MAX_LIMIT)),
         "cursor": _cursor_field("`next_cursor` of the previous page"),
         "format": fields.String(
             validate=validate.OneOf(("json", "csv")),
@@ -421,7 +382,7 @@ class InsightArgsSchema(StrictSchema):
     )
     cursor = _cursor_field("`next_cursor` of the previous response: continue after it")
     limit = fields.Integer(
-        load_default=insight_feed.DEFAULT_LIMIT, validate=validate.Range(1, 1000)
+        load_default=insight_feed.DEFAULT_LIMIT, validate=validate.Range(1, paging.MAX_LIMIT)
     )
 
 
