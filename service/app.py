@@ -29,7 +29,7 @@ from service.web.api import (
 )
 from service.web.api.cached_reads import CachedReads
 from service.web.body_reads import BodyReads
-from service.web.context import EXTENSION
+from service.web.context import EXTENSION, AppState, state_of
 
 
 class MailflowApi(Api):
@@ -67,10 +67,10 @@ def _near_cache(client: Any, settings: Settings) -> NearCache | None:
 
 def close_app(app: Flask) -> None:
     """Stop what create_app started (the near-cache listener) and close the Redis client."""
-    state = app.extensions[EXTENSION]
-    if state["near_cache"] is not None:
-        state["near_cache"].stop()
-    state["redis"].close()
+    state = state_of(app)
+    if state.near_cache is not None:
+        state.near_cache.stop()
+    state.client.close()
 
 
 def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
@@ -92,14 +92,14 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
         JSON_SORT_KEYS=False,
     )
     client = overrides.get("REDIS") or connect(settings)
-    app.extensions[EXTENSION] = {
-        "settings": settings,
-        "clock": clock,
-        "redis": client,
-        "rate_leases": RateLeases(),
-        "near_cache": _near_cache(client, settings),
-        "cursor_secret": CursorSecret(settings.secret_key),
-    }
+    app.extensions[EXTENSION] = AppState(
+        settings=settings,
+        clock=clock,
+        client=client,
+        rate_leases=RateLeases(),
+        near_cache=_near_cache(client, settings),
+        cursor_secret=CursorSecret(settings.secret_key),
+    )
 
     api = MailflowApi(app, spec_kwargs={"info": {"description": "TLS mail-flow reports"}})
     api.spec.components.schema("Trace", component=schemas.TRACE_CONNECTOR_RULE,
