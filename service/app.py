@@ -16,20 +16,22 @@ from service.store.connection import connect
 from service.store.cursor_secret import CursorSecret
 from service.store.near_cache import NearCache
 from service.store.rate_counters import RateLeases
-from service.web import auth, errors, headers, openapi_security, request_log
+from service.web import auth, errors, headers, request_log
 from service.web.api import (
     connectors,
     health,
     insights,
     mailflow,
     metrics,
-    paging_links,
     schemas,
     traces,
 )
 from service.web.api.cached_reads import CachedReads
+from service.web.api.paging_links import PagingLinks
 from service.web.body_reads import BodyReads
-from service.web.context import EXTENSION
+from service.web.context import EXTENSION, AppState, state_of
+from service.web.openapi_problems import ProblemResponses
+from service.web.openapi_security import SecurityDocs
 
 
 class MailflowApi(Api):
@@ -41,14 +43,6 @@ class MailflowApi(Api):
 
     def handle_http_exception(self, error: Exception) -> Any:
         return errors._from_http_exception(error)  # type: ignore[arg-type]
-
-    def _register_responses(self) -> None:
-        saved = self.DEFAULT_RESPONSE_CONTENT_TYPE
-        self.DEFAULT_RESPONSE_CONTENT_TYPE = errors.PROBLEM_JSON
-        try:
-            super()._register_responses()
-        finally:
-            self.DEFAULT_RESPONSE_CONTENT_TYPE = saved
 
 
 def _utc_now() -> datetime:
@@ -67,10 +61,10 @@ def _near_cache(client: Any, settings: Settings) -> NearCache | None:
 
 def close_app(app: Flask) -> None:
     """Stop what create_app started (the near-cache listener) and close the Redis client."""
-    state = app.extensions[EXTENSION]
-    if state["near_cache"] is not None:
-        state["near_cache"].stop()
-    state["redis"].close()
+    state = state_of(app)
+    if state.near_cache is not None:
+        state.near_cache.stop()
+    state.client.close()
 
 
 def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
@@ -92,16 +86,21 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
         JSON_SORT_KEYS=False,
     )
     client = overrides.get("REDIS") or connect(settings)
-    app.extensions[EXTENSION] = {
-        "settings": settings,
-        "clock": clock,
-        "redis": client,
-        "rate_leases": RateLeases(),
-        "near_cache": _near_cache(client, settings),
-        "cursor_secret": CursorSecret(settings.secret_key),
-    }
+    app.extensions[EXTENSION] = AppState(
+        settings=settings,
+        clock=clock,
+        client=client,
+        rate_leases=RateLeases(),
+        near_cache=_near_cache(client, settings),
+        cursor_secret=CursorSecret(settings.secret_key),
+    )
 
-    api = MailflowApi(app, spec_kwargs={"info": {"description": "TLS mail-flow reports"}})
+    api = MailflowApi(app, spec_kwargs={
+        "info": {"description": "TLS mail-flow reports"},
+        # Public apispec hooks: the problem+json error components, and on each operation as
+        # its blueprint is registered, the API key's security and the paging links.
+        "extra_plugins": [ProblemResponses(), SecurityDocs(), PagingLinks()],
+    })  # fmt: skip
     api.spec.components.schema("Trace", component=schemas.TRACE_CONNECTOR_RULE,
                                schema=schemas.TraceSchema)  # fmt: skip
     for blueprint in (
@@ -113,8 +112,6 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
         metrics.blp,
     ):
         api.register_blueprint(blueprint)
-    openapi_security.document(api.spec)  # after every blueprint: each /api/v1 operation needs a key
-    paging_links.document(api.spec)
     errors.register_error_handlers(app)
     request_log.install(app, settings.access_log)  # first: every request gets its id and its timing
     headers.install(app, settings)  # first: a CORS preflight needs no key

@@ -51,12 +51,12 @@ logconfig_dict = {
 def post_worker_init(worker: object) -> None:
     """In each web worker, after the fork: flush its metrics to Redis every second."""
     from service.telemetry.metrics import METRICS
-    from service.web.context import EXTENSION
+    from service.web.context import EXTENSION, AppState
 
     app = worker.wsgi  # type: ignore[attr-defined]
     state = getattr(app, "extensions", {}).get(EXTENSION)
-    if state is not None and _settings.metrics_flush_seconds > 0:  # not for other WSGI apps
-        METRICS.start_flusher(state["redis"], _settings.metrics_flush_seconds)
+    if isinstance(state, AppState) and _settings.metrics_flush_seconds > 0:  # not other apps
+        METRICS.start_flusher(state.client, _settings.metrics_flush_seconds)
 
 
 # -- gunicorn's own error answers: problem+json, never its HTML page ---------------------------

@@ -101,8 +101,8 @@ def test_a_value_that_looks_like_a_field_name_is_not_a_repeat(client, clock):
 
 
 def test_gzip_bombs_truncated_and_corrupt_gzip(app, clock):
-    settings = app.extensions["mailflow"]["settings"]
-    app.extensions["mailflow"]["settings"] = settings.with_overrides({"max_body_bytes": 50_000})
+    settings = app.extensions["mailflow"].settings
+    app.extensions["mailflow"].settings = settings.with_overrides({"max_body_bytes": 50_000})
     client = app.test_client()
     bomb = gzip.compress(b"[" + b" " * 50_000_000 + b"]", compresslevel=9)
     assert len(bomb) < 100_000
@@ -211,8 +211,8 @@ def test_every_gzip_member_is_read_and_trailing_garbage_refused(app, client, clo
         body = problem(post(client, first + tail, **{"Content-Encoding": "gzip"}), 400,
                        "bad-encoding")  # fmt: skip
         assert "member" in body["detail"]
-    settings = app.extensions["mailflow"]["settings"]
-    app.extensions["mailflow"]["settings"] = settings.with_overrides({"max_body_bytes": 50_000})
+    settings = app.extensions["mailflow"].settings
+    app.extensions["mailflow"].settings = settings.with_overrides({"max_body_bytes": 50_000})
     half = gzip.compress(b" " * 30_000)
     bomb = gzip.compress(b"[") + half + half + gzip.compress(b"]")
     problem(post(client, bomb, **{"Content-Encoding": "gzip"}), 413, "payload-too-large")

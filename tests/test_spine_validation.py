@@ -129,7 +129,7 @@ def test_unreadable_bodies_get_a_problem(client, data, headers, status):
 
 
 def test_oversized_bodies_and_batches_are_413(app, client, clock):
-    app.extensions["mailflow"]["settings"] = app.extensions["mailflow"]["settings"].with_overrides(
+    app.extensions["mailflow"].settings = app.extensions["mailflow"].settings.with_overrides(
         {"max_body_bytes": 10_000, "max_batch": 10}
     )
     assert_problem(client.post("/api/v1/traces", data=b"[" + b" " * 20_000 + b"]",

@@ -6,7 +6,7 @@ import csv
 import io
 from collections.abc import Iterable, Iterator
 
-from service.core.connectors import Row, tls_split
+from service.core.connectors import ConnectorRow, tls_split
 
 HEADER: tuple[str, ...] = (
     "Date", "Connector direction and name", "Connector type", "Forced TLS?",
@@ -23,19 +23,22 @@ def safe_cell(value: str) -> str:
     return "'" + value if value.startswith(_FORMULA_START) else value
 
 
-def csv_cells(row: Row, window_label: str) -> list[str]:
-    date, direction, name, ctype, forced, _, counts = row
-    split = tls_split(counts)
-    label = f"{direction.capitalize()} - {name if name is not None else '(no connector)'}"
+def csv_cells(row: ConnectorRow, window_label: str) -> list[str]:
+    split = tls_split(row.counts)
+    name = row.name if row.name is not None else "(no connector)"
+    label = f"{row.direction.capitalize()} - {name}"
     cells = [
-        date or window_label, label, _TYPE_NAMES.get(ctype or "", ""), "Yes" if forced else "No",
+        row.date or window_label, label, _TYPE_NAMES.get(row.type or "", ""),
+        "Yes" if row.forced_tls else "No",
         *(f"{split[v]['percent']:.1f}" for v in _PERCENT_COLUMNS),
-        str(sum(counts)), f"{split.get('SSL3', {'percent': 0.0})['percent']:.1f}",
+        str(sum(row.counts)), f"{split.get('SSL3', {'percent': 0.0})['percent']:.1f}",
     ]  # fmt: skip
     return [safe_cell(cell) for cell in cells]
 
 
-def csv_lines(rows: Iterable[Row], window_label: str, chunk_rows: int = 500) -> Iterator[str]:
+def csv_lines(
+    rows: Iterable[ConnectorRow], window_label: str, chunk_rows: int = 500
+) -> Iterator[str]:
     """The CSV text in chunks of rows, for a streamed response."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")

@@ -1,16 +1,18 @@
 """The connector report: one row per connector (or per connector per day) with its TLS split.
 
 Rows are built from summed daily counters and the tenant's connector definitions. A row is
-compact while it is stored and sorted (``Row``); only the rows of the page being sent become
-documents with percentages.
+compact while it is stored and sorted (``ConnectorRow``, a JSON array); only the rows of the
+page being sent become documents with percentages.
 """
 
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+import msgspec
 
 from service.core.percent import shares
 from service.core.text import TextError, checked_name
@@ -46,8 +48,44 @@ class ConnectorDefinition:
 
 Definitions = Mapping[tuple[str, str], ConnectorDefinition]  # (direction, name) -> definition
 
-# [date | None, direction, name | None, type | None, forced_tls, defined, counts by TLS_VERSIONS]
-Row = list[Any]
+
+class ConnectorRow(msgspec.Struct, array_like=True, frozen=True):
+    """One row of the connector report. Cached and pinned as a JSON array in this field order
+    (``array_like``): the compact form the report's pages are cut from."""
+
+    date: str | None  # None unless the report is grouped by day
+    direction: str
+    name: str | None  # None: mail without a connector (the internet row)
+    type: str | None  # None: the internet row, or a connector no message named a type for
+    forced_tls: bool
+    defined: bool
+    counts: list[int]  # messages by TLS_VERSIONS
+
+
+class ConnectorRows(msgspec.Struct):
+    """Every row of the connector report over a window: the cached view pages are cut from."""
+
+    version: int  # the data version the rows were built from
+    data_as_of: str | None
+    rows: list[ConnectorRow]
+
+
+_ROWS_DECODER = msgspec.json.Decoder(ConnectorRows)
+_ROW_DECODER = msgspec.json.Decoder(ConnectorRow)
+_ENCODER = msgspec.json.Encoder()
+
+
+def encode_rows(rows: ConnectorRows | ConnectorRow) -> bytes:
+    """The JSON of the rows view or of one row: compact, the same bytes orjson writes."""
+    return _ENCODER.encode(rows)
+
+
+def decode_rows(body: bytes) -> ConnectorRows:
+    return _ROWS_DECODER.decode(body)
+
+
+def decode_row(body: bytes) -> ConnectorRow:
+    return _ROW_DECODER.decode(body)
 
 
 def checked_definition_name(name: str) -> str:
@@ -90,7 +128,7 @@ def unpack(packed: str) -> Iterator[tuple[str, int]]:
 
 def build_rows(
     counts: Iterable[tuple[str, int]], definitions: Definitions, date: str | None = None
-) -> list[Row]:
+) -> list[ConnectorRow]:
     """One row per (direction, connector) in ``counts``, plus every defined connector.
 
     A defined connector's type is its definition's; an undefined one takes the type most of
@@ -120,7 +158,9 @@ def build_rows(
             votes = types.get((direction, name), {})
             ctype = min(votes, key=lambda t: (-votes[t], t)) if votes else None
             forced = False
-        rows.append([date, direction, name, ctype, forced, definition is not None, tally])
+        rows.append(
+            ConnectorRow(date, direction, name, ctype, forced, definition is not None, tally)
+        )
     return rows
 
 
@@ -131,35 +171,41 @@ class RowFilter:
     name: str | None = None  # case-insensitive prefix
     forced_tls: bool | None = None
 
-    def accepts(self, row: Row) -> bool:
-        if self.direction is not None and row[1] != self.direction:
+    def accepts(self, row: ConnectorRow) -> bool:
+        if self.direction is not None and row.direction != self.direction:
             return False
-        if self.type is not None and (row[3] or "internet") != self.type:
+        if self.type is not None and (row.type or "internet") != self.type:
             return False
         if self.name is not None and (
-            row[2] is None or not row[2].casefold().startswith(self.name.casefold())
+            row.name is None or not row.name.casefold().startswith(self.name.casefold())
         ):
             return False
-        return self.forced_tls is None or row[4] == self.forced_tls
+        return self.forced_tls is None or row.forced_tls == self.forced_tls
 
 
-def row_key(row: Row) -> tuple[str, str, str]:
+def row_key(row: ConnectorRow) -> tuple[str, str, str]:
     """Unique within a report: (date, direction, name); the internet row's name sorts first."""
-    return (row[0] or "", row[1], row[2] or "")
+    return (row.date or "", row.direction, row.name or "")
 
 
-def _sort_value(column: str) -> Any:
+_FIELD_COLUMNS = ("date", "direction", "name", "type", "forced_tls")
+
+
+def _sort_value(column: str) -> Callable[[ConnectorRow], Any]:
     if column == "messages":
-        return lambda row: sum(row[6])
+        return lambda row: sum(row.counts)
     if column in _INDEX:
         index = _INDEX[column]
         # The exact share, not the rounded percent: equal percents still order by their truth.
-        return lambda row: row[6][index] / total if (total := sum(row[6])) else 0.0
-    position = {"date": 0, "direction": 1, "name": 2, "type": 3, "forced_tls": 4}[column]
-    return lambda row: row[position] if row[position] is not None else ""
+        return lambda row: row.counts[index] / total if (total := sum(row.counts)) else 0.0
+    if column not in _FIELD_COLUMNS:
+        raise KeyError(column)
+    return lambda row: value if (value := getattr(row, column)) is not None else ""
 
 
-def select_rows(rows: Iterable[Row], row_filter: RowFilter, sort: str) -> list[Row]:
+def select_rows(
+    rows: Iterable[ConnectorRow], row_filter: RowFilter, sort: str
+) -> list[ConnectorRow]:
     """Filtered and sorted rows. ``sort`` is a column, ``-column`` for descending; ties are
     broken by the row key, ascending, so the order is total and the same on every call."""
     chosen = sorted((r for r in rows if row_filter.accepts(r)), key=row_key)
@@ -183,12 +229,11 @@ def tls_split(counts: list[int]) -> dict[str, dict[str, Any]]:
     }
 
 
-def row_document(row: Row) -> dict[str, Any]:
-    date, direction, name, ctype, forced, defined, counts = row
-    document: dict[str, Any] = {"date": date} if date is not None else {}
+def row_document(row: ConnectorRow) -> dict[str, Any]:
+    document: dict[str, Any] = {"date": row.date} if row.date is not None else {}
     document.update(
-        direction=direction, name=name, type=ctype, forced_tls=forced, defined=defined,
-        messages=sum(counts), tls=tls_split(counts),
+        direction=row.direction, name=row.name, type=row.type, forced_tls=row.forced_tls,
+        defined=row.defined, messages=sum(row.counts), tls=tls_split(row.counts),
     )  # fmt: skip
     return document
 

@@ -76,15 +76,17 @@ def evaluate(
             continue
         days = rule_days(rule, today)
         counts = [pair for day in days for pair in day_counts.get(day, ())]
-        for _, direction, name, ctype, forced, _, tally in build_rows(counts, definitions):
-            if name is None or direction not in rule.directions:
+        for row in build_rows(counts, definitions):
+            if row.name is None or row.direction not in rule.directions:
                 continue
-            if ctype not in rule.connector_types or (rule.forced_tls_only and not forced):
+            if row.type not in rule.connector_types or (
+                rule.forced_tls_only and not row.forced_tls
+            ):
                 continue
-            messages = sum(tally)
-            matching = sum(tally[_INDEX[v]] for v in rule.metric)
+            messages = sum(row.counts)
+            matching = sum(row.counts[_INDEX[v]] for v in rule.metric)
             if rule.fires(messages, matching):
-                findings.append(Finding(rule, direction, name, ctype,
+                findings.append(Finding(rule, row.direction, row.name, row.type,
                                         date.fromisoformat(days[-1]), today, messages,
                                         matching))  # fmt: skip
     return findings

@@ -6,12 +6,12 @@ from datetime import datetime
 
 import redis
 
-from service.core.connectors import build_rows, row_key, unpack
+from service.core.connectors import ConnectorRows, build_rows, encode_rows, row_key, unpack
 from service.core.snapshot import build_snapshot
 from service.core.timestamps import ms_to_rfc3339, rfc3339
 from service.core.tls_report import build_tls_report, daily_tls, directions_for
 from service.core.windows import Window
-from service.reports.view_cache import Built, serialise
+from service.reports.view_cache import Built, serialise, tagged
 from service.store import aggregates, connectors_store, insights_store, window_sums
 
 
@@ -54,6 +54,5 @@ def build_connector_rows_view(
             for row in build_rows(unpack(packed), counters.definitions, date=day)
         ]
     rows.sort(key=row_key)  # pages sort these again: presorted input makes that cheap
-    document = {"version": counters.version,
-                "data_as_of": ms_to_rfc3339(counters.data_as_of_ms), "rows": rows}  # fmt: skip
-    return serialise(tenant, document), counters.version
+    document = ConnectorRows(counters.version, ms_to_rfc3339(counters.data_as_of_ms), rows)
+    return tagged(tenant, encode_rows(document)), counters.version

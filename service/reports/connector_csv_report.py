@@ -6,11 +6,10 @@ import hashlib
 from collections.abc import Iterator
 from datetime import datetime
 
-import orjson
 import redis
 
 from service.core.connector_csv import csv_lines
-from service.core.connectors import Row, select_rows
+from service.core.connectors import decode_rows, select_rows
 from service.reports import views
 from service.reports.connector_pages import ReportQuery
 
@@ -23,6 +22,6 @@ def report_csv(
         client, tenant, query.window, query.group_by, now, cache_seconds
     )
     tag = hashlib.blake2b(f"{view.etag}|{query.digest}|csv".encode(), digest_size=12).hexdigest()
-    rows: list[Row] = select_rows(orjson.loads(view.body)["rows"], query.row_filter, query.sort)
+    rows = select_rows(decode_rows(view.body).rows, query.row_filter, query.sort)
     label = f"{query.window.start.isoformat()}/{query.window.end.isoformat()}"
     return f'"{tag}"', csv_lines(rows, label)

@@ -55,23 +55,23 @@ def _detail_document(
         counts = list(unpack(packed))
         every_day += counts
         rows = build_rows(counts, {})
-        day_counts = rows[0][6] if rows else [0] * 6
+        day_counts = rows[0].counts if rows else [0] * 6
         series.append({"date": day, "messages": sum(day_counts), "tls": tls_split(day_counts)})
     rows = build_rows(every_day, definitions)
-    if not rows or (not rows[0][5] and sum(rows[0][6]) == 0):
+    if not rows or (not rows[0].defined and sum(rows[0].counts) == 0):
         return None
-    _, _, _, kind, forced, defined, totals = rows[0]
+    row = rows[0]
     definition = definitions.get((direction, name)) if name is not None else None
     return {
         "window": window.as_dict(),
         "direction": direction,
         "name": name,
-        "type": kind,
-        "forced_tls": forced,
+        "type": row.type,
+        "forced_tls": row.forced_tls,
         "description": definition.description if definition else None,
-        "defined": defined,
-        "messages": sum(totals),
-        "tls": tls_split(totals),
+        "defined": row.defined,
+        "messages": sum(row.counts),
+        "tls": tls_split(row.counts),
         "series": series,
         "data_as_of": ms_to_rfc3339(counters.data_as_of_ms),
     }

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-import orjson
 import redis
 
 from service.core.connectors import (
     RowFilter,
+    decode_rows,
     default_sort,
     row_document,
     select_rows,
@@ -130,9 +130,9 @@ def report_page(
         if pinned is not None:
             rows, total, meta = pinned
         else:
-            document = orjson.loads(view.body)
-            selected = select_rows(document["rows"], query.row_filter, query.sort)
-            meta = {"data_as_of": document["data_as_of"]}
+            document = decode_rows(view.body)
+            selected = select_rows(document.rows, query.row_filter, query.sort)
+            meta = {"data_as_of": document.data_as_of}
             total, rows = len(selected), selected[: query.limit]
             if total > query.limit:
                 connector_pins.pin(client, key, selected, meta)

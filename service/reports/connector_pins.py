@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 import redis
 
-from service.core.connectors import Row
+from service.core.connectors import ConnectorRow, decode_row, encode_rows
 from service.core.windows import Window
 from service.store import keys
 
@@ -27,14 +27,14 @@ def pin_key(tenant: str, window: Window, group_by: str, rows_tag: str, query_dig
     return keys.report_pin(tenant, "connectors", *parts)
 
 
-def pin(client: redis.Redis, key: str, rows: list[Row], meta: dict[str, Any]) -> None:
+def pin(client: redis.Redis, key: str, rows: list[ConnectorRow], meta: dict[str, Any]) -> None:
     """Store the selected rows as a list (a page is then one LRANGE), atomically in place:
     built under a private name, then renamed, so a reader never sees a half-built list."""
     building = f"{key}:building:{uuid.uuid4().hex}"
     pipe = client.pipeline(transaction=False)
     pipe.rpush(building, orjson.dumps(meta))
     for at in range(0, len(rows), 1000):
-        pipe.rpush(building, *(orjson.dumps(row) for row in rows[at : at + 1000]))
+        pipe.rpush(building, *(encode_rows(row) for row in rows[at : at + 1000]))
     pipe.expire(building, PIN_SECONDS)
     # RENAME through execute_command: redis-py blocks the rename() method in cluster pipelines
     # even when, as here, both names carry the tenant hash tag and share one slot.
@@ -44,7 +44,7 @@ def pin(client: redis.Redis, key: str, rows: list[Row], meta: dict[str, Any]) ->
 
 def page_from_pin(
     client: redis.Redis, key: str, offset: int, limit: int
-) -> tuple[list[Row], int, dict[str, Any]] | None:
+) -> tuple[list[ConnectorRow], int, dict[str, Any]] | None:
     """Rows ``offset`` .. ``offset + limit`` of a pinned selection, its length and meta. A
     first page renews the pin: the cursor it hands out gets the full PIN_SECONDS."""
     pipe = client.pipeline(transaction=True)
@@ -56,4 +56,4 @@ def page_from_pin(
     meta, length, raw_rows, *_ = pipe.execute()
     if meta is None:
         return None
-    return [orjson.loads(r) for r in raw_rows], length - 1, orjson.loads(meta)
+    return [decode_row(r) for r in raw_rows], length - 1, orjson.loads(meta)

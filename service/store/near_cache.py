@@ -7,8 +7,8 @@ the key's name on ``keys.invalidation_channel()`` (the Lua scripts that store vi
 that changes connector definitions, key revocation), and the cache drops its copy.
 
 Safety rules, in order of importance:
-- Every lookup first reads the invalidations that have arrived (a non-blocking read of the
-  subscription's socket), so a revocation that Redis has published is seen by the very next
+- Every lookup first reads the invalidations that have arrived (a non-blocking poll of the
+  subscription's connection), so a revocation that Redis has published is seen by the very next
   request of every process: there is no listener thread that could lag behind.
 - The cache answers only while subscribed. Until the first subscription, and after the
   connection breaks until it is subscribed again, every read goes to Redis; each
@@ -29,9 +29,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import select
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -143,16 +143,12 @@ class NearCache:
             return False
 
     def _has_input(self) -> bool:
-        """One poll of the subscription's socket: the common case (nothing arrived) costs one
-        system call instead of redis-py's timeout juggling around a failed read."""
+        """One poll of the subscription's connection (redis-py's public ``can_read``): the
+        common case, nothing arrived, costs no parsing and no message dictionary."""
         connection = self._pubsub.connection if self._pubsub is not None else None
-        sock = getattr(connection, "_sock", None)
-        if sock is None:
+        if connection is None:
             return True  # let get_message find out (and raise if the connection is gone)
-        # Every sync drains get_message until it reports nothing, so nothing complete is left in
-        # redis-py's own buffer: an empty socket means no news.
-        readable, _, _ = select.select([sock], [], [], 0)
-        return bool(readable)
+        return bool(connection.can_read(timeout=0))
 
     def _subscribe(self) -> bool:
         if self._client is None or time.monotonic() < self._retry_at:
@@ -220,12 +216,18 @@ def read_through(
     return value
 
 
+# Which client reads through which cache: a table beside redis-py's objects, not an attribute
+# set on them. Weak: a client that is closed and dropped takes its entry with it.
+_CACHES: weakref.WeakKeyDictionary[redis.Redis, NearCache] = weakref.WeakKeyDictionary()
+
+
 def attach(client: redis.Redis, cache: NearCache) -> None:
-    client._mailflow_near_cache = cache  # type: ignore[attr-defined]
+    """Reads through ``client`` (``read_through``) use ``cache`` from now on."""
+    _CACHES[client] = cache
 
 
 def of(client: redis.Redis) -> NearCache | None:
-    return getattr(client, "_mailflow_near_cache", None)
+    return _CACHES.get(client)
 
 
 def publish_invalidation(client: redis.Redis, *names: str) -> None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from flask import Flask, g, request
 
@@ -79,7 +78,7 @@ class RateLimited(Problem):
 
 
 def admit(
-    state: dict[str, Any], authorization: str, method: str, path: str, now: datetime
+    state: context.AppState, authorization: str, method: str, path: str, now: datetime
 ) -> Grant:
     """Check the key of a ``/api/v1`` request and count it against the key's rate limit;
     raise Problem 401 / 403 / 429. ``state`` is the app's shared state (client, settings)."""
@@ -93,7 +92,7 @@ def admit(
     key_id, secret = parsed
     presented = hash_secret(secret)
     scope = required_scope(method, path)
-    client = state["redis"]
+    client = state.client
     record = api_keys.load_for_request(client, key_id)
     if record is None or not api_keys.secret_matches(record, presented):
         raise _unauthorized("the API key is unknown or revoked", "invalid_token")
@@ -103,11 +102,11 @@ def admit(
         raise Problem(403, detail, slug="insufficient-scope",
                       headers={"WWW-Authenticate": challenge})  # fmt: skip
     # Counted only now, with the right secret: knowing a key's public id spends none of it.
-    settings = state["settings"]
+    settings = state.settings
     window = ratelimit.window_at(now)
     limit = ratelimit.limit_for(scope, settings.rate_limit_per_minute,
                                 settings.rate_limit_ingest_per_minute)  # fmt: skip
-    decision = state["rate_leases"].take(client, key_id, scope, window.index,
+    decision = state.rate_leases.take(client, key_id, scope, window.index,
                                          window.ttl_seconds, limit)  # fmt: skip
     headers = ratelimit.headers(limit, decision.remaining, window.reset_seconds, decision.allowed)
     if not decision.allowed:
@@ -122,7 +121,7 @@ def authenticate() -> None:
         return
     outcome = request.environ.pop(HANDOFF, None)
     if outcome is None:
-        outcome = admit(context.extension(), request.headers.get("Authorization", ""),
+        outcome = admit(context.app_state(), request.headers.get("Authorization", ""),
                         request.method, request.path, context.now())  # fmt: skip
     if isinstance(outcome, Refused):
         g.tenant = outcome.grant.tenant

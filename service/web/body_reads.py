@@ -42,7 +42,7 @@ from typing import Any
 from flask import Flask
 
 from service.web import auth
-from service.web.context import EXTENSION
+from service.web.context import state_of
 from service.web.errors import Problem
 
 StartResponse = Callable[..., Any]
@@ -193,9 +193,9 @@ class BodyReads:
     """WSGI middleware, outermost: every request body is read here first (see the module doc)."""
 
     def __init__(self, app: Flask, inner: Callable[[dict[str, Any], StartResponse], Any]):
-        self.state = app.extensions[EXTENSION]
+        self.state = state_of(app)
         self.inner = inner
-        settings = self.state["settings"]
+        settings = self.state.settings
         self.timeout = settings.body_read_timeout_seconds
         self.max_bytes = settings.max_body_bytes
         self.slots = body_slots_for(settings.web_threads, settings.body_reads_per_tenant)
@@ -210,7 +210,7 @@ class BodyReads:
             return self._answer_unread(environ, start_response)  # no body is read there
         try:
             grant = auth.admit(self.state, environ.get("HTTP_AUTHORIZATION", ""), method, path,
-                               self.state["clock"]())  # fmt: skip
+                               self.state.clock())  # fmt: skip
         except Exception as error:  # noqa: BLE001 - the full path answers it, as always
             environ[auth.HANDOFF] = error
             return self._answer_unread(environ, start_response)

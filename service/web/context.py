@@ -1,33 +1,59 @@
-"""What a request works with: the Redis client, the settings, the clock and the tenant."""
+"""What a request works with: the app's state (Redis client, settings, clock, …) and the tenant."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 
 import redis
-from flask import current_app, g
+from flask import Flask, current_app, g
 
 from service.config import Settings
 from service.store.cursor_secret import CursorSecret
+from service.store.near_cache import NearCache
+from service.store.rate_counters import RateLeases
 
 EXTENSION = "mailflow"
 
 
-def extension() -> dict:  # type: ignore[type-arg]
-    """This app's shared state (settings, clock, client, and what readiness remembers)."""
-    return current_app.extensions[EXTENSION]  # type: ignore[no-any-return]
+@dataclass
+class AppState:
+    """One app's shared state, made by ``create_app`` and kept in ``app.extensions``."""
+
+    settings: Settings
+    clock: Callable[[], datetime]
+    client: redis.Redis
+    rate_leases: RateLeases
+    near_cache: NearCache | None  # None on a cluster client, or when switched off
+    cursor_secret: CursorSecret
+    # The Redis data instance readiness first found ready: a later instance is other data.
+    served_instance: str | None = None
+
+
+def state_of(app: Flask) -> AppState:
+    """``app``'s state; usable outside a request (WSGI middleware, gunicorn hooks)."""
+    found = app.extensions[EXTENSION]
+    if not isinstance(found, AppState):
+        raise RuntimeError("the app was not made by service.app.create_app")
+    return found
+
+
+def app_state() -> AppState:
+    """The state of the app handling this request."""
+    return state_of(current_app)
 
 
 def client() -> redis.Redis:
-    return current_app.extensions[EXTENSION]["redis"]
+    return app_state().client
 
 
 def settings() -> Settings:
-    return current_app.extensions[EXTENSION]["settings"]
+    return app_state().settings
 
 
 def now() -> datetime:
-    return current_app.extensions[EXTENSION]["clock"]()
+    return app_state().clock()
 
 
 def tenant() -> str:
@@ -40,4 +66,4 @@ def tenant() -> str:
 
 
 def cursor_secret() -> CursorSecret:
-    return current_app.extensions[EXTENSION]["cursor_secret"]  # type: ignore[no-any-return]
+    return app_state().cursor_secret

@@ -1,9 +1,17 @@
 """The OpenAPI side of admission (``service.web.auth``): the bearer scheme, and security plus
-401/403/429 (and 408/503 for requests with a body) on every /api/v1 operation."""
+401/403/429 (and 408/503 for requests with a body) on every /api/v1 operation.
+
+An apispec plugin (``Api(spec_kwargs={"extra_plugins": [...]})``): apispec hands it each
+operation as a blueprint registers it, so a new endpoint is documented like it is enforced,
+without doing anything. The security stays on the operations (not the spec's root): the
+probes and /metrics take no key.
+"""
 
 from __future__ import annotations
 
 from typing import Any
+
+from apispec import APISpec, BasePlugin
 
 from service.web.auth import is_api_path
 
@@ -36,29 +44,37 @@ _WRITE_METHODS = frozenset({"post", "put", "patch", "delete"})
 _METHODS = ("get", "head", "post", "put", "patch", "delete")
 
 
-def document(spec: Any) -> None:
-    """Add the bearer scheme, and security plus 401/403/429 to every /api/v1 operation.
+class SecurityDocs(BasePlugin):
+    """The bearer scheme and its responses in the components; security and 401/403/429 (and
+    408/503 on writes) on every /api/v1 operation."""
 
-    Called once all blueprints are registered, so a new endpoint is documented like it is
-    enforced: without doing anything.
-    """
-    spec.components.security_scheme("bearerAuth", {
-        "type": "http", "scheme": "bearer",
-        "description": "An API key from `mailflow keys create`: `Authorization: Bearer mf_...`. "
-        "GET/HEAD need scope `read`, POST /api/v1/traces `ingest`, other writes `admin`.",
-    })  # fmt: skip
-    for name, description, headers in (*_SECURITY_RESPONSES.values(), *_BODY_RESPONSES.values()):
-        spec.components.response(name, {"description": description, "content": _PROBLEM,
-                                        "headers": headers})  # fmt: skip
-    for path, operations in spec._paths.items():  # apispec keeps no public view of the paths
-        if not is_api_path(path):
-            continue
+    def init_spec(self, spec: APISpec) -> None:
+        spec.components.security_scheme("bearerAuth", {
+            "type": "http", "scheme": "bearer",
+            "description": "An API key from `mailflow keys create`: `Authorization: Bearer mf_...`. "
+            "GET/HEAD need scope `read`, POST /api/v1/traces `ingest`, other writes `admin`.",
+        })  # fmt: skip
+        for name, description, headers in (
+            *_SECURITY_RESPONSES.values(),
+            *_BODY_RESPONSES.values(),
+        ):
+            spec.components.response(name, {"description": description, "content": _PROBLEM,
+                                            "headers": headers})  # fmt: skip
+
+    def operation_helper(
+        self, path: str | None = None, operations: dict[str, Any] | None = None, **kwargs: Any
+    ) -> None:
+        if path is None or operations is None or not is_api_path(path):
+            return
         for method in _METHODS:
             operation = operations.get(method)
             if operation is None:
                 continue
             operation["security"] = [{"bearerAuth": []}]
             responses = operation.setdefault("responses", {})
+            # The operation's own statuses, which apispec has not yet turned into strings.
+            documented = {str(int(c)) if isinstance(c, int) else str(c) for c in responses}
             extra = _BODY_RESPONSES if method in _WRITE_METHODS else {}
             for status, (name, _, _) in {**_SECURITY_RESPONSES, **extra}.items():
-                responses.setdefault(status, {"$ref": f"#/components/responses/{name}"})
+                if status not in documented:
+                    responses[status] = {"$ref": f"#/components/responses/{name}"}

@@ -46,7 +46,7 @@ def client_for() -> Iterator[Callable[..., KeyedClient]]:
 
     def make(url: str, tenant: str, **overrides: object) -> KeyedClient:
         app = create_app({"redis_url": url, **overrides})
-        opened.append(app.extensions["mailflow"]["redis"])
+        opened.append(app.extensions["mailflow"].client)
         with connect_url(url) as store:
             key = create_key(store, tenant, ALL_SCOPES, "t", datetime.now(UTC))
         return type("C", (KeyedClient,), {"default_key": key})(app, app.response_class)

@@ -29,32 +29,32 @@ from service.reports.insight_feed import DEFAULT_LIMIT, DEFAULT_STATE, feed_page
 from service.store.views import CachedView
 from service.web import auth, request_log
 from service.web.api.schemas import ConnectorReportArgsSchema
-from service.web.context import EXTENSION
+from service.web.context import AppState, state_of
 from service.web.headers import EVERY_RESPONSE, EXPOSE_HEADERS, allowed_origin
 from service.web.media_types import prefers_csv
 from service.web.responses import CACHE_CONTROL, etag_matches
 
 StartResponse = Callable[..., Any]
-ViewOf = Callable[[dict[str, Any], str, "int | None"], CachedView]
+ViewOf = Callable[[AppState, str, "int | None"], CachedView]
 
 # The query strings a route answers here: its defaults, or one of the precomputed windows.
 _WINDOW_QUERIES: dict[str, int | None] = {"": None, "days=7": 7, "days=30": 30}
 _DEFAULT_QUERY: dict[str, int | None] = {"": None}
 
 
-def _window(state: dict[str, Any], days: int | None) -> Window:
-    today = state["clock"]().date()
-    return resolve_window(today, state["settings"].retention_days, days=days, default_days=7)
+def _window(state: AppState, days: int | None) -> Window:
+    today = state.clock().date()
+    return resolve_window(today, state.settings.retention_days, days=days, default_days=7)
 
 
-def _snapshot(state: dict[str, Any], tenant: str, days: int | None) -> CachedView:
-    return views.snapshot_view(state["redis"], tenant, _window(state, days), state["clock"](),
-                               state["settings"].view_cache_seconds)  # fmt: skip
+def _snapshot(state: AppState, tenant: str, days: int | None) -> CachedView:
+    return views.snapshot_view(state.client, tenant, _window(state, days), state.clock(),
+                               state.settings.view_cache_seconds)  # fmt: skip
 
 
-def _tls(state: dict[str, Any], tenant: str, days: int | None) -> CachedView:
-    return views.tls_view(state["redis"], tenant, _window(state, days), None, state["clock"](),
-                          state["settings"].view_cache_seconds)  # fmt: skip
+def _tls(state: AppState, tenant: str, days: int | None) -> CachedView:
+    return views.tls_view(state.client, tenant, _window(state, days), None, state.clock(),
+                          state.settings.view_cache_seconds)  # fmt: skip
 
 
 _CONNECTOR_DEFAULTS = ConnectorReportArgsSchema().load({})
@@ -65,15 +65,15 @@ def _default_connector_query(days: int | None, window: Window) -> connector_page
     return connector_pages.report_query({**_CONNECTOR_DEFAULTS, "days": days}, window)
 
 
-def _connectors(state: dict[str, Any], tenant: str, days: int | None) -> CachedView:
+def _connectors(state: AppState, tenant: str, days: int | None) -> CachedView:
     query = _default_connector_query(days, _window(state, days))
-    return connector_pages.report_page(state["redis"], tenant, query, state["clock"](),
-                                       state["settings"].view_cache_seconds,
-                                       state["cursor_secret"])  # fmt: skip
+    return connector_pages.report_page(state.client, tenant, query, state.clock(),
+                                       state.settings.view_cache_seconds,
+                                       state.cursor_secret)  # fmt: skip
 
 
-def _insights(state: dict[str, Any], tenant: str, days: int | None) -> CachedView:
-    return feed_page(state["redis"], tenant, state["cursor_secret"], DEFAULT_STATE,
+def _insights(state: AppState, tenant: str, days: int | None) -> CachedView:
+    return feed_page(state.client, tenant, state.cursor_secret, DEFAULT_STATE,
                      DEFAULT_LIMIT)  # fmt: skip
 
 
@@ -99,9 +99,9 @@ class CachedReads:
     """WSGI middleware in front of the Flask app (``app.wsgi_app``)."""
 
     def __init__(self, app: Flask, full_path: Callable[[dict[str, Any], StartResponse], Any]):
-        self.state = app.extensions[EXTENSION]
+        self.state = state_of(app)
         self.full_path = full_path
-        self.origins = self.state["settings"].cors_origin_list
+        self.origins = self.state.settings.cors_origin_list
         self.vary = "Authorization, Origin" if self.origins else "Authorization"
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
@@ -117,7 +117,7 @@ class CachedReads:
         grant = None
         try:
             grant = auth.admit(self.state, environ.get("HTTP_AUTHORIZATION", ""), "GET", path,
-                               self.state["clock"]())  # fmt: skip
+                               self.state.clock())  # fmt: skip
             view = view_of(self.state, grant.tenant, queries[query])
         except Exception as error:  # noqa: BLE001 - the full path answers, as it always does
             environ[auth.HANDOFF] = _handoff(error, grant)
@@ -153,6 +153,6 @@ class CachedReads:
         status = 304 if not_modified else 200
         start_response("304 NOT MODIFIED" if not_modified else "200 OK", headers)
         request_log.record_request("GET", path, path, status, time.perf_counter() - started,
-                            grant.tenant, self.state["settings"].access_log,
+                            grant.tenant, self.state.settings.access_log,
                             request_id)  # fmt: skip
         return [body]

@@ -40,13 +40,13 @@ class Ready(MethodView):
         """Readiness: Redis answers, takes writes, holds its data, and a worker heartbeat is fresh"""
         checks: dict[str, object] = {}
         try:
-            seen = context.extension()
+            state = context.app_state()
             report = health_store.readiness(
-                context.client(), time.time(), context.settings().worker_stale_seconds,
-                seen.get("instance"),
+                state.client, time.time(), state.settings.worker_stale_seconds,
+                state.served_instance,
             )  # fmt: skip
-            if report.instance is not None and report.ready:
-                seen.setdefault("instance", report.instance)  # remember the data we served
+            if report.instance is not None and report.ready and state.served_instance is None:
+                state.served_instance = report.instance  # remember the data we served
             checks.update(report.checks)
             ready = report.ready
         except redis.RedisError as error:  # PING itself is refused on MISCONF
