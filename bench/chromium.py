@@ -28,7 +28,7 @@ FLAGS = (
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
     "--disable-dev-shm-usage", "--disable-extensions", "--disable-default-apps",
     "--no-default-browser-check", "--disable-features=Translate,OptimizationHints,MediaRouter",
-    "--lang=en-US",
+    "--lang=en-US", "--hide-scrollbars",
 )  # fmt: skip
 DESKTOP = (1280, 900)
 PHONE = (390, 844)
@@ -109,7 +109,7 @@ def same_origin(url: str, origin: str) -> bool:
     return (parts.scheme, parts.netloc) == (base.scheme, base.netloc)
 
 
-def save_page(driver: Any, path: Path, max_height: int = 3000) -> None:
+def save_page(driver: Any, path: Path, max_height: int = 2000) -> None:
     """A PNG of the whole page (not just the viewport), cut at ``max_height`` CSS pixels."""
     import base64
 
