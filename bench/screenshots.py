@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from bench import chromium
 
@@ -164,7 +164,7 @@ def dashboard_pages(driver: Any, base: str) -> list[str]:
 
 
 def _name(path: str) -> str:
-    slug = re.sub(r"[^a-z0-9]+", "-", urlsplit(path).path.lower()).strip("-")
+    slug = re.sub(r"[^a-z0-9]+", "-", unquote(urlsplit(path).path).lower()).strip("-")
     return slug or "home"
 
 
