@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test bench faults lint openapi clean
+.PHONY: run test bench faults lint openapi screenshots clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,11 @@ lint: $(STAMP)
 
 openapi: $(STAMP)
 	$(BIN)/mailflow openapi
+
+# The demo's pages at desktop and phone width, in headless Chromium (apt-get install chromium
+# chromium-driver), into docs/screenshots/ for the README.
+screenshots: $(STAMP)
+	$(BIN)/python -m bench.screenshots
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

@@ -16,7 +16,7 @@ from service.store.connection import connect
 from service.store.cursor_secret import CursorSecret
 from service.store.near_cache import NearCache
 from service.store.rate_counters import RateLeases
-from service.web import auth, errors, headers, request_log
+from service.web import api_docs, auth, errors, headers, request_log
 from service.web.api import (
     connectors,
     health,
@@ -80,8 +80,6 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
         OPENAPI_VERSION="3.1.0",
         OPENAPI_URL_PREFIX="/",
         OPENAPI_JSON_PATH="openapi.json",
-        OPENAPI_SWAGGER_UI_PATH="/docs",
-        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
         MAX_CONTENT_LENGTH=None,  # the traces endpoint enforces its own limit, before parsing
         JSON_SORT_KEYS=False,
     )
@@ -112,6 +110,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
         metrics.blp,
     ):
         api.register_blueprint(blueprint)
+    app.register_blueprint(api_docs.blp)  # /docs: Swagger UI from the app itself, not a CDN
     errors.register_error_handlers(app)
     request_log.install(app, settings.access_log)  # first: every request gets its id and its timing
     headers.install(app, settings)  # first: a CORS preflight needs no key
