@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import random
+import subprocess
+import time
+import urllib.request
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 TLS_SPELLINGS = {
@@ -53,3 +60,35 @@ def post_batches(client, traces: list[dict[str, Any]], size: int = 5000) -> dict
         for key in totals:
             totals[key] += response.json[key]
     return totals
+
+
+@contextmanager
+def gunicorn_server(redis_url: str, log: Path, **env_settings: str) -> Iterator[str]:
+    """gunicorn as `mailflow serve` starts it, with these MAILFLOW_* settings (names in lower
+    case, as in Settings), logging to ``log``; yields its base URL and stops it after."""
+    from service.cli.commands import _gunicorn_command
+    from service.config import Settings
+    from service.store.embedded import free_port
+
+    port = free_port()
+    env = dict(os.environ, MAILFLOW_REDIS_URL=redis_url,
+               **{f"MAILFLOW_{name.upper()}": value for name, value in env_settings.items()})  # fmt: skip
+    settings = Settings.from_env(env)
+    with log.open("wb") as sink:
+        process = subprocess.Popen(_gunicorn_command(settings, "127.0.0.1", port), env=env,
+                                   stdout=sink, stderr=subprocess.STDOUT)  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    try:
+        while True:  # start-up of an external process: poll until it answers
+            try:
+                with urllib.request.urlopen(base + "/healthz", timeout=1):
+                    break
+            except OSError:
+                assert process.poll() is None, log.read_text()
+                assert time.monotonic() < deadline, "gunicorn did not start"
+                time.sleep(0.1)
+        yield base
+    finally:
+        process.terminate()
+        process.wait(30)

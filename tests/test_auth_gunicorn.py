@@ -3,47 +3,23 @@ effective at once in every worker process."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import time
 import urllib.error
 import urllib.request
 
 import pytest
 
-from service.cli.commands import _gunicorn_command
-from service.config import Settings
 from service.core.api_keys import parse_key
 from service.store import api_keys
-from tests.conftest import free_port
+from tests.helpers import gunicorn_server
 
 SNAPSHOT = "/api/v1/mailflow/snapshot"
 
 
 @pytest.fixture
 def gunicorn_api(redis_server, redis_client, tmp_path):
-    port = free_port()
-    settings = Settings(redis_url=redis_server.url, web_workers=2)
-    env = dict(os.environ, MAILFLOW_REDIS_URL=redis_server.url, MAILFLOW_WEB_WORKERS="2")
     log = tmp_path / "gunicorn.log"
-    with log.open("wb") as sink:
-        process = subprocess.Popen(_gunicorn_command(settings, "127.0.0.1", port), env=env,
-                                   stdout=sink, stderr=subprocess.STDOUT)  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    try:
-        while True:  # start-up of an external process: poll until it answers
-            try:
-                with urllib.request.urlopen(base + "/healthz", timeout=1):
-                    break
-            except OSError:
-                assert process.poll() is None, log.read_text()
-                assert time.monotonic() < deadline, "gunicorn did not start"
-                time.sleep(0.1)
+    with gunicorn_server(redis_server.url, log, web_workers="2") as base:
         yield base, log
-    finally:
-        process.terminate()
-        process.wait(30)
 
 
 def get(url: str, key: str | None = None):

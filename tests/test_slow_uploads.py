@@ -5,55 +5,24 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import socket
-import subprocess
 import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from datetime import UTC, datetime
 
 import pytest
 
-from service.cli.commands import _gunicorn_command
-from service.config import Settings
 from service.store import health
 from service.web.body_reads import BodySlots, body_slots_for
 from service.web.errors import Problem
-from tests.conftest import free_port
+from tests.helpers import gunicorn_server
 
 SNAPSHOT = "/api/v1/mailflow/snapshot"
 BODY_TIMEOUT_SECONDS = 3
-
-
-@contextmanager
-def gunicorn_server(redis_url: str, tmp_path, **env_settings: str) -> Iterator[str]:
-    """gunicorn as `mailflow serve` starts it, with these MAILFLOW_* settings."""
-    port = free_port()
-    env = dict(os.environ, MAILFLOW_REDIS_URL=redis_url,
-               **{f"MAILFLOW_{name.upper()}": value for name, value in env_settings.items()})  # fmt: skip
-    log = tmp_path / "gunicorn.log"
-    with log.open("wb") as sink:
-        process = subprocess.Popen(_gunicorn_command(Settings(), "127.0.0.1", port), env=env,
-                                   stdout=sink, stderr=subprocess.STDOUT)  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    try:
-        while True:  # start-up of an external process: poll until it answers
-            try:
-                with urllib.request.urlopen(base + "/healthz", timeout=1):
-                    break
-            except OSError:
-                assert process.poll() is None, log.read_text()
-                assert time.monotonic() < deadline, "gunicorn did not start"
-                time.sleep(0.1)
-        yield base
-    finally:
-        process.terminate()
-        process.wait(30)
 
 
 def slow_upload(base: str, key: str) -> socket.socket:
@@ -114,7 +83,7 @@ def read_answer(sock: socket.socket) -> bytes:
 
 @pytest.fixture
 def server(redis_server, tmp_path) -> Iterator[str]:
-    with gunicorn_server(redis_server.url, tmp_path, web_workers="1", web_threads="4",
+    with gunicorn_server(redis_server.url, tmp_path / "gunicorn.log", web_workers="1", web_threads="4",
                          body_read_timeout_seconds=str(BODY_TIMEOUT_SECONDS)) as base:  # fmt: skip
         yield base
 

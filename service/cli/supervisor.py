@@ -13,6 +13,8 @@ import subprocess
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from service.store.embedded import stop_process
+
 log = logging.getLogger("mailflow.run")
 
 FIRST_DELAY_SECONDS = 0.5
@@ -36,14 +38,8 @@ class ChildProcess:
         return None if self.process is None else self.process.poll()
 
     def stop(self, timeout: float = 15.0) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        if self.process is not None:
+            stop_process(self.process, timeout)
 
 
 @dataclass
