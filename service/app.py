@@ -110,6 +110,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
         metrics.blp,
     ):
         api.register_blueprint(blueprint)
+    state_of(app).openapi = api.spec
     app.register_blueprint(api_docs.blp)  # /docs: Swagger UI from the app itself, not a CDN
     errors.register_error_handlers(app)
     request_log.install(app, settings.access_log)  # first: every request gets its id and its timing

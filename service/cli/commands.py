@@ -220,12 +220,16 @@ def openapi(output: str) -> None:
 
 
 def spec_json() -> str:
-    from service.app import create_app
+    from service.app import close_app, create_app
+    from service.web.context import state_of
 
     # The spec never needs Redis: a client is built but not connected.
     app = create_app({"redis_url": "redis://127.0.0.1:1/0"})
+    openapi = state_of(app).openapi
+    assert openapi is not None, "create_app documents the API"
     with app.app_context():
-        spec = app.extensions["flask-smorest"]["apis"][""]["ext_obj"].spec.to_dict()
+        spec = openapi.to_dict()
+    close_app(app)
     return json.dumps(spec, indent=2, sort_keys=True)
 
 

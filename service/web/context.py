@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import redis
+from apispec import APISpec
 from flask import Flask, current_app, g
 
 from service.config import Settings
@@ -29,6 +30,8 @@ class AppState:
     cursor_secret: CursorSecret
     # The Redis data instance readiness first found ready: a later instance is other data.
     served_instance: str | None = None
+    # The API's OpenAPI document, for `mailflow openapi` (set once every blueprint is in).
+    openapi: APISpec | None = None
 
 
 def state_of(app: Flask) -> AppState:
