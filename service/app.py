@@ -30,6 +30,7 @@ from service.web.api import (
 from service.web.api.cached_reads import CachedReads
 from service.web.body_reads import BodyReads
 from service.web.context import EXTENSION
+from service.web.dashboard import pages as dashboard
 
 
 class MailflowApi(Api):
@@ -115,6 +116,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
         api.register_blueprint(blueprint)
     openapi_security.document(api.spec)  # after every blueprint: each /api/v1 operation needs a key
     paging_links.document(api.spec)
+    app.register_blueprint(dashboard.blp)  # on the app, not the Api: pages are not in the spec
     errors.register_error_handlers(app)
     request_log.install(app, settings.access_log)  # first: every request gets its id and its timing
     headers.install(app, settings)  # first: a CORS preflight needs no key

@@ -1,0 +1,109 @@
+"""Dashboard sessions in Redis: what a signed-in browser's cookie refers to.
+
+A session holds the key's id and the sha256 of its secret (what the key record holds too),
+never the secret, so every request can admit the key again and a revoked key ends its
+sessions at their next request. The times are the service's clock (injected in tests); the
+idle and absolute limits are checked against them on every use, and the hash also expires by
+itself after the shorter of the two remaining durations (EXPIRE, never EXPIREAT) so an
+abandoned session does not stay in Redis.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import redis
+
+from service.store import keys
+
+SESSION_ID_BYTES = 32
+
+
+@dataclass(frozen=True)
+class Limits:
+    idle: timedelta
+    absolute: timedelta
+
+
+@dataclass(frozen=True)
+class DashboardSession:
+    session_id: str
+    key_id: str
+    secret_hash: str
+    tenant: str
+    csrf: str
+    signed_in_at: datetime
+    last_used_at: datetime
+
+
+def _seconds_left(signed_in_at: datetime, now: datetime, limits: Limits) -> int:
+    """Seconds until the session ends if unused: the shorter of the idle and absolute limits."""
+    left = min(limits.idle, signed_in_at + limits.absolute - now)
+    return max(1, int(left.total_seconds()) + 1)
+
+
+def create(
+    client: redis.Redis,
+    key_id: str,
+    secret_hash: str,
+    tenant: str,
+    now: datetime,
+    limits: Limits,
+) -> DashboardSession:
+    session = DashboardSession(
+        session_id=secrets.token_hex(SESSION_ID_BYTES), key_id=key_id, secret_hash=secret_hash,
+        tenant=tenant, csrf=secrets.token_urlsafe(32), signed_in_at=now, last_used_at=now,
+    )  # fmt: skip
+    key = keys.dashboard_session(session.session_id)
+    with client.pipeline(transaction=True) as pipe:
+        pipe.hset(key, mapping={
+            "key_id": key_id, "hash": secret_hash, "tenant": tenant, "csrf": session.csrf,
+            "signed_in_at": now.isoformat(), "last_used_at": now.isoformat(),
+        })  # fmt: skip
+        pipe.expire(key, _seconds_left(now, now, limits))
+        pipe.execute()
+    return session
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def use(
+    client: redis.Redis, session_id: str, now: datetime, limits: Limits
+) -> DashboardSession | None:
+    """The live session, its last use moved to ``now``; None (and deleted) once it expired."""
+    try:
+        key = keys.dashboard_session(session_id)
+    except ValueError:
+        return None
+    raw = client.hgetall(key)
+    if not raw:
+        return None
+    fields = {_text(k): _text(v) for k, v in raw.items()}
+    try:
+        signed_in_at = datetime.fromisoformat(fields["signed_in_at"])
+        last_used_at = datetime.fromisoformat(fields["last_used_at"])
+        session = DashboardSession(session_id, fields["key_id"], fields["hash"],
+                                   fields["tenant"], fields["csrf"], signed_in_at,
+                                   last_used_at)  # fmt: skip
+    except (KeyError, ValueError):
+        client.delete(key)
+        return None
+    if now - last_used_at >= limits.idle or now - signed_in_at >= limits.absolute:
+        client.delete(key)
+        return None
+    with client.pipeline(transaction=True) as pipe:
+        pipe.hset(key, "last_used_at", now.isoformat())
+        pipe.expire(key, _seconds_left(signed_in_at, now, limits))
+        pipe.execute()
+    return session
+
+
+def end(client: redis.Redis, session_id: str) -> None:
+    try:
+        client.delete(keys.dashboard_session(session_id))
+    except ValueError:
+        return
