@@ -67,7 +67,6 @@ CONTENT_SECURITY_POLICY = (
     "object-src 'none'"
 )
 PAGE_CACHE_CONTROL = "private, no-cache"
-REPORT_PAGE_SIZE = 100
 WINDOW_CHOICES = (7, 30, 90)
 TLS_COLUMNS = ("none", "TLS1.0", "TLS1.1", "TLS1.2", "TLS1.3")
 
@@ -133,7 +132,7 @@ class Page:
         if etag_matches(request.headers.get("If-None-Match"), etag):
             return Response(status=304, headers=headers)
         html = render_template(template, tenant=context.tenant(), admin=self.signed_in.admin,
-                               csrf=self.signed_in.session.csrf, etag=etag, charts=charts,
+                               csrf=self.signed_in.session.csrf, etag=etag,
                                **values)  # fmt: skip
         return Response(html, mimetype="text/html", headers=headers)
 
@@ -182,6 +181,7 @@ def url_with(**changes: Any) -> str:
 
 blp.add_app_template_global(connector_path, "connector_path")
 blp.add_app_template_global(report_link, "report_link")
+blp.add_app_template_global(charts, "charts")  # a global: imported macros see it too
 
 
 # -- signing in and out ------------------------------------------------------------------------
@@ -268,8 +268,7 @@ def tls_flyout() -> BaseResponse:
 
 
 def _report_query() -> connector_pages.ReportQuery:
-    args = _query_args(ConnectorReportArgsSchema(), drop=("format", "limit"))
-    args["limit"] = REPORT_PAGE_SIZE
+    args = _query_args(ConnectorReportArgsSchema(), drop=("format",))
     return connector_pages.report_query(args, window_from_args(args))
 
 
