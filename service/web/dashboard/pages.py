@@ -181,7 +181,8 @@ def url_with(**changes: Any) -> str:
 
 blp.add_app_template_global(connector_path, "connector_path")
 blp.add_app_template_global(report_link, "report_link")
-blp.add_app_template_global(charts, "charts")  # a global: imported macros see it too
+# A global, not a render argument: the macros templates import see it too.
+blp.record_once(lambda state: state.app.jinja_env.globals.update(charts=charts))
 
 
 # -- signing in and out ------------------------------------------------------------------------
