@@ -4,8 +4,8 @@ A session holds the key's id and the sha256 of its secret (what the key record h
 never the secret, so every request can admit the key again and a revoked key ends its
 sessions at their next request. The times are the service's clock (injected in tests); the
 idle and absolute limits are checked against them on every use, and the hash also expires by
-itself after the shorter of the two remaining durations (EXPIRE, never EXPIREAT) so an
-abandoned session does not stay in Redis.
+itself after the shorter of the two remaining durations (EXPIRE, never EXPIREAT, renewed
+whenever the last use is written) so an abandoned session does not stay in Redis.
 """
 
 from __future__ import annotations
@@ -19,6 +19,9 @@ import redis
 from service.store import keys
 
 SESSION_ID_BYTES = 32
+# A session's last use is written at most this often: one Redis round trip per page instead of
+# two. Idle expiry is then exact to within this much (it can come up to a minute early).
+TOUCH_EVERY = timedelta(minutes=1)
 
 
 @dataclass(frozen=True)
@@ -95,6 +98,8 @@ def use(
     if now - last_used_at >= limits.idle or now - signed_in_at >= limits.absolute:
         client.delete(key)
         return None
+    if now - last_used_at < TOUCH_EVERY:
+        return session
     with client.pipeline(transaction=True) as pipe:
         pipe.hset(key, "last_used_at", now.isoformat())
         pipe.expire(key, _seconds_left(signed_in_at, now, limits))

@@ -11,6 +11,8 @@ rendered.
 from __future__ import annotations
 
 import hashlib
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -111,6 +113,33 @@ def _document(view: CachedView) -> Any:
     return orjson.loads(view.body)
 
 
+class RenderedPages:
+    """The HTML of recently rendered pages by their ETag, in this process. A page's ETag names
+    everything it shows (the views' ETags, the URL, the session's CSRF token, admin or not),
+    so a page whose data did not change is sent again without rendering it."""
+
+    def __init__(self, size: int = 128) -> None:
+        self._size = size
+        self._pages: OrderedDict[str, bytes] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, etag: str) -> bytes | None:
+        with self._lock:
+            html = self._pages.get(etag)
+            if html is not None:
+                self._pages.move_to_end(etag)
+            return html
+
+    def put(self, etag: str, html: bytes) -> None:
+        with self._lock:
+            self._pages[etag] = html
+            while len(self._pages) > self._size:
+                self._pages.popitem(last=False)
+
+
+RENDERED = RenderedPages()
+
+
 class Page:
     """What one page read (the ETags of its views) and how to answer: 304 or the HTML."""
 
@@ -131,9 +160,13 @@ class Page:
         headers = {"ETag": etag, "Cache-Control": PAGE_CACHE_CONTROL}
         if etag_matches(request.headers.get("If-None-Match"), etag):
             return Response(status=304, headers=headers)
-        html = render_template(template, tenant=context.tenant(), admin=self.signed_in.admin,
-                               csrf=self.signed_in.session.csrf, etag=etag,
-                               **values)  # fmt: skip
+        html = RENDERED.get(etag)
+        if html is None:
+            html = render_template(
+                template, tenant=context.tenant(), admin=self.signed_in.admin,
+                csrf=self.signed_in.session.csrf, etag=etag, **values,
+            ).encode()  # fmt: skip
+            RENDERED.put(etag, html)
         return Response(html, mimetype="text/html", headers=headers)
 
 
