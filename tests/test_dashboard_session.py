@@ -174,3 +174,19 @@ def test_session_keys_are_built_in_the_keys_module():
     assert keys.dashboard_session("abc123") == "mf:{session:abc123}"
     with pytest.raises(ValueError):
         keys.dashboard_session("a:b")
+
+
+def test_a_session_is_shared_by_every_process_and_ends_in_all_of_them(
+    app, redis_server, clock, make_key, closing
+):
+    from service.app import create_app
+
+    other = closing(create_app({"redis_url": redis_server.url, "CLOCK": clock}))
+    browser = sign_in(app, make_key("acme", "read"))
+    cookie = browser.get_cookie("mailflow_session").value
+    elsewhere = other.test_client()
+    elsewhere.set_cookie("mailflow_session", cookie)
+    assert elsewhere.get("/").status_code == 200  # the same signing secret, the same session
+    csrf = Page(browser.get("/").get_data(as_text=True)).field("sign-out", "csrf")
+    assert browser.post("/sign-out", data={"csrf": csrf}).status_code == 303
+    assert elsewhere.get("/").status_code == 303  # its near-cached copy was dropped too

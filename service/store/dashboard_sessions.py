@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 
 import redis
 
-from service.store import keys
+from service.store import keys, near_cache
 
 SESSION_ID_BYTES = 32
 # A session's last use is written at most this often: one Redis round trip per page instead of
@@ -74,18 +74,31 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
+def _load(client: redis.Redis, key: str) -> dict[str, str] | None:
+    raw = client.hgetall(key)
+    return {_text(k): _text(v) for k, v in raw.items()} if raw else None
+
+
+def _forget(client: redis.Redis, key: str) -> None:
+    client.delete(key)
+    near_cache.publish_invalidation(client, key)
+
+
 def use(
     client: redis.Redis, session_id: str, now: datetime, limits: Limits
 ) -> DashboardSession | None:
-    """The live session, its last use moved to ``now``; None (and deleted) once it expired."""
+    """The live session, its last use moved to ``now``; None (and deleted) once it expired.
+
+    Read through this process's near cache: every write of a session (its last use, its end)
+    publishes its key, so no process keeps an outdated copy; and expiry is judged from the
+    stored times, so a kept copy of an expired session is refused all the same."""
     try:
         key = keys.dashboard_session(session_id)
     except ValueError:
         return None
-    raw = client.hgetall(key)
-    if not raw:
+    fields = near_cache.read_through(client, key, lambda: _load(client, key))
+    if not fields:
         return None
-    fields = {_text(k): _text(v) for k, v in raw.items()}
     try:
         signed_in_at = datetime.fromisoformat(fields["signed_in_at"])
         last_used_at = datetime.fromisoformat(fields["last_used_at"])
@@ -93,10 +106,10 @@ def use(
                                    fields["tenant"], fields["csrf"], signed_in_at,
                                    last_used_at)  # fmt: skip
     except (KeyError, ValueError):
-        client.delete(key)
+        _forget(client, key)
         return None
     if now - last_used_at >= limits.idle or now - signed_in_at >= limits.absolute:
-        client.delete(key)
+        _forget(client, key)
         return None
     if now - last_used_at < TOUCH_EVERY:
         return session
@@ -104,11 +117,12 @@ def use(
         pipe.hset(key, "last_used_at", now.isoformat())
         pipe.expire(key, _seconds_left(signed_in_at, now, limits))
         pipe.execute()
+    near_cache.publish_invalidation(client, key)
     return session
 
 
 def end(client: redis.Redis, session_id: str) -> None:
     try:
-        client.delete(keys.dashboard_session(session_id))
+        _forget(client, keys.dashboard_session(session_id))
     except ValueError:
         return
