@@ -82,6 +82,14 @@ def _load(client: redis.Redis, key: str) -> dict[str, str] | None:
 def _forget(client: redis.Redis, key: str) -> None:
     client.delete(key)
     near_cache.publish_invalidation(client, key)
+    _remember(client, key, {})  # empty: ended, in this process at once
+
+
+def _remember(client: redis.Redis, key: str, fields: dict[str, str]) -> None:
+    """Keep what this process just wrote, so its next request need not wait for the message."""
+    cache = near_cache.of(client)
+    if cache is not None:
+        cache.put(key, fields, cache.generation())
 
 
 def use(
@@ -90,35 +98,48 @@ def use(
     """The live session, its last use moved to ``now``; None (and deleted) once it expired.
 
     Read through this process's near cache: every write of a session (its last use, its end)
-    publishes its key, so no process keeps an outdated copy; and expiry is judged from the
-    stored times, so a kept copy of an expired session is refused all the same."""
+    publishes its key, so other processes drop their copies, and this process keeps what it
+    wrote. A kept copy that looks expired is checked against Redis before the session ends."""
     try:
         key = keys.dashboard_session(session_id)
     except ValueError:
         return None
     fields = near_cache.read_through(client, key, lambda: _load(client, key))
+    session = _session(session_id, fields)
+    if session is not None and _expired(session, now, limits):
+        fields = _load(client, key)
+        session = _session(session_id, fields)
+    if session is None or _expired(session, now, limits):
+        if fields is not None:
+            _forget(client, key)
+        return None
+    assert fields is not None
+    if now - session.last_used_at >= TOUCH_EVERY:
+        with client.pipeline(transaction=True) as pipe:
+            pipe.hset(key, "last_used_at", now.isoformat())
+            pipe.expire(key, _seconds_left(session.signed_in_at, now, limits))
+            pipe.execute()
+        near_cache.publish_invalidation(client, key)
+        _remember(client, key, {**fields, "last_used_at": now.isoformat()})
+    return session
+
+
+def _session(session_id: str, fields: dict[str, str] | None) -> DashboardSession | None:
     if not fields:
         return None
     try:
-        signed_in_at = datetime.fromisoformat(fields["signed_in_at"])
-        last_used_at = datetime.fromisoformat(fields["last_used_at"])
-        session = DashboardSession(session_id, fields["key_id"], fields["hash"],
-                                   fields["tenant"], fields["csrf"], signed_in_at,
-                                   last_used_at)  # fmt: skip
+        return DashboardSession(
+            session_id, fields["key_id"], fields["hash"], fields["tenant"], fields["csrf"],
+            datetime.fromisoformat(fields["signed_in_at"]),
+            datetime.fromisoformat(fields["last_used_at"]),
+        )  # fmt: skip
     except (KeyError, ValueError):
-        _forget(client, key)
         return None
-    if now - last_used_at >= limits.idle or now - signed_in_at >= limits.absolute:
-        _forget(client, key)
-        return None
-    if now - last_used_at < TOUCH_EVERY:
-        return session
-    with client.pipeline(transaction=True) as pipe:
-        pipe.hset(key, "last_used_at", now.isoformat())
-        pipe.expire(key, _seconds_left(signed_in_at, now, limits))
-        pipe.execute()
-    near_cache.publish_invalidation(client, key)
-    return session
+
+
+def _expired(session: DashboardSession, now: datetime, limits: Limits) -> bool:
+    return (now - session.last_used_at >= limits.idle
+            or now - session.signed_in_at >= limits.absolute)  # fmt: skip
 
 
 def end(client: redis.Redis, session_id: str) -> None:
