@@ -294,3 +294,35 @@ def test_the_dashboard_is_not_in_the_openapi_spec(client):
     assert all(
         path.startswith("/api/v1") or path in ("/healthz", "/readyz", "/metrics") for path in paths
     ), sorted(paths)
+
+
+@pytest.mark.parametrize("path", [
+    "/tls?days=abc", "/tls?days=0", "/tls?direction=sideways", "/connectors?limit=0",
+    "/connectors?sort=bogus", "/connectors?start=2026-11-20&end=2026-11-01",
+    "/connectors?type=nope", "/connectors?forced_tls=maybe", "/connectors/sideways/x",
+    "/connectors/inbound/" + "x" * 300, "/connectors/inbound/nobody", "/connectors?cursor=forged",
+    "/connectors/export?days=1000", "/insights?state=weird",
+])  # fmt: skip
+def test_bad_arguments_get_a_4xx_or_the_first_page_never_a_5xx(app, make_key, path):
+    browser = sign_in(app, make_key("acme", "read", "admin"))
+    answer = browser.get(path)
+    assert answer.status_code < 500, (path, answer.data[:300])
+    if answer.status_code >= 400:
+        assert answer.mimetype == "application/problem+json"
+        assert "Content-Security-Policy" in answer.headers
+
+
+def test_bad_admin_forms_are_refused_never_a_5xx(app, make_key):
+    browser = sign_in(app, make_key("acme", "read", "admin"))
+    csrf = Page(browser.get("/insights").get_data(as_text=True)).field("sign-out", "csrf")
+    for path, fields in (
+        ("/connectors/inbound/-", {"type": "partner"}),
+        ("/connectors/inbound/" + "x" * 300, {"type": "partner"}),
+        ("/connectors/inbound/Acme", {"type": "partner", "description": "d" * 2000}),
+        ("/insights/rules/connector-unencrypted", {"min_messages": "0"}),
+        ("/insights/rules/connector-unencrypted", {"min_percent": "nan"}),
+    ):
+        answer = browser.post(path, data={**fields, "csrf": csrf})
+        assert 400 <= answer.status_code < 500, (path, fields, answer.data[:300])
+    big = browser.post("/sign-out", data={"csrf": csrf, "pad": "x" * 20_000})
+    assert big.status_code == 403  # a form over 16 KiB is not read: no token, refused
