@@ -111,8 +111,11 @@ def test_the_connector_report_shows_the_apis_rows(demo, query):
     assert html.body_class() == "page-connector-report"
     assert _report_rows(html) == _api_rows(api["rows"])
     assert number(html.texts("span", "total-rows")[0]) == api["total_rows"]
-    # The charts add up to the same volume as the rows (every row is on this one page).
+    # The charts' numbers add up to the same volume as the rows (all on this one page).
     assert api["next_cursor"] is None
+    days = [number(t) for t in html.texts("td", "messages", within="chart-days")]
+    assert len(days) == api["window"]["days"]
+    assert sum(days) == sum(row["messages"] for row in api["rows"])
     assert "Message volume" in html.html and "Messages by TLS used" in html.html
 
 
@@ -224,7 +227,7 @@ def test_every_page_has_the_security_headers_and_weighs_under_150_kb(demo, app):
             weight += assets[ref]
         weights[path] = weight
         assert weight < 150 * 1024, (path, weight)
-    assert set(assets) == {"/assets/dashboard.css", "/assets/dashboard.js"}
+    assert set(assets) == {"/assets/dashboard.css", "/assets/dashboard.js", "/assets/favicon.svg"}
     print("page weights (HTML + CSS + JS, bytes):", weights)
 
 
@@ -326,3 +329,27 @@ def test_bad_admin_forms_are_refused_never_a_5xx(app, make_key):
         assert 400 <= answer.status_code < 500, (path, fields, answer.data[:300])
     big = browser.post("/sign-out", data={"csrf": csrf, "pad": "x" * 20_000})
     assert big.status_code == 403  # a form over 16 KiB is not read: no token, refused
+
+
+def test_the_heaviest_pages_stay_under_150_kb(app, client, clock, run_worker, make_key):
+    """90 days of 15 connectors with every TLS version every day: the longest charts and
+    tables a page can have (the report's table has its default 100 rows a page)."""
+    traces = [
+        {"id": f"h-{back}-{c}-{version}", "direction": "inbound" if c % 2 else "outbound",
+         "timestamp": (clock.now - timedelta(days=back, hours=1)).isoformat(),
+         "connector": f"Connector number {c:02d}", "connector_type": "partner",
+         "tls_version": version}
+        for back in range(90) for c in range(15) for version in VERSIONS
+    ]  # fmt: skip
+    assert post_batches(client, traces)["accepted"] == len(traces) == 8100
+    run_worker()
+    browser = sign_in(app, make_key("default", "read"))
+    assets = 0
+    for name in ("dashboard.css", "dashboard.js", "favicon.svg"):
+        with browser.get(f"/assets/{name}") as asset:
+            assets += len(asset.data)
+    for path in ("/connectors?group_by=day&days=90", "/connectors?days=90", "/tls?days=90",
+                 "/connectors/inbound/Connector%20number%2001?days=90"):  # fmt: skip
+        answer = browser.get(path)
+        assert answer.status_code == 200
+        assert len(answer.data) + assets < 150 * 1024, (path, len(answer.data) + assets)

@@ -346,7 +346,7 @@ def connector_report() -> BaseResponse:
     snapshot = _snapshot(page)
     return page.answer(
         "connectors.html", page_class="page-connector-report", report=report, query=query,
-        volume=charts.stacked(daily, by_version=False), by_tls=charts.stacked(daily),
+        volume=charts.stacked(daily, by_version=False), by_tls=charts.stacked(daily), daily=daily,
         insights=insights, has_data=_has_data(snapshot), window_choices=WINDOW_CHOICES,
         connector_types=CONNECTOR_TYPES, tls_columns=TLS_COLUMNS,
     )  # fmt: skip

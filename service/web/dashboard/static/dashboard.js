@@ -9,7 +9,8 @@
   function refresh() {
     if (busy || document.hidden) { return; }
     var active = document.activeElement;
-    if (active && active.closest && active.closest("form")) { return; } // someone is typing
+    // Someone is typing or moving through the page with the keyboard: keep their place.
+    if (active && active.closest && active.closest("main, form")) { return; }
     busy = true;
     fetch(window.location.href, { headers: { "If-None-Match": etag }, cache: "no-store",
       credentials: "same-origin", redirect: "manual" })
