@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from datetime import timedelta
 
 import pytest
@@ -28,6 +29,15 @@ def demo(app, client, clock, run_worker, make_key):
         "admin": sign_in(app, make_key("default", "read", "admin")),
         "api": client,
     }
+
+
+def dated(text: str, clock) -> str:
+    """``{today-N}`` in a query: the date N days before the injected clock's day."""
+    return re.sub(
+        r"\{today-(\d+)\}",
+        lambda m: (clock.now.date() - timedelta(days=int(m[1]))).isoformat(),
+        text,
+    )
 
 
 def page(browser, path: str) -> Page:
@@ -103,9 +113,10 @@ def _api_rows(rows: list[dict]) -> list[tuple]:
     "?direction=inbound&type=partner",
     "?name=fab&forced_tls=false&days=30",
     "?group_by=day&sort=-TLS1.0",
-    "?type=internet&start=2026-11-22&end=2026-11-26",
+    "?type=internet&start={today-5}&end={today-1}",
 ])  # fmt: skip
-def test_the_connector_report_shows_the_apis_rows(demo, query):
+def test_the_connector_report_shows_the_apis_rows(demo, query, clock):
+    query = dated(query, clock)
     api = demo["api"].get("/api/v1/connectors" + query).json
     html = page(demo["read"], "/connectors" + query)
     assert html.body_class() == "page-connector-report"
@@ -147,14 +158,17 @@ def test_the_connector_report_pages_follow_the_apis_cursor(demo, client):
     assert pages == -(-len(every_row) // 10)
 
 
-def test_a_connectors_page_shows_its_report(demo):
-    api = demo["api"].get("/api/v1/connectors/inbound/Contoso%20Partner").json
-    html = page(demo["read"], "/connectors/inbound/Contoso%20Partner")
+@pytest.mark.parametrize("query", ["", "?days=30", "?start={today-26}&end={today-3}"])
+def test_a_connectors_page_shows_its_report(demo, query, clock):
+    query = dated(query, clock)
+    api = demo["api"].get("/api/v1/connectors/inbound/Contoso%20Partner" + query).json
+    html = page(demo["read"], "/connectors/inbound/Contoso%20Partner" + query)
     assert html.body_class() == "page-connector"
     assert number(html.texts("td", "messages", within="definition")[0]) == api["messages"]
     assert [number(t) for t in html.texts("td", "messages", within="daily")] == [
         d["messages"] for d in api["series"]
     ]
+    assert len(api["series"]) == api["window"]["days"]
     assert html.texts("td", "type", within="definition") == ["partner"]
     # Its insight (the demo's TLS 1.0 partner flow) is on its page.
     assert "Inbound Partner connector seeing significant TLS1.0 mail flow" in html.texts(
@@ -232,8 +246,6 @@ def test_every_page_has_the_security_headers_and_weighs_under_150_kb(demo, app):
 
 
 def _refs(html: str) -> list[str]:
-    import re
-
     return re.findall(r'(?:href|src)="(/assets/[^"]+)"', html)
 
 
@@ -301,12 +313,13 @@ def test_the_dashboard_is_not_in_the_openapi_spec(client):
 
 @pytest.mark.parametrize("path", [
     "/tls?days=abc", "/tls?days=0", "/tls?direction=sideways", "/connectors?limit=0",
-    "/connectors?sort=bogus", "/connectors?start=2026-11-20&end=2026-11-01",
+    "/connectors?sort=bogus", "/connectors?start={today-1}&end={today-20}",
     "/connectors?type=nope", "/connectors?forced_tls=maybe", "/connectors/sideways/x",
     "/connectors/inbound/" + "x" * 300, "/connectors/inbound/nobody", "/connectors?cursor=forged",
     "/connectors/export?days=1000", "/insights?state=weird",
 ])  # fmt: skip
-def test_bad_arguments_get_a_4xx_or_the_first_page_never_a_5xx(app, make_key, path):
+def test_bad_arguments_get_a_4xx_or_the_first_page_never_a_5xx(app, make_key, path, clock):
+    path = dated(path, clock)
     browser = sign_in(app, make_key("acme", "read", "admin"))
     answer = browser.get(path)
     assert answer.status_code < 500, (path, answer.data[:300])
