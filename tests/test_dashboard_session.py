@@ -64,11 +64,13 @@ def test_the_cookie_is_secure_over_https(app, make_key):
 def test_keys_without_read_or_unknown_are_refused(app, make_key):
     browser = app.test_client()
     browser.environ_base.pop("HTTP_AUTHORIZATION", None)
-    for key, status in ((make_key("acme", "ingest"), 403), ("mf_nope_nope", 401),
-                        ("not a key", 401)):  # fmt: skip
+    unknown = "mf_" + "0" * 16 + "_" + "A" * 43  # well formed, never issued
+    for key, status in ((make_key("acme", "ingest"), 403), ("mf_nope_nope", 403),
+                        (unknown, 403), ("not a key", 403)):  # fmt: skip
         token = Page(browser.get("/sign-in").get_data(as_text=True)).field("sign-in", "csrf")
         answer = browser.post("/sign-in", data={"csrf": token, "key": key})
         assert answer.status_code == status
+        assert Page(answer.get_data(as_text=True)).texts("p", "error")  # says why, in the form
         assert not any(c.startswith("mailflow_session=")
                        for c in answer.headers.getlist("Set-Cookie"))  # fmt: skip
 

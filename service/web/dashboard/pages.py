@@ -171,15 +171,19 @@ class Page:
 
 
 def _snapshot(page: Page) -> dict[str, Any]:
-    window = window_from_args({})
-    return page.read(views.snapshot_view(context.client(), context.tenant(), window,  # type: ignore[no-any-return]
-                                         context.now(), context.settings().view_cache_seconds))  # fmt: skip
+    """The widget's snapshot: the default window, the view the worker keeps precomputed."""
+    view = views.snapshot_view(context.client(), context.tenant(), window_from_args({}),
+                               context.now(), context.settings().view_cache_seconds)  # fmt: skip
+    document: dict[str, Any] = page.read(view)
+    return document
 
 
 def _insights(page: Page, state: str) -> list[dict[str, Any]]:
+    """The first page of the insight feed (``active``, ``resolved`` or ``all``), as polled."""
     view = insight_feed.feed_page(context.client(), context.tenant(), context.cursor_secret(),
                                   state, insight_feed.DEFAULT_LIMIT)  # fmt: skip
-    return page.read(view)["items"]  # type: ignore[no-any-return]
+    items: list[dict[str, Any]] = page.read(view)["items"]
+    return items
 
 
 def _has_data(snapshot: Mapping[str, Any]) -> bool:
@@ -240,7 +244,8 @@ def sign_in() -> BaseResponse:
     except Problem as problem:
         if problem.code not in (401, 403):
             raise
-        response = Response(status=problem.code, mimetype="text/html")
+        # 403 either way: a 401 would need a WWW-Authenticate challenge, and a form is none.
+        response = Response(status=403, mimetype="text/html")
         token = session.new_sign_in_token(response)
         error = ("That key is unknown or revoked." if problem.code == 401
                  else "That key lacks the read scope.")  # fmt: skip
