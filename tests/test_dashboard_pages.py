@@ -246,7 +246,7 @@ def test_every_page_has_the_security_headers_and_weighs_under_150_kb(demo, app):
 
 
 def _refs(html: str) -> list[str]:
-    return re.findall(r'(?:href|src)="(/assets/[^"]+)"', html)
+    return [ref.split("?")[0] for ref in re.findall(r'(?:href|src)="(/assets/[^"]+)"', html)]
 
 
 def test_an_unchanged_page_is_a_304_on_its_etag(demo, client, clock, run_worker):

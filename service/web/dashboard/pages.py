@@ -14,6 +14,7 @@ import hashlib
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -69,6 +70,19 @@ CONTENT_SECURITY_POLICY = (
     "object-src 'none'"
 )
 PAGE_CACHE_CONTROL = "private, no-cache"
+
+
+def _code_version() -> str:
+    """A digest of the templates and assets: part of every page's ETag (a new release is never
+    answered 304 with the old HTML) and of every asset's URL (no stale stylesheet)."""
+    digest = hashlib.blake2b(digest_size=6)
+    for folder in ("templates", "static"):
+        for file in sorted((Path(__file__).parent / folder).glob("*")):
+            digest.update(file.name.encode() + file.read_bytes())
+    return digest.hexdigest()
+
+
+CODE_VERSION = _code_version()
 WINDOW_CHOICES = (7, 30, 90)
 TLS_COLUMNS = ("none", "TLS1.0", "TLS1.1", "TLS1.2", "TLS1.3")
 
@@ -145,7 +159,8 @@ class Page:
 
     def __init__(self, signed_in: SignedIn) -> None:
         self.signed_in = signed_in
-        self.etags: list[str] = [request.full_path, signed_in.session.csrf, str(signed_in.admin)]
+        self.etags: list[str] = [CODE_VERSION, request.full_path, signed_in.session.csrf,
+                                 str(signed_in.admin)]  # fmt: skip
 
     def read(self, view: CachedView) -> Any:
         self.etags.append(view.etag)
@@ -217,6 +232,7 @@ def url_with(**changes: Any) -> str:
 
 
 blp.add_app_template_global(connector_path, "connector_path")
+blp.add_app_template_global(lambda: CODE_VERSION, "code_version")
 blp.add_app_template_global(report_link, "report_link")
 # A global, not a render argument: the macros templates import see it too.
 blp.record_once(lambda state: state.app.jinja_env.globals.update(charts=charts))
