@@ -193,3 +193,18 @@ def test_a_session_is_shared_by_every_process_and_ends_in_all_of_them(
     csrf = Page(browser.get("/").get_data(as_text=True)).field("sign-out", "csrf")
     assert browser.post("/sign-out", data={"csrf": csrf}).status_code == 303
     assert elsewhere.get("/").status_code == 303  # its near-cached copy was dropped too
+
+
+def test_signing_in_again_ends_the_previous_session(app, make_key, redis_client):
+    browser = sign_in(app, make_key("acme", "read"))
+    assert browser.get("/sign-in").status_code == 303  # signed in: the form sends you home
+    first = browser.get_cookie("mailflow_session").value
+    again = app.test_client()
+    again.environ_base.pop("HTTP_AUTHORIZATION", None)
+    csrf = Page(again.get("/sign-in").get_data(as_text=True)).field("sign-in", "csrf")
+    again.set_cookie("mailflow_session", first)  # the same browser, signing in with another key
+    answer = again.post("/sign-in", data={"csrf": csrf, "key": make_key("globex", "read")})
+    assert answer.status_code == 303
+    assert len(list(redis_client.scan_iter("mf:{session:*"))) == 1  # the first one is gone
+    assert browser.get("/").status_code == 303
+    assert "globex" in Page(again.get("/").get_data(as_text=True)).texts("strong", "tenant-name")

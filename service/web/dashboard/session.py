@@ -67,17 +67,22 @@ def _admit(session: DashboardSession, scope: str) -> auth.Grant:
                           method, request.path, context.now())  # fmt: skip
 
 
-def current(scope: str = "read") -> SignedIn | None:
-    """The signed-in session of this request, its key admitted again for ``scope``; None when
-    there is none (no cookie, a bad signature, expired, the key revoked). Sets ``g.tenant``."""
-    cookie = request.cookies.get(SESSION_COOKIE)
+def _session_id_of(cookie: str | None) -> str | None:
+    """The session id a cookie signed by this service refers to; None for anything else."""
     if not cookie:
         return None
     try:
         session_id = _serializer(_SESSION_SALT).loads(cookie)
     except BadSignature:
         return None
-    if not isinstance(session_id, str):
+    return session_id if isinstance(session_id, str) else None
+
+
+def current(scope: str = "read") -> SignedIn | None:
+    """The signed-in session of this request, its key admitted again for ``scope``; None when
+    there is none (no cookie, a bad signature, expired, the key revoked). Sets ``g.tenant``."""
+    session_id = _session_id_of(request.cookies.get(SESSION_COOKIE))
+    if session_id is None:
         return None
     client = context.client()
     session = dashboard_sessions.use(client, session_id, context.now(), limits())
@@ -108,6 +113,9 @@ def sign_in(key_text: str) -> tuple[DashboardSession, str]:
     key_id, secret = parsed
     grant = auth.admit_key(context.extension(), key_id, hash_secret(secret), "read", "GET",
                            request.path, context.now())  # fmt: skip
+    previous = _session_id_of(request.cookies.get(SESSION_COOKIE))
+    if previous is not None:  # signing in again (another key, perhaps) ends the old session
+        dashboard_sessions.end(context.client(), previous)
     session = dashboard_sessions.create(context.client(), key_id, hash_secret(secret),
                                         grant.tenant, context.now(), limits())  # fmt: skip
     g.tenant = grant.tenant
