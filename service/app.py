@@ -31,6 +31,7 @@ from service.web.api.cached_reads import CachedReads
 from service.web.body_reads import BodyReads
 from service.web.context import EXTENSION
 from service.web.dashboard import pages as dashboard
+from service.web.dashboard.lane import WidgetLane
 
 
 class MailflowApi(Api):
@@ -123,5 +124,6 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     auth.install(app)
     if settings.cached_reads:
         app.wsgi_app = CachedReads(app, app.wsgi_app)  # type: ignore[method-assign]
+        app.wsgi_app = WidgetLane(app, app.wsgi_app)  # type: ignore[method-assign]
     app.wsgi_app = BodyReads(app, app.wsgi_app)  # type: ignore[method-assign]  # outermost
     return app

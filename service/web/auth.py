@@ -59,6 +59,7 @@ class Grant:
 
     tenant: str
     rate_headers: dict[str, str]
+    scopes: tuple[str, ...] = ()  # every scope of the key (the dashboard shows admin forms)
 
 
 @dataclass(frozen=True)
@@ -126,7 +127,7 @@ def admit_key(
     if not decision.allowed:
         raise RateLimited(record.tenant, f"over {limit} {scope} requests per minute for this "
                           f"key; retry in {window.reset_seconds} s", headers)  # fmt: skip
-    return Grant(record.tenant, headers)
+    return Grant(record.tenant, headers, record.scopes)
 
 
 def authenticate() -> None:

@@ -127,6 +127,13 @@ def _document(view: CachedView) -> Any:
     return orjson.loads(view.body)
 
 
+def page_etag(parts: list[str]) -> str:
+    """A page's ETag: the release, the URL, the session's CSRF token, admin or not, and the
+    ETags of the views the page read."""
+    digest = hashlib.blake2b("|".join([CODE_VERSION, *parts]).encode(), digest_size=12)
+    return f'"page-{digest.hexdigest()}"'
+
+
 class RenderedPages:
     """The HTML of recently rendered pages by their ETag, in this process. A page's ETag names
     everything it shows (the views' ETags, the URL, the session's CSRF token, admin or not),
@@ -159,7 +166,8 @@ class Page:
 
     def __init__(self, signed_in: SignedIn) -> None:
         self.signed_in = signed_in
-        self.etags: list[str] = [CODE_VERSION, request.full_path, signed_in.session.csrf,
+        # What the widget's lane (``lane``) computes too, in the same order.
+        self.etags: list[str] = [request.full_path, signed_in.session.csrf,
                                  str(signed_in.admin)]  # fmt: skip
 
     def read(self, view: CachedView) -> Any:
@@ -167,8 +175,7 @@ class Page:
         return _document(view)
 
     def etag(self) -> str:
-        digest = hashlib.blake2b("|".join(self.etags).encode(), digest_size=12).hexdigest()
-        return f'"page-{digest}"'
+        return page_etag(self.etags)
 
     def answer(self, template: str, **values: Any) -> Response:
         etag = self.etag()

@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import functools
 import hmac
 import secrets
 from dataclasses import dataclass
@@ -24,8 +25,9 @@ from flask import g, request
 from itsdangerous import BadSignature, URLSafeSerializer
 from werkzeug.wrappers import Response
 
+from service.config import Settings
 from service.core.api_keys import hash_secret, parse_key
-from service.store import api_keys, dashboard_sessions
+from service.store import dashboard_sessions
 from service.store.dashboard_sessions import DashboardSession, Limits
 from service.web import auth, context
 from service.web.errors import Problem
@@ -45,15 +47,30 @@ class SignedIn:
     admin: bool
 
 
+# environ: (session id, Grant) when the widget's lane (``lane``) admitted the key already
+LANE_GRANT = "mailflow.dashboard.grant"
+
+
+def idle_limit(settings: Settings) -> timedelta:
+    return timedelta(minutes=settings.session_idle_minutes)
+
+
+def max_age(settings: Settings) -> timedelta:
+    return timedelta(hours=settings.session_max_hours)
+
+
 def limits() -> Limits:
     settings = context.settings()
-    return Limits(idle=timedelta(minutes=settings.session_idle_minutes),
-                  absolute=timedelta(hours=settings.session_max_hours))  # fmt: skip
+    return Limits(idle=idle_limit(settings), absolute=max_age(settings))
+
+
+@functools.lru_cache(maxsize=8)
+def _serializer_for(secret: bytes, salt: str) -> URLSafeSerializer:
+    return URLSafeSerializer(secret, salt=salt)
 
 
 def _serializer(salt: str) -> URLSafeSerializer:
-    secret = context.cursor_secret().get(context.client())
-    return URLSafeSerializer(secret, salt=salt)
+    return _serializer_for(context.cursor_secret().get(context.client()), salt)
 
 
 def _set_cookie(response: Response, name: str, value: str, max_age: int | None) -> None:
@@ -67,15 +84,19 @@ def _admit(session: DashboardSession, scope: str) -> auth.Grant:
                           method, request.path, context.now())  # fmt: skip
 
 
-def _session_id_of(cookie: str | None) -> str | None:
-    """The session id a cookie signed by this service refers to; None for anything else."""
+def session_id_signed_with(secret: bytes, cookie: str | None) -> str | None:
+    """The session id a cookie signed with ``secret`` refers to; None for anything else."""
     if not cookie:
         return None
     try:
-        session_id = _serializer(_SESSION_SALT).loads(cookie)
+        session_id = _serializer_for(secret, _SESSION_SALT).loads(cookie)
     except BadSignature:
         return None
     return session_id if isinstance(session_id, str) else None
+
+
+def _session_id_of(cookie: str | None) -> str | None:
+    return session_id_signed_with(context.cursor_secret().get(context.client()), cookie)
 
 
 def current(scope: str = "read") -> SignedIn | None:
@@ -88,8 +109,9 @@ def current(scope: str = "read") -> SignedIn | None:
     session = dashboard_sessions.use(client, session_id, context.now(), limits())
     if session is None:
         return None
+    handed = request.environ.pop(LANE_GRANT, None)
     try:
-        grant = _admit(session, "read")
+        grant = handed[1] if handed and handed[0] == session_id else _admit(session, "read")
     except auth.RateLimited:
         raise
     except Problem:  # revoked or gone: this session is over
@@ -97,8 +119,7 @@ def current(scope: str = "read") -> SignedIn | None:
         return None
     g.tenant = grant.tenant
     g.rate_limit_headers = grant.rate_headers
-    record = api_keys.load_for_request(client, session.key_id)
-    admin = record is not None and "admin" in record.scopes
+    admin = "admin" in grant.scopes
     if scope == "admin":
         _admit(session, "admin")  # 403 without the scope; counted as an admin call
     return SignedIn(session, admin)
