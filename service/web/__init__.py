@@ -1,5 +1,7 @@
 """HTTP: request admission (keys, scopes, rate limits), headers, problem+json, request logs,
-the cached-read lane and the body reader, and the Flask API in ``web.api``.
+the cached-read lane and the body reader, the Flask API in ``web.api``, and beside it the
+dashboard for people in ``web.dashboard`` (which may use the API's schemas; the API never
+imports it).
 
 Flask lives here and in ``service.app`` only. It may import reports, core, store, telemetry
 and config; only ``service.app`` and ``service.cli`` import it.
