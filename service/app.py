@@ -30,6 +30,8 @@ from service.web.api.cached_reads import CachedReads
 from service.web.api.paging_links import PagingLinks
 from service.web.body_reads import BodyReads
 from service.web.context import EXTENSION, AppState, state_of
+from service.web.dashboard import pages as dashboard
+from service.web.dashboard.lane import WidgetLane
 from service.web.openapi_problems import ProblemResponses
 from service.web.openapi_security import SecurityDocs
 
@@ -112,11 +114,13 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
         api.register_blueprint(blueprint)
     state_of(app).openapi = api.spec
     app.register_blueprint(api_docs.blp)  # /docs: Swagger UI from the app itself, not a CDN
+    app.register_blueprint(dashboard.blp)  # on the app, not the Api: pages are not in the spec
     errors.register_error_handlers(app)
     request_log.install(app, settings.access_log)  # first: every request gets its id and its timing
     headers.install(app, settings)  # first: a CORS preflight needs no key
     auth.install(app)
     if settings.cached_reads:
         app.wsgi_app = CachedReads(app, app.wsgi_app)  # type: ignore[method-assign]
+        app.wsgi_app = WidgetLane(app, app.wsgi_app)  # type: ignore[method-assign]
     app.wsgi_app = BodyReads(app, app.wsgi_app)  # type: ignore[method-assign]  # outermost
     return app

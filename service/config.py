@@ -50,7 +50,9 @@ class Settings:
     rate_limit_per_minute: int = 600  # per API key: reads (GET/HEAD) and, separately, admin calls
     rate_limit_ingest_per_minute: int = 120  # per API key: POST /api/v1/traces calls
     cors_origins: str = ""  # comma-separated browser origins allowed to call the API; none
-    secret_key: str = ""  # signs pagination cursors; empty: a random secret kept in Redis
+    secret_key: str = ""  # signs cursors and dashboard cookies; empty: a random one in Redis
+    session_idle_minutes: int = 30  # a dashboard session unused this long is signed out
+    session_max_hours: int = 12  # and every session ends this long after its sign-in
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -87,7 +89,7 @@ class Settings:
                 raise ValueError(f"MAILFLOW_{name.upper()} must be 0 or more")
         for name in ("retention_days", "dedupe_days", "max_batch", "max_body_bytes",
                      "max_connectors", "rate_limit_per_minute", "rate_limit_ingest_per_minute",
-                     "redis_wait_timeout_ms"):  # fmt: skip
+                     "redis_wait_timeout_ms", "session_idle_minutes", "session_max_hours"):  # fmt: skip
             if getattr(self, name) < 1:
                 raise ValueError(f"MAILFLOW_{name.upper()} must be at least 1")
         # Each ingest looks an id up in one seen-set per day of the window: bound the work.

@@ -206,6 +206,7 @@ def demo_commands(base: str, keys: dict[str, str], now: datetime) -> str:
         f'       -d \'[{{"timestamp": "{now.isoformat(timespec="seconds")}", '
         f'"direction": "inbound", "tls_version": "TLSv1.2"}}]\'\n'
         f"  curl -s {base}/readyz\n"
+        f"  open {base}/ for the dashboard (sign in with the read key)\n"
         f"  open {base}/docs for the API reference\n"
     )
 

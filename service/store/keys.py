@@ -218,3 +218,12 @@ def cursor_secret() -> str:
     """The random secret that signs pagination cursors when MAILFLOW_SECRET_KEY is not set:
     made once (SET NX) by the first API process, read by every other one."""
     return f"{PREFIX}:cursor-secret"
+
+
+def dashboard_session(session_id: str) -> str:
+    """Hash of one dashboard session: the key id and the sha256 of its secret (never the
+    secret), the tenant, the CSRF token, sign-in and last-use times. Global, like the keys it
+    refers to: its own hash tag, expiring by itself (EXPIRE, a duration)."""
+    if not session_id.isalnum():
+        raise ValueError(f"malformed dashboard session id: {session_id!r}")
+    return f"{PREFIX}:{{session:{session_id}}}"

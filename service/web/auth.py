@@ -58,6 +58,7 @@ class Grant:
 
     tenant: str
     rate_headers: dict[str, str]
+    scopes: tuple[str, ...] = ()  # every scope of the key (the dashboard shows admin forms)
 
 
 @dataclass(frozen=True)
@@ -90,8 +91,21 @@ def admit(
         raise _unauthorized("the Authorization header is not 'Bearer <key>' with a mailflow key",
                             "invalid_request")  # fmt: skip
     key_id, secret = parsed
-    presented = hash_secret(secret)
-    scope = required_scope(method, path)
+    return admit_key(state, key_id, hash_secret(secret), required_scope(method, path), method,
+                     path, now)  # fmt: skip
+
+
+def admit_key(
+    state: context.AppState,
+    key_id: str,
+    presented: str,
+    scope: str,
+    method: str,
+    path: str,
+    now: datetime,
+) -> Grant:
+    """``admit`` of a key already parsed: its id and the sha256 of its secret. The dashboard
+    admits its session's key through here on every request, as the API admits a bearer key."""
     client = state.client
     record = api_keys.load_for_request(client, key_id)
     if record is None or not api_keys.secret_matches(record, presented):
@@ -112,7 +126,7 @@ def admit(
     if not decision.allowed:
         raise RateLimited(record.tenant, f"over {limit} {scope} requests per minute for this "
                           f"key; retry in {window.reset_seconds} s", headers)  # fmt: skip
-    return Grant(record.tenant, headers)
+    return Grant(record.tenant, headers, record.scopes)
 
 
 def authenticate() -> None:

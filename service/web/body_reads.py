@@ -206,6 +206,8 @@ class BodyReads:
             return self.inner(environ, start_response)  # type: ignore[no-any-return]
         path = environ.get("PATH_INFO", "")
         method = environ.get("REQUEST_METHOD", "")
+        if not auth.is_api_path(path) and method == "POST" and _is_small_form(environ):
+            return self._read_form(environ, start_response)
         if not auth.is_api_path(path) or method in _BODILESS_METHODS:
             return self._answer_unread(environ, start_response)  # no body is read there
         try:
@@ -272,6 +274,24 @@ class BodyReads:
         environ[auth.HANDOFF] = auth.Refused(grant, problem)
         return self._answer_unread(environ, start_response)
 
+    def _read_form(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        """A dashboard form (sign-in, sign-out, an admin form): a few hundred bytes, read
+        under the same deadline and within the same thread budget as every body, before any
+        key is known (signing in is what presents one)."""
+        slot = self.slots.take(FORM_SLOT)
+        if isinstance(slot, Problem):
+            return self._answer_unread(environ, start_response)  # an empty form: refused there
+        try:
+            outcome = self._read(environ)
+        finally:
+            self.slots.give_back(FORM_SLOT, slot)
+        if isinstance(outcome, Problem):
+            return self._answer_unread(environ, start_response)
+        environ["wsgi.input"] = io.BytesIO(outcome)
+        environ["CONTENT_LENGTH"] = str(len(outcome))
+        environ["wsgi.input_terminated"] = True
+        return self.inner(environ, start_response)  # type: ignore[no-any-return]
+
     def _answer_unread(
         self, environ: dict[str, Any], start_response: StartResponse
     ) -> Iterable[bytes]:
@@ -283,6 +303,19 @@ class BodyReads:
             return self.inner(environ, start_response)  # type: ignore[no-any-return]
         finally:
             stop_reading(environ)
+
+
+# Dashboard forms outside /api/v1: url-encoded, of a known length, at most this long. Anything
+# else sent there is left unread, and the form handler refuses the empty form.
+FORM_MAX_BYTES = 16 * 1024
+FORM_SLOT = "(dashboard forms)"  # the share of body slots forms take, as if one tenant
+
+
+def _is_small_form(environ: dict[str, Any]) -> bool:
+    media_type = environ.get("CONTENT_TYPE", "").split(";")[0].strip().lower()
+    declared = _declared_length(environ)
+    return (media_type == "application/x-www-form-urlencoded" and declared is not None
+            and declared <= FORM_MAX_BYTES)  # fmt: skip
 
 
 def _declared_length(environ: dict[str, Any]) -> int | None:

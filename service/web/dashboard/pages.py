@@ -1,0 +1,508 @@
+"""The dashboard's pages: the widget, the TLS flyout, the connector report, a connector, the
+insights, and the sign-in. Registered as a plain Flask blueprint, outside the OpenAPI spec.
+
+Each page reads the very views the API serves (``service.reports``) and parses their JSON, so
+it shows the API's numbers for the same window and filters. Query arguments go through the
+API's schemas and window rules. A page's ETag is made of the ETags of the views it read (and
+who is looking), so an auto-refresh with ``If-None-Match`` is answered 304 before anything is
+rendered.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import orjson
+from flask import Blueprint, Response, redirect, render_template, request, stream_with_context
+from marshmallow import Schema, ValidationError
+from werkzeug.wrappers import Response as BaseResponse
+
+from service.core.connectors import (
+    INTERNET,
+    ConnectorDefinition,
+    ConnectorRow,
+    checked_definition_name,
+    decode_rows,
+    is_direction,
+    lookup_name,
+    row_document,
+    select_rows,
+)
+from service.core.insight_rules import RULES, effective_rules
+from service.core.paging import CursorError
+from service.core.text import TextError
+from service.core.traces import CONNECTOR_TYPES
+from service.reports import (
+    connector_csv_report,
+    connector_detail,
+    connector_pages,
+    insight_feed,
+    precompute,
+    views,
+)
+from service.store import connectors_store, insights_store, worker_signals
+from service.store.views import CachedView
+from service.web import context
+from service.web.api.schemas import (
+    ConnectorDefinitionSchema,
+    ConnectorReportArgsSchema,
+    InsightRuleSettingsSchema,
+    TlsArgsSchema,
+    WindowArgsSchema,
+)
+from service.web.api.windows import window_from_args
+from service.web.dashboard import charts, session
+from service.web.dashboard.session import SignedIn
+from service.web.errors import Problem
+from service.web.responses import etag_matches
+
+blp = Blueprint("dashboard", __name__, template_folder="templates", static_folder="static",
+                static_url_path="/assets")  # fmt: skip
+
+# No inline script or style anywhere: every script and stylesheet is a file the app serves.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "
+    "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; "
+    "object-src 'none'"
+)
+PAGE_CACHE_CONTROL = "private, no-cache"
+
+
+def _code_version() -> str:
+    """A digest of the templates and assets: part of every page's ETag (a new release is never
+    answered 304 with the old HTML) and of every asset's URL (no stale stylesheet)."""
+    digest = hashlib.blake2b(digest_size=6)
+    for folder in ("templates", "static"):
+        for file in sorted((Path(__file__).parent / folder).glob("*")):
+            digest.update(file.name.encode() + file.read_bytes())
+    return digest.hexdigest()
+
+
+CODE_VERSION = _code_version()
+WINDOW_CHOICES = (7, 30, 90)
+TLS_COLUMNS = ("none", "TLS1.0", "TLS1.1", "TLS1.2", "TLS1.3")
+
+
+@blp.after_request
+def page_headers(response: Response) -> Response:
+    response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+    response.headers.setdefault("Cache-Control", PAGE_CACHE_CONTROL)
+    response.vary.add("Cookie")
+    return response
+
+
+# -- helpers -----------------------------------------------------------------------------------
+
+
+def _signed_in_or_redirect(scope: str = "read") -> SignedIn | BaseResponse:
+    signed_in = session.current(scope)
+    if signed_in is None:
+        response = redirect("/sign-in", code=303)
+        session.sign_out(None, response)  # drop a cookie that no longer refers to a session
+        return response
+    return signed_in
+
+
+def _args(schema: Schema, source: Mapping[str, Any]) -> dict[str, Any]:
+    """Query or form arguments loaded by the API's schema; 422 naming the field, as the API."""
+    try:
+        return schema.load(source)  # type: ignore[no-any-return]
+    except ValidationError as error:
+        messages = error.normalized_messages()
+        detail = "; ".join(f"{field}: {' '.join(map(str, m)) if isinstance(m, list) else m}"
+                           for field, m in messages.items())  # fmt: skip
+        raise Problem(422, detail or "bad parameters") from None
+
+
+def _query_args(schema: Schema, drop: tuple[str, ...] = ()) -> dict[str, Any]:
+    source = {k: v for k, v in request.args.items() if v != "" and k not in drop}
+    return _args(schema, source)
+
+
+def _document(view: CachedView) -> Any:
+    return orjson.loads(view.body)
+
+
+def page_etag(parts: list[str]) -> str:
+    """A page's ETag: the release, the URL, the session's CSRF token, admin or not, and the
+    ETags of the views the page read."""
+    digest = hashlib.blake2b("|".join([CODE_VERSION, *parts]).encode(), digest_size=12)
+    return f'"page-{digest.hexdigest()}"'
+
+
+class RenderedPages:
+    """The HTML of recently rendered pages by their ETag, in this process. A page's ETag names
+    everything it shows (the views' ETags, the URL, the session's CSRF token, admin or not),
+    so a page whose data did not change is sent again without rendering it."""
+
+    def __init__(self, size: int = 128) -> None:
+        self._size = size
+        self._pages: OrderedDict[str, bytes] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, etag: str) -> bytes | None:
+        with self._lock:
+            html = self._pages.get(etag)
+            if html is not None:
+                self._pages.move_to_end(etag)
+            return html
+
+    def put(self, etag: str, html: bytes) -> None:
+        with self._lock:
+            self._pages[etag] = html
+            while len(self._pages) > self._size:
+                self._pages.popitem(last=False)
+
+
+RENDERED = RenderedPages()
+
+
+class Page:
+    """What one page read (the ETags of its views) and how to answer: 304 or the HTML."""
+
+    def __init__(self, signed_in: SignedIn) -> None:
+        self.signed_in = signed_in
+        # What the widget's lane (``lane``) computes too, in the same order.
+        self.etags: list[str] = [request.full_path, signed_in.session.csrf,
+                                 str(signed_in.admin)]  # fmt: skip
+
+    def read(self, view: CachedView) -> Any:
+        self.etags.append(view.etag)
+        return _document(view)
+
+    def read_rows(self, view: CachedView) -> list[ConnectorRow]:
+        """The rows of a cached connector-rows view, typed."""
+        self.etags.append(view.etag)
+        return decode_rows(view.body).rows
+
+    def etag(self) -> str:
+        return page_etag(self.etags)
+
+    def answer(self, template: str, **values: Any) -> Response:
+        etag = self.etag()
+        headers = {"ETag": etag, "Cache-Control": PAGE_CACHE_CONTROL}
+        if etag_matches(request.headers.get("If-None-Match"), etag):
+            return Response(status=304, headers=headers)
+        html = RENDERED.get(etag)
+        if html is None:
+            html = render_template(
+                template, tenant=context.tenant(), admin=self.signed_in.admin,
+                csrf=self.signed_in.session.csrf, etag=etag, **values,
+            ).encode()  # fmt: skip
+            RENDERED.put(etag, html)
+        return Response(html, mimetype="text/html", headers=headers)
+
+
+def _snapshot(page: Page) -> dict[str, Any]:
+    """The widget's snapshot: the default window, the view the worker keeps precomputed."""
+    view = views.snapshot_view(context.client(), context.tenant(), window_from_args({}),
+                               context.now(), context.settings().view_cache_seconds)  # fmt: skip
+    document: dict[str, Any] = page.read(view)
+    return document
+
+
+def _insights(page: Page, state: str) -> list[dict[str, Any]]:
+    """The first page of the insight feed (``active``, ``resolved`` or ``all``), as polled."""
+    view = insight_feed.feed_page(context.client(), context.tenant(), context.cursor_secret(),
+                                  state, insight_feed.DEFAULT_LIMIT)  # fmt: skip
+    items: list[dict[str, Any]] = page.read(view)["items"]
+    return items
+
+
+def _has_data(snapshot: Mapping[str, Any]) -> bool:
+    """Whether the tenant ever sent mail: ``data_as_of`` is the time of its latest fold."""
+    return snapshot.get("data_as_of") is not None
+
+
+def connector_path(direction: str, name: str | None) -> str:
+    return f"/connectors/{direction}/{quote(name, safe='') if name else INTERNET}"
+
+
+def report_link(insight: Mapping[str, Any]) -> str:
+    """The connector report over the window of the rule that fired, filtered to the connector."""
+    window = insight.get("window") or {}
+    connector = insight.get("connector") or {}
+    query = {"direction": insight.get("direction"), "name": connector.get("name") or "",
+             "start": window.get("start", ""), "end": window.get("end", "")}  # fmt: skip
+    return "/connectors?" + urlencode({k: v for k, v in query.items() if v})
+
+
+@blp.app_template_global()
+def url_with(**changes: Any) -> str:
+    """This page's URL with some query arguments changed (None removes one)."""
+    args = {k: v for k, v in request.args.items() if v != ""}
+    for name, value in changes.items():
+        if value is None:
+            args.pop(name, None)
+        else:
+            args[name] = str(value)
+    return request.path + ("?" + urlencode(args) if args else "")
+
+
+blp.add_app_template_global(connector_path, "connector_path")
+blp.add_app_template_global(lambda: CODE_VERSION, "code_version")
+blp.add_app_template_global(report_link, "report_link")
+# A global, not a render argument: the macros templates import see it too.
+blp.record_once(lambda state: state.app.jinja_env.globals.update(charts=charts))
+
+
+# -- signing in and out ------------------------------------------------------------------------
+
+
+@blp.get("/sign-in")
+def sign_in_form() -> BaseResponse:
+    if session.current() is not None:
+        return redirect("/", code=303)
+    response = Response(mimetype="text/html")
+    token = session.new_sign_in_token(response)
+    response.set_data(render_template("sign_in.html", csrf=token, tenant=None, error=None))
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@blp.post("/sign-in")
+def sign_in() -> BaseResponse:
+    session.check_sign_in_token()
+    try:
+        _, cookie = session.sign_in(request.form.get("key", ""))
+    except Problem as problem:
+        if problem.code not in (401, 403):
+            raise
+        # 403 either way: a 401 would need a WWW-Authenticate challenge, and a form is none.
+        response = Response(status=403, mimetype="text/html")
+        token = session.new_sign_in_token(response)
+        error = ("That key is unknown or revoked." if problem.code == 401
+                 else "That key lacks the read scope.")  # fmt: skip
+        response.set_data(render_template("sign_in.html", csrf=token, tenant=None, error=error))
+        response.headers["Cache-Control"] = "no-store"
+        return response
+    response = redirect("/", code=303)  # type: ignore[assignment]
+    session.set_session_cookie(response, cookie)
+    response.delete_cookie(session.SIGN_IN_COOKIE, path="/")
+    return response
+
+
+@blp.post("/sign-out")
+def sign_out() -> BaseResponse:
+    signed_in = session.current()
+    if signed_in is not None:
+        session.check_csrf(signed_in)
+    response = redirect("/sign-in", code=303)
+    session.sign_out(signed_in, response)
+    return response
+
+
+# -- the widget and the TLS flyout ---------------------------------------------------------------
+
+
+@blp.get("/")
+def widget() -> BaseResponse:
+    signed_in = _signed_in_or_redirect()
+    if not isinstance(signed_in, SignedIn):
+        return signed_in
+    page = Page(signed_in)
+    snapshot = _snapshot(page)
+    return page.answer("widget.html", page_class="page-widget", snapshot=snapshot,
+                       has_data=_has_data(snapshot))  # fmt: skip
+
+
+@blp.get("/tls")
+def tls_flyout() -> BaseResponse:
+    signed_in = _signed_in_or_redirect()
+    if not isinstance(signed_in, SignedIn):
+        return signed_in
+    args = _query_args(TlsArgsSchema())
+    page = Page(signed_in)
+    report = page.read(views.tls_view(
+        context.client(), context.tenant(), window_from_args(args), args.get("direction"),
+        context.now(), context.settings().view_cache_seconds,
+    ))  # fmt: skip
+    daily = {
+        direction: charts.stacked([(day["date"], charts.version_counts(day["directions"][direction]["tls"]))
+                                   for day in report["series"]])
+        for direction in report["directions"]
+    }  # fmt: skip
+    return page.answer("tls.html", page_class="page-tls", report=report, daily=daily,
+                       has_data=report.get("data_as_of") is not None,
+                       window_choices=WINDOW_CHOICES)  # fmt: skip
+
+
+# -- the connector report ----------------------------------------------------------------------
+
+
+def _report_query() -> connector_pages.ReportQuery:
+    args = _query_args(ConnectorReportArgsSchema(), drop=("format",))
+    return connector_pages.report_query(args, window_from_args(args))
+
+
+def _daily_totals(
+    page: Page, query: connector_pages.ReportQuery
+) -> list[tuple[str, dict[str, int]]]:
+    """Per day and TLS version, the messages of the rows the filters select: the charts."""
+    view = views.connector_rows_view(context.client(), context.tenant(), query.window, "day",
+                                     context.now(), context.settings().view_cache_seconds)  # fmt: skip
+    rows = select_rows(page.read_rows(view), query.row_filter, "date")
+    days: dict[str, dict[str, int]] = {day: dict.fromkeys(charts.VERSIONS, 0)
+                                       for day in query.window.days}  # fmt: skip
+    for row in rows:
+        split = charts.version_counts(_row_tls(row))
+        for version, messages in split.items():
+            day = days.setdefault(row.date or "", {})
+            day[version] = day.get(version, 0) + messages
+    return list(days.items())
+
+
+def _row_tls(row: ConnectorRow) -> dict[str, Any]:
+    return row_document(row)["tls"]  # type: ignore[no-any-return]
+
+
+@blp.get("/connectors")
+def connector_report() -> BaseResponse:
+    signed_in = _signed_in_or_redirect()
+    if not isinstance(signed_in, SignedIn):
+        return signed_in
+    query = _report_query()
+    page = Page(signed_in)
+    client, tenant, now = context.client(), context.tenant(), context.now()
+    try:
+        report = page.read(connector_pages.report_page(
+            client, tenant, query, now, context.settings().view_cache_seconds,
+            context.cursor_secret(),
+        ))  # fmt: skip
+    except (connector_pages.CursorExpired, CursorError):  # old or not ours: the first page
+        return redirect(url_with(cursor=None), code=303)
+    daily = _daily_totals(page, query)
+    insights = [i for i in _insights(page, "active") if (i.get("connector") or {}).get("name")]
+    snapshot = _snapshot(page)
+    return page.answer(
+        "connectors.html", page_class="page-connector-report", report=report, query=query,
+        volume=charts.stacked(daily, by_version=False), by_tls=charts.stacked(daily), daily=daily,
+        insights=insights, has_data=_has_data(snapshot), window_choices=WINDOW_CHOICES,
+        connector_types=CONNECTOR_TYPES, tls_columns=TLS_COLUMNS,
+    )  # fmt: skip
+
+
+@blp.get("/connectors/export")
+def connector_export() -> BaseResponse:
+    """The API's CSV of this report's selection (its filters, sort and window)."""
+    signed_in = _signed_in_or_redirect()
+    if not isinstance(signed_in, SignedIn):
+        return signed_in
+    query = _report_query()
+    etag, chunks = connector_csv_report.report_csv(
+        context.client(), context.tenant(), query, context.now(),
+        context.settings().view_cache_seconds,
+    )  # fmt: skip
+    name = f"connector-report-{query.window.start}-{query.window.end}.csv"
+    headers = {"ETag": etag, "Content-Disposition": f'attachment; filename="{name}"'}
+    return Response(stream_with_context(chunks), mimetype="text/csv", headers=headers)
+
+
+# -- one connector -------------------------------------------------------------------------------
+
+
+def _checked_direction(direction: str) -> str:
+    if not is_direction(direction):
+        raise Problem(404, f"no direction {direction!r}; use inbound or outbound")
+    return direction
+
+
+@blp.route("/connectors/<direction>/<path:name>", methods=["GET", "POST"])
+def connector(direction: str, name: str) -> BaseResponse:
+    signed_in = _signed_in_or_redirect("admin" if request.method == "POST" else "read")
+    if not isinstance(signed_in, SignedIn):
+        return signed_in
+    direction, name = _checked_direction(direction), lookup_name(name)
+    if request.method == "POST":
+        session.check_csrf(signed_in)
+        _define_connector(direction, name)
+        return redirect(connector_path(direction, None if name == INTERNET else name), code=303)
+    args = _query_args(WindowArgsSchema())
+    page = Page(signed_in)
+    view = connector_detail.connector_detail_view(
+        context.client(), context.tenant(), direction, name, window_from_args(args),
+        context.now(), context.settings().view_cache_seconds,
+    )  # fmt: skip
+    if view is None:
+        raise Problem(404, f"no {direction} connector {name!r} with traffic in the window "
+                      "and no definition of it")  # fmt: skip
+    detail = page.read(view)
+    daily = [(day["date"], charts.version_counts(day["tls"])) for day in detail["series"]]
+    insights = [i for i in _insights(page, "all") if i.get("direction") == direction
+                and (i.get("connector") or {}).get("name") == detail["name"]]  # fmt: skip
+    return page.answer("connector.html", page_class="page-connector", detail=detail,
+                       chart=charts.stacked(daily), insights=insights,
+                       connector_types=CONNECTOR_TYPES, window_choices=WINDOW_CHOICES)  # fmt: skip
+
+
+def _define_connector(direction: str, name: str) -> None:
+    """PUT /api/v1/connectors/{direction}/{name}, from a form: the same schema and store."""
+    form = {"type": request.form.get("type", ""),
+            "forced_tls": request.form.get("forced_tls") == "true",
+            "description": request.form.get("description") or None}  # fmt: skip
+    definition = _args(ConnectorDefinitionSchema(), form)
+    try:
+        name = checked_definition_name(name)
+    except TextError as error:
+        raise Problem(422, f"name: {error}") from None
+    stored = ConnectorDefinition(definition["type"], definition["forced_tls"],
+                                 definition["description"])  # fmt: skip
+    client, tenant = context.client(), context.tenant()
+    stale = precompute.precomputed_keys(tenant, context.now().date(), "connectors")
+    connectors_store.put_definition(client, tenant, direction, name, stored, stale)
+    worker_signals.request_evaluation(client, tenant)
+
+
+# -- insights --------------------------------------------------------------------------------------
+
+
+@blp.get("/insights")
+def insights() -> BaseResponse:
+    signed_in = _signed_in_or_redirect()
+    if not isinstance(signed_in, SignedIn):
+        return signed_in
+    page = Page(signed_in)
+    active, resolved = _insights(page, "active"), _insights(page, "resolved")
+    overrides = insights_store.rule_settings(context.client(), context.tenant())
+    page.etags.append(orjson.dumps(overrides, option=orjson.OPT_SORT_KEYS).decode())
+    rules = [rule.describe() for rule in effective_rules(overrides)]
+    return page.answer("insights.html", page_class="page-insights", active=active,
+                       resolved=resolved, rules=rules,
+                       has_data=_has_data(_snapshot(page)))  # fmt: skip
+
+
+def _number(name: str, parse: Callable[[str], Any]) -> Any:
+    raw = request.form.get(name, "").strip()
+    if raw == "":
+        return None
+    try:
+        return parse(raw)
+    except ValueError:
+        raise Problem(422, f"{name}: not a number") from None
+
+
+@blp.post("/insights/rules/<rule_id>")
+def change_rule(rule_id: str) -> BaseResponse:
+    """PUT /api/v1/insight-rules/{rule_id}, from a form: the same schema and merge."""
+    signed_in = _signed_in_or_redirect("admin")
+    if not isinstance(signed_in, SignedIn):
+        return signed_in
+    session.check_csrf(signed_in)
+    if rule_id not in RULES:
+        raise Problem(404, f"no insight rule {rule_id!r}")
+    form = {"enabled": request.form.get("enabled") == "true",
+            "min_percent": _number("min_percent", float),
+            "min_messages": _number("min_messages", int)}  # fmt: skip
+    settings = _args(InsightRuleSettingsSchema(), {k: v for k, v in form.items() if v is not None})
+    client, tenant = context.client(), context.tenant()
+    overrides = insights_store.rule_settings(client, tenant)
+    merged = {**RULES[rule_id].settings(), **overrides.get(rule_id, {}), **settings}
+    insights_store.put_rule_settings(client, tenant, rule_id, merged)
+    worker_signals.request_evaluation(client, tenant)
+    return redirect("/insights#rules", code=303)
