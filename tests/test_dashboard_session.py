@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import timedelta
 
 import pytest
+import redis
 
 from service.core.api_keys import parse_key
-from service.store import keys
+from service.store import dashboard_sessions, keys
 from service.store.api_keys import revoke
+from service.store.local_cluster import LocalCluster
 from tests.html_cells import Page, sign_in
 
 
@@ -208,3 +211,46 @@ def test_signing_in_again_ends_the_previous_session(app, make_key, redis_client)
     assert len(list(redis_client.scan_iter("mf:{session:*"))) == 1  # the first one is gone
     assert browser.get("/").status_code == 303
     assert "globex" in Page(again.get("/").get_data(as_text=True)).texts("strong", "tenant-name")
+
+
+class _SignOutBeforeTouch(redis.Redis):
+    """A client on which another process signs the session out just after this request read
+    it and before it records the session's use: the race a sign-out can lose."""
+
+    victim = ""
+
+    def pipeline(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if self.victim:
+            dashboard_sessions.end(self, self.victim)
+        return super().pipeline(*args, **kwargs)
+
+
+def test_a_session_signed_out_while_a_request_uses_it_stays_signed_out(redis_server, clock):
+    if isinstance(redis_server, LocalCluster):
+        pytest.skip("a plain client on one server")
+    limits = dashboard_sessions.Limits(idle=timedelta(minutes=30), absolute=timedelta(hours=12))
+    client = _SignOutBeforeTouch.from_url(redis_server.url)
+    try:
+        session = dashboard_sessions.create(client, "k1", "h" * 64, "default", clock.now, limits)
+        clock.advance(minutes=5)  # long enough since the last use for the use to be recorded
+        client.victim = session.session_id
+        assert dashboard_sessions.use(client, session.session_id, clock.now, limits) is None
+        client.victim = ""
+        assert not client.exists(keys.dashboard_session(session.session_id))
+        assert dashboard_sessions.use(client, session.session_id, clock.now, limits) is None
+    finally:
+        client.close()
+
+
+def test_a_sign_in_form_older_than_its_time_is_refused_whatever_the_cookie(app, clock, make_key):
+    browser = app.test_client()
+    browser.environ_base.pop("HTTP_AUTHORIZATION", None)
+    form = browser.get("/sign-in")
+    token = Page(form.get_data(as_text=True)).field("sign-in", "csrf")
+    clock.advance(hours=2)  # the browser kept the cookie (or it was captured): still refused
+    answer = browser.post("/sign-in", data={"csrf": token, "key": make_key("default", "read")})
+    assert answer.status_code == 403
+    form = browser.get("/sign-in")  # a fresh form signs in
+    token = Page(form.get_data(as_text=True)).field("sign-in", "csrf")
+    answer = browser.post("/sign-in", data={"csrf": token, "key": make_key("default", "read")})
+    assert answer.status_code == 303

@@ -118,7 +118,12 @@ def use(
         with client.pipeline(transaction=True) as pipe:
             pipe.hset(key, "last_used_at", now.isoformat())
             pipe.expire(key, _seconds_left(session.signed_in_at, now, limits))
-            pipe.execute()
+            created, _ = pipe.execute()
+        if created:
+            # The field was new, so the hash was gone: the session ended (a sign-out) after this
+            # request read it. The touch must not bring it back, here or in the near cache.
+            _forget(client, key)
+            return None
         near_cache.publish_invalidation(client, key)
         _remember(client, key, {**fields, "last_used_at": now.isoformat()})
     return session

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from flask import g, request
-from itsdangerous import BadSignature, URLSafeSerializer
+from itsdangerous import BadSignature, TimestampSigner, URLSafeSerializer, URLSafeTimedSerializer
 from werkzeug.wrappers import Response
 
 from service.config import Settings
@@ -71,6 +71,20 @@ def _serializer_for(secret: bytes, salt: str) -> URLSafeSerializer:
 
 def _serializer(salt: str) -> URLSafeSerializer:
     return _serializer_for(context.cursor_secret().get(context.client()), salt)
+
+
+class _ClockSigner(TimestampSigner):
+    """Stamps and checks with the app's clock (the injected one in tests), not time.time()."""
+
+    def get_timestamp(self) -> int:
+        return int(context.now().timestamp())
+
+
+def _sign_in_serializer() -> URLSafeTimedSerializer:
+    """The sign-in token is timed: a captured cookie and token pair is void after
+    SIGN_IN_SECONDS, whatever the browser does with the cookie's max-age."""
+    return URLSafeTimedSerializer(context.cursor_secret().get(context.client()),
+                                  salt=_SIGN_IN_SALT, signer=_ClockSigner)  # fmt: skip
 
 
 def _set_cookie(response: Response, name: str, value: str, max_age: int | None) -> None:
@@ -157,7 +171,7 @@ def sign_out(signed_in: SignedIn | None, response: Response) -> None:
 def new_sign_in_token(response: Response) -> str:
     """A token for the sign-in form, also set (signed) in a cookie the POST must bring back."""
     token = secrets.token_urlsafe(32)
-    _set_cookie(response, SIGN_IN_COOKIE, _serializer(_SIGN_IN_SALT).dumps(token),
+    _set_cookie(response, SIGN_IN_COOKIE, _sign_in_serializer().dumps(token),
                 SIGN_IN_SECONDS)  # fmt: skip
     return token
 
@@ -166,8 +180,9 @@ def check_sign_in_token() -> None:
     """403 unless the form's token is the one in the sign-in cookie."""
     sent = request.form.get("csrf", "")
     try:
-        expected = _serializer(_SIGN_IN_SALT).loads(request.cookies.get(SIGN_IN_COOKIE, ""))
-    except BadSignature:
+        expected = _sign_in_serializer().loads(request.cookies.get(SIGN_IN_COOKIE, ""),
+                                               max_age=SIGN_IN_SECONDS)  # fmt: skip
+    except BadSignature:  # also SignatureExpired: the cookie's max-age binds only the browser
         expected = None
     if not isinstance(expected, str) or not hmac.compare_digest(sent, expected):
         raise _csrf_refused()
