@@ -198,21 +198,22 @@ class EmbeddedRedis:
         return self.process is not None and self.process.poll() is None
 
     def _wait_ready(self, timeout: float) -> None:
-        client = redis.Redis.from_url(self.url, socket_timeout=1)
         deadline = time.monotonic() + timeout
-        while True:
-            assert self.process is not None
-            if self.process.poll() is not None:
-                log = (self.data_dir / "redis.log").read_text(errors="replace")[-2000:]
-                raise RuntimeError(f"embedded redis-server exited at start:\n{log}")
-            try:
-                if client.ping():
-                    return
-            except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError):
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("embedded redis-server did not answer in time")
-            time.sleep(0.02)  # start-up poll of an external process, not a test wait
+        # Closed when ready or failed: the supervisor restarts the server again and again.
+        with redis.Redis.from_url(self.url, socket_timeout=1) as client:
+            while True:
+                assert self.process is not None
+                if self.process.poll() is not None:
+                    log = (self.data_dir / "redis.log").read_text(errors="replace")[-2000:]
+                    raise RuntimeError(f"embedded redis-server exited at start:\n{log}")
+                try:
+                    if client.ping():
+                        return
+                except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError):
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError("embedded redis-server did not answer in time")
+                time.sleep(0.02)  # start-up poll of an external process, not a test wait
 
     def stop(self, timeout: float = 15.0) -> None:
         """SIGTERM: Redis flushes the AOF and exits. A kill only if it will not. Then the

@@ -21,6 +21,9 @@ class Readiness:
 
 
 def beat(client: redis.Redis, worker_id: str, now: float) -> None:
+    """``now`` is the host's real clock (time.time()), as for every reader of the heartbeats
+    (/readyz, /metrics, `mailflow worker --check`): liveness is about processes on real hosts,
+    not about mail time, so a worker on an injected clock still beats in real time."""
     client.zadd(keys.worker_heartbeats(), {worker_id: now})
 
 

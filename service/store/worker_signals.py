@@ -7,7 +7,8 @@
   with a crashed API process.
 - Tenants to check (a sorted set, tenant -> due epoch ms): a worker marks a tenant after
   reading entries and before folding them, so a fold that commits and then loses its worker
-  still has a mark; a PUT of rules or definitions marks its tenant due at once. The checking
+  still has a mark; a PUT of rules or definitions marks its tenant due now (or keeps an earlier
+  fold's mark, due within a refresh interval). The checking
   worker compares the data version with the one the views include (``tenant_state``) and
   removes the mark only when nothing is behind and nothing is in flight.
 """
@@ -40,7 +41,10 @@ def request_check(client: redis.Redis, tenant: str, due_ms: int) -> None:
 
 
 def request_evaluation(client: redis.Redis, tenant: str) -> None:
-    """New rule settings or connector definitions: a worker evaluates the tenant at once."""
+    """New rule settings or connector definitions: a worker evaluates the tenant at its next
+    pass, or, when a fold's mark is already there (due one refresh interval after the fold),
+    when that mark is due: within MAILFLOW_REFRESH_SECONDS either way (mark_check.lua only
+    raises a score, so that a check in progress never removes a newer mark)."""
     request_check(client, tenant, 0)
 
 

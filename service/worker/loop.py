@@ -151,7 +151,7 @@ class Worker:
     def tenants(self) -> list[str]:
         now = time.monotonic()
         if now - self._tenants_read_at >= TENANT_LIST_SECONDS:
-            self._tenants = sorted(m.decode() for m in self.client.smembers(keys.tenants()))
+            self._tenants = list(worker_signals.all_tenants(self.client))
             self._tenants_read_at = now
         return self._tenants
 
