@@ -136,3 +136,23 @@ def test_ndjson_refusals_name_the_line(limited_app, clock):
                            content_type="application/x-ndjson")  # fmt: skip
     assert response.status_code == 202
     assert [e["index"] for e in response.json["errors"]] == [2 * LIMIT + 1]
+
+
+def test_connector_definitions_are_held_to_the_same_limit(client, app):
+    state = app.extensions["mailflow"]
+    state.settings = state.settings.with_overrides({"max_connectors": 3})
+    for n in range(3):
+        assert (
+            client.put(f"/api/v1/connectors/inbound/P{n}", json={"type": "partner"}).status_code
+            == 200
+        )
+    refused = client.put("/api/v1/connectors/inbound/P3", json={"type": "partner"})
+    assert refused.status_code == 422, refused.json
+    assert refused.json["type"] == "/problems/too-many-definitions"
+    assert "MAILFLOW_MAX_CONNECTORS" in refused.json["detail"]
+    # Changing a defined connector is still allowed, and a delete makes room.
+    assert (
+        client.put("/api/v1/connectors/inbound/P0", json={"type": "onpremises"}).status_code == 200
+    )
+    assert client.delete("/api/v1/connectors/inbound/P1").status_code == 204
+    assert client.put("/api/v1/connectors/inbound/P3", json={"type": "partner"}).status_code == 200

@@ -72,9 +72,12 @@ def put_definition(
     name: str,
     definition: ConnectorDefinition | None,
     stale_views: Sequence[str] = (),
+    limit: int | None = None,
 ) -> bool:
     """Store (or with None, delete) a definition, bump the data version and empty the cached
-    views named in ``stale_views``; True if anything changed."""
+    views named in ``stale_views``; True if anything changed. A new definition beyond
+    ``limit`` (MAILFLOW_MAX_CONNECTORS: each is a row of every report) is DefinitionLimit;
+    a delete needs no limit."""
     body = orjson.dumps(definition.as_dict()) if definition is not None else b""
     changed = script(client, "put_definition")(
         keys=[keys.connector_definitions(tenant), keys.meta(tenant), *stale_views],
@@ -83,9 +86,19 @@ def put_definition(
             body,
             uuid.uuid4().hex,
             keys.invalidation_channel(),
+            limit if limit is not None else 2**53,
         ],  # fmt: skip
     )
+    if changed == -1:
+        raise DefinitionLimit(
+            f"the tenant has {limit} connector definitions, the most MAILFLOW_MAX_CONNECTORS "
+            "allows; delete one first"
+        )
     return bool(changed)
+
+
+class DefinitionLimit(ValueError):
+    """A new connector definition beyond the tenant's limit."""
 
 
 def defined_types(client: redis.Redis, tenant: str) -> dict[tuple[str, str], str]:

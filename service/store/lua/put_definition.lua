@@ -6,10 +6,15 @@
 -- KEYS[1] definitions hash   KEYS[2] meta hash   KEYS[3..] precomputed views to invalidate
 -- ARGV[1] field (direction \x1f name)   ARGV[2] definition JSON, '' to delete   ARGV[3] new token
 -- ARGV[4] the invalidation channel: API processes drop their copies of the blanked views
--- Returns 1 when something changed (a delete of an unknown connector changes nothing).
+-- ARGV[5] the most definitions a tenant may have (every one is a row of every report)
+-- Returns 1 when something changed (a delete of an unknown connector changes nothing), -1 when
+-- a new definition is refused at the limit (nothing changed).
 local changed
 if ARGV[2] == '' then
   changed = redis.call('HDEL', KEYS[1], ARGV[1])
+elseif redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0
+    and redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[5]) then
+  return -1
 else
   redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
   changed = 1

@@ -171,7 +171,13 @@ class Connector(MethodView):
         )
         tenant = context.tenant()
         stale = precompute.precomputed_keys(tenant, context.now().date(), "connectors")
-        connectors_store.put_definition(context.client(), tenant, direction, name, stored, stale)
+        try:
+            connectors_store.put_definition(context.client(), tenant, direction, name, stored,
+                                            stale, context.settings().max_connectors)  # fmt: skip
+        except connectors_store.DefinitionLimit as error:
+            raise Problem(
+                422, str(error), slug="too-many-definitions", title="Too many connector definitions"
+            ) from None
         worker_signals.request_evaluation(context.client(), tenant)
         body = {"direction": direction, "name": name, **stored.as_dict()}
         return Response(orjson.dumps(body), status=200, mimetype="application/json")

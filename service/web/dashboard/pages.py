@@ -455,7 +455,13 @@ def _define_connector(direction: str, name: str) -> None:
                                  definition["description"])  # fmt: skip
     client, tenant = context.client(), context.tenant()
     stale = precompute.precomputed_keys(tenant, context.now().date(), "connectors")
-    connectors_store.put_definition(client, tenant, direction, name, stored, stale)
+    try:
+        connectors_store.put_definition(client, tenant, direction, name, stored, stale,
+                                        context.settings().max_connectors)  # fmt: skip
+    except connectors_store.DefinitionLimit as error:
+        raise Problem(
+            422, str(error), slug="too-many-definitions", title="Too many connector definitions"
+        ) from None
     worker_signals.request_evaluation(client, tenant)
 
 
