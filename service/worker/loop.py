@@ -30,9 +30,8 @@ import redis
 
 from service.config import Settings
 from service.core.fold import EntryIncrements, entry_increments
-from service.store import aggregates, health, keys, worker_signals
+from service.store import aggregates, health, keys, refresh_lease, worker_signals
 from service.store.availability import describe, is_unavailable
-from service.store.scripts import script
 from service.telemetry.metrics import METRICS
 from service.worker.evaluate import is_due_given
 from service.worker.refresh import (
@@ -348,11 +347,10 @@ class Worker:
         self._evaluated_at = now
 
     def _take_lease(self, tenant: str) -> bool:
-        lease_ms = int(max(self.settings.refresh_seconds * 5, 10) * 1000)
-        return bool(self.client.set(keys.refresh_lease(tenant), self.name, nx=True, px=lease_ms))
+        return refresh_lease.take(self.client, tenant, self.name, self.settings.refresh_seconds)
 
     def _release_lease(self, tenant: str) -> None:
-        script(self.client, "release_lease")(keys=[keys.refresh_lease(tenant)], args=[self.name])
+        refresh_lease.release(self.client, tenant, self.name)
 
     def heartbeat(self) -> None:
         now = time.monotonic()

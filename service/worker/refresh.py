@@ -14,8 +14,7 @@ import redis
 from service.config import Settings
 from service.core.windows import Window
 from service.reports import precompute
-from service.store import aggregates, keys, window_sums, worker_signals
-from service.store.scripts import script
+from service.store import aggregates, refresh_lease, window_sums, worker_signals
 from service.telemetry.metrics import METRICS
 from service.worker import evaluate
 
@@ -61,17 +60,15 @@ def evaluate_all(client: redis.Redis, now: datetime, settings: Settings, holder:
     tenant whose lease another worker holds is marked to be checked again shortly.
     """
     transitions = 0
-    lease_ms = int(max(settings.refresh_seconds * 5, 10) * 1000)
     for tenant in worker_signals.all_tenants(client):
         if not evaluate.is_due(client, tenant, now):
             continue
-        lease = keys.refresh_lease(tenant)
-        if not client.set(lease, holder, nx=True, px=lease_ms):
+        if not refresh_lease.take(client, tenant, holder, settings.refresh_seconds):
             due_ms = int((now.timestamp() + settings.refresh_seconds) * 1000)
             worker_signals.request_check(client, tenant, due_ms)
             continue
         try:
             transitions += evaluate_tenant_now(client, tenant, now, settings)
         finally:
-            script(client, "release_lease")(keys=[lease], args=[holder])
+            refresh_lease.release(client, tenant, holder)
     return transitions
