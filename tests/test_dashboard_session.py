@@ -254,3 +254,15 @@ def test_a_sign_in_form_older_than_its_time_is_refused_whatever_the_cookie(app, 
     token = Page(form.get_data(as_text=True)).field("sign-in", "csrf")
     answer = browser.post("/sign-in", data={"csrf": token, "key": make_key("default", "read")})
     assert answer.status_code == 303
+
+
+def test_a_key_over_its_rate_limit_can_still_sign_out(app, make_key):
+    state = app.extensions["mailflow"]
+    state.settings = state.settings.with_overrides({"rate_limit_per_minute": 5})
+    browser = sign_in(app, make_key("acme", "read"))
+    csrf = Page(browser.get("/").get_data(as_text=True)).field("sign-out", "csrf")
+    statuses = [browser.get("/tls?days=30").status_code for _ in range(40)]
+    assert 429 in statuses  # the key is over its limit now
+    answer = browser.post("/sign-out", data={"csrf": csrf})
+    assert answer.status_code == 303, answer.data[:300]
+    assert browser.get("/").status_code == 303  # signed out, not rate limited

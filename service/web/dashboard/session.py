@@ -161,9 +161,22 @@ def set_session_cookie(response: Response, value: str) -> None:
     _set_cookie(response, SESSION_COOKIE, value, None)  # a browser-session cookie
 
 
-def sign_out(signed_in: SignedIn | None, response: Response) -> None:
-    if signed_in is not None:
-        dashboard_sessions.end(context.client(), signed_in.session.session_id)
+def sign_out(response: Response) -> None:
+    """End this request's session (its form must carry the session's CSRF token) and drop the
+    cookie. The key is not admitted again: a key over its rate limit, or revoked, can still
+    sign out."""
+    session_id = _session_id_of(request.cookies.get(SESSION_COOKIE))
+    if session_id is not None:
+        client = context.client()
+        own = dashboard_sessions.use(client, session_id, context.now(), limits())
+        if own is not None:
+            if not hmac.compare_digest(request.form.get("csrf", ""), own.csrf):
+                raise _csrf_refused()
+            dashboard_sessions.end(client, session_id)
+    drop_cookie(response)
+
+
+def drop_cookie(response: Response) -> None:
     response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="Strict",
                            secure=request.is_secure)  # fmt: skip
 
