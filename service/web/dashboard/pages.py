@@ -207,12 +207,54 @@ def _snapshot(page: Page) -> dict[str, Any]:
     return document
 
 
-def _insights(page: Page, state: str) -> list[dict[str, Any]]:
-    """The first page of the insight feed (``active``, ``resolved`` or ``all``), as polled."""
-    view = insight_feed.feed_page(context.client(), context.tenant(), context.cursor_secret(),
-                                  state, insight_feed.DEFAULT_LIMIT)  # fmt: skip
-    items: list[dict[str, Any]] = page.read(view)["items"]
+# The most pages of the insight feed one dashboard page follows: 50 pages of 100 insights,
+# 5,000 insights. Each read looks at a bounded number of feed entries (the store's
+# SCAN_PER_CALL), so a tenant with a long history costs at most 50 reads, not its whole feed.
+FEED_PAGES = 50
+# The most insights one list shows when it shows the newest: resolved, or a connector's.
+NEWEST_SHOWN = insight_feed.DEFAULT_LIMIT
+
+
+def _feed(page: Page, state: str) -> list[dict[str, Any]]:
+    """The insight feed (``active``, ``resolved`` or ``all``) in the feed's order, oldest
+    transition first: its pages followed by ``next_cursor`` while ``has_more``, at most
+    FEED_PAGES of them."""
+    client, tenant, secret = context.client(), context.tenant(), context.cursor_secret()
+    items: list[dict[str, Any]] = []
+    after = 0
+    for _ in range(FEED_PAGES):
+        body = page.read(insight_feed.feed_page(client, tenant, secret, state,
+                                                insight_feed.DEFAULT_LIMIT, after))  # fmt: skip
+        items += body["items"]
+        if not body["has_more"]:
+            break
+        after = insight_feed.after_sequence_of(client, tenant, secret, body["next_cursor"],
+                                               state, None)  # fmt: skip
     return items
+
+
+def _active_insights(page: Page) -> list[dict[str, Any]]:
+    """Every active insight (within FEED_PAGES pages), so the lists agree with the widget's
+    count. The first page is the one every process keeps in its near cache."""
+    return _feed(page, "active")
+
+
+def _newest_resolved(page: Page) -> tuple[list[dict[str, Any]], int]:
+    """The NEWEST_SHOWN most recently resolved insights, newest first, and how many older ones
+    are not shown. The store's index of resolved insights by resolution time gives them in one
+    read; while that index is still being built, the feed is followed instead."""
+    view = insight_feed.newest_resolved_view(context.client(), context.tenant(), NEWEST_SHOWN)
+    if view is not None:
+        body = page.read(view)
+        return body["items"], body["total"] - len(body["items"])
+    return _newest(_feed(page, "resolved"))
+
+
+def _newest(items: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
+    """The last NEWEST_SHOWN of ``items`` (in the feed's order), newest first, and how many
+    older ones are left out."""
+    newest = items[::-1]
+    return newest[:NEWEST_SHOWN], max(0, len(newest) - NEWEST_SHOWN)
 
 
 def _has_data(snapshot: Mapping[str, Any]) -> bool:
@@ -378,7 +420,7 @@ def connector_report() -> BaseResponse:
     except (connector_pages.CursorExpired, CursorError):  # old or not ours: the first page
         return redirect(url_with(cursor=None), code=303)
     daily = _daily_totals(page, query)
-    insights = [i for i in _insights(page, "active") if (i.get("connector") or {}).get("name")]
+    insights = [i for i in _active_insights(page) if (i.get("connector") or {}).get("name")]
     snapshot = _snapshot(page)
     return page.answer(
         "connectors.html", page_class="page-connector-report", report=report, query=query,
@@ -434,10 +476,13 @@ def connector(direction: str, name: str) -> BaseResponse:
                       "and no definition of it")  # fmt: skip
     detail = page.read(view)
     daily = [(day["date"], charts.version_counts(day["tls"])) for day in detail["series"]]
-    insights = [i for i in _insights(page, "all") if i.get("direction") == direction
-                and (i.get("connector") or {}).get("name") == detail["name"]]  # fmt: skip
+    # The connector's insights wherever they are in the feed, the newest first.
+    insights, older_insights = _newest([
+        i for i in _feed(page, "all") if i.get("direction") == direction
+        and (i.get("connector") or {}).get("name") == detail["name"]
+    ])  # fmt: skip
     return page.answer("connector.html", page_class="page-connector", detail=detail,
-                       chart=charts.stacked(daily), insights=insights,
+                       chart=charts.stacked(daily), insights=insights, older_insights=older_insights,
                        connector_types=CONNECTOR_TYPES, window_choices=WINDOW_CHOICES)  # fmt: skip
 
 
@@ -468,12 +513,13 @@ def insights() -> BaseResponse:
     if not isinstance(signed_in, SignedIn):
         return signed_in
     page = Page(signed_in)
-    active, resolved = _insights(page, "active"), _insights(page, "resolved")
+    active = _active_insights(page)
+    resolved, older_resolved = _newest_resolved(page)
     overrides = insights_store.rule_settings(context.client(), context.tenant())
     page.etags.append(orjson.dumps(overrides, option=orjson.OPT_SORT_KEYS).decode())
     rules = [rule.describe() for rule in effective_rules(overrides)]
     return page.answer("insights.html", page_class="page-insights", active=active,
-                       resolved=resolved, rules=rules,
+                       resolved=resolved, older_resolved=older_resolved, rules=rules,
                        has_data=_has_data(_snapshot(page)))  # fmt: skip
 
 
