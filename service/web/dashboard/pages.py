@@ -136,14 +136,28 @@ def page_etag(parts: list[str]) -> str:
     return f'"page-{digest.hexdigest()}"'
 
 
+# What the rendered-page cache may hold in one process: pages weigh up to 100 kB and more (a
+# connector report of many rows, a long insight list), so a count alone could hold 128 of them
+# and more; the total bytes bound it too. A page bigger than PAGE_MAX_BYTES is not kept at all:
+# it would push out many ordinary pages for one that is rarely asked for again unchanged.
+RENDERED_MAX_PAGES = 128
+RENDERED_MAX_BYTES = 8 * 1024 * 1024
+PAGE_MAX_BYTES = 1024 * 1024
+
+
 class RenderedPages:
     """The HTML of recently rendered pages by their ETag, in this process. A page's ETag names
     everything it shows (the views' ETags, the URL, the session's CSRF token, admin or not),
-    so a page whose data did not change is sent again without rendering it."""
+    so a page whose data did not change is sent again without rendering it. The least recently
+    used pages go first, past ``size`` pages or ``max_bytes`` bytes in all."""
 
-    def __init__(self, size: int = 128) -> None:
+    def __init__(self, size: int = RENDERED_MAX_PAGES, max_bytes: int = RENDERED_MAX_BYTES,
+                 page_max_bytes: int = PAGE_MAX_BYTES) -> None:  # fmt: skip
         self._size = size
+        self._max_bytes = max_bytes
+        self._page_max_bytes = min(page_max_bytes, max_bytes)
         self._pages: OrderedDict[str, bytes] = OrderedDict()
+        self._bytes = 0
         self._lock = threading.Lock()
 
     def get(self, etag: str) -> bytes | None:
@@ -154,10 +168,21 @@ class RenderedPages:
             return html
 
     def put(self, etag: str, html: bytes) -> None:
+        if len(html) > self._page_max_bytes:
+            return
         with self._lock:
+            previous = self._pages.pop(etag, None)
+            if previous is not None:
+                self._bytes -= len(previous)
             self._pages[etag] = html
-            while len(self._pages) > self._size:
-                self._pages.popitem(last=False)
+            self._bytes += len(html)
+            while len(self._pages) > self._size or self._bytes > self._max_bytes:
+                _, dropped = self._pages.popitem(last=False)
+                self._bytes -= len(dropped)
+
+    def held_bytes(self) -> int:
+        with self._lock:
+            return self._bytes
 
 
 RENDERED = RenderedPages()
