@@ -25,9 +25,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from service.core.connectors import (
     INTERNET,
-    ConnectorDefinition,
     ConnectorRow,
-    checked_definition_name,
     decode_rows,
     is_direction,
     lookup_name,
@@ -43,10 +41,11 @@ from service.reports import (
     connector_detail,
     connector_pages,
     insight_feed,
-    precompute,
     views,
 )
-from service.store import connectors_store, insights_store, worker_signals
+from service.reports.connector_definitions import define_connector
+from service.reports.insight_rule_settings import change_rule_settings
+from service.store import insights_store
 from service.store.views import CachedView
 from service.web import context
 from service.web.api.schemas import (
@@ -518,15 +517,10 @@ def _define_connector(direction: str, name: str) -> None:
             "description": request.form.get("description") or None}  # fmt: skip
     definition = _args(ConnectorDefinitionSchema(), form)
     try:
-        name = checked_definition_name(name)
+        define_connector(context.client(), context.tenant(), context.now().date(), direction,
+                         name, definition)  # fmt: skip
     except TextError as error:
         raise Problem(422, f"name: {error}") from None
-    stored = ConnectorDefinition(definition["type"], definition["forced_tls"],
-                                 definition["description"])  # fmt: skip
-    client, tenant = context.client(), context.tenant()
-    stale = precompute.precomputed_keys(tenant, context.now().date(), "connectors")
-    connectors_store.put_definition(client, tenant, direction, name, stored, stale)
-    worker_signals.request_evaluation(client, tenant)
 
 
 # -- insights --------------------------------------------------------------------------------------
@@ -571,9 +565,5 @@ def change_rule(rule_id: str) -> BaseResponse:
             "min_percent": _number("min_percent", float),
             "min_messages": _number("min_messages", int)}  # fmt: skip
     settings = _args(InsightRuleSettingsSchema(), {k: v for k, v in form.items() if v is not None})
-    client, tenant = context.client(), context.tenant()
-    overrides = insights_store.rule_settings(client, tenant)
-    merged = {**RULES[rule_id].settings(), **overrides.get(rule_id, {}), **settings}
-    insights_store.put_rule_settings(client, tenant, rule_id, merged)
-    worker_signals.request_evaluation(client, tenant)
+    change_rule_settings(context.client(), context.tenant(), rule_id, settings)
     return redirect("/insights#rules", code=303)
