@@ -266,3 +266,38 @@ def test_a_key_over_its_rate_limit_can_still_sign_out(app, make_key):
     answer = browser.post("/sign-out", data={"csrf": csrf})
     assert answer.status_code == 303, answer.data[:300]
     assert browser.get("/").status_code == 303  # signed out, not rate limited
+
+
+def _sign_in_form(app):
+    browser = app.test_client()
+    browser.environ_base.pop("HTTP_AUTHORIZATION", None)
+    token = Page(browser.get("/sign-in").get_data(as_text=True)).field("sign-in", "csrf")
+    return browser, token
+
+
+def test_a_form_refused_a_body_slot_gets_that_refusal_not_a_csrf_403(app, make_key):
+    browser, token = _sign_in_form(app)
+    slots = app.wsgi_app.slots  # the body reads' slots of this process
+    held = []
+    while len(held) < slots.total:  # every slot busy with other tenants' uploads
+        held.append((f"uploader-{len(held)}", slots.take(f"uploader-{len(held)}")))
+    try:
+        answer = browser.post("/sign-in", data={"csrf": token, "key": make_key("acme", "read")})
+    finally:
+        for tenant, slot in held:
+            slots.give_back(tenant, slot)
+    assert answer.status_code == 503
+    assert answer.mimetype == "application/problem+json"
+    assert answer.json["type"] == "/problems/busy"
+    assert answer.headers["Retry-After"] == "1"
+    assert answer.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_a_form_whose_body_breaks_off_gets_a_400_not_a_csrf_403(app, make_key):
+    browser, token = _sign_in_form(app)
+    form = f"csrf={token}&key={make_key('acme', 'read')}"
+    answer = browser.post("/sign-in", data=form, content_type="application/x-www-form-urlencoded",
+                          environ_overrides={"CONTENT_LENGTH": str(len(form) + 50)})  # fmt: skip
+    assert answer.status_code == 400
+    assert answer.mimetype == "application/problem+json"
+    assert answer.json["type"] == "/problems/unreadable-body"

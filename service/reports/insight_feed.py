@@ -88,3 +88,13 @@ def feed_page(
     cached = near_cache.read_through(client, keys.insights(tenant), load)
     assert isinstance(cached, CachedView)  # load() always returns one
     return cached
+
+
+def newest_resolved_view(client: redis.Redis, tenant: str, limit: int) -> CachedView | None:
+    """``{"items": the limit most recently resolved insights, newest first, "total": how many
+    resolved insights there are}``, or None while the store's resolved index is being built."""
+    newest = insights_store.newest_resolved(client, tenant, limit)
+    if newest is None:
+        return None
+    documents, total = newest
+    return serialise(tenant, {"items": [public(d) for d in documents], "total": total})

@@ -132,6 +132,30 @@ def read_feed(
     return FeedPage([orjson.loads(d) for d in docs], int(last), bool(int(more)))
 
 
+def newest_resolved(
+    client: redis.Redis, tenant: str, limit: int
+) -> tuple[list[dict[str, Any]], int] | None:
+    """The ``limit`` most recently resolved insights, newest first, and how many resolved
+    insights the tenant keeps; None while insights stored before the resolved index existed
+    are still being indexed (the caller reads the feed instead).
+
+    The resolved index is scored by the time of resolution, so this is one range read from its
+    top, however long the tenant's history."""
+    pipe = client.pipeline(transaction=False)
+    pipe.hget(keys.insight_evaluated(tenant), "indexed")
+    pipe.zrevrange(keys.insight_resolved(tenant), 0, limit - 1)
+    pipe.zcard(keys.insight_resolved(tenant))
+    indexed, ids, total = pipe.execute()
+    if indexed != b"1":  # also a tenant never evaluated: its feed is empty, cheap to read
+        return None
+    raws = client.hmget(keys.insights(tenant), ids) if ids else []
+    # Retention may forget one between the two reads: it is left out.
+    documents = [orjson.loads(raw) for raw in raws if raw is not None]
+    # Insights resolved by one evaluation share their time: the later transition first.
+    documents.sort(key=lambda d: (d["updated_at_ms"], d["sequence"]), reverse=True)
+    return [d for d in documents if d.get("state") == "resolved"], int(total)
+
+
 def get_insight(client: redis.Redis, tenant: str, insight_id: str) -> dict[str, Any] | None:
     raw = client.hget(keys.insights(tenant), insight_id)
     return orjson.loads(raw) if raw is not None else None

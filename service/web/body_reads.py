@@ -39,7 +39,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from flask import Flask
+from flask import Flask, request
 
 from service.web import auth
 from service.web.context import state_of
@@ -200,6 +200,7 @@ class BodyReads:
         self.max_bytes = settings.max_body_bytes
         self.slots = body_slots_for(settings.web_threads, settings.body_reads_per_tenant)
         self.deadlines = BodyDeadlines()
+        app.before_request(answer_form_refusal)
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         if not has_body(environ):
@@ -280,17 +281,25 @@ class BodyReads:
         key is known (signing in is what presents one)."""
         slot = self.slots.take(FORM_SLOT)
         if isinstance(slot, Problem):
-            return self._answer_unread(environ, start_response)  # an empty form: refused there
+            return self._refuse_form(environ, start_response, slot)
         try:
             outcome = self._read(environ)
         finally:
             self.slots.give_back(FORM_SLOT, slot)
         if isinstance(outcome, Problem):
-            return self._answer_unread(environ, start_response)
+            return self._refuse_form(environ, start_response, outcome)
         environ["wsgi.input"] = io.BytesIO(outcome)
         environ["CONTENT_LENGTH"] = str(len(outcome))
         environ["wsgi.input_terminated"] = True
         return self.inner(environ, start_response)  # type: ignore[no-any-return]
+
+    def _refuse_form(
+        self, environ: dict[str, Any], start_response: StartResponse, problem: Problem
+    ) -> Iterable[bytes]:
+        """The form's refusal (503 or 429 with Retry-After, 408, 413, 400), answered by the app
+        as the API's are: passing an empty form on would be answered "CSRF check failed"."""
+        environ[FORM_REFUSAL] = problem
+        return self._answer_unread(environ, start_response)
 
     def _answer_unread(
         self, environ: dict[str, Any], start_response: StartResponse
@@ -309,6 +318,15 @@ class BodyReads:
 # else sent there is left unread, and the form handler refuses the empty form.
 FORM_MAX_BYTES = 16 * 1024
 FORM_SLOT = "(dashboard forms)"  # the share of body slots forms take, as if one tenant
+FORM_REFUSAL = "mailflow.form_refusal"  # environ: the Problem a form's body read ended with
+
+
+def answer_form_refusal() -> None:
+    """before_request: raise the Problem a dashboard form's body read ended with, if any, so the
+    app answers it (problem+json, its headers) before any page handler reads the empty form."""
+    problem = request.environ.pop(FORM_REFUSAL, None)
+    if problem is not None:
+        raise problem
 
 
 def _is_small_form(environ: dict[str, Any]) -> bool:

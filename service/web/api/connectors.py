@@ -10,8 +10,6 @@ from flask import Response, request, stream_with_context
 from flask.views import MethodView
 
 from service.core.connectors import (
-    ConnectorDefinition,
-    checked_definition_name,
     is_direction,
     lookup_name,
 )
@@ -19,6 +17,7 @@ from service.core.paging import CursorError
 from service.core.text import TextError
 from service.core.traces import DIRECTIONS, MAX_CONNECTOR
 from service.reports import connector_csv_report, connector_detail, connector_pages, precompute
+from service.reports.connector_definitions import define_connector
 from service.store import connectors_store, worker_signals
 from service.web import context
 from service.web.api.blueprint import Blueprint
@@ -163,22 +162,15 @@ class Connector(MethodView):
         """
         _checked_direction(direction)
         try:
-            name = checked_definition_name(name)
+            name, stored = define_connector(context.client(), context.tenant(),
+                                            context.now().date(), direction, name,
+                                            definition, context.settings().max_connectors)  # fmt: skip
         except TextError as error:
             raise _invalid("name", str(error)) from None
-        stored = ConnectorDefinition(
-            definition["type"], definition["forced_tls"], definition["description"]
-        )
-        tenant = context.tenant()
-        stale = precompute.precomputed_keys(tenant, context.now().date(), "connectors")
-        try:
-            connectors_store.put_definition(context.client(), tenant, direction, name, stored,
-                                            stale, context.settings().max_connectors)  # fmt: skip
         except connectors_store.DefinitionLimit as error:
             raise Problem(
                 422, str(error), slug="too-many-definitions", title="Too many connector definitions"
             ) from None
-        worker_signals.request_evaluation(context.client(), tenant)
         body = {"direction": direction, "name": name, **stored.as_dict()}
         return Response(orjson.dumps(body), status=200, mimetype="application/json")
 

@@ -11,8 +11,9 @@ from flask.views import MethodView
 from service.core.insight_rules import RULES, effective_rules
 from service.core.paging import CursorError
 from service.reports.insight_feed import after_sequence_of, feed_page, public
+from service.reports.insight_rule_settings import change_rule_settings
 from service.reports.view_cache import serialise
-from service.store import insights_store, worker_signals
+from service.store import insights_store
 from service.web import context
 from service.web.api.blueprint import Blueprint
 from service.web.api.schemas import (
@@ -116,10 +117,6 @@ class InsightRule(MethodView):
         """
         if rule_id not in RULES:
             raise Problem(404, f"no insight rule {rule_id!r}")
-        client, tenant = context.client(), context.tenant()
-        overrides = insights_store.rule_settings(client, tenant)
-        merged = {**RULES[rule_id].settings(), **overrides.get(rule_id, {}), **settings}
-        insights_store.put_rule_settings(client, tenant, rule_id, merged)
-        worker_signals.request_evaluation(client, tenant)
-        body = _rule_document(rule_id, {**overrides, rule_id: merged})
+        overrides = change_rule_settings(context.client(), context.tenant(), rule_id, settings)
+        body = _rule_document(rule_id, overrides)
         return Response(orjson.dumps(body), status=200, mimetype="application/json")

@@ -25,9 +25,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from service.core.connectors import (
     INTERNET,
-    ConnectorDefinition,
     ConnectorRow,
-    checked_definition_name,
     decode_rows,
     is_direction,
     lookup_name,
@@ -43,10 +41,11 @@ from service.reports import (
     connector_detail,
     connector_pages,
     insight_feed,
-    precompute,
     views,
 )
-from service.store import connectors_store, insights_store, worker_signals
+from service.reports.connector_definitions import define_connector
+from service.reports.insight_rule_settings import change_rule_settings
+from service.store import connectors_store, insights_store
 from service.store.views import CachedView
 from service.web import context
 from service.web.api.schemas import (
@@ -136,14 +135,28 @@ def page_etag(parts: list[str]) -> str:
     return f'"page-{digest.hexdigest()}"'
 
 
+# What the rendered-page cache may hold in one process: pages weigh up to 100 kB and more (a
+# connector report of many rows, a long insight list), so a count alone could hold 128 of them
+# and more; the total bytes bound it too. A page bigger than PAGE_MAX_BYTES is not kept at all:
+# it would push out many ordinary pages for one that is rarely asked for again unchanged.
+RENDERED_MAX_PAGES = 128
+RENDERED_MAX_BYTES = 8 * 1024 * 1024
+PAGE_MAX_BYTES = 1024 * 1024
+
+
 class RenderedPages:
     """The HTML of recently rendered pages by their ETag, in this process. A page's ETag names
     everything it shows (the views' ETags, the URL, the session's CSRF token, admin or not),
-    so a page whose data did not change is sent again without rendering it."""
+    so a page whose data did not change is sent again without rendering it. The least recently
+    used pages go first, past ``size`` pages or ``max_bytes`` bytes in all."""
 
-    def __init__(self, size: int = 128) -> None:
+    def __init__(self, size: int = RENDERED_MAX_PAGES, max_bytes: int = RENDERED_MAX_BYTES,
+                 page_max_bytes: int = PAGE_MAX_BYTES) -> None:  # fmt: skip
         self._size = size
+        self._max_bytes = max_bytes
+        self._page_max_bytes = min(page_max_bytes, max_bytes)
         self._pages: OrderedDict[str, bytes] = OrderedDict()
+        self._bytes = 0
         self._lock = threading.Lock()
 
     def get(self, etag: str) -> bytes | None:
@@ -154,10 +167,21 @@ class RenderedPages:
             return html
 
     def put(self, etag: str, html: bytes) -> None:
+        if len(html) > self._page_max_bytes:
+            return
         with self._lock:
+            previous = self._pages.pop(etag, None)
+            if previous is not None:
+                self._bytes -= len(previous)
             self._pages[etag] = html
-            while len(self._pages) > self._size:
-                self._pages.popitem(last=False)
+            self._bytes += len(html)
+            while len(self._pages) > self._size or self._bytes > self._max_bytes:
+                _, dropped = self._pages.popitem(last=False)
+                self._bytes -= len(dropped)
+
+    def held_bytes(self) -> int:
+        with self._lock:
+            return self._bytes
 
 
 RENDERED = RenderedPages()
@@ -207,12 +231,54 @@ def _snapshot(page: Page) -> dict[str, Any]:
     return document
 
 
-def _insights(page: Page, state: str) -> list[dict[str, Any]]:
-    """The first page of the insight feed (``active``, ``resolved`` or ``all``), as polled."""
-    view = insight_feed.feed_page(context.client(), context.tenant(), context.cursor_secret(),
-                                  state, insight_feed.DEFAULT_LIMIT)  # fmt: skip
-    items: list[dict[str, Any]] = page.read(view)["items"]
+# The most pages of the insight feed one dashboard page follows: 50 pages of 100 insights,
+# 5,000 insights. Each read looks at a bounded number of feed entries (the store's
+# SCAN_PER_CALL), so a tenant with a long history costs at most 50 reads, not its whole feed.
+FEED_PAGES = 50
+# The most insights one list shows when it shows the newest: resolved, or a connector's.
+NEWEST_SHOWN = insight_feed.DEFAULT_LIMIT
+
+
+def _feed(page: Page, state: str) -> list[dict[str, Any]]:
+    """The insight feed (``active``, ``resolved`` or ``all``) in the feed's order, oldest
+    transition first: its pages followed by ``next_cursor`` while ``has_more``, at most
+    FEED_PAGES of them."""
+    client, tenant, secret = context.client(), context.tenant(), context.cursor_secret()
+    items: list[dict[str, Any]] = []
+    after = 0
+    for _ in range(FEED_PAGES):
+        body = page.read(insight_feed.feed_page(client, tenant, secret, state,
+                                                insight_feed.DEFAULT_LIMIT, after))  # fmt: skip
+        items += body["items"]
+        if not body["has_more"]:
+            break
+        after = insight_feed.after_sequence_of(client, tenant, secret, body["next_cursor"],
+                                               state, None)  # fmt: skip
     return items
+
+
+def _active_insights(page: Page) -> list[dict[str, Any]]:
+    """Every active insight (within FEED_PAGES pages), so the lists agree with the widget's
+    count. The first page is the one every process keeps in its near cache."""
+    return _feed(page, "active")
+
+
+def _newest_resolved(page: Page) -> tuple[list[dict[str, Any]], int]:
+    """The NEWEST_SHOWN most recently resolved insights, newest first, and how many older ones
+    are not shown. The store's index of resolved insights by resolution time gives them in one
+    read; while that index is still being built, the feed is followed instead."""
+    view = insight_feed.newest_resolved_view(context.client(), context.tenant(), NEWEST_SHOWN)
+    if view is not None:
+        body = page.read(view)
+        return body["items"], body["total"] - len(body["items"])
+    return _newest(_feed(page, "resolved"))
+
+
+def _newest(items: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
+    """The last NEWEST_SHOWN of ``items`` (in the feed's order), newest first, and how many
+    older ones are left out."""
+    newest = items[::-1]
+    return newest[:NEWEST_SHOWN], max(0, len(newest) - NEWEST_SHOWN)
 
 
 def _has_data(snapshot: Mapping[str, Any]) -> bool:
@@ -375,7 +441,7 @@ def connector_report() -> BaseResponse:
     except (connector_pages.CursorExpired, CursorError):  # old or not ours: the first page
         return redirect(url_with(cursor=None), code=303)
     daily = _daily_totals(page, query)
-    insights = [i for i in _insights(page, "active") if (i.get("connector") or {}).get("name")]
+    insights = [i for i in _active_insights(page) if (i.get("connector") or {}).get("name")]
     snapshot = _snapshot(page)
     return page.answer(
         "connectors.html", page_class="page-connector-report", report=report, query=query,
@@ -431,10 +497,13 @@ def connector(direction: str, name: str) -> BaseResponse:
                       "and no definition of it")  # fmt: skip
     detail = page.read(view)
     daily = [(day["date"], charts.version_counts(day["tls"])) for day in detail["series"]]
-    insights = [i for i in _insights(page, "all") if i.get("direction") == direction
-                and (i.get("connector") or {}).get("name") == detail["name"]]  # fmt: skip
+    # The connector's insights wherever they are in the feed, the newest first.
+    insights, older_insights = _newest([
+        i for i in _feed(page, "all") if i.get("direction") == direction
+        and (i.get("connector") or {}).get("name") == detail["name"]
+    ])  # fmt: skip
     return page.answer("connector.html", page_class="page-connector", detail=detail,
-                       chart=charts.stacked(daily), insights=insights,
+                       chart=charts.stacked(daily), insights=insights, older_insights=older_insights,
                        connector_types=CONNECTOR_TYPES, window_choices=WINDOW_CHOICES)  # fmt: skip
 
 
@@ -445,21 +514,14 @@ def _define_connector(direction: str, name: str) -> None:
             "description": request.form.get("description") or None}  # fmt: skip
     definition = _args(ConnectorDefinitionSchema(), form)
     try:
-        name = checked_definition_name(name)
+        define_connector(context.client(), context.tenant(), context.now().date(), direction,
+                         name, definition, context.settings().max_connectors)  # fmt: skip
     except TextError as error:
         raise Problem(422, f"name: {error}") from None
-    stored = ConnectorDefinition(definition["type"], definition["forced_tls"],
-                                 definition["description"])  # fmt: skip
-    client, tenant = context.client(), context.tenant()
-    stale = precompute.precomputed_keys(tenant, context.now().date(), "connectors")
-    try:
-        connectors_store.put_definition(client, tenant, direction, name, stored, stale,
-                                        context.settings().max_connectors)  # fmt: skip
     except connectors_store.DefinitionLimit as error:
         raise Problem(
             422, str(error), slug="too-many-definitions", title="Too many connector definitions"
         ) from None
-    worker_signals.request_evaluation(client, tenant)
 
 
 # -- insights --------------------------------------------------------------------------------------
@@ -471,12 +533,13 @@ def insights() -> BaseResponse:
     if not isinstance(signed_in, SignedIn):
         return signed_in
     page = Page(signed_in)
-    active, resolved = _insights(page, "active"), _insights(page, "resolved")
+    active = _active_insights(page)
+    resolved, older_resolved = _newest_resolved(page)
     overrides = insights_store.rule_settings(context.client(), context.tenant())
     page.etags.append(orjson.dumps(overrides, option=orjson.OPT_SORT_KEYS).decode())
     rules = [rule.describe() for rule in effective_rules(overrides)]
     return page.answer("insights.html", page_class="page-insights", active=active,
-                       resolved=resolved, rules=rules,
+                       resolved=resolved, older_resolved=older_resolved, rules=rules,
                        has_data=_has_data(_snapshot(page)))  # fmt: skip
 
 
@@ -503,9 +566,5 @@ def change_rule(rule_id: str) -> BaseResponse:
             "min_percent": _number("min_percent", float),
             "min_messages": _number("min_messages", int)}  # fmt: skip
     settings = _args(InsightRuleSettingsSchema(), {k: v for k, v in form.items() if v is not None})
-    client, tenant = context.client(), context.tenant()
-    overrides = insights_store.rule_settings(client, tenant)
-    merged = {**RULES[rule_id].settings(), **overrides.get(rule_id, {}), **settings}
-    insights_store.put_rule_settings(client, tenant, rule_id, merged)
-    worker_signals.request_evaluation(client, tenant)
+    change_rule_settings(context.client(), context.tenant(), rule_id, settings)
     return redirect("/insights#rules", code=303)
