@@ -366,3 +366,16 @@ def test_the_heaviest_pages_stay_under_150_kb(app, client, clock, run_worker, ma
         answer = browser.get(path)
         assert answer.status_code == 200
         assert len(answer.data) + assets < 150 * 1024, (path, len(answer.data) + assets)
+
+
+def test_the_define_form_is_held_to_the_definitions_limit(demo, app):
+    admin, api = demo["admin"], demo["api"]
+    state = app.extensions["mailflow"]
+    state.settings = state.settings.with_overrides({"max_connectors": 1})
+    assert api.put("/api/v1/connectors/inbound/Other", json={"type": "partner"}).status_code == 200
+    path = "/connectors/inbound/Fabrikam%20Partner"
+    csrf = page(admin, path).field("define-connector", "csrf")
+    answer = admin.post(path, data={"type": "partner", "forced_tls": "true", "csrf": csrf})
+    assert answer.status_code == 422
+    assert answer.json["type"] == "/problems/too-many-definitions"
+    assert not api.get("/api/v1/connectors/inbound/Fabrikam%20Partner").json["defined"]
