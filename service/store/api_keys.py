@@ -79,6 +79,10 @@ def revoke(client: redis.Redis, key_id: str, revoked_at: str) -> bool:
         return False
     client.hsetnx(keys.api_key(key_id), "revoked_at", revoked_at)
     near_cache.publish_invalidation(client, keys.api_key(key_id))  # every API process, at once
+    # One more round trip before saying "revoked": Redis writes its replies and the message to
+    # subscribers in the same pass of its event loop, so once this PING is answered the message
+    # is in every API process's socket, and no request that follows can use the key.
+    client.ping()
     return True
 
 
