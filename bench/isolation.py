@@ -243,19 +243,18 @@ def isolation(seconds: float = 30.0, quiet_seconds: float = 10.0) -> list[Row]:
     rows = summarise("quiet", quiet) + summarise(
         f"{SLOW_UPLOADS} slow uploads + {connectors:,}-connector tenant reading 90 days", loaded
     )
-    report_times = sorted(reports.seconds)
-    rows.append({"phase": "(load) big tenant's 90-day reports", "probe": "its own reads",
-                 "requests": len(report_times), "p50 ms": _ms(report_times, 0.5),
-                 "p95 ms": _ms(report_times, 0.95),
-                 "max ms": round(report_times[-1] * 1000, 1) if report_times else None,
-                 "200 within 2 s": "statuses " + _counts(reports.counts)})  # fmt: skip
-    upload_times = sorted(uploads.seconds)
-    rows.append({"phase": "(load) slow uploads ended", "probe": "answer to the attacker",
-                 "requests": len(upload_times), "p50 ms": _ms(upload_times, 0.5),
-                 "p95 ms": _ms(upload_times, 0.95),
-                 "max ms": round(upload_times[-1] * 1000, 1) if upload_times else None,
-                 "200 within 2 s": "statuses " + _counts(uploads.counts)})  # fmt: skip
+    rows.append(_load_row("(load) big tenant's 90-day reports", "its own reads", reports))
+    rows.append(_load_row("(load) slow uploads ended", "answer to the attacker", uploads))
     return rows
+
+
+def _load_row(phase: str, probe: str, load: Outcomes) -> Row:
+    """A row of the load's own answers: their times, and their statuses counted."""
+    times = sorted(load.seconds)
+    return {"phase": phase, "probe": probe, "requests": len(times), "p50 ms": _ms(times, 0.5),
+            "p95 ms": _ms(times, 0.95),
+            "max ms": round(times[-1] * 1000, 1) if times else None,
+            "200 within 2 s": "statuses " + _counts(load.counts)}  # fmt: skip
 
 
 def _counts(counts: Counter[str]) -> str:
