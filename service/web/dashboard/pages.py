@@ -399,8 +399,8 @@ def tls_flyout() -> BaseResponse:
 # -- the connector report ----------------------------------------------------------------------
 
 
-def _report_query() -> connector_pages.ReportQuery:
-    args = _query_args(ConnectorReportArgsSchema(), drop=("format",))
+def _report_query(drop: tuple[str, ...] = ("format",)) -> connector_pages.ReportQuery:
+    args = _query_args(ConnectorReportArgsSchema(), drop=drop)
     return connector_pages.report_query(args, window_from_args(args))
 
 
@@ -451,19 +451,42 @@ def connector_report() -> BaseResponse:
     )  # fmt: skip
 
 
+# The Export link's ``rows``: the page shown (the default), or every row of the selection.
+EXPORT_ROWS = ("page", "all")
+
+
 @blp.get("/connectors/export")
 def connector_export() -> BaseResponse:
-    """The API's CSV of this report's selection (its filters, sort and window)."""
+    """The rows the table shows as the API's CSV: the same page (filters, sort, window,
+    grouping, page size and cursor), so the download is what the person sees. ``rows=all``
+    is the API's own export: every row of the selection, no pages."""
     signed_in = _signed_in_or_redirect()
     if not isinstance(signed_in, SignedIn):
         return signed_in
-    query = _report_query()
-    etag, chunks = connector_csv_report.report_csv(
-        context.client(), context.tenant(), query, context.now(),
-        context.settings().view_cache_seconds,
-    )  # fmt: skip
-    name = f"connector-report-{query.window.start}-{query.window.end}.csv"
-    headers = {"ETag": etag, "Content-Disposition": f'attachment; filename="{name}"'}
+    rows = request.args.get("rows") or "page"
+    if rows not in EXPORT_ROWS:
+        raise Problem(422, f"rows: must be one of {', '.join(EXPORT_ROWS)}")
+    query = _report_query(drop=("format", "rows"))
+    client, tenant, now = context.client(), context.tenant(), context.now()
+    cache_seconds = context.settings().view_cache_seconds
+    name = f"connector-report-{query.window.start}-{query.window.end}"
+    if rows == "all":
+        if query.cursor is not None:  # never ignored, as the API's export does not
+            raise Problem(400, "every row has no pages; leave out cursor", slug="invalid-cursor")
+        etag, chunks = connector_csv_report.report_csv(client, tenant, query, now,
+                                                       cache_seconds)  # fmt: skip
+    else:
+        try:
+            etag, chunks, offset = connector_csv_report.page_csv(
+                client, tenant, query, now, cache_seconds, context.cursor_secret()
+            )
+        except CursorError as error:
+            raise Problem(400, str(error), slug="invalid-cursor") from None
+        except connector_pages.CursorExpired as error:
+            raise Problem(410, f"{error}: the report changed since this page was shown",
+                          slug="cursor-expired", title="Cursor expired") from None  # fmt: skip
+        name += f"-from-row-{offset + 1}"
+    headers = {"ETag": etag, "Content-Disposition": f'attachment; filename="{name}.csv"'}
     return Response(stream_with_context(chunks), mimetype="text/csv", headers=headers)
 
 
