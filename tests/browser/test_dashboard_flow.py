@@ -225,3 +225,27 @@ def test_a_revoked_key_is_signed_out_at_its_next_request(browser, demo, redis_cl
     browser.get(demo.url + "/connectors")
     _wait(browser, SIGN_IN, "a revoked key's session still sees the pages")
     assert not browser.find_elements(*REPORT)
+
+
+def test_a_missing_page_is_an_html_page_that_leads_back(browser, demo):
+    _sign_in(browser, demo)
+    for path, back in (("/connectors/inbound/Nobody%20At%20All", "/connectors"),
+                       ("/no-such-page", "/")):  # fmt: skip
+        browser.get(demo.url + path)
+        title = _wait(browser, (By.CSS_SELECTOR, "h1.problem-title"), f"{path}: no error page")
+        assert title.text == "No such resource"
+        link = browser.find_element(By.CSS_SELECTOR, "a.back")
+        assert link.get_attribute("href") == demo.url + back
+        # The stylesheet applied (no inline style: the CSP would refuse it).
+        width = browser.execute_script(
+            "return getComputedStyle(document.querySelector('main')).maxWidth"
+        )
+        assert width == "1200px"
+        # Chromium logs the page's own 404 status as a console error; nothing else may be there.
+        errors = [e for e in chromium.console_errors(browser) if "status of 404" not in e]
+        assert errors == []
+        assert_no_request_leaves(browser, demo.url)
+        assert_no_horizontal_scroll(browser, width=390)
+        chromium.set_viewport(browser, *chromium.DESKTOP)
+        link.click()
+        WebDriverWait(browser, 10).until(lambda b, u=demo.url + back: b.current_url == u)

@@ -56,7 +56,7 @@ from service.web.api.schemas import (
     WindowArgsSchema,
 )
 from service.web.api.windows import window_from_args
-from service.web.dashboard import charts, session
+from service.web.dashboard import charts, error_pages, session
 from service.web.dashboard.session import SignedIn
 from service.web.errors import Problem
 from service.web.responses import etag_matches
@@ -94,6 +94,12 @@ def page_headers(response: Response) -> Response:
     response.headers.setdefault("Cache-Control", PAGE_CACHE_CONTROL)
     response.vary.add("Cookie")
     return response
+
+
+@blp.after_app_request
+def error_page(response: Response) -> Response:
+    """Any error on a person's page (routing's 404 included) as HTML for a browser."""
+    return error_pages.as_html(response, CONTENT_SECURITY_POLICY)
 
 
 # -- helpers -----------------------------------------------------------------------------------
