@@ -241,8 +241,10 @@ def _snapshot(page: Page) -> dict[str, Any]:
 # 5,000 insights. Each read looks at a bounded number of feed entries (the store's
 # SCAN_PER_CALL), so a tenant with a long history costs at most 50 reads, not its whole feed.
 FEED_PAGES = 50
-# The most insights one list shows when it shows the newest: resolved, or a connector's.
-NEWEST_SHOWN = insight_feed.DEFAULT_LIMIT
+# The most insights one list shows when it shows the newest: resolved, or a connector's. An
+# insight is about 1.5 kB of HTML: 25 of them beside a page of active ones (INSIGHTS_PER_PAGE)
+# keep the insights page within its 150 kB budget.
+NEWEST_SHOWN = 25
 
 
 def _feed(page: Page, state: str) -> list[dict[str, Any]]:
@@ -556,19 +558,46 @@ def _define_connector(direction: str, name: str) -> None:
 # -- insights --------------------------------------------------------------------------------------
 
 
+# Active insights a page of /insights lists. A tenant may have thousands (within FEED_PAGES
+# of the feed); all on one page would weigh megabytes, far over the 150 kB budget.
+INSIGHTS_PER_PAGE = 50
+_MAX_PAGE_DIGITS = 6
+
+
+def _insights_page_number() -> int:
+    """The ``page`` argument of /insights: a whole number from 1 (422 otherwise)."""
+    raw = request.args.get("page", "")
+    if raw == "":
+        return 1
+    if not raw.isdigit() or len(raw) > _MAX_PAGE_DIGITS or int(raw) < 1:
+        raise Problem(422, "page: must be a whole number from 1")
+    return int(raw)
+
+
 @blp.get("/insights")
 def insights() -> BaseResponse:
+    """Every active insight, INSIGHTS_PER_PAGE a page (in the feed's order), with links to
+    every page on each page: the widget's count links to the first page, so any active
+    insight is two clicks from the widget. The newest resolved insights are on the first
+    page."""
     signed_in = _signed_in_or_redirect()
     if not isinstance(signed_in, SignedIn):
         return signed_in
+    number = _insights_page_number()
     page = Page(signed_in)
     active = _active_insights(page)
-    resolved, older_resolved = _newest_resolved(page)
+    pages = max(1, -(-len(active) // INSIGHTS_PER_PAGE))
+    if number > pages:  # insights resolved since the link was made: the last page there is
+        return redirect(url_with(page=pages if pages > 1 else None), code=303)
+    first = (number - 1) * INSIGHTS_PER_PAGE
+    resolved, older_resolved = _newest_resolved(page) if number == 1 else ([], 0)
     overrides = insights_store.rule_settings(context.client(), context.tenant())
     page.etags.append(orjson.dumps(overrides, option=orjson.OPT_SORT_KEYS).decode())
     rules = [rule.describe() for rule in effective_rules(overrides)]
-    return page.answer("insights.html", page_class="page-insights", active=active,
-                       resolved=resolved, older_resolved=older_resolved, rules=rules,
+    return page.answer("insights.html", page_class="page-insights",
+                       active=active[first : first + INSIGHTS_PER_PAGE], active_total=len(active),
+                       first=first, number=number, pages=pages, resolved=resolved,
+                       older_resolved=older_resolved, rules=rules,
                        has_data=_has_data(_snapshot(page)))  # fmt: skip
 
 
