@@ -134,6 +134,13 @@ def test_hundreds_of_active_insights_are_paged_within_two_clicks_of_the_widget(
     assert walked == pages
     assert _page(reader, pages[3]).elements("a", "prev-page")[0]["href"] == pages[2]
 
+    # The connector report shows the first few at its top, and leads to them all.
+    answer = reader.get("/connectors")
+    assert _weight(reader, answer) < 150 * 1024
+    html = Page(answer.get_data(as_text=True))
+    assert _connectors(html, "connector-insights") == active[:5]
+    assert html.elements("a", "all-insights")[0]["href"] == "/insights"
+
     # A page past the last (insights resolved since) leads to the last; a bad one is refused.
     past = reader.get("/insights?page=9")
     assert past.status_code == 303 and past.headers["Location"] == pages[-1]

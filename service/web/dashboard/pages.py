@@ -433,6 +433,11 @@ def _row_tls(row: ConnectorRow) -> dict[str, Any]:
     return row_document(row)["tls"]  # type: ignore[no-any-return]
 
 
+# The active insights about connectors the report shows at its top, as Microsoft's does; the
+# insights page has them all. Hundreds would weigh more than the report itself.
+REPORT_INSIGHTS = 5
+
+
 @blp.get("/connectors")
 def connector_report() -> BaseResponse:
     signed_in = _signed_in_or_redirect()
@@ -449,12 +454,14 @@ def connector_report() -> BaseResponse:
     except (connector_pages.CursorExpired, CursorError):  # old or not ours: the first page
         return redirect(url_with(cursor=None), code=303)
     daily = _daily_totals(page, query)
-    insights = [i for i in _active_insights(page) if (i.get("connector") or {}).get("name")]
+    about_connectors = [i for i in _active_insights(page)
+                        if (i.get("connector") or {}).get("name")]  # fmt: skip
     snapshot = _snapshot(page)
     return page.answer(
         "connectors.html", page_class="page-connector-report", report=report, query=query,
         volume=charts.stacked(daily, by_version=False), by_tls=charts.stacked(daily), daily=daily,
-        insights=insights, has_data=_has_data(snapshot), window_choices=WINDOW_CHOICES,
+        insights=about_connectors[:REPORT_INSIGHTS], insights_total=len(about_connectors),
+        has_data=_has_data(snapshot), window_choices=WINDOW_CHOICES,
         connector_types=CONNECTOR_TYPES, tls_columns=TLS_COLUMNS,
     )  # fmt: skip
 
