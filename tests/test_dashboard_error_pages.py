@@ -47,6 +47,10 @@ def _assert_html_of(as_person, as_client, status: int) -> Page:
     policy = as_person.headers["Content-Security-Policy"]
     assert "frame-ancestors 'none'" in policy and "unsafe-inline" not in policy
     assert "<script>" not in as_person.get_data(as_text=True)
+    assert as_person.headers["Cache-Control"] in (
+        "no-store",
+        as_client.headers.get("Cache-Control"),
+    )
     for answer in (as_person, as_client):
         assert "Accept" in answer.headers["Vary"]
     return html

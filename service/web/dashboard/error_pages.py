@@ -63,5 +63,6 @@ def as_html(response: Response, content_security_policy: str) -> Response:
     response.set_data(html)
     response.mimetype = HTML
     response.headers["Content-Security-Policy"] = content_security_policy
+    response.headers.setdefault("Cache-Control", "no-store")  # an error is not kept as the page
     response.vary.add("Cookie")
     return response
