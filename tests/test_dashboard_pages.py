@@ -180,6 +180,17 @@ def test_the_export_is_the_page_shown_on_a_report_of_many_pages(demo, client):
         path, first = html.elements("a", "next-page")[0]["href"], first + 10
 
 
+def test_the_export_of_a_page_no_longer_kept_says_so(demo, redis_client):
+    html = page(demo["read"], "/connectors?group_by=day&limit=10")
+    second = page(demo["read"], html.elements("a", "next-page")[0]["href"])
+    (link,) = second.elements("a", "export-csv")
+    for pin in redis_client.scan_iter(match="*:pin:connectors:*"):
+        redis_client.delete(pin)
+    answer = demo["read"].get(link["href"])
+    assert answer.status_code == 410 and answer.json["type"] == "/problems/cursor-expired"
+    assert "reload the report" in answer.json["detail"]
+
+
 def test_the_connector_report_pages_follow_the_apis_cursor(demo, client):
     query = "?group_by=day&sort=-messages"
     every_row = client.get("/api/v1/connectors" + query + "&limit=1000").json["rows"]

@@ -40,6 +40,7 @@ from service.reports import (
     connector_csv_report,
     connector_detail,
     connector_pages,
+    connector_pins,
     insight_feed,
     views,
 )
@@ -498,9 +499,10 @@ def connector_export() -> BaseResponse:
             )
         except CursorError as error:
             raise Problem(400, str(error), slug="invalid-cursor") from None
-        except connector_pages.CursorExpired as error:
-            raise Problem(410, f"{error}: the report changed since this page was shown",
-                          slug="cursor-expired", title="Cursor expired") from None  # fmt: skip
+        except connector_pages.CursorExpired:
+            raise Problem(410, "this page of the report is no longer kept (pages are kept "
+                          f"{connector_pins.PIN_SECONDS // 60} minutes): reload the report and "
+                          "export again", slug="cursor-expired", title="Cursor expired") from None  # fmt: skip
         name += f"-from-row-{offset + 1}"
     headers = {"ETag": etag, "Content-Disposition": f'attachment; filename="{name}.csv"'}
     return Response(stream_with_context(chunks), mimetype="text/csv", headers=headers)
@@ -577,7 +579,7 @@ def _insights_page_number() -> int:
     raw = request.args.get("page", "")
     if raw == "":
         return 1
-    if not raw.isdigit() or len(raw) > _MAX_PAGE_DIGITS or int(raw) < 1:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > _MAX_PAGE_DIGITS or int(raw) < 1:
         raise Problem(422, "page: must be a whole number from 1")
     return int(raw)
 
