@@ -7,7 +7,9 @@ import pytest
 from service.app import create_app
 from service.cli.demo import demo_traces
 from service.core.api_keys import parse_key
+from service.store import keys
 from service.store.api_keys import revoke
+from service.web import ratelimit
 from tests.conftest import KeyedClient
 from tests.helpers import post_batches
 from tests.html_cells import sign_in
@@ -59,6 +61,23 @@ def test_the_lane_counts_each_request_once(redis_server, clock, make_key, closin
     browser = sign_in(app, make_key("default", "read"))  # 1
     assert [browser.get("/").status_code for _ in range(4)] == [200, 200, 200, 200]  # 2..5
     assert browser.get("/").status_code == 429
+
+
+def test_a_refused_request_costs_one_token_too(
+    redis_server, clock, make_key, closing, redis_client
+):
+    """The stored counter counts every request taken against the limit, refused ones too: the
+    lane hands its refusal to the full path rather than the full path counting it again."""
+    app = _app(redis_server, clock, make_key, closing, rate_limit_per_minute=5)
+    key = make_key("default", "read")
+    browser = sign_in(app, key)  # 1
+    answers = [browser.get("/") for _ in range(7)]  # 2..8
+    assert [a.status_code for a in answers] == [200] * 4 + [429] * 3
+    refused = answers[-1]
+    assert refused.headers["RateLimit-Remaining"] == "0" and "Retry-After" in refused.headers
+    window = ratelimit.window_at(clock.now)
+    counter = keys.api_key_rate(parse_key(key)[0], "read", window.index)
+    assert int(redis_client.get(counter)) == 8
 
 
 def test_a_revoked_key_is_signed_out_by_the_lane_too(apps, make_key, redis_client, clock):

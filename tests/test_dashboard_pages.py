@@ -139,8 +139,56 @@ def test_the_export_is_the_apis_csv_of_the_rows_shown(demo):
     exported = answer.get_data(as_text=True)  # streamed: read it before the next request
     api = demo["api"].get("/api/v1/connectors" + query + "&format=csv").get_data(as_text=True)
     assert exported == api
-    rows = list(csv.DictReader(io.StringIO(exported)))
-    assert len(rows) == len(_report_rows(html)) > 0
+    assert _csv_rows(exported) == _report_rows(html) != []
+    assert not html.elements("a", "export-all-csv")  # one page: the rows shown are all
+
+
+def _csv_rows(text: str) -> list[tuple]:
+    """The CSV's rows in ``_report_rows``' terms."""
+    rows = []
+    for row in csv.DictReader(io.StringIO(text)):
+        direction, _, name = row["Connector direction and name"].partition(" - ")
+        shown_name = "(internet, no connector)" if name == "(no connector)" else name
+        date = row["Date"] if "/" not in row["Date"] else None  # a window: grouped by connector
+        rows.append((date, direction.lower(), shown_name, int(row["Volume"]),
+                     float(row["TLS 1.0 %"])))  # fmt: skip
+    return rows
+
+
+def test_the_export_is_the_page_shown_on_a_report_of_many_pages(demo, client):
+    query = "?group_by=day&sort=-messages"
+    api = client.get("/api/v1/connectors" + query + "&format=csv").get_data(as_text=True)
+    header, *every_row = api.splitlines(keepends=True)
+    assert len(every_row) > 25
+    path, first = "/connectors" + query + "&limit=10", 0
+    for _ in range(3):  # the first page, the second (a cursor), the third
+        html = page(demo["read"], path)
+        shown = _report_rows(html)
+        assert len(shown) == 10 < number(html.texts("span", "total-rows")[0])
+        (link,) = html.elements("a", "export-csv")
+        answer = demo["read"].get(link["href"])
+        assert answer.status_code == 200 and answer.mimetype == "text/csv"
+        assert f"from-row-{first + 1}.csv" in answer.headers["Content-Disposition"]
+        exported = answer.get_data(as_text=True)
+        assert exported == header + "".join(every_row[first : first + 10])
+        assert _csv_rows(exported) == shown
+        # Every row of the selection, labelled so, is one more link.
+        (every_link,) = html.elements("a", "export-all-csv")
+        assert html.texts("a", "export-all-csv") == [f"Export all {len(every_row)} rows"]
+        assert "cursor" not in every_link["href"]
+        assert demo["read"].get(every_link["href"]).get_data(as_text=True) == api
+        path, first = html.elements("a", "next-page")[0]["href"], first + 10
+
+
+def test_the_export_of_a_page_no_longer_kept_says_so(demo, redis_client):
+    html = page(demo["read"], "/connectors?group_by=day&limit=10")
+    second = page(demo["read"], html.elements("a", "next-page")[0]["href"])
+    (link,) = second.elements("a", "export-csv")
+    for pin in redis_client.scan_iter(match="*:pin:connectors:*"):
+        redis_client.delete(pin)
+    answer = demo["read"].get(link["href"])
+    assert answer.status_code == 410 and answer.json["type"] == "/problems/cursor-expired"
+    assert "reload the report" in answer.json["detail"]
 
 
 def test_the_connector_report_pages_follow_the_apis_cursor(demo, client):
@@ -316,7 +364,8 @@ def test_the_dashboard_is_not_in_the_openapi_spec(client):
     "/connectors?sort=bogus", "/connectors?start={today-1}&end={today-20}",
     "/connectors?type=nope", "/connectors?forced_tls=maybe", "/connectors/sideways/x",
     "/connectors/inbound/" + "x" * 300, "/connectors/inbound/nobody", "/connectors?cursor=forged",
-    "/connectors/export?days=1000", "/insights?state=weird",
+    "/connectors/export?days=1000", "/connectors/export?cursor=forged",
+    "/connectors/export?rows=some", "/connectors/export?rows=all&cursor=x", "/insights?state=weird",
 ])  # fmt: skip
 def test_bad_arguments_get_a_4xx_or_the_first_page_never_a_5xx(app, make_key, path, clock):
     path = dated(path, clock)

@@ -16,6 +16,7 @@ from typing import Any
 import redis
 
 from service.core.connectors import (
+    ConnectorRow,
     RowFilter,
     decode_rows,
     default_sort,
@@ -85,6 +86,79 @@ def _cursor_position(state: dict[str, Any]) -> tuple[Window, str, int]:
     return window, state_str(state, "t"), state_int(state, "o", 1)
 
 
+@dataclass(frozen=True)
+class PageCut:
+    """The rows of one page, where they were cut from, and what follows them."""
+
+    window: Window
+    rows_tag: str  # the ETag of the rows the page is cut from (one data version's rows)
+    offset: int
+    rows: list[ConnectorRow]
+    total: int
+    meta: dict[str, Any]
+
+
+def _cursor_cut(
+    client: redis.Redis, tenant: str, query: ReportQuery, cursor_secret: CursorSecret
+) -> PageCut:
+    """The page a cursor points at, from its pinned selection."""
+    cursor = query.cursor or ""
+    state = cursor_secret.verified(
+        client, lambda secret: decode_cursor(secret, tenant, cursor, query.digest)
+    )
+    window, rows_tag, offset = _cursor_position(state)
+    key = connector_pins.pin_key(tenant, window, query.group_by, rows_tag, query.digest)
+    pinned = connector_pins.page_from_pin(client, key, offset, query.limit)
+    if pinned is None:
+        raise CursorExpired("the cursor has expired; request the first page again")
+    rows, total, meta = pinned
+    return PageCut(window, rows_tag, offset, rows, total, meta)
+
+
+def _rows_and_pin_key(
+    client: redis.Redis, tenant: str, query: ReportQuery, now: datetime, cache_seconds: int
+) -> tuple[CachedView, str]:
+    """Every row over the query's window (the cached view), and the key its selection by the
+    query is pinned under."""
+    view = views.connector_rows_view(client, tenant, query.window, query.group_by, now,
+                                     cache_seconds)  # fmt: skip
+    key = connector_pins.pin_key(tenant, query.window, query.group_by, view.etag.strip('"'),
+                                 query.digest)  # fmt: skip
+    return view, key
+
+
+def _first_cut(client: redis.Redis, query: ReportQuery, view: CachedView, key: str) -> PageCut:
+    """The first page of ``view``'s rows, pinning the selection when more pages follow."""
+    # The same query on the same rows was paged before: its first page is pinned already.
+    pinned = connector_pins.page_from_pin(client, key, 0, query.limit)
+    if pinned is not None:
+        rows, total, meta = pinned
+    else:
+        document = decode_rows(view.body)
+        selected = select_rows(document.rows, query.row_filter, query.sort)
+        meta = {"data_as_of": document.data_as_of}
+        total, rows = len(selected), selected[: query.limit]
+        if total > query.limit:
+            connector_pins.pin(client, key, selected, meta)
+    return PageCut(query.window, view.etag.strip('"'), 0, rows, total, meta)
+
+
+def page_cut(
+    client: redis.Redis,
+    tenant: str,
+    query: ReportQuery,
+    now: datetime,
+    cache_seconds: int,
+    cursor_secret: CursorSecret,
+) -> PageCut:
+    """The rows ``report_page`` sends for the same query (its cursor included), typed: what
+    the dashboard exports as the page it shows."""
+    if query.cursor is not None:
+        return _cursor_cut(client, tenant, query, cursor_secret)
+    view, key = _rows_and_pin_key(client, tenant, query, now, cache_seconds)
+    return _first_cut(client, query, view, key)
+
+
 def report_page(
     client: redis.Redis,
     tenant: str,
@@ -100,22 +174,9 @@ def report_page(
     points into it. A first page of a query already pinned is read from the pin.
     """
     if query.cursor is not None:
-        cursor = query.cursor
-        state = cursor_secret.verified(
-            client, lambda secret: decode_cursor(secret, tenant, cursor, query.digest)
-        )
-        window, rows_tag, offset = _cursor_position(state)
-        key = connector_pins.pin_key(tenant, window, query.group_by, rows_tag, query.digest)
-        pinned = connector_pins.page_from_pin(client, key, offset, query.limit)
-        if pinned is None:
-            raise CursorExpired("the cursor has expired; request the first page again")
-        rows, total, meta = pinned
+        cut = _cursor_cut(client, tenant, query, cursor_secret)
     else:
-        window, offset = query.window, 0
-        view = views.connector_rows_view(client, tenant, window, query.group_by, now,
-                                         cache_seconds)  # fmt: skip
-        rows_tag = view.etag.strip('"')
-        key = connector_pins.pin_key(tenant, window, query.group_by, rows_tag, query.digest)
+        view, key = _rows_and_pin_key(client, tenant, query, now, cache_seconds)
         # The page carries a cursor signed with this process's secret: part of what it is.
         memo_key = (key, query.limit, cursor_secret.get(client))
         remembered = FIRST_PAGES.get(memo_key)
@@ -125,33 +186,23 @@ def report_page(
             # PIN_SECONDS; a pin that expired meanwhile is made again below.
             if not pinned_here or client.expire(key, connector_pins.PIN_SECONDS):
                 return page_view
-        # The same query on the same rows was paged before: its first page is pinned already.
-        pinned = connector_pins.page_from_pin(client, key, 0, query.limit)
-        if pinned is not None:
-            rows, total, meta = pinned
-        else:
-            document = decode_rows(view.body)
-            selected = select_rows(document.rows, query.row_filter, query.sort)
-            meta = {"data_as_of": document.data_as_of}
-            total, rows = len(selected), selected[: query.limit]
-            if total > query.limit:
-                connector_pins.pin(client, key, selected, meta)
-    end = offset + query.limit
+        cut = _first_cut(client, query, view, key)
+    end = cut.offset + query.limit
     next_cursor = None
-    if end < total:
+    if end < cut.total:
         next_cursor = encode_cursor(cursor_secret.get(client), tenant, query.digest,
-                                    {"t": rows_tag, "s": window.start.isoformat(),
-                                     "e": window.end.isoformat(), "o": end})  # fmt: skip
+                                    {"t": cut.rows_tag, "s": cut.window.start.isoformat(),
+                                     "e": cut.window.end.isoformat(), "o": end})  # fmt: skip
     page = {
-        "window": window.as_dict(),
+        "window": cut.window.as_dict(),
         "group_by": query.group_by,
         "sort": query.sort,
-        "data_as_of": meta["data_as_of"],
-        "total_rows": total,
-        "rows": [row_document(row) for row in rows],
+        "data_as_of": cut.meta["data_as_of"],
+        "total_rows": cut.total,
+        "rows": [row_document(row) for row in cut.rows],
         "next_cursor": next_cursor,
     }
     served = serialise(tenant, page)
     if query.cursor is None:
-        FIRST_PAGES.put(memo_key, (served, total > query.limit))
+        FIRST_PAGES.put(memo_key, (served, cut.total > query.limit))
     return served

@@ -85,10 +85,11 @@ def _check_page(browser, live_api) -> None:
     chromium.set_viewport(browser, *chromium.DESKTOP)
 
 
-def _report_rows(browser) -> list[dict[str, str]]:
+def _report_rows(browser, dated: bool = False) -> list[dict[str, str]]:
     rows = browser.find_elements(By.CSS_SELECTOR, "table.connector-report tbody tr.row")
-    return [{cell: row.find_element(By.CSS_SELECTOR, f"td.{cell}").text
-             for cell in ("direction", "name", "messages")} for row in rows]  # fmt: skip
+    cells = ("direction", "name", "messages", *(("date",) if dated else ()))
+    return [{cell: row.find_element(By.CSS_SELECTOR, f"td.{cell}").text for cell in cells}
+            for row in rows]  # fmt: skip
 
 
 def test_sign_in_shows_the_snapshot_endpoints_numbers(browser, demo):
@@ -155,19 +156,18 @@ def test_the_report_sorts_and_filters(browser, demo):
     _check_page(browser, demo)
 
 
-def test_the_export_is_the_rows_shown(browser, demo):
-    _sign_in(browser, demo)
-    browser.get(demo.url + "/connectors?direction=inbound&sort=-messages")
-    _wait(browser, REPORT, "no table.connector-report at /connectors")
-    rows = _report_rows(browser)
-    href = browser.find_element(By.CSS_SELECTOR, "a.export-csv").get_attribute("href")
-    # The download as the browser would fetch it: same origin, with the session cookie.
+def _download(browser, css: str) -> list[dict[str, str]]:
+    """The CSV behind a link as the browser would fetch it: same origin, the session cookie."""
+    href = browser.find_element(By.CSS_SELECTOR, css).get_attribute("href")
     text = browser.execute_async_script(
         "const done = arguments[arguments.length - 1];"
         "fetch(arguments[0], {credentials: 'same-origin'}).then(r => r.text()).then(done);",
         href,
     )
-    exported = list(csv.DictReader(io.StringIO(text)))
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+def _assert_exported_as_shown(exported: list[dict[str, str]], rows: list[dict[str, str]]):
     assert len(exported) == len(rows) > 0
     for shown_row, exported_row in zip(rows, exported, strict=True):
         assert _number(exported_row["Volume"]) == _number(shown_row["messages"])
@@ -176,6 +176,35 @@ def test_the_export_is_the_rows_shown(browser, demo):
         assert exported_row["Connector direction and name"].lower() == (
             f"{shown_row['direction']} - {name}".lower()
         )
+        if "date" in shown_row:
+            assert exported_row["Date"] == shown_row["date"]
+
+
+def test_the_export_is_the_rows_shown(browser, demo):
+    _sign_in(browser, demo)
+    browser.get(demo.url + "/connectors?direction=inbound&sort=-messages")
+    _wait(browser, REPORT, "no table.connector-report at /connectors")
+    _assert_exported_as_shown(_download(browser, "a.export-csv"), _report_rows(browser))
+    assert_no_console_error(browser)
+    assert_no_request_leaves(browser, demo.url)
+
+
+def test_the_export_is_the_page_shown_when_the_report_has_more(browser, demo):
+    """Per day, 10 rows a page: the report has several pages; the download of the second page
+    is its 10 rows, and "Export all" is every row."""
+    _sign_in(browser, demo)
+    browser.get(demo.url + "/connectors?group_by=day&sort=-messages&limit=10")
+    _wait(browser, REPORT, "no table.connector-report at /connectors")
+    total = _number(browser.find_element(By.CSS_SELECTOR, "span.total-rows").text)
+    first = _report_rows(browser, dated=True)
+    assert len(first) == 10 < total
+    _assert_exported_as_shown(_download(browser, "a.export-csv"), first)
+    browser.find_element(By.CSS_SELECTOR, "a.next-page").click()
+    WebDriverWait(browser, 10).until(lambda b: "cursor=" in b.current_url)
+    second = _report_rows(browser, dated=True)
+    assert len(second) == 10 and second != first
+    _assert_exported_as_shown(_download(browser, "a.export-csv"), second)
+    assert len(_download(browser, "a.export-all-csv")) == total
     assert_no_console_error(browser)
     assert_no_request_leaves(browser, demo.url)
 
@@ -196,3 +225,27 @@ def test_a_revoked_key_is_signed_out_at_its_next_request(browser, demo, redis_cl
     browser.get(demo.url + "/connectors")
     _wait(browser, SIGN_IN, "a revoked key's session still sees the pages")
     assert not browser.find_elements(*REPORT)
+
+
+def test_a_missing_page_is_an_html_page_that_leads_back(browser, demo):
+    _sign_in(browser, demo)
+    for path, back in (("/connectors/inbound/Nobody%20At%20All", "/connectors"),
+                       ("/no-such-page", "/")):  # fmt: skip
+        browser.get(demo.url + path)
+        title = _wait(browser, (By.CSS_SELECTOR, "h1.problem-title"), f"{path}: no error page")
+        assert title.text == "No such resource"
+        link = browser.find_element(By.CSS_SELECTOR, "a.back")
+        assert link.get_attribute("href") == demo.url + back
+        # The stylesheet applied (no inline style: the CSP would refuse it).
+        width = browser.execute_script(
+            "return getComputedStyle(document.querySelector('main')).maxWidth"
+        )
+        assert width == "1200px"
+        # Chromium logs the page's own 404 status as a console error; nothing else may be there.
+        errors = [e for e in chromium.console_errors(browser) if "status of 404" not in e]
+        assert errors == []
+        assert_no_request_leaves(browser, demo.url)
+        assert_no_horizontal_scroll(browser, width=390)
+        chromium.set_viewport(browser, *chromium.DESKTOP)
+        link.click()
+        WebDriverWait(browser, 10).until(lambda b, u=demo.url + back: b.current_url == u)

@@ -7,8 +7,9 @@ with the same functions — the session (``store.dashboard_sessions``), the key 
 (``auth.admit_key``), the snapshot view, the page's ETag — and answers 200 or 304 with the
 headers the full path sends, logging the request alike. Anything else (no session, a key
 problem, a page not rendered yet, Redis failing) goes the full path, which answers as always;
-an admission made here travels with it (``session.LANE_GRANT``), so no request is counted twice. A
-test holds the two paths to identical answers.
+an admission made here travels with it (``session.LANE_GRANT``): the grant, or the error it
+ended in (over the rate limit, revoked, Redis failing), so no request is counted twice. A test
+holds the two paths to identical answers.
 """
 
 from __future__ import annotations
@@ -74,7 +75,8 @@ class WidgetLane:
 
     def _rendered(self, environ: dict[str, Any]) -> tuple[auth.Grant, str, bytes] | None:
         """The admitted grant, ETag and HTML of this session's widget page if it is rendered
-        already; None (nothing counted, or the admission handed on) for the full path."""
+        already; None (nothing counted, or the admission's grant or error handed on) for the
+        full path."""
         cookies = SimpleCookie(environ.get("HTTP_COOKIE", ""))
         morsel = cookies.get(session.SESSION_COOKIE)
         state = self.state
@@ -89,7 +91,9 @@ class WidgetLane:
             return None
         try:
             grant = auth.admit_key(state, found.key_id, found.secret_hash, "read", "GET", "/", now)
-        except Exception:  # noqa: BLE001 - revoked, over the limit: the full path answers it
+        except Exception as error:  # noqa: BLE001 - revoked, over the limit: the full path answers it
+            # with this very error: admitting again would count a refused request twice.
+            environ[session.LANE_GRANT] = (session_id, error)
             return None
         environ[session.LANE_GRANT] = (session_id, grant)
         window = resolve_window(now.date(), settings.retention_days, default_days=7)

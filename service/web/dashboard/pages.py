@@ -40,6 +40,7 @@ from service.reports import (
     connector_csv_report,
     connector_detail,
     connector_pages,
+    connector_pins,
     insight_feed,
     views,
 )
@@ -56,7 +57,7 @@ from service.web.api.schemas import (
     WindowArgsSchema,
 )
 from service.web.api.windows import window_from_args
-from service.web.dashboard import charts, session
+from service.web.dashboard import charts, error_pages, session
 from service.web.dashboard.session import SignedIn
 from service.web.errors import Problem
 from service.web.responses import etag_matches
@@ -94,6 +95,12 @@ def page_headers(response: Response) -> Response:
     response.headers.setdefault("Cache-Control", PAGE_CACHE_CONTROL)
     response.vary.add("Cookie")
     return response
+
+
+@blp.after_app_request
+def error_page(response: Response) -> Response:
+    """Any error on a person's page (routing's 404 included) as HTML for a browser."""
+    return error_pages.as_html(response, CONTENT_SECURITY_POLICY)
 
 
 # -- helpers -----------------------------------------------------------------------------------
@@ -235,8 +242,11 @@ def _snapshot(page: Page) -> dict[str, Any]:
 # 5,000 insights. Each read looks at a bounded number of feed entries (the store's
 # SCAN_PER_CALL), so a tenant with a long history costs at most 50 reads, not its whole feed.
 FEED_PAGES = 50
-# The most insights one list shows when it shows the newest: resolved, or a connector's.
-NEWEST_SHOWN = insight_feed.DEFAULT_LIMIT
+# The most insights one list shows when it shows the newest: resolved, or a connector's. An
+# insight is 1.5 to 2 kB of HTML (its connector's name, up to 128 characters, is in it three
+# times): 20 of them beside a page of active ones (INSIGHTS_PER_PAGE) keep the insights page
+# within its 150 kB budget.
+NEWEST_SHOWN = 20
 
 
 def _feed(page: Page, state: str) -> list[dict[str, Any]]:
@@ -399,8 +409,8 @@ def tls_flyout() -> BaseResponse:
 # -- the connector report ----------------------------------------------------------------------
 
 
-def _report_query() -> connector_pages.ReportQuery:
-    args = _query_args(ConnectorReportArgsSchema(), drop=("format",))
+def _report_query(drop: tuple[str, ...] = ("format",)) -> connector_pages.ReportQuery:
+    args = _query_args(ConnectorReportArgsSchema(), drop=drop)
     return connector_pages.report_query(args, window_from_args(args))
 
 
@@ -425,6 +435,11 @@ def _row_tls(row: ConnectorRow) -> dict[str, Any]:
     return row_document(row)["tls"]  # type: ignore[no-any-return]
 
 
+# The active insights about connectors the report shows at its top, as Microsoft's does; the
+# insights page has them all. Hundreds would weigh more than the report itself.
+REPORT_INSIGHTS = 5
+
+
 @blp.get("/connectors")
 def connector_report() -> BaseResponse:
     signed_in = _signed_in_or_redirect()
@@ -441,29 +456,55 @@ def connector_report() -> BaseResponse:
     except (connector_pages.CursorExpired, CursorError):  # old or not ours: the first page
         return redirect(url_with(cursor=None), code=303)
     daily = _daily_totals(page, query)
-    insights = [i for i in _active_insights(page) if (i.get("connector") or {}).get("name")]
+    about_connectors = [i for i in _active_insights(page)
+                        if (i.get("connector") or {}).get("name")]  # fmt: skip
     snapshot = _snapshot(page)
     return page.answer(
         "connectors.html", page_class="page-connector-report", report=report, query=query,
         volume=charts.stacked(daily, by_version=False), by_tls=charts.stacked(daily), daily=daily,
-        insights=insights, has_data=_has_data(snapshot), window_choices=WINDOW_CHOICES,
+        insights=about_connectors[:REPORT_INSIGHTS], insights_total=len(about_connectors),
+        has_data=_has_data(snapshot), window_choices=WINDOW_CHOICES,
         connector_types=CONNECTOR_TYPES, tls_columns=TLS_COLUMNS,
     )  # fmt: skip
 
 
+# The Export link's ``rows``: the page shown (the default), or every row of the selection.
+EXPORT_ROWS = ("page", "all")
+
+
 @blp.get("/connectors/export")
 def connector_export() -> BaseResponse:
-    """The API's CSV of this report's selection (its filters, sort and window)."""
+    """The rows the table shows as the API's CSV: the same page (filters, sort, window,
+    grouping, page size and cursor), so the download is what the person sees. ``rows=all``
+    is the API's own export: every row of the selection, no pages."""
     signed_in = _signed_in_or_redirect()
     if not isinstance(signed_in, SignedIn):
         return signed_in
-    query = _report_query()
-    etag, chunks = connector_csv_report.report_csv(
-        context.client(), context.tenant(), query, context.now(),
-        context.settings().view_cache_seconds,
-    )  # fmt: skip
-    name = f"connector-report-{query.window.start}-{query.window.end}.csv"
-    headers = {"ETag": etag, "Content-Disposition": f'attachment; filename="{name}"'}
+    rows = request.args.get("rows") or "page"
+    if rows not in EXPORT_ROWS:
+        raise Problem(422, f"rows: must be one of {', '.join(EXPORT_ROWS)}")
+    query = _report_query(drop=("format", "rows"))
+    client, tenant, now = context.client(), context.tenant(), context.now()
+    cache_seconds = context.settings().view_cache_seconds
+    name = f"connector-report-{query.window.start}-{query.window.end}"
+    if rows == "all":
+        if query.cursor is not None:  # never ignored, as the API's export does not
+            raise Problem(400, "every row has no pages; leave out cursor", slug="invalid-cursor")
+        etag, chunks = connector_csv_report.report_csv(client, tenant, query, now,
+                                                       cache_seconds)  # fmt: skip
+    else:
+        try:
+            etag, chunks, offset = connector_csv_report.page_csv(
+                client, tenant, query, now, cache_seconds, context.cursor_secret()
+            )
+        except CursorError as error:
+            raise Problem(400, str(error), slug="invalid-cursor") from None
+        except connector_pages.CursorExpired:
+            raise Problem(410, "this page of the report is no longer kept (pages are kept "
+                          f"{connector_pins.PIN_SECONDS // 60} minutes): reload the report and "
+                          "export again", slug="cursor-expired", title="Cursor expired") from None  # fmt: skip
+        name += f"-from-row-{offset + 1}"
+    headers = {"ETag": etag, "Content-Disposition": f'attachment; filename="{name}.csv"'}
     return Response(stream_with_context(chunks), mimetype="text/csv", headers=headers)
 
 
@@ -527,19 +568,46 @@ def _define_connector(direction: str, name: str) -> None:
 # -- insights --------------------------------------------------------------------------------------
 
 
+# Active insights a page of /insights lists. A tenant may have thousands (within FEED_PAGES
+# of the feed); all on one page would weigh megabytes, far over the 150 kB budget.
+INSIGHTS_PER_PAGE = 40
+_MAX_PAGE_DIGITS = 6
+
+
+def _insights_page_number() -> int:
+    """The ``page`` argument of /insights: a whole number from 1 (422 otherwise)."""
+    raw = request.args.get("page", "")
+    if raw == "":
+        return 1
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > _MAX_PAGE_DIGITS or int(raw) < 1:
+        raise Problem(422, "page: must be a whole number from 1")
+    return int(raw)
+
+
 @blp.get("/insights")
 def insights() -> BaseResponse:
+    """Every active insight, INSIGHTS_PER_PAGE a page (in the feed's order), with links to
+    every page on each page: the widget's count links to the first page, so any active
+    insight is two clicks from the widget. The newest resolved insights are on the first
+    page."""
     signed_in = _signed_in_or_redirect()
     if not isinstance(signed_in, SignedIn):
         return signed_in
+    number = _insights_page_number()
     page = Page(signed_in)
     active = _active_insights(page)
-    resolved, older_resolved = _newest_resolved(page)
+    pages = max(1, -(-len(active) // INSIGHTS_PER_PAGE))
+    if number > pages:  # insights resolved since the link was made: the last page there is
+        return redirect(url_with(page=pages if pages > 1 else None), code=303)
+    first = (number - 1) * INSIGHTS_PER_PAGE
+    resolved, older_resolved = _newest_resolved(page) if number == 1 else ([], 0)
     overrides = insights_store.rule_settings(context.client(), context.tenant())
     page.etags.append(orjson.dumps(overrides, option=orjson.OPT_SORT_KEYS).decode())
     rules = [rule.describe() for rule in effective_rules(overrides)]
-    return page.answer("insights.html", page_class="page-insights", active=active,
-                       resolved=resolved, older_resolved=older_resolved, rules=rules,
+    return page.answer("insights.html", page_class="page-insights",
+                       active=active[first : first + INSIGHTS_PER_PAGE], active_total=len(active),
+                       first=first, number=number, pages=pages, resolved=resolved,
+                       older_resolved=older_resolved, rules=rules,
                        has_data=_has_data(_snapshot(page)))  # fmt: skip
 
 
