@@ -23,7 +23,7 @@ import re
 import zlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -355,6 +355,18 @@ def _datetime(report: Mapping[str, Any], path: str, name: str) -> datetime:
         return datetime.fromisoformat(value.upper().replace("Z", "+00:00"))
     except ValueError:
         raise ReportError(422, where, "is not a real date and time") from None
+
+
+def check_day(report: TlsReport, now: datetime, retention_days: int) -> None:
+    """Refuse a report whose day is outside the retention window (its counters would already
+    be gone) or more than a day ahead of ``now`` (a reporter's clock, or a typo)."""
+    today = now.astimezone(UTC).date()
+    where = "/date-range/start-datetime"
+    if report.day < today - timedelta(days=retention_days - 1):
+        raise ReportError(422, where, f"starts on {report.day}, before the {retention_days} "
+                          "days kept (MAILFLOW_RETENTION_DAYS)")  # fmt: skip
+    if report.day > today + timedelta(days=1):
+        raise ReportError(422, where, f"starts on {report.day}, in the future")
 
 
 def counter_increments(report: TlsReport) -> dict[str, int]:
