@@ -29,17 +29,24 @@ def shared_samples() -> list[Path]:
     return sorted(p for p in SAMPLES.iterdir() if p.suffix in (".json", ".eml"))
 
 
-def json_of(path: Path) -> dict[str, Any]:
-    """The report in a sample file: the JSON itself, or the gzip attachment of an e-mail."""
+def body_of(path: Path) -> tuple[bytes, str]:
+    """What a reporter would POST for a sample file, and its Content-Type: the JSON itself,
+    or an e-mail's gzip attachment as it is."""
     if path.suffix == ".eml":
         from email import message_from_bytes, policy
 
         message = message_from_bytes(path.read_bytes(), policy=policy.default)
         for part in message.walk():
             if part.get_content_type() == "application/tlsrpt+gzip":
-                return json.loads(gzip.decompress(part.get_content()))
+                return part.get_content(), "application/tlsrpt+gzip"
         raise AssertionError(f"no application/tlsrpt+gzip part in {path}")
-    return json.loads(path.read_bytes())
+    return path.read_bytes(), "application/tlsrpt+json"
+
+
+def json_of(path: Path) -> dict[str, Any]:
+    """The report in a sample file."""
+    body, kind = body_of(path)
+    return json.loads(gzip.decompress(body) if kind.endswith("gzip") else body)
 
 
 def expected_sessions(report: dict[str, Any]) -> dict[str, tuple[int, int]]:

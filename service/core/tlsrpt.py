@@ -32,6 +32,10 @@ from service.core.text import TextError, checked_text
 from service.core.traces import FIELD_SEP
 
 POLICY_TYPES = ("tlsa", "sts", "no-policy-found")
+# The one scope of an intake token (service.store.tlsrpt_tokens): posting reports, nothing else.
+INTAKE_SCOPE = "tlsrpt-intake"
+INTAKE_PATH = "/api/v1/tlsrpt/intake/"
+MEDIA_TYPES = ("application/tlsrpt+gzip", "application/tlsrpt+json", "application/json")
 # https://www.iana.org/assignments/starttls-validation-result-types (RFC 8460 §4.3, §6.6).
 RESULT_TYPES = (
     "starttls-not-supported",
@@ -156,7 +160,11 @@ def inflate_report(raw: bytes, max_bytes: int) -> bytes:
 
 def parse_report(raw: bytes, max_bytes: int) -> TlsReport:
     """Read and check one report (JSON, or gzip of it); ReportError says what is wrong."""
-    document = inflate_report(raw, max_bytes)
+    return parse_json_report(inflate_report(raw, max_bytes))
+
+
+def parse_json_report(document: bytes) -> TlsReport:
+    """Read and check a report's JSON (already inflated, within the size limit)."""
     try:
         parsed = orjson.loads(document)
     except orjson.JSONDecodeError as error:
