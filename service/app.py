@@ -24,6 +24,7 @@ from service.web.api import (
     mailflow,
     metrics,
     schemas,
+    tls_reports,
     tlsrpt,
     traces,
 )
@@ -112,6 +113,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
         health.blp,
         metrics.blp,
         tlsrpt.blp,
+        tls_reports.blp,
     ):
         api.register_blueprint(blueprint)
     state_of(app).openapi = api.spec

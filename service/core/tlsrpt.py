@@ -234,7 +234,7 @@ def _policy(value: Any, path: str, details_left: int) -> PolicyResult:
         policy_domain=_domain(policy, where, "policy-domain", required=True),
         policy_strings=tuple(_line(s, f"{where}/policy-string/{n}") for n, s in enumerate(strings)),
         mx_hosts=tuple(
-            sorted({_domain_value(m, f"{where}/mx-host/{n}") for n, m in enumerate(mx_list)})
+            sorted({domain_value(m, f"{where}/mx-host/{n}") for n, m in enumerate(mx_list)})
         ),  # fmt: skip
         successful_sessions=_count(summary, f"{path}/summary", "total-successful-session-count"),
         failed_sessions=_count(summary, f"{path}/summary", "total-failure-session-count"),
@@ -313,10 +313,10 @@ def _domain(parent: Mapping[str, Any], path: str, name: str, required: bool = Fa
         if required:
             raise ReportError(422, f"{path}/{name}", "is required")
         return ""
-    return _domain_value(value, f"{path}/{name}")
+    return domain_value(value, f"{path}/{name}")
 
 
-def _domain_value(value: Any, path: str) -> str:
+def domain_value(value: Any, path: str) -> str:
     if not isinstance(value, str):
         raise ReportError(422, path, "must be a string")
     lowered = value.strip().lower()
