@@ -73,7 +73,7 @@ def store_report(
     for field, amount in counter_increments(report).items():
         argv += [field, amount]
     names = [keys.tlsrpt_report(tenant, report.identity), keys.tlsrpt_day(tenant, day),
-             keys.tlsrpt_day_reports(tenant, day)]  # fmt: skip
+             keys.tlsrpt_day_reports(tenant, day), keys.meta(tenant)]  # fmt: skip
     outcome = script(client, "tlsrpt_ingest")(keys=names, args=argv)
     return _OUTCOMES[int(outcome)]
 

@@ -3,11 +3,13 @@ URL whose token is the credential; and the intake tokens (scope admin to make an
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import orjson
 from flask import Response, request
 from flask.views import MethodView
+from redis import Redis, RedisError
 
 from service.core.tlsrpt import (
     INTAKE_PATH,
@@ -17,7 +19,8 @@ from service.core.tlsrpt import (
     inflate_report,
     parse_json_report,
 )
-from service.store import tlsrpt_store, tlsrpt_tokens
+from service.store import tlsrpt_store, tlsrpt_tokens, worker_signals
+from service.store import traces as trace_store
 from service.telemetry.metrics import METRICS
 from service.web import context
 from service.web.api.blueprint import Blueprint
@@ -29,6 +32,8 @@ from service.web.api.tlsrpt_schemas import (
     TokenRequestSchema,
 )
 from service.web.errors import Problem
+
+log = logging.getLogger("mailflow.ingest")
 
 blp = Blueprint("tlsrpt", __name__, url_prefix="/api/v1",
                 description="TLS-RPT (RFC 8460) report intake and intake tokens")  # fmt: skip
@@ -81,6 +86,8 @@ def ingest_report() -> Response:
     outcome = tlsrpt_store.store_report(context.client(), context.tenant(), report, document,
                                         limits, settings.retention_days, now)  # fmt: skip
     METRICS.inc("mailflow_tlsrpt_reports_total", (("outcome", outcome),))
+    if outcome == tlsrpt_store.COUNTED:
+        _signal_worker(context.client(), context.tenant())
     if outcome in _DAY_FULL:
         raise Problem(422, f"the report for {report.day} is refused whole: {_DAY_FULL[outcome]}",
                       slug="tlsrpt-day-full")  # fmt: skip
@@ -117,6 +124,17 @@ class TokenIntake(MethodView):
         credential, good for posting reports to its own tenant only.
         """
         return ingest_report()
+
+
+def _signal_worker(client: Redis, tenant: str) -> None:
+    """The tenant's insights are due for evaluation (the report is counted already: a refused
+    signal must not turn the 202 into an error the reporter would retry; the worker's periodic
+    evaluation of every tenant finds the report within a minute anyway)."""
+    try:
+        trace_store.register_tenant(client, tenant)
+        worker_signals.request_evaluation(client, tenant)
+    except RedisError as error:
+        log.warning("tenant %s: TLS-RPT report not signalled (%s)", tenant, error)
 
 
 def _token_out(record: Any) -> dict[str, Any]:
