@@ -203,3 +203,43 @@ def test_tokens_are_listed_revoked_and_good_for_nothing_else(app, client, redis_
         answer = _post(client, wrong, body, "application/json")
         assert answer.status_code in (401, 404), wrong
         assert answer.mimetype == "application/problem+json"
+
+
+def test_the_cli_makes_lists_and_revokes_intake_urls(app, client, clock, redis_server) -> None:
+    from click.testing import CliRunner
+
+    from service.cli import cli
+
+    env = {"MAILFLOW_REDIS_URL": redis_server.url}
+    made = CliRunner().invoke(cli, ["tlsrpt-tokens", "create", "--tenant", "default", "--url",
+                                    "https://mf.example.net/"], env=env)  # fmt: skip
+    assert made.exit_code == 0, made.output
+    url = made.stdout.strip()
+    assert url.startswith("https://mf.example.net/api/v1/tlsrpt/intake/mf_")
+    body = json.dumps(report_on(clock.now - timedelta(days=1))).encode()
+    path = url.removeprefix("https://mf.example.net")
+    assert _post(client, path, body, "application/json").status_code == 202
+    [listed] = [
+        json.loads(line)
+        for line in CliRunner()
+        .invoke(cli, ["tlsrpt-tokens", "list", "--tenant", "default"], env=env)
+        .stdout.splitlines()
+    ]
+    assert listed["revoked_at"] is None
+    wrong = CliRunner().invoke(cli, ["tlsrpt-tokens", "revoke", "--tenant", "other",
+                                     listed["id"]], env=env)  # fmt: skip
+    assert wrong.exit_code != 0
+    revoked = CliRunner().invoke(cli, ["tlsrpt-tokens", "revoke", "--tenant", "default",
+                                       listed["id"]], env=env)  # fmt: skip
+    assert revoked.exit_code == 0, revoked.output
+    assert _post(client, path, body, "application/json").status_code == 401
+
+
+def test_the_token_never_reaches_the_access_log(app, client, clock, capfd) -> None:
+    path = "/" + _make_token(client)
+    body = json.dumps(report_on(clock.now - timedelta(days=1))).encode()
+    assert _post(client, path, body, "application/json").status_code == 202
+    assert _post(client, path + "x", body, "application/json").status_code in (401, 404)
+    logged = capfd.readouterr().err
+    assert '"path":"/api/v1/tlsrpt/intake/(token)"' in logged
+    assert path.rsplit("/", 1)[1][:20] not in logged
