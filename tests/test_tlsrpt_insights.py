@@ -81,6 +81,20 @@ def test_sts_policy_unusable_then_resolved_as_days_pass(client, clock, loop) -> 
     ]
 
 
+def test_the_dashboard_names_the_policy_domain_and_links_the_tls_reports(
+    app, client, clock, loop, make_key
+) -> None:
+    from tests.html_cells import Page, sign_in
+
+    _post(client, report_on(clock.now - timedelta(days=1), "c", ok=10, failed=2))
+    loop.run(A_PASS)
+    html = Page(sign_in(app, make_key("default", "read")).get("/insights").get_data(as_text=True))
+    assert set(html.texts("span", "insight-policy-domain")) == {"a.example"}
+    assert all(
+        link["href"].startswith("/tls-reports?") for link in html.elements("a", "report-link")
+    )
+
+
 def test_a_disabled_rule_finds_nothing(client, clock, loop) -> None:
     client.put("/api/v1/insight-rules/tlsrpt-certificate-failure", json={"enabled": False})
     _post(client, report_on(clock.now - timedelta(days=1), "c", ok=0, failed=50,

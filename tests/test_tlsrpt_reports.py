@@ -123,3 +123,23 @@ def test_etag_cursor_and_csv(client, clock) -> None:
     assert table[0][:4] == ["policy_domain", "sessions", "successful_sessions", "failed_sessions"]
     assert table[1][:4] == ["d0.example", "12", "10", "2"]
     assert len(table) == 6
+
+
+def test_the_dashboard_page_shows_the_api_rows(app, client, clock, make_key) -> None:
+    from tests.html_cells import Page, sign_in
+
+    _post(client, two_policies_on(clock.now - timedelta(days=1)))
+    browser = sign_in(app, make_key("default", "read"))
+    answer = browser.get("/tls-reports?days=7")
+    assert answer.status_code == 200, answer.data[:300]
+    html = Page(answer.get_data(as_text=True))
+    api = client.get("/api/v1/tls-reports?days=7").json["rows"]
+    assert html.texts("th", "policy-domain") == [r["policy_domain"] for r in api]
+    assert html.texts("td", "sessions") == [f"{r['sessions']:,}" for r in api]
+    assert html.texts("td", "success-percent") == [f"{r['success_percent']:.1f} %" for r in api]
+    again = browser.get("/tls-reports?days=7", headers={"If-None-Match": answer.headers["ETag"]})
+    assert again.status_code == 304
+    empty = (clock.now - timedelta(days=3)).date().isoformat()
+    assert "No TLS-RPT report" in browser.get(f"/tls-reports?start={empty}&end={empty}").get_data(
+        as_text=True
+    )
