@@ -89,3 +89,36 @@ def test_a_day_outside_retention_or_ahead_is_refused(clock) -> None:
             raise AssertionError("accepted")
     check_day(parse_report(json.dumps(report_on(clock.now - timedelta(days=89))).encode(),
                            1 << 20), clock.now, 90)  # fmt: skip
+
+
+def test_the_same_report_posted_at_once_by_many_counts_once(redis_server, redis_client,
+                                                             clock) -> None:  # fmt: skip
+    import threading
+
+    from service.store.connection import connect_url
+
+    day = clock.now - timedelta(days=1)
+    raw = json.dumps(report_on(day, "race", ok=11, failed=0)).encode()
+    report = parse_report(raw, 1 << 20)
+    outcomes: list[str] = []
+    start = threading.Barrier(8)
+
+    def post() -> None:
+        client = connect_url(redis_server.url)
+        try:
+            start.wait()
+            outcomes.append(tlsrpt_store.store_report(client, "t1", report, raw, LIMITS, 90,
+                                                      clock.now))  # fmt: skip
+        finally:
+            client.close()
+
+    threads = [threading.Thread(target=post) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == [COUNTED] + [DUPLICATE] * 7
+    fields = tlsrpt_store.read_days(redis_client, "t1", [day.date().isoformat()])
+    assert (
+        fields[day.date().isoformat()]["s\x1fa.example\x1fsts\x1fSender Inc.\x1fmx.a.example"] == 11
+    )
