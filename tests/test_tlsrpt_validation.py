@@ -71,6 +71,9 @@ def test_gzip_is_read_by_its_magic_and_bounded() -> None:
     with pytest.raises(ReportError) as caught:
         parse_report(gzip.compress(raw)[:-12], MAX)
     assert caught.value.status == 400
+    with pytest.raises(ReportError) as caught:
+        parse_report(gzip.compress(raw) + gzip.compress(raw), MAX)
+    assert caught.value.status == 400 and "bytes follow" in caught.value.message
 
 
 def test_identity_is_organization_and_report_id() -> None:

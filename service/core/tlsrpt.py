@@ -155,6 +155,8 @@ def inflate_report(raw: bytes, max_bytes: int) -> bytes:
         raise ReportError(413, "", f"the inflated report exceeds the limit of {max_bytes} bytes")
     if not inflater.eof:
         raise ReportError(400, "", "the gzip report is truncated")
+    if inflater.unused_data:  # a second member or trailing bytes: refused, never ignored
+        raise ReportError(400, "", "bytes follow the gzip report; send one report per request")
     return out
 
 
