@@ -137,6 +137,15 @@ def test_the_dashboard_page_shows_the_api_rows(app, client, clock, make_key) -> 
     assert html.texts("th", "policy-domain") == [r["policy_domain"] for r in api]
     assert html.texts("td", "sessions") == [f"{r['sessions']:,}" for r in api]
     assert html.texts("td", "success-percent") == [f"{r['success_percent']:.1f} %" for r in api]
+    domain = Page(browser.get("/tls-reports/alpha.example?days=7").get_data(as_text=True))
+    detail = client.get("/api/v1/tls-reports/alpha.example?days=7").json
+    assert domain.texts("td", "failed", within="tls-days") == [
+        f"{d['failed_sessions']:,}" for d in detail["days"]
+    ]
+    assert domain.texts("th", "result-type") == [
+        f["result_type"] for f in detail["failure_details"]
+    ]
+    assert browser.get("/tls-reports/not..a..domain").status_code == 422
     again = browser.get("/tls-reports?days=7", headers={"If-None-Match": answer.headers["ETag"]})
     assert again.status_code == 304
     empty = (clock.now - timedelta(days=3)).date().isoformat()

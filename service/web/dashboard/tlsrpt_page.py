@@ -9,7 +9,8 @@ import hashlib
 import orjson
 from werkzeug.wrappers import Response as BaseResponse
 
-from service.core.tlsrpt_views import domain_rows
+from service.core.tlsrpt import ReportError, domain_value
+from service.core.tlsrpt_views import domain_detail, domain_rows
 from service.store import tlsrpt_store
 from service.web import context
 from service.web.api.schemas import WindowArgsSchema
@@ -22,6 +23,7 @@ from service.web.dashboard.pages import (
     blp,
 )
 from service.web.dashboard.session import SignedIn
+from service.web.errors import Problem
 
 
 @blp.get("/tls-reports")
@@ -31,7 +33,28 @@ def tls_reports() -> BaseResponse:
         return signed_in
     window = window_from_args(_query_args(WindowArgsSchema()))
     rows = domain_rows(tlsrpt_store.read_days(context.client(), context.tenant(), window.days))
+    return _answer(signed_in, "tls_reports.html", rows, rows=rows, window=window.as_dict())
+
+
+@blp.get("/tls-reports/<domain>")
+def tls_report_domain(domain: str) -> BaseResponse:
+    signed_in = _signed_in_or_redirect()
+    if not isinstance(signed_in, SignedIn):
+        return signed_in
+    try:
+        name = domain_value(domain, "domain")
+    except ReportError as error:
+        raise Problem(422, f"domain: {error.message}") from None
+    window = window_from_args(_query_args(WindowArgsSchema()))
+    days = tlsrpt_store.read_days(context.client(), context.tenant(), window.days)
+    detail = domain_detail(name, window.days, days)
+    return _answer(signed_in, "tls_report_domain.html", detail, detail=detail,
+                   window=window.as_dict())  # fmt: skip
+
+
+def _answer(signed_in: SignedIn, template: str, shown: object, **values: object) -> BaseResponse:
+    """The page, its ETag made of what it shows (the counters are read, not a cached view)."""
     page = Page(signed_in)
-    page.etags.append(hashlib.blake2b(orjson.dumps(rows), digest_size=16).hexdigest())
-    return page.answer("tls_reports.html", page_class="page-tls-reports", rows=rows,
-                       window=window.as_dict(), window_choices=WINDOW_CHOICES)  # fmt: skip
+    page.etags.append(hashlib.blake2b(orjson.dumps(shown), digest_size=16).hexdigest())
+    return page.answer(template, page_class="page-tls-reports", window_choices=WINDOW_CHOICES,
+                       **values)  # fmt: skip
