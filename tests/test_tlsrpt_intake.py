@@ -243,3 +243,19 @@ def test_the_token_never_reaches_the_access_log(app, client, clock, capfd) -> No
     logged = capfd.readouterr().err
     assert '"path":"/api/v1/tlsrpt/intake/(token)"' in logged
     assert path.rsplit("/", 1)[1][:20] not in logged
+
+
+def test_an_intake_url_is_rate_limited_like_an_ingest_key(redis_server, clock, closing,
+                                                          make_key) -> None:  # fmt: skip
+    from service.app import create_app
+
+    app = closing(create_app({"redis_url": redis_server.url, "CLOCK": clock,
+                              "rate_limit_ingest_per_minute": 2}))  # fmt: skip
+    client = app.test_client()
+    path = "/" + _make_token(client, make_key("default", "admin"))
+    answers = [_post(client, path, json.dumps(report_on(clock.now - timedelta(days=1),
+                                                        f"r{n}")).encode(), "application/json")
+               for n in range(3)]  # fmt: skip
+    assert [a.status_code for a in answers] == [202, 202, 429]
+    assert answers[2].mimetype == "application/problem+json"
+    assert "Retry-After" in answers[2].headers
