@@ -259,3 +259,27 @@ def test_an_intake_url_is_rate_limited_like_an_ingest_key(redis_server, clock, c
     assert [a.status_code for a in answers] == [202, 202, 429]
     assert answers[2].mimetype == "application/problem+json"
     assert "Retry-After" in answers[2].headers
+
+
+def test_reports_are_counted_in_the_metrics(app, client, clock, redis_client) -> None:
+    from service.telemetry.metrics import METRICS
+
+    METRICS.flush(redis_client)
+    before = client.get("/metrics").get_data(as_text=True)
+    body = json.dumps(report_on(clock.now - timedelta(days=1))).encode()
+    for _ in range(2):
+        _post(client, "/api/v1/tlsrpt", body, "application/json")
+    _post(client, "/api/v1/tlsrpt", b"{}", "application/json")
+    METRICS.flush(redis_client)
+    after = client.get("/metrics").get_data(as_text=True)
+    assert "# TYPE mailflow_tlsrpt_reports_total counter" in after
+    for outcome in ("counted", "duplicate", "rejected"):
+        series = f'mailflow_tlsrpt_reports_total{{outcome="{outcome}"}}'
+        assert _sample(after, series) == _sample(before, series) + 1, outcome
+
+
+def _sample(text: str, series: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(series + " "):
+            return float(line.split()[1])
+    return 0.0
