@@ -21,7 +21,7 @@ import hashlib
 import ipaddress
 import re
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -399,12 +399,3 @@ def counter_increments(report: TlsReport) -> dict[str, int]:
                                 failure.receiving_ip, failure.sending_mta_ip,
                                 failure.failure_reason_code)), failure.failed_sessions)  # fmt: skip
     return out
-
-
-def split_field(field: str) -> tuple[str, ...]:
-    return tuple(field.split(FIELD_SEP))
-
-
-def iter_fields(pairs: Mapping[str, int]) -> Iterator[tuple[tuple[str, ...], int]]:
-    for field, count in pairs.items():
-        yield split_field(field), count

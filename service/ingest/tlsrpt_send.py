@@ -17,7 +17,7 @@ from service.core.tlsrpt import ReportError, parse_report
 from service.ingest.client import RETRY_STATUSES, Transport
 from service.ingest.client import _json as json_object  # the answer's object, or {}
 from service.ingest.errors import SendError
-from service.ingest.tlsrpt_mail import GZIP, Found, find_reports
+from service.ingest.tlsrpt_mail import Found, find_reports
 
 # The API's default MAILFLOW_TLSRPT_MAX_BYTES: --dry-run checks reports against it.
 DRY_RUN_MAX_BYTES = 1024 * 1024
@@ -141,6 +141,3 @@ def _detail(data: bytes) -> str:
         problem.get("detail") or problem.get("title") or data[:200].decode(errors="replace")
     )
     return f"{field_name}: {detail}" if field_name and field_name not in detail else detail
-
-
-__all__ = ["GZIP", "ReportSender", "TlsRptTally", "ingest_reports"]
