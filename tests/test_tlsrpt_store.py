@@ -122,3 +122,22 @@ def test_the_same_report_posted_at_once_by_many_counts_once(redis_server, redis_
     assert (
         fields[day.date().isoformat()]["s\x1fa.example\x1fsts\x1fSender Inc.\x1fmx.a.example"] == 11
     )
+
+
+def test_a_report_at_the_limits_counts_whole(redis_client, clock) -> None:
+    from service.core.tlsrpt import MAX_FAILURE_DETAILS, MAX_POLICIES
+
+    day = clock.now - timedelta(days=1)
+    document = report_on(day, "max", domains=tuple(f"d{n}.example" for n in range(MAX_POLICIES)),
+                         ok=2, failed=1)  # fmt: skip
+    assert sum(len(p["failure-details"]) for p in document["policies"]) == MAX_FAILURE_DETAILS
+    raw = json.dumps(document).encode()
+    report = parse_report(raw, 1 << 20)
+    limits = DayLimits(fields=4 * MAX_POLICIES, reports=1)
+    assert tlsrpt_store.store_report(redis_client, "t1", report, raw, limits, 90,
+                                     clock.now) == COUNTED  # fmt: skip
+    fields = tlsrpt_store.read_days(redis_client, "t1", [day.date().isoformat()])
+    counts = fields[day.date().isoformat()]
+    assert len(counts) == 4 * MAX_POLICIES
+    assert sum(c for f, c in counts.items() if f.startswith("s\x1f")) == 2 * MAX_POLICIES
+    assert sum(c for f, c in counts.items() if f.startswith("r\x1f")) == MAX_FAILURE_DETAILS

@@ -11,14 +11,19 @@
 if redis.call('EXISTS', KEYS[1]) == 1 then
   return 0
 end
-local new_fields = 0
-for i = 9, #ARGV, 2 do
-  if redis.call('HEXISTS', KEYS[2], ARGV[i]) == 0 then
-    new_fields = new_fields + 1
+-- Whether the day can take the report's fields: at once when it could take them all as new
+-- ones (nearly always), else counting the ones that are new.
+local held, limit = redis.call('HLEN', KEYS[2]), tonumber(ARGV[2])
+if held + (#ARGV - 8) / 2 > limit then
+  local new_fields = 0
+  for i = 9, #ARGV, 2 do
+    if redis.call('HEXISTS', KEYS[2], ARGV[i]) == 0 then
+      new_fields = new_fields + 1
+    end
   end
-end
-if redis.call('HLEN', KEYS[2]) + new_fields > tonumber(ARGV[2]) then
-  return -1
+  if held + new_fields > limit then
+    return -1
+  end
 end
 if redis.call('HLEN', KEYS[3]) >= tonumber(ARGV[3]) then
   return -2
