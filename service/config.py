@@ -54,7 +54,7 @@ class Settings:
     session_idle_minutes: int = 30  # a dashboard session unused this long is signed out
     session_max_hours: int = 12  # and every session ends this long after its sign-in
     tlsrpt_max_bytes: int = 1024 * 1024  # one TLS-RPT report's JSON, inflated
-    tlsrpt_max_day_fields: int = 100_000  # TLS-RPT counter fields one tenant's day may hold
+    tlsrpt_max_day_fields: int = 10_000  # TLS-RPT counter fields one tenant's day may hold
     tlsrpt_max_day_reports: int = 10_000  # TLS-RPT reports one tenant's day may hold
 
     @classmethod

@@ -10,7 +10,7 @@ and lives as long as its day's counters: a duration from the service's clock.
 from __future__ import annotations
 
 import gzip
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -103,6 +103,31 @@ def list_reports(client: redis.Redis, tenant: str, days: Sequence[str]) -> list[
                                       tuple(d for d in domains.split(",") if d)))  # fmt: skip
     found.sort(key=lambda r: (r.day, r.organization, r.report_id))
     return found
+
+
+def cached(client: redis.Redis, tenant: str, parts: Sequence[str], build: Callable[[], bytes],
+           cache_seconds: int) -> bytes:  # fmt: skip
+    """A TLS-RPT report's bytes, built by ``build`` from the counters, or the copy cached for
+    ``cache_seconds`` while no report was counted since (the tenant's ``tlsrpt_version``).
+
+    The version is read before building, so a copy is never filed under a version newer than
+    the counters it was built from: a report counted meanwhile makes the next read rebuild."""
+    if cache_seconds <= 0:
+        return build()
+    key = keys.view(tenant, "tlsrpt", *parts)
+    pipe = client.pipeline(transaction=False)
+    pipe.hget(keys.meta(tenant), "tlsrpt_version")
+    pipe.hmget(key, "version", "body")
+    version, (held_version, body) = pipe.execute()
+    version = version or b"0"
+    if body is not None and held_version == version:
+        return bytes(body)
+    fresh = build()
+    pipe = client.pipeline(transaction=True)
+    pipe.hset(key, mapping={"version": version, "body": fresh})
+    pipe.expire(key, cache_seconds)
+    pipe.execute()
+    return fresh
 
 
 def original(client: redis.Redis, tenant: str, identity: str) -> bytes | None:

@@ -2,7 +2,8 @@
 -- original and every counter are written in this one atomic call, or none of them.
 -- KEYS[1] the report's hash, KEYS[2] its day's counters, KEYS[3] its day's report index
 -- KEYS[4] the tenant's meta hash: its rules_version, what makes an insight evaluation due, is
---         bumped, since a counted report changes what the TLS-RPT rules find
+--         bumped, since a counted report changes what the TLS-RPT rules find; and its
+--         tlsrpt_version, which the cached TLS-RPT reports are built at
 -- ARGV[1] milliseconds to keep all three (a duration from the service's clock)
 -- ARGV[2] most counter fields a day may hold, ARGV[3] most reports a day may hold
 -- ARGV[4] the report identity, ARGV[5] its index entry, ARGV[6] the gzip'd original,
@@ -39,4 +40,5 @@ redis.call('PEXPIRE', KEYS[2], ttl)
 redis.call('HSET', KEYS[3], ARGV[4], ARGV[5])
 redis.call('PEXPIRE', KEYS[3], ttl)
 redis.call('HINCRBY', KEYS[4], 'rules_version', 1)
+redis.call('HINCRBY', KEYS[4], 'tlsrpt_version', 1)
 return 1

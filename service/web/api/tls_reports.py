@@ -44,8 +44,17 @@ def _tagged(body: bytes, mimetype: str, headers: dict[str, str] | None = None) -
     return Response(body, status=200, mimetype=mimetype, headers=out)
 
 
-def _rows(window: Window) -> list[dict[str, Any]]:
-    return domain_rows(tlsrpt_store.read_days(context.client(), context.tenant(), window.days))
+def rows_of(window: Window) -> list[dict[str, Any]]:
+    """Every policy domain's row over the window, cached until a report is counted."""
+    client, tenant = context.client(), context.tenant()
+
+    def build() -> bytes:
+        return orjson.dumps(domain_rows(tlsrpt_store.read_days(client, tenant, window.days)))
+
+    parts = ("rows", window.start.isoformat(), window.end.isoformat())
+    body = tlsrpt_store.cached(client, tenant, parts, build, context.settings().view_cache_seconds)
+    rows: list[dict[str, Any]] = orjson.loads(body)
+    return rows
 
 
 def _invalid_cursor(message: str) -> Problem:
@@ -70,7 +79,7 @@ class TlsReports(MethodView):
         percent, failures by result type and by receiving MX, the reporters and the MX hosts.
         """
         window = window_from_args(args)
-        rows = _rows(window)
+        rows = rows_of(window)
         wants_csv = args.get("format") == "csv" or (args.get("format") is None and
                                                    prefers_csv(request.headers.get("Accept")))  # fmt: skip
         if wants_csv:
@@ -128,9 +137,8 @@ class TlsReportDomain(MethodView):
             raise Problem(422, f"domain: {error.message}",
                           errors=[{"field": "domain", "message": error.message}]) from None  # fmt: skip
         window = window_from_args(args)
+        detail = detail_of(name, window)
         client, tenant = context.client(), context.tenant()
-        days = tlsrpt_store.read_days(client, tenant, window.days)
-        detail = domain_detail(name, window.days, days)
         detail["window"] = window.as_dict()
         detail["reports"] = [
             {"id": r.identity, "day": r.day, "organization": r.organization,
@@ -138,6 +146,20 @@ class TlsReportDomain(MethodView):
             for r in tlsrpt_store.list_reports(client, tenant, window.days) if name in r.domains
         ]  # fmt: skip
         return _tagged(orjson.dumps(detail), "application/json")
+
+
+def detail_of(domain: str, window: Window) -> dict[str, Any]:
+    """One domain over the window (``domain_detail``), cached until a report is counted."""
+    client, tenant = context.client(), context.tenant()
+
+    def build() -> bytes:
+        days = tlsrpt_store.read_days(client, tenant, window.days)
+        return orjson.dumps(domain_detail(domain, window.days, days))
+
+    parts = ("domain", domain, window.start.isoformat(), window.end.isoformat())
+    body = tlsrpt_store.cached(client, tenant, parts, build, context.settings().view_cache_seconds)
+    detail: dict[str, Any] = orjson.loads(body)
+    return detail
 
 
 @blp.route("/originals/<report>")

@@ -10,10 +10,8 @@ import orjson
 from werkzeug.wrappers import Response as BaseResponse
 
 from service.core.tlsrpt import ReportError, domain_value
-from service.core.tlsrpt_views import domain_detail, domain_rows
-from service.store import tlsrpt_store
-from service.web import context
 from service.web.api.schemas import WindowArgsSchema
+from service.web.api.tls_reports import detail_of, rows_of
 from service.web.api.windows import window_from_args
 from service.web.dashboard.pages import (
     WINDOW_CHOICES,
@@ -32,7 +30,7 @@ def tls_reports() -> BaseResponse:
     if not isinstance(signed_in, SignedIn):
         return signed_in
     window = window_from_args(_query_args(WindowArgsSchema()))
-    rows = domain_rows(tlsrpt_store.read_days(context.client(), context.tenant(), window.days))
+    rows = rows_of(window)
     return _answer(signed_in, "tls_reports.html", rows, rows=rows, window=window.as_dict())
 
 
@@ -46,8 +44,7 @@ def tls_report_domain(domain: str) -> BaseResponse:
     except ReportError as error:
         raise Problem(422, f"domain: {error.message}") from None
     window = window_from_args(_query_args(WindowArgsSchema()))
-    days = tlsrpt_store.read_days(context.client(), context.tenant(), window.days)
-    detail = domain_detail(name, window.days, days)
+    detail = detail_of(name, window)
     return _answer(signed_in, "tls_report_domain.html", detail, detail=detail,
                    window=window.as_dict())  # fmt: skip
 
