@@ -141,3 +141,22 @@ def test_a_report_at_the_limits_counts_whole(redis_client, clock) -> None:
     assert len(counts) == 4 * MAX_POLICIES
     assert sum(c for f, c in counts.items() if f.startswith("s\x1f")) == 2 * MAX_POLICIES
     assert sum(c for f, c in counts.items() if f.startswith("r\x1f")) == MAX_FAILURE_DETAILS
+
+
+def test_a_cached_report_lasts_until_the_next_counted_report(redis_client, clock) -> None:
+    builds: list[int] = []
+
+    def build() -> bytes:
+        builds.append(1)
+        return str(len(builds)).encode()
+
+    def read() -> bytes:
+        return tlsrpt_store.cached(redis_client, "t1", ("rows", "x"), build, 60)
+
+    assert read() == b"1" and read() == b"1"
+    _store(redis_client, clock, report_on(clock.now - timedelta(days=1), "new"))
+    assert read() == b"2" and read() == b"2"
+    _store(redis_client, clock, report_on(clock.now - timedelta(days=1), "new"))  # a duplicate
+    assert read() == b"2"
+    assert 0 < redis_client.ttl(keys.view("t1", "tlsrpt", "rows", "x")) <= 60
+    assert tlsrpt_store.cached(redis_client, "t1", ("rows", "x"), build, 0) == b"3"
