@@ -106,6 +106,20 @@ def section_limits(quick: bool) -> list[Row]:
     return main()
 
 
+def section_tlsrpt(quick: bool) -> list[Row]:
+    from bench.tlsrpt import intake_rate
+
+    total, runs = (500, 1) if quick else (3000, 3)
+    result = intake_rate(total, runs=runs)
+    note = (f"median of {runs} runs of {total:,} gzip'd reports (2 policies, 6 failure details "
+            "each), 4 connections, 2 web workers, HTTP on loopback")  # fmt: skip
+    return [{"measure": "TLS-RPT reports counted through the intake URL",
+             "value": round(result["reports_per_second"]), "unit": "reports/s", "note": note},
+            {"measure": "  the same reports again (all duplicates, nothing changes)",
+             "value": round(result["duplicates_per_second"]), "unit": "reports/s",
+             "note": ""}]  # fmt: skip
+
+
 SECTIONS: dict[str, tuple[str, Callable[[bool], list[Row]]]] = {
     "ingest": ("Ingest throughput", section_ingest),
     "reads": ("Cached reads against a bare Flask endpoint (same gunicorn settings, wrk)",
@@ -120,6 +134,7 @@ SECTIONS: dict[str, tuple[str, Callable[[bool], list[Row]]]] = {
     "logparse": ("Log parsing against pflogsumm", section_logparse),
     "cluster": ("End-to-end ingest on a 3-master Redis Cluster with 1, 2 and 3 workers",
                 section_cluster),
+    "tlsrpt": ("TLS-RPT intake (RFC 8460 reports over HTTP)", section_tlsrpt),
     "isolation": ("Isolation: a third tenant's uncached reads and /readyz under 16 slow uploads "
                   "and a maximal tenant's 90-day reports", section_isolation),
 }  # fmt: skip

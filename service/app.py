@@ -24,6 +24,8 @@ from service.web.api import (
     mailflow,
     metrics,
     schemas,
+    tls_reports,
+    tlsrpt,
     traces,
 )
 from service.web.api.cached_reads import CachedReads
@@ -31,6 +33,7 @@ from service.web.api.paging_links import PagingLinks
 from service.web.body_reads import BodyReads
 from service.web.context import EXTENSION, AppState, state_of
 from service.web.dashboard import pages as dashboard
+from service.web.dashboard import tlsrpt_page  # noqa: F401 - adds /tls-reports to the dashboard
 from service.web.dashboard.lane import WidgetLane
 from service.web.openapi_problems import ProblemResponses
 from service.web.openapi_security import SecurityDocs
@@ -110,6 +113,8 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
         insights.blp,
         health.blp,
         metrics.blp,
+        tlsrpt.blp,
+        tls_reports.blp,
     ):
         api.register_blueprint(blueprint)
     state_of(app).openapi = api.spec

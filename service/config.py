@@ -53,6 +53,9 @@ class Settings:
     secret_key: str = ""  # signs cursors and dashboard cookies; empty: a random one in Redis
     session_idle_minutes: int = 30  # a dashboard session unused this long is signed out
     session_max_hours: int = 12  # and every session ends this long after its sign-in
+    tlsrpt_max_bytes: int = 1024 * 1024  # one TLS-RPT report's JSON, inflated
+    tlsrpt_max_day_fields: int = 10_000  # TLS-RPT counter fields one tenant's day may hold
+    tlsrpt_max_day_reports: int = 10_000  # TLS-RPT reports one tenant's day may hold
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -89,7 +92,9 @@ class Settings:
                 raise ValueError(f"MAILFLOW_{name.upper()} must be 0 or more")
         for name in ("retention_days", "dedupe_days", "max_batch", "max_body_bytes",
                      "max_connectors", "rate_limit_per_minute", "rate_limit_ingest_per_minute",
-                     "redis_wait_timeout_ms", "session_idle_minutes", "session_max_hours"):  # fmt: skip
+                     "redis_wait_timeout_ms", "session_idle_minutes", "session_max_hours",
+                     "tlsrpt_max_bytes", "tlsrpt_max_day_fields",
+                     "tlsrpt_max_day_reports"):  # fmt: skip
             if getattr(self, name) < 1:
                 raise ValueError(f"MAILFLOW_{name.upper()} must be at least 1")
         # Each ingest looks an id up in one seen-set per day of the window: bound the work.

@@ -59,12 +59,31 @@ def documented_refusal(case: Any, response: Any) -> bool:
         return True
     if status == 400 and problem.get("type") == "/problems/invalid-cursor" and "cursor" in query:
         return True
+    if _tlsrpt_refusal(case.path, status, problem, fields):
+        return True
     if case.path == "/api/v1/traces":
         if case.media_type == "application/x-ndjson" and status in (400, 422):
             return True
         if status == 422 and fields and all(_state_rule(e) for e in problem["errors"]):
             return True
     return False
+
+
+def _tlsrpt_refusal(path: str, status: int, problem: dict[str, Any], fields: set[str]) -> bool:
+    """TLS-RPT: a report body's rules are RFC 8460's (and its day must be within retention),
+    stated in words; an intake token or report id the service never issued; a policy domain
+    in a path that is not a domain name; the tenant's most intake tokens reached."""
+    if path in ("/api/v1/tlsrpt", "/api/v1/tlsrpt/intake/{token}") and status in (400, 413, 422):
+        return True
+    if path == "/api/v1/tlsrpt/intake/{token}" and status in (401, 404):
+        return True
+    if path == "/api/v1/tls-reports/{domain}" and status == 422 and "domain" in fields:
+        return True
+    if path == "/api/v1/tlsrpt/tokens" and status == 409:
+        return True
+    return path.startswith(("/api/v1/tls-reports/originals/", "/api/v1/tlsrpt/tokens/")) and (
+        status == 404 and problem.get("status") == 404
+    )
 
 
 @schemathesis.check

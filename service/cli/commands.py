@@ -249,8 +249,10 @@ def main() -> None:
 
 def _register_groups() -> None:
     from service.cli.keys import keys_group
+    from service.cli.tlsrpt_tokens import tlsrpt_tokens_group
 
     cli.add_command(keys_group)
+    cli.add_command(tlsrpt_tokens_group)
 
 
 _register_groups()

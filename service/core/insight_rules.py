@@ -96,6 +96,58 @@ BUILT_IN: tuple[Rule, ...] = (
         forced_tls_only=True,
     ),
 )  # fmt: skip
+# TLS-RPT (RFC 8460): what senders report about delivering to the tenant's policy domains,
+# evaluated per (policy domain, result type) by service.core.tlsrpt_insights. ``metric`` names
+# the result types that match ("*": any); no connector is their subject (``connector_types``
+# is empty, so the connector evaluation passes them by). docs/tls-rpt.md explains each.
+TLSRPT_ANY_RESULT = "*"
+
+
+def _tlsrpt_rule(rule_id: str, title: str, metric: tuple[str, ...], min_percent: float,
+                 min_messages: int, severity: str, recommendation: str) -> Rule:  # fmt: skip
+    return Rule(id=rule_id, title=title, directions=("inbound",), connector_types=(),
+                metric=metric, window_days=7, min_percent=min_percent,
+                min_messages=min_messages, severity=severity,
+                recommendation=recommendation)  # fmt: skip
+
+
+TLSRPT_RULES: tuple[Rule, ...] = (
+    _tlsrpt_rule(
+        "tlsrpt-failing-sessions",
+        "Senders report failing TLS sessions to a policy domain",
+        (TLSRPT_ANY_RESULT,),
+        5.0,
+        10,
+        "medium",
+        "Open the domain's TLS report: the result type and the receiving MX say what senders "
+        "saw (a certificate, STARTTLS missing on one MX, a DANE or MTA-STS policy that does "
+        "not match the MX hosts). Mail to the domain may be delayed or sent without TLS "
+        "meanwhile.",
+    ),
+    _tlsrpt_rule(
+        "tlsrpt-sts-policy-unusable",
+        "Senders cannot use the domain's MTA-STS policy",
+        ("sts-policy-fetch-error", "sts-policy-invalid"),
+        0.0,
+        1,
+        "medium",
+        "Check https://mta-sts.<domain>/.well-known/mta-sts.txt: it must be served over HTTPS "
+        "with a valid certificate, answer 200 with text/plain, and be a valid STSv1 policy "
+        "(RFC 8461). Until it is, senders deliver without MTA-STS protection.",
+    ),
+    _tlsrpt_rule(
+        "tlsrpt-certificate-failure",
+        "Senders report certificate failures at the domain's MX hosts",
+        ("certificate-expired", "certificate-host-mismatch", "certificate-not-trusted"),
+        0.0,
+        1,
+        "high",
+        "Renew or replace the certificate on the receiving MX named in the report: it must be "
+        "unexpired, chain to a public CA and name the MX host. Senders enforcing MTA-STS or "
+        "DANE do not deliver to that MX until it does.",
+    ),
+)
+BUILT_IN = BUILT_IN + TLSRPT_RULES
 RULES = {rule.id: rule for rule in BUILT_IN}
 
 

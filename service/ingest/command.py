@@ -208,10 +208,11 @@ def _zone(name: str) -> tzinfo:
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(FORMATS),
+    type=click.Choice((*FORMATS, "tlsrpt")),
     default="postfix",
     show_default=True,
-    help="Input format: mail server logs, or traces as NDJSON/JSON/CSV.",
+    help="Input format: mail server logs, or traces as NDJSON/JSON/CSV; or tlsrpt: TLS-RPT "
+    "reports (.json, .json.gz, report e-mails, mbox files, Maildir folders).",
 )
 @click.option(
     "--url",
@@ -288,6 +289,9 @@ def ingest(
     FILE may be plain, gzip, xz or bzip2 compressed, or `-` for standard input. Give rotated
     logs oldest first: correlation state carries from one file to the next.
     """
+    if fmt == "tlsrpt":
+        _ingest_tlsrpt(files, url, key, dry_run or output is not None, max_retries, follow)
+        return
     zone = _zone(tz_name)
     connectors: ConnectorMap | None = None
     if connectors_path:
@@ -388,3 +392,40 @@ def _run_follow(
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _ingest_tlsrpt(
+    files: tuple[str, ...], url: str, key: str | None, dry_run: bool, max_retries: int,
+    follow: bool,
+) -> None:  # fmt: skip
+    """TLS-RPT reports from files, e-mails and mailboxes to POST /api/v1/tlsrpt."""
+    from service.ingest.http import HttpTransport
+    from service.ingest.tlsrpt_send import ReportSender, TlsRptTally, ingest_reports
+
+    if follow or "-" in files:
+        raise click.UsageError("--format tlsrpt reads files, mailboxes and Maildir folders; "
+                               "run it again (from cron) to pick up new mail")  # fmt: skip
+    if not dry_run and not key:
+        raise click.UsageError("an API key is needed: --key or MAILFLOW_KEY (or use --dry-run)")
+    tally = TlsRptTally()
+    sender = None
+    if not dry_run:
+        try:
+            sender = ReportSender(HttpTransport(url), key or "", tally, max_retries=max_retries)
+        except SendError as exc:
+            raise click.UsageError(str(exc)) from exc
+    started = time.monotonic()
+    failure = None
+    try:
+        ingest_reports(files, sender, tally)
+    except SendError as exc:
+        failure = str(exc)
+    finally:
+        if sender is not None:
+            sender.transport.close()
+    click.echo(tally.summary(time.monotonic() - started, sender is not None), err=True)
+    if failure:
+        click.echo(f"mailflow ingest: stopped: {failure}", err=True)
+        sys.exit(EXIT_NOT_DELIVERED)
+    if tally.exit_status != EXIT_OK:
+        sys.exit(tally.exit_status)

@@ -26,9 +26,15 @@ FIELDS = ("id", "rule", "title", "severity", "state", "direction", "connector", 
           "updated_at", "sequence", "recommendation", "links")  # fmt: skip
 
 
+# Documented fields only some insights have: a TLS-RPT insight's policy domain and result type.
+OPTIONAL_FIELDS = ("tlsrpt",)
+
+
 def public(document: dict[str, Any]) -> dict[str, Any]:
     """What clients see of an insight: the documented fields, nothing internal."""
-    return {name: document.get(name) for name in FIELDS}
+    shown = {name: document.get(name) for name in FIELDS}
+    shown.update({name: document[name] for name in OPTIONAL_FIELDS if name in document})
+    return shown
 
 
 def digest(state: str, updated_after_ms: int | None) -> str:

@@ -227,3 +227,30 @@ def dashboard_session(session_id: str) -> str:
     if not session_id.isalnum():
         raise ValueError(f"malformed dashboard session id: {session_id!r}")
     return f"{PREFIX}:{{session:{session_id}}}"
+
+
+# -- TLS-RPT (RFC 8460) reports: see service.store.tlsrpt_store -----------------------------
+
+
+def tlsrpt_report(tenant: str, identity: str) -> str:
+    """Hash of one received TLS-RPT report: ``gz`` (its JSON, gzip), ``day``, ``entry``,
+    ``received_at``. Its existence is what makes a repeated posting a duplicate."""
+    return f"{_tenant(tenant)}:tlsrpt:report:{identity}"
+
+
+def tlsrpt_day(tenant: str, day: str) -> str:
+    """Hash of one UTC day's TLS-RPT counters: field ``kind\\x1f...`` -> sessions (see
+    ``service.core.tlsrpt.counter_increments``)."""
+    return f"{_tenant(tenant)}:tlsrpt:day:{day}"
+
+
+def tlsrpt_day_reports(tenant: str, day: str) -> str:
+    """Hash of the reports counted on one UTC day: identity -> ``organization\\x1freport-id
+    \\x1fdomains`` (the list the download links come from)."""
+    return f"{_tenant(tenant)}:tlsrpt:reports:{day}"
+
+
+def tlsrpt_intake_tokens(tenant: str) -> str:
+    """Set of the ids of the tenant's TLS-RPT intake tokens (their records are API key
+    records with the ``tlsrpt-intake`` scope only)."""
+    return f"{_tenant(tenant)}:tlsrpt:tokens"

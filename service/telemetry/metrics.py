@@ -77,6 +77,10 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "gauge",
         "Workers with a fresh heartbeat",
     ),
+    "mailflow_tlsrpt_reports_total": (
+        "counter",
+        "TLS-RPT reports posted, by outcome: counted, duplicate, rejected, day-full, reports-full",
+    ),
 }
 
 

@@ -18,13 +18,14 @@ from datetime import datetime
 from flask import Flask, g, request
 
 from service.core.api_keys import hash_secret, parse_key
+from service.core.tlsrpt import INTAKE_PATH, INTAKE_SCOPE
 from service.store import api_keys
 from service.web import context, ratelimit
 from service.web.errors import Problem
 
 API_PREFIX = "/api/v1"
 _READ_METHODS = frozenset({"GET", "HEAD"})
-_INGEST_PATHS = frozenset({f"{API_PREFIX}/traces"})
+_INGEST_PATHS = frozenset({f"{API_PREFIX}/traces", f"{API_PREFIX}/tlsrpt"})
 _REALM = 'Bearer realm="mailflow"'
 
 
@@ -83,6 +84,8 @@ def admit(
 ) -> Grant:
     """Check the key of a ``/api/v1`` request and count it against the key's rate limit;
     raise Problem 401 / 403 / 429. ``state`` is the app's shared state (client, settings)."""
+    if path.startswith(INTAKE_PATH):
+        return admit_intake(state, path[len(INTAKE_PATH) :], method, path, now)
     scheme, _, key = authorization.partition(" ")
     if not authorization:
         raise _unauthorized("send an API key: Authorization: Bearer <key>")
@@ -93,6 +96,18 @@ def admit(
     key_id, secret = parsed
     return admit_key(state, key_id, hash_secret(secret), required_scope(method, path), method,
                      path, now)  # fmt: skip
+
+
+def admit_intake(
+    state: context.AppState, token: str, method: str, path: str, now: datetime
+) -> Grant:
+    """A TLS-RPT intake URL: its token, not a header, is the credential (reporters send none),
+    and it is good for its tenant's intake only (service.store.tlsrpt_tokens)."""
+    parsed = parse_key(token.rstrip("/"))
+    if parsed is None:
+        raise Problem(404, "no such TLS-RPT intake URL")
+    key_id, secret = parsed
+    return admit_key(state, key_id, hash_secret(secret), INTAKE_SCOPE, method, path, now)
 
 
 def admit_key(

@@ -13,6 +13,7 @@ from typing import Any
 
 from apispec import APISpec, BasePlugin
 
+from service.core.tlsrpt import INTAKE_PATH
 from service.web.auth import is_api_path
 
 _PROBLEM = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
@@ -70,7 +71,9 @@ class SecurityDocs(BasePlugin):
             operation = operations.get(method)
             if operation is None:
                 continue
-            operation["security"] = [{"bearerAuth": []}]
+            # A TLS-RPT intake URL carries its credential, the token, in its path.
+            intake = path.startswith(INTAKE_PATH)
+            operation["security"] = [] if intake else [{"bearerAuth": []}]
             responses = operation.setdefault("responses", {})
             # The operation's own statuses, which apispec has not yet turned into strings.
             documented = {str(int(c)) if isinstance(c, int) else str(c) for c in responses}

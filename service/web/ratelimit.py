@@ -42,4 +42,5 @@ def headers(limit: int, remaining: int, reset_seconds: int, allowed: bool) -> di
 
 def limit_for(kind: str, per_minute: int, ingest_per_minute: int) -> int:
     """Ingest calls (up to a whole batch each) have their own, smaller budget."""
-    return ingest_per_minute if kind == "ingest" else per_minute
+    # A TLS-RPT intake token posts reports as an ingest key posts batches.
+    return ingest_per_minute if kind in ("ingest", "tlsrpt-intake") else per_minute

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 import orjson
 from flask import Flask, Response, g, has_request_context, request
 
+from service.core.tlsrpt import INTAKE_PATH
 from service.telemetry.logging import add_context_fields
 from service.telemetry.metrics import METRICS
 
@@ -46,9 +47,17 @@ def install(app: Flask, access_log: bool) -> None:
         response.headers["X-Request-Id"] = request_id
         elapsed = time.perf_counter() - g.get("started", time.perf_counter())
         route = request.url_rule.rule if request.url_rule is not None else "(unmatched)"
-        record_request(request.method, request.path, route, response.status_code, elapsed,
+        record_request(request.method, loggable_path(request.path), route,
+                       response.status_code, elapsed,
                        g.get("tenant"), access_log, request_id)  # fmt: skip
         return response
+
+
+def loggable_path(path: str) -> str:
+    """The path without a TLS-RPT intake token (a credential in the URL): never logged."""
+    if path.startswith(INTAKE_PATH):
+        return INTAKE_PATH + "(token)"
+    return path
 
 
 def request_id_from(supplied: str) -> str:

@@ -15,7 +15,8 @@ from service.core.connectors import unpack
 from service.core.insight_rules import BUILT_IN, effective_rules
 from service.core.insights import evaluate
 from service.core.timestamps import rfc3339
-from service.store import connectors_store, insights_store
+from service.core.tlsrpt_insights import evaluate_tlsrpt
+from service.store import connectors_store, insights_store, tlsrpt_store
 
 LONGEST_WINDOW_DAYS = max(rule.window_days for rule in BUILT_IN)
 
@@ -36,6 +37,8 @@ def evaluate_tenant(
     counters = connectors_store.read_report_counters(client, tenant, days, "days")
     day_counts = {day: list(unpack(p)) for day, p in zip(days, counters.packed, strict=True)}
     findings = evaluate(rules, day_counts, counters.definitions, today)
+    # What senders report (TLS-RPT) is judged in the same evaluation: one set of conditions.
+    findings += evaluate_tlsrpt(rules, tlsrpt_store.read_days(client, tenant, days), today)
     marker = marker_for(today.isoformat(), counters.version, rules_version)
     return insights_store.apply_findings(
         client, tenant, findings, now, rfc3339(now), counters.version, marker, retention_days

@@ -409,6 +409,8 @@ class InsightSchema(Schema):
     sequence = fields.Integer(metadata={"description": "Change sequence of that transition"})
     recommendation = fields.String()
     links = fields.Dict()
+    tlsrpt = fields.Dict(metadata={"description": "TLS-RPT insights only: `policy_domain` "
+                                   "and `result_type` (docs/tls-rpt.md)"})  # fmt: skip
 
 
 class InsightPageSchema(Schema):
