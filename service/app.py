@@ -25,6 +25,7 @@ from service.web.api import (
     metrics,
     schemas,
     traces,
+    webhooks,
 )
 from service.web.api.cached_reads import CachedReads
 from service.web.api.paging_links import PagingLinks
@@ -110,8 +111,11 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
         insights.blp,
         health.blp,
         metrics.blp,
+        webhooks.blp,
     ):
         api.register_blueprint(blueprint)
+    # Webhook URLs are resolved with this (tests answer DNS themselves; see webhook_targets).
+    app.extensions[webhooks.RESOLVER_EXTENSION] = overrides.get("RESOLVER")
     state_of(app).openapi = api.spec
     app.register_blueprint(api_docs.blp)  # /docs: Swagger UI from the app itself, not a CDN
     app.register_blueprint(dashboard.blp)  # on the app, not the Api: pages are not in the spec

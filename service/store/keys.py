@@ -227,3 +227,62 @@ def dashboard_session(session_id: str) -> str:
     if not session_id.isalnum():
         raise ValueError(f"malformed dashboard session id: {session_id!r}")
     return f"{PREFIX}:{{session:{session_id}}}"
+
+
+# -- webhooks (service.store.webhooks_store) --------------------------------------------------
+
+
+def webhooks(tenant: str) -> str:
+    """Hash subscription id -> JSON of the subscription, its signing secrets included."""
+    return f"{_tenant(tenant)}:webhooks:subs"
+
+
+def webhook_outbox(tenant: str) -> str:
+    """List of insight transitions not yet turned into deliveries (JSON each), appended by
+    apply_insights.lua in the step that makes the transition, while the tenant has
+    subscriptions."""
+    return f"{_tenant(tenant)}:webhooks:outbox"
+
+
+def webhook_deliveries(tenant: str) -> str:
+    """Hash delivery id (the ``webhook-id``) -> JSON of the delivery: its event, subscription,
+    status and attempts."""
+    return f"{_tenant(tenant)}:webhooks:deliveries"
+
+
+def webhook_queue(tenant: str, subscription: str) -> str:
+    """Sorted set: the subscription's deliveries still to send, by their order of creation.
+    Only the first is ever sent, so a later event waits while an earlier one is retried."""
+    return f"{_tenant(tenant)}:webhooks:queue:{subscription}"
+
+
+def webhook_history(tenant: str, subscription: str) -> str:
+    """Sorted set: the subscription's deliveries by creation time (epoch ms), the newest kept."""
+    return f"{_tenant(tenant)}:webhooks:history:{subscription}"
+
+
+def webhook_due(tenant: str) -> str:
+    """Sorted set subscription id -> epoch ms when the first delivery of its queue is due; a
+    subscription is in it exactly while its queue is not empty and it is enabled."""
+    return f"{_tenant(tenant)}:webhooks:due"
+
+
+def webhook_order(tenant: str) -> str:
+    """Counter: the order of the tenant's deliveries (the queues' score)."""
+    return f"{_tenant(tenant)}:webhooks:order"
+
+
+def webhook_counts(tenant: str, subscription: str, day: str) -> str:
+    """Hash of one subscription's UTC day: ``sent`` events, ``held`` over the daily cap."""
+    return f"{_tenant(tenant)}:webhooks:day:{subscription}:{day}"
+
+
+def webhook_quiet(tenant: str) -> str:
+    """Hash ``subscription\\x1fcondition`` -> epoch ms until which a new detection of the
+    condition, resolved a moment ago, is not sent to the subscription (quiet period)."""
+    return f"{_tenant(tenant)}:webhooks:quiet"
+
+
+def webhook_tenants() -> str:
+    """Set of the tenants that have (had) webhook subscriptions: what the notifier looks at."""
+    return f"{PREFIX}:webhooks:tenants"
