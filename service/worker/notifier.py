@@ -95,7 +95,7 @@ class Notifier:
     def __post_init__(self) -> None:
         self._stop = threading.Event()
         self._sleep: Callable[[float], object] = self.sleep or self._stop.wait
-        self._pool = ThreadPoolExecutor(MAX_IN_FLIGHT, thread_name_prefix="webhook")
+        self._pool: ThreadPoolExecutor | None = None  # one per run of ``work``
         self._in_flight: dict[tuple[str, str], _InFlight] = {}
         self._tenants: list[str] = []
         self._tenants_read_at = -1e9
@@ -109,6 +109,7 @@ class Notifier:
     def work(self, burst: bool = False, until: Callable[[], bool] | None = None) -> NotifierStats:
         """Run until stopped, until ``until()`` holds, or with ``burst`` until nothing is due
         and nothing in flight. Posts in flight at the end are waited for and recorded."""
+        self._pool = ThreadPoolExecutor(MAX_IN_FLIGHT, thread_name_prefix="webhook")
         try:
             while not self._stop.is_set() and not (until is not None and until()):
                 try:
@@ -142,7 +143,9 @@ class Notifier:
         except redis.RedisError as error:  # the lease runs out: sent again, same id
             log.warning("notifier stopping: answers not recorded (%s)", describe(error))
         finally:
-            self._pool.shutdown(wait=True)
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)
+            self._pool = None
             METRICS.flush(self.client)
 
     # -- one pass --------------------------------------------------------------------------
@@ -241,6 +244,7 @@ class Notifier:
             if claimed is None or subscription is None:
                 continue
             _, record = claimed
+            assert self._pool is not None, "send_due runs inside work()"
             future = self._pool.submit(self._attempt, subscription, record, now)
             self._in_flight[(tenant, sub_id)] = _InFlight(tenant, subscription, record, future)
             started += 1

@@ -1,0 +1,230 @@
+"""Webhooks delivered at least once, in order, to a real receiver on loopback that verifies
+every signature with the ``standardwebhooks`` package; retries on the injected clock; answers
+that end a delivery; addresses refused at connect time (DNS answered by the test)."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import datetime, timedelta
+
+import pytest
+
+from service.app import create_app
+from service.store import keys, webhooks_store
+from service.worker.notifier import Notifier
+from tests.conftest import KeyedClient, close_app
+from tests.helpers import post_batches
+from tests.webhook_receiver import FakeDns, receiver
+
+_ids = itertools.count()
+HOST = "hooks.example"  # resolved by the test's DNS to loopback
+LOOPBACK = {"webhook_allow_networks": "127.0.0.0/8"}
+
+
+def mail(clock, connector, total, tls10):
+    return [{"id": f"w{next(_ids)}", "timestamp": clock.now.isoformat(), "direction": "inbound",
+             "connector": connector, "connector_type": "partner",
+             "tls_version": "TLS1.0" if n < tls10 else "TLS1.2"} for n in range(total)]  # fmt: skip
+
+
+@pytest.fixture
+def dns() -> FakeDns:
+    return FakeDns({HOST: ["127.0.0.1"]})
+
+
+@pytest.fixture
+def api(redis_client, redis_server, clock, make_key, dns):
+    app = create_app({"redis_url": redis_server.url, "CLOCK": clock, "RESOLVER": dns,
+                      **LOOPBACK})  # fmt: skip
+    app.test_client_class = type("AdminClient", (KeyedClient,),
+                                 {"default_key": make_key("default")})  # fmt: skip
+    yield app.test_client()
+    close_app(app)
+
+
+def make_notifier(redis_client, settings, clock, dns, idle=timedelta(seconds=5)):
+    """The notifier's own loop on the injected clock: an idle wait moves the clock ``idle``."""
+    return Notifier(redis_client, settings.with_overrides(LOOPBACK), clock=clock, resolver=dns,
+                    sleep=lambda _: clock.advance(seconds=idle.total_seconds()))  # fmt: skip
+
+
+@pytest.fixture
+def notifier(redis_client, settings, clock, dns):
+    return make_notifier(redis_client, settings, clock, dns)
+
+
+def run(notifier, clock, until, within=timedelta(hours=2)):
+    deadline = clock.now + within
+    notifier.work(until=lambda: until() or clock.now >= deadline)
+
+
+def subscribe(api, target, **fields):
+    url = target.url.replace("127.0.0.1", HOST)
+    made = api.post("/api/v1/webhooks", json={"url": url, **fields})
+    assert made.status_code == 201, made.json
+    target.secrets.append(made.json["secret"])
+    return made.json
+
+
+def detect(api, clock, run_worker, *connectors):
+    for name in connectors:
+        post_batches(api, mail(clock, name, 100, 12))
+    run_worker()
+
+
+def resolve(api, clock, run_worker, *connectors):
+    for name in connectors:
+        post_batches(api, mail(clock, name, 300, 0))
+    run_worker()
+
+
+def feed_order(api):
+    items = api.get("/api/v1/insights", query_string={"state": "all", "limit": 100}).json["items"]
+    return {i["id"]: i for i in items}
+
+
+def test_500_for_ten_minutes_then_200_every_event_arrives_in_order(
+    api, clock, run_worker, notifier
+):
+    with receiver() as target:
+        start = clock.now
+        target.answer = lambda _: 500 if clock.now < start + timedelta(minutes=10) else 200
+        sub = subscribe(api, target)
+        detect(api, clock, run_worker, "P1", "P2", "P3")
+        clock.advance(minutes=1)
+        resolve(api, clock, run_worker, "P1", "P2", "P3")
+        run(notifier, clock, lambda: len(target.delivered()) >= 6)
+
+        delivered = target.delivered()
+        assert all(r.verified for r in target.received), "every delivery is signed"
+        events = [(r.json["type"], r.json["data"]["id"]) for r in delivered]
+        assert len(events) == 6 and len({r.webhook_id for r in delivered}) == 6
+        assert [e for e, _ in events] == ["insight.detected"] * 3 + ["insight.resolved"] * 3
+        sequences = [r.json["data"]["sequence"] for r in delivered]
+        assert sequences == sorted(sequences), "in the order of the feed's transitions"
+        assert {i for _, i in events} == set(feed_order(api))
+        # Every 500 was a retry of a delivery that later arrived, with the same id; and the
+        # later events waited: none arrived before the first one was delivered.
+        first_ok = target.received.index(delivered[0])
+        assert {r.webhook_id for r in target.received[:first_ok]} == {delivered[0].webhook_id}
+        assert {r.webhook_id for r in target.received} == {r.webhook_id for r in delivered}
+        assert target.received[0].status == 500 and first_ok >= 3  # retried several times
+        assert clock.now - start >= timedelta(minutes=10)
+
+        log = api.get(f"/api/v1/webhooks/{sub['id']}/deliveries").json["items"]
+        assert {d["status"] for d in log} == {"delivered"}
+        [oldest] = [d for d in log if d["id"] == delivered[0].webhook_id]
+        assert oldest["attempt_count"] == first_ok + 1
+        assert [a["status_code"] for a in oldest["attempts"]][-1] == 200
+
+
+def test_a_later_event_waits_while_an_earlier_one_is_retried(api, clock, run_worker, notifier):
+    with receiver() as target:
+        target.answer = lambda got: (503, {"Retry-After": "600"})
+        sub = subscribe(api, target)
+        detect(api, clock, run_worker, "P1", "P2")
+        run(notifier, clock, lambda: len(target.received) >= 2, within=timedelta(hours=1))
+        assert len({r.webhook_id for r in target.received}) == 1, "the second waited"
+        log = api.get(f"/api/v1/webhooks/{sub['id']}/deliveries").json["items"]
+        [first] = [d for d in log if d["attempt_count"]]
+        moments = [datetime.fromisoformat(a["at"].replace("Z", "+00:00"))
+                   for a in first["attempts"]]  # fmt: skip
+        assert moments[1] - moments[0] >= timedelta(seconds=600), "Retry-After honoured"
+
+
+@pytest.mark.parametrize("status, retried, disabled", [
+    (400, False, False), (404, False, False), (410, False, True),
+    (408, True, False), (429, True, False), (302, False, False),
+])  # fmt: skip
+def test_what_each_answer_means(api, clock, run_worker, notifier, status, retried, disabled):
+    with receiver() as target, receiver() as elsewhere:
+        target.answer = lambda _: (status, {"Location": elsewhere.url} if status == 302 else {})
+        sub = subscribe(api, target)
+        detect(api, clock, run_worker, "P1")
+        run(notifier, clock, lambda: len(target.received) >= (2 if retried else 1),
+            within=timedelta(minutes=30))  # fmt: skip
+        run(notifier, clock, lambda: False, within=timedelta(minutes=2))
+        [delivery] = api.get(f"/api/v1/webhooks/{sub['id']}/deliveries").json["items"]
+        assert delivery["status"] == ("pending" if retried else "failed")
+        assert (len(target.received) > 1) == retried
+        assert elsewhere.received == [], "a redirect is never followed"
+        after = api.get(f"/api/v1/webhooks/{sub['id']}").json
+        assert after["enabled"] is not disabled
+        if disabled:
+            assert "410" in after["disabled_reason"]
+
+
+def test_failing_for_the_retry_period_disables_the_subscription(
+    api, clock, run_worker, redis_client, settings, dns
+):
+    # Waits between attempts grow to an hour: idle waits of 10 minutes lose nothing.
+    notifier = make_notifier(redis_client, settings, clock, dns, idle=timedelta(minutes=10))
+    with receiver() as target:
+        target.answer = lambda _: 500
+        sub = subscribe(api, target)
+        detect(api, clock, run_worker, "P1")
+        enabled = lambda: api.get(f"/api/v1/webhooks/{sub['id']}").json["enabled"]  # noqa: E731
+        run(notifier, clock, lambda: not enabled(), within=timedelta(days=4))
+        after = api.get(f"/api/v1/webhooks/{sub['id']}").json
+        assert after["enabled"] is False and "3 days" in after["disabled_reason"]
+        [delivery] = api.get(f"/api/v1/webhooks/{sub['id']}/deliveries").json["items"]
+        assert delivery["status"] == "failed" and delivery["attempt_count"] > 10
+
+
+def test_addresses_are_checked_again_at_connect_time(api, clock, run_worker, notifier, dns):
+    with receiver() as target:
+        sub = subscribe(api, target)
+        dns.answers[HOST] = ["10.9.8.7"]  # the name now points inside: refused, never tried
+        detect(api, clock, run_worker, "P1")
+        run(notifier, clock, lambda: False, within=timedelta(minutes=1))
+        assert target.received == []
+        [delivery] = api.get(f"/api/v1/webhooks/{sub['id']}/deliveries").json["items"]
+        assert delivery["status"] == "failed"
+        assert "private address" in delivery["attempts"][0]["error"]
+        # Retried by hand once DNS is right again: the same id arrives.
+        dns.answers[HOST] = ["127.0.0.1"]
+        again = api.post(f"/api/v1/webhooks/{sub['id']}/deliveries/{delivery['id']}/retry")
+        assert again.status_code == 202
+        run(notifier, clock, lambda: bool(target.received), within=timedelta(minutes=1))
+        assert [r.webhook_id for r in target.received] == [delivery["id"]]
+
+
+def test_rotation_sends_both_signatures_for_the_grace_period(api, clock, run_worker, notifier):
+    with receiver() as target:
+        sub = subscribe(api, target)
+        old = target.secrets.pop()
+        new = api.post(f"/api/v1/webhooks/{sub['id']}/rotate-secret",
+                       json={"grace_hours": 1}).json["secret"]  # fmt: skip
+        for secret, expect_verified in ((old, True), (new, True)):
+            target.secrets[:] = [secret]
+            ping = api.post(f"/api/v1/webhooks/{sub['id']}/test")
+            assert ping.status_code == 202
+            run(notifier, clock, lambda p=ping: any(r.webhook_id == p.json["id"]
+                                                    for r in target.received))  # fmt: skip
+            assert target.received[-1].verified is expect_verified
+            assert target.received[-1].json["type"] == "webhook.ping"
+        assert len(target.received[-1].headers["webhook-signature"].split(" ")) == 2
+        clock.advance(hours=2)
+        target.secrets[:] = [old]
+        api.post(f"/api/v1/webhooks/{sub['id']}/test")
+        run(notifier, clock, lambda: len(target.received) >= 3)
+        assert target.received[-1].verified is False, "the grace period is over"
+        assert len(target.received[-1].headers["webhook-signature"].split(" ")) == 1
+
+
+def test_filters_choose_the_events(api, clock, run_worker, notifier):
+    with receiver() as target:
+        subscribe(api, target, events=["insight.resolved"], filter={"connectors": ["P2"]})
+        detect(api, clock, run_worker, "P1", "P2")
+        clock.advance(minutes=1)
+        resolve(api, clock, run_worker, "P1", "P2")
+        run(notifier, clock, lambda: False, within=timedelta(minutes=1))
+        [only] = target.delivered()
+        assert only.json["type"] == "insight.resolved"
+        assert only.json["data"]["connector"]["name"] == "P2"
+
+
+def test_no_subscription_no_outbox(api, clock, run_worker, redis_client):
+    detect(api, clock, run_worker, "P1")
+    assert redis_client.llen(keys.webhook_outbox("default")) == 0
+    assert webhooks_store.webhook_tenants(redis_client) == []
