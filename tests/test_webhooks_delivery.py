@@ -5,9 +5,12 @@ that end a delivery; addresses refused at connect time (DNS answered by the test
 from __future__ import annotations
 
 import itertools
+import json
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import pytest
+from jsonschema import Draft202012Validator
 
 from service.app import create_app
 from service.store import keys, webhooks_store
@@ -228,3 +231,67 @@ def test_no_subscription_no_outbox(api, clock, run_worker, redis_client):
     detect(api, clock, run_worker, "P1")
     assert redis_client.llen(keys.webhook_outbox("default")) == 0
     assert webhooks_store.webhook_tenants(redis_client) == []
+
+
+SHAPES = Path(__file__).resolve().parent / "webhook_shapes"
+SCHEMAS = {"alertmanager": "alertmanager-webhook-v4.schema.json",
+           "slack": "slack-block-kit-message.schema.json",
+           "teams": "teams-adaptive-card-message.schema.json"}  # fmt: skip
+
+
+def shape(name):
+    schema = json.loads((SHAPES / name).read_text())
+    Draft202012Validator.check_schema(schema)
+    return Draft202012Validator(schema)
+
+
+def test_the_schemas_accept_the_documented_example():
+    example = json.loads((SHAPES / "alertmanager-example.json").read_text())
+    shape(SCHEMAS["alertmanager"]).validate(example)
+    broken = {**example, "version": "3"}
+    assert not shape(SCHEMAS["alertmanager"]).is_valid(broken)
+
+
+@pytest.mark.parametrize("fmt", ["standard", "slack", "teams", "alertmanager"])
+def test_each_format_as_received_has_its_published_shape(api, clock, run_worker, notifier, fmt):
+    with receiver() as target:
+        subscribe(api, target, format=fmt)
+        detect(api, clock, run_worker, "P1")
+        clock.advance(minutes=1)
+        resolve(api, clock, run_worker, "P1")
+        run(notifier, clock, lambda: len(target.delivered()) >= 2)
+        bodies = [r.json for r in target.delivered()]
+        assert all(r.verified for r in target.received)
+    [insight] = feed_order(api).values()
+    if fmt == "standard":
+        assert [b["type"] for b in bodies] == ["insight.detected", "insight.resolved"]
+        assert bodies[1]["data"] == insight, "the insight exactly as the feed returns it"
+        assert bodies[0]["data"]["id"] == insight["id"] and bodies[0]["data"]["state"] == "active"
+        return
+    validator = shape(SCHEMAS[fmt])
+    for body in bodies:
+        errors = [e.message for e in validator.iter_errors(body)]
+        assert not errors, (fmt, errors, body)
+    if fmt == "alertmanager":
+        detected, resolved = (b["alerts"][0] for b in bodies)
+        assert detected["fingerprint"] == resolved["fingerprint"], "stable per insight"
+        assert (detected["status"], resolved["status"]) == ("firing", "resolved")
+        assert detected["endsAt"] == "0001-01-01T00:00:00Z"
+        assert resolved["endsAt"] == insight["resolved_at"]
+        assert resolved["startsAt"] == insight["first_detected_at"]
+        assert detected["labels"]["alertname"] == insight["rule"]
+    if fmt == "slack":
+        assert bodies[0]["blocks"][0]["text"]["text"].startswith("Detected: ")
+        assert bodies[1]["blocks"][0]["text"]["text"].startswith("Resolved: ")
+
+
+def test_a_slack_message_stays_within_block_kit_limits_whatever_the_text():
+    from service.core.webhook_payloads import event, slack
+
+    long = {"id": "i", "title": "T" * 500, "rule": "r", "recommendation": "x" * 5000,
+            "connector": {"name": "n" * 3000, "type": "partner"}}  # fmt: skip
+    body = slack(event("insight.detected", "2026-01-01T00:00:00Z", long))
+    errors = [e.message for e in shape(SCHEMAS["slack"]).iter_errors(body)]
+    assert not errors
+    body["blocks"][0]["text"]["text"] = "T" * 151  # the schema holds what Slack refuses
+    assert not shape(SCHEMAS["slack"]).is_valid(body)
