@@ -172,6 +172,13 @@ def test_failing_for_the_retry_period_disables_the_subscription(
         assert after["enabled"] is False and "3 days" in after["disabled_reason"]
         [delivery] = api.get(f"/api/v1/webhooks/{sub['id']}/deliveries").json["items"]
         assert delivery["status"] == "failed" and delivery["attempt_count"] > 10
+        # An insight says so, until the webhook is enabled again.
+        [said] = [i for i in feed_order(api).values() if i["rule"] == "webhook-disabled"]
+        assert said["state"] == "active" and sub["id"] in said["recommendation"]
+        assert said["links"]["webhook"] == f"/api/v1/webhooks/{sub['id']}"
+        assert api.patch(f"/api/v1/webhooks/{sub['id']}", json={"enabled": True}).json[
+            "disabled_reason"] is None  # fmt: skip
+        assert feed_order(api)[said["id"]]["state"] == "resolved"
 
 
 def test_addresses_are_checked_again_at_connect_time(api, clock, run_worker, notifier, dns):
@@ -295,3 +302,78 @@ def test_a_slack_message_stays_within_block_kit_limits_whatever_the_text():
     assert not errors
     body["blocks"][0]["text"]["text"] = "T" * 151  # the schema holds what Slack refuses
     assert not shape(SCHEMAS["slack"]).is_valid(body)
+
+
+def quiet_settings(settings, cap=0, quiet=0):
+    return settings.with_overrides({"webhook_daily_cap": cap, "webhook_quiet_minutes": quiet})
+
+
+def test_a_flapping_condition_is_quiet_after_its_resolution(
+    api, clock, run_worker, redis_client, settings, dns
+):
+    notifier = make_notifier(redis_client, quiet_settings(settings, quiet=60), clock, dns)
+    with receiver() as target:
+        subscribe(api, target)
+        post_batches(api, mail(clock, "P1", 100, 12))  # 12 %: detected
+        run_worker()
+        clock.advance(minutes=1)
+        post_batches(api, mail(clock, "P1", 300, 0))  # 3 %: resolved
+        run_worker()
+        clock.advance(minutes=1)
+        post_batches(api, mail(clock, "P1", 100, 100))  # 22 %: detected again, within the hour
+        run_worker()
+        clock.advance(minutes=1)
+        post_batches(api, mail(clock, "P1", 2000, 0))  # 4.5 %: resolved again
+        run_worker()
+        run(notifier, clock, lambda: False, within=timedelta(minutes=1))
+        assert [r.json["type"] for r in target.delivered()] == [
+            "insight.detected",
+            "insight.resolved",
+        ], "the flap in the quiet hour is not sent"
+        clock.advance(minutes=61)
+        post_batches(api, mail(clock, "P1", 500, 500))  # detected after the quiet period
+        run_worker()
+        run(notifier, clock, lambda: len(target.delivered()) >= 3, within=timedelta(minutes=5))
+        kinds = [r.json["type"] for r in target.delivered()]
+        assert kinds == ["insight.detected", "insight.resolved", "insight.detected"]
+    ids = [i["id"] for i in feed_order(api).values()]
+    assert len(ids) == 3, "the feed has every insight, the quiet one too"
+
+
+def test_over_the_daily_cap_events_wait_for_the_next_days_digest(
+    api, clock, run_worker, redis_client, settings, dns
+):
+    notifier = make_notifier(redis_client, quiet_settings(settings, cap=2), clock, dns)
+    with receiver() as target:
+        subscribe(api, target)
+        detect(api, clock, run_worker, "P1", "P2", "P3", "P4")
+        run(notifier, clock, lambda: False, within=timedelta(minutes=1))
+        assert len(target.delivered()) == 2
+        clock.now = clock.now.replace(hour=0, minute=0) + timedelta(days=1, minutes=1)
+        run(notifier, clock, lambda: len(target.delivered()) >= 3, within=timedelta(minutes=5))
+        digest = target.delivered()[-1].json
+        assert digest["type"] == "insight.digest" and digest["data"]["count"] == 2
+        run(notifier, clock, lambda: False, within=timedelta(minutes=5))
+        assert len(target.delivered()) == 3, "one digest a day"
+
+
+def test_metrics_count_deliveries_failures_and_the_queue_age(
+    api, clock, run_worker, notifier, redis_client
+):
+    from service.telemetry import metrics
+
+    with receiver() as target:
+        target.answer = lambda _: 500
+        subscribe(api, target)
+        detect(api, clock, run_worker, "P1")
+        run(notifier, clock, lambda: len(target.received) >= 2, within=timedelta(minutes=5))
+        text = metrics.render(redis_client, clock.now.timestamp(), 15, False)
+        age = float(text.split("\nmailflow_webhook_queue_oldest_age_seconds ")[1].split()[0])
+        assert age >= 5, "a delivery has been waiting since its first failure"
+        target.answer = lambda _: 200
+        run(notifier, clock, lambda: len(target.delivered()) >= 1)
+    text = metrics.render(redis_client, clock.now.timestamp(), 15, False)
+    assert 'mailflow_webhook_deliveries_total{outcome="delivered"}' in text
+    assert 'mailflow_webhook_deliveries_total{outcome="pending"}' in text
+    assert "\nmailflow_webhook_queue_oldest_age_seconds 0\n" in text
+    assert "mailflow_webhook_delivery_duration_seconds_count" in text

@@ -112,3 +112,33 @@ def new_delivery(
             "created_ms": now_ms, "attempt_count": 0, "attempts": [],
             "next_attempt_at": now_text, "last_status_code": None,
             "latency_ms": None}  # fmt: skip
+
+
+DISABLED_RULE = "webhook-disabled"
+
+
+def disabled_insight(
+    insight_id: str,
+    subscription: dict[str, Any],
+    record: dict[str, Any],
+    reason: str,
+    now_text: str,
+) -> dict[str, Any]:
+    """The insight that says mailflow disabled a subscription, shaped like a rule's (so every
+    reader of the feed shows it): the failed delivery's attempts as the measurement."""
+    sub = subscription["id"]
+    attempts = int(record["attempt_count"])
+    return {"id": insight_id, "rule": DISABLED_RULE, "title": "Webhook disabled after failed "
+            "deliveries", "severity": "high", "state": "active", "direction": "outbound",
+            "connector": {"name": None, "type": None},
+            "window": {"start": str(record["created_at"])[:10], "end": now_text[:10]},
+            "measured": {"messages": attempts, "matching_messages": attempts, "percent": 100.0},
+            "threshold": {"min_percent": 100.0, "min_messages": 1},
+            "first_detected_at": now_text, "last_detected_at": now_text, "resolved_at": None,
+            "updated_at": now_text,
+            "recommendation": f"mailflow stopped sending to webhook {sub} ({reason}). Check the "
+            "receiver, then enable the webhook again (PATCH {\"enabled\": true}): what was "
+            "queued for it is sent in order.",
+            "links": {"webhook": f"/api/v1/webhooks/{sub}",
+                      "deliveries": f"/api/v1/webhooks/{sub}/deliveries"},
+            "webhook_id": sub}  # fmt: skip

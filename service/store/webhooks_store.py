@@ -192,23 +192,42 @@ def claim(
     return reply[0].decode(), orjson.loads(reply[1])
 
 
+def _insight_keys(tenant: str) -> list[str]:
+    return [keys.insights(tenant), keys.insight_feed(tenant), keys.active_insights(tenant),
+            keys.insight_sequence(tenant), keys.insight_active_feed(tenant)]  # fmt: skip
+
+
 def record_attempt(
     client: redis.Redis,
     tenant: str,
     record: dict[str, Any],
     done: bool,
     next_due_ms: int,
-    disable_reason: str,
-    now_text: str,
+    now: tuple[str, int],
+    disable: tuple[str, dict[str, Any]] | None = None,
 ) -> int:
-    """Store a delivery's record after an attempt (see webhook_record.lua for the reply)."""
+    """Store a delivery's record after an attempt (see webhook_record.lua for the reply);
+    ``disable``: why the subscription is disabled, and the insight that says so."""
     sub = record["subscription_id"]
     record["attempts"] = record["attempts"][-ATTEMPTS_KEPT:]
+    reason, insight = disable or ("", {})
     return int(script(client, "webhook_record")(
         keys=[keys.webhook_deliveries(tenant), keys.webhook_queue(tenant, sub),
-              keys.webhook_due(tenant), keys.webhooks(tenant)],
+              keys.webhook_due(tenant), keys.webhooks(tenant), *_insight_keys(tenant),
+              keys.webhook_outbox(tenant)],
         args=[sub, record["id"], _json(record), "done" if done else "retry", next_due_ms,
-              disable_reason, now_text],
+              reason, now[0], now[1], _json(insight), keys.invalidation_channel()],
+    ))  # fmt: skip
+
+
+def resolve_disabled_insight(
+    client: redis.Redis, tenant: str, insight_id: str, now_text: str, now_ms: int
+) -> bool:
+    """Resolve the insight that said a subscription was disabled (it is enabled again)."""
+    return bool(script(client, "webhook_insight_resolve")(
+        keys=[*_insight_keys(tenant), keys.insight_resolved(tenant), keys.webhook_outbox(tenant),
+              keys.webhooks(tenant)],
+        args=[insight_id, now_text, now_ms, keys.invalidation_channel()],
     ))  # fmt: skip
 
 

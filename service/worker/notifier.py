@@ -28,6 +28,7 @@ import random
 import ssl
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -289,8 +290,12 @@ class Notifier:
                       latency_ms=answer.latency_ms, next_attempt_at=None if step.retry_at_ms
                       is None else rfc3339(datetime.fromtimestamp(step.retry_at_ms / 1000, UTC)))  # fmt: skip
         pending = step.status == "pending"
+        disable = None
+        if step.disable:
+            disable = (step.disable, rules.disabled_insight(
+                uuid.uuid4().hex, flight.subscription, record, step.disable, now_text))  # fmt: skip
         webhooks_store.record_attempt(self.client, flight.tenant, record, not pending,
-                                      step.retry_at_ms or now_ms, step.disable or "", now_text)  # fmt: skip
+                                      step.retry_at_ms or now_ms, (now_text, now_ms), disable)  # fmt: skip
         self.stats.attempts += 1
         self.stats.delivered += step.status == "delivered"
         self.stats.retries += pending

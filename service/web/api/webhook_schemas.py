@@ -8,7 +8,7 @@ from service.core.insight_rules import RULES, SEVERITIES
 from service.core.traces import MAX_CONNECTOR
 from service.core.webhook_payloads import FORMATS, INSIGHT_EVENTS
 from service.core.webhook_targets import MAX_URL
-from service.web.api.schemas import JsonBoolean, StrictSchema, Text
+from service.web.api.schemas import JsonBoolean, StrictSchema, Text, _JsonInteger
 
 MAX_FILTER_VALUES = 50
 
@@ -95,7 +95,7 @@ class WebhookListSchema(Schema):
 
 
 class RotateSchema(StrictSchema):
-    grace_hours = fields.Integer(load_default=24, validate=validate.Range(0, 168), metadata={
+    grace_hours = _JsonInteger(load_default=24, validate=validate.Range(0, 168), metadata={
         "description": "How long the old secret still signs deliveries, beside the new one"})  # fmt: skip
 
 

@@ -172,12 +172,16 @@ class Webhook(MethodView):
         for name in ("format", "description", "enabled"):
             if name in given:
                 doc[name] = given[name]
+        resolves = given.get("enabled") and doc.pop("disabled_insight_id", None)
         if given.get("enabled"):
             doc["disabled_reason"] = None
         doc["updated_at"] = rfc3339(context.now())
         if not webhooks_store.replace_subscription(context.client(), context.tenant(), doc,
                                                    _now_ms()):  # fmt: skip
             raise Problem(404, f"no webhook {webhook_id!r}")
+        if resolves:  # the insight that said mailflow disabled it
+            webhooks_store.resolve_disabled_insight(context.client(), context.tenant(),
+                                                    resolves, doc["updated_at"], _now_ms())  # fmt: skip
         return _json(_public(doc))
 
     @blp.response(204)
