@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import itertools
 import json
+import shutil
+import ssl
+import subprocess
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -377,3 +380,37 @@ def test_metrics_count_deliveries_failures_and_the_queue_age(
     assert 'mailflow_webhook_deliveries_total{outcome="pending"}' in text
     assert "\nmailflow_webhook_queue_oldest_age_seconds 0\n" in text
     assert "mailflow_webhook_delivery_duration_seconds_count" in text
+
+
+@pytest.fixture
+def certificate(tmp_path):
+    """A self-signed certificate for HOST, made by the openssl command."""
+    if shutil.which("openssl") is None:
+        pytest.skip("the openssl command is not installed")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", str(key), "-out",
+                    str(cert), "-days", "2", "-subj", f"/CN={HOST}", "-addext",
+                    f"subjectAltName=DNS:{HOST}"], check=True, capture_output=True)  # fmt: skip
+    return cert, key
+
+
+def test_https_connects_to_the_checked_address_with_the_urls_name(
+    api, clock, run_worker, redis_client, settings, dns, certificate
+):
+    cert, key = certificate
+    server_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_tls.load_cert_chain(cert, key)
+    names: list[str | None] = []
+    server_tls.sni_callback = lambda _sock, name, _ctx: names.append(name)
+    notifier = make_notifier(redis_client, settings, clock, dns)
+    notifier.tls = ssl.create_default_context(cafile=str(cert))
+    with receiver(tls=server_tls) as target:
+        sub = subscribe(api, target)
+        assert sub["url"].startswith(f"https://{HOST}:")
+        detect(api, clock, run_worker, "P1")
+        run(notifier, clock, lambda: bool(target.delivered()), within=timedelta(minutes=1))
+        [got] = target.delivered()
+    assert got.verified and names == [HOST], "TLS asked for the URL's name (SNI)"
+    assert got.headers["host"] == f"{HOST}:{target.url.rsplit(':', 1)[1].split('/')[0]}"
+    assert dns.asked.count(HOST) >= 2, "resolved at subscription and again at the delivery"

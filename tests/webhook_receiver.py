@@ -9,6 +9,7 @@ the test lets it go.
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -57,9 +58,9 @@ class Receiver:
 
 
 @contextmanager
-def receiver(hold: bool = False) -> Iterator[Receiver]:
+def receiver(hold: bool = False, tls: ssl.SSLContext | None = None) -> Iterator[Receiver]:
     """A receiver on 127.0.0.1; with ``hold`` each request waits for ``release`` (a test
-    stops a notifier while a post is in flight)."""
+    stops a notifier while a post is in flight); with ``tls`` it speaks HTTPS."""
     state: dict[str, Receiver] = {}
 
     class Handler(BaseHTTPRequestHandler):
@@ -87,7 +88,10 @@ def receiver(hold: bool = False) -> Iterator[Receiver]:
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
-    state["r"] = Receiver(f"http://127.0.0.1:{server.server_port}/hook")
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
+    scheme = "https" if tls is not None else "http"
+    state["r"] = Receiver(f"{scheme}://127.0.0.1:{server.server_port}/hook")
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
