@@ -32,6 +32,7 @@ from service.web.api.paging_links import PagingLinks
 from service.web.body_reads import BodyReads
 from service.web.context import EXTENSION, AppState, state_of
 from service.web.dashboard import pages as dashboard
+from service.web.dashboard import webhooks_page  # noqa: F401 - registers /webhooks on it
 from service.web.dashboard.lane import WidgetLane
 from service.web.openapi_problems import ProblemResponses
 from service.web.openapi_security import SecurityDocs

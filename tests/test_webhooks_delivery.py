@@ -11,6 +11,7 @@ import ssl
 import subprocess
 from datetime import datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from jsonschema import Draft202012Validator
@@ -414,3 +415,31 @@ def test_https_connects_to_the_checked_address_with_the_urls_name(
     assert got.verified and names == [HOST], "TLS asked for the URL's name (SNI)"
     assert got.headers["host"] == f"{HOST}:{target.url.rsplit(':', 1)[1].split('/')[0]}"
     assert dns.asked.count(HOST) >= 2, "resolved at subscription and again at the delivery"
+
+
+def test_the_dashboard_shows_webhooks_and_their_deliveries_to_admins(
+    api, clock, run_worker, notifier, make_key
+):
+    from tests.html_cells import Page, sign_in
+
+    with receiver() as target:
+        target.answer = lambda got: 200 if target.received else 503
+        sub = subscribe(api, target, description="On call")
+        detect(api, clock, run_worker, "P1")
+        run(notifier, clock, lambda: bool(target.delivered()))
+    admin = sign_in(api.application, make_key("default", "read", "admin", name="admin"))
+    answer = admin.get("/webhooks")
+    assert answer.status_code == 200, answer.data[:300]
+    html = Page(answer.get_data(as_text=True))
+    port = urlsplit(target.url).port
+    assert html.texts("span", "webhook-url") == [f"http://{HOST}:{port}/…"]
+    assert f"{port}/hook" not in answer.get_data(as_text=True), "a path may be a credential"
+    assert html.texts("td", "status") == ["delivered"]
+    assert html.texts("td", "attempts") == ["2"] and html.texts("td", "answer") == ["200"]
+    again = admin.get("/webhooks", headers={"If-None-Match": answer.headers["ETag"]})
+    assert again.status_code == 304
+    api.patch(f"/api/v1/webhooks/{sub['id']}", json={"enabled": False})
+    changed = admin.get("/webhooks", headers={"If-None-Match": answer.headers["ETag"]})
+    assert changed.status_code == 200 and "Disabled" in changed.get_data(as_text=True)
+    reader = sign_in(api.application, make_key("default", "read", name="reader"))
+    assert reader.get("/webhooks").status_code == 403
