@@ -96,6 +96,7 @@ def test_the_number_of_subscriptions_is_bounded(api):
     ("http://hooks.example.com/hook", "https"),
     ("ftp://hooks.example.com/hook", "https"),
     ("https://user:pw@hooks.example.com/hook", "password"),
+    ("https://hooks.example.com/pfad/über", "ASCII"),
 ])  # fmt: skip
 def test_urls_reaching_inside_are_refused_at_subscription(api, url, why):
     refused = api.post("/api/v1/webhooks", json={"url": url})
@@ -134,3 +135,29 @@ def test_bad_fields_are_problems(api):
         answer = api.post("/api/v1/webhooks", json=body)
         assert answer.status_code == 422, (body, answer.json)
     assert api.patch("/api/v1/webhooks/wh_nope", json={"enabled": True}).status_code == 404
+
+
+def test_pings_never_fill_a_queue(api, redis_client):
+    made = create(api).json
+    answers = [api.post(f"/api/v1/webhooks/{made['id']}/test").status_code for _ in range(12)]
+    assert answers == [202] * 10 + [409] * 2
+    assert webhooks_store.queued(redis_client, "default", made["id"]) == 10
+    api.patch(f"/api/v1/webhooks/{made['id']}", json={"enabled": False})
+    assert api.post(f"/api/v1/webhooks/{made['id']}/test").status_code == 409
+    assert api.get(f"/api/v1/webhooks/{made['id']}/deliveries").json["items"][0]["event"] == (
+        "webhook.ping"
+    )
+
+
+def test_deleting_a_subscription_forgets_all_of_it(api, redis_client):
+    from service.store import keys
+
+    made = create(api).json
+    api.post(f"/api/v1/webhooks/{made['id']}/test")
+    redis_client.hset(keys.webhook_quiet("default"), f"{made['id']}\x1fcondition", 1)
+    redis_client.hset(keys.webhook_quiet("default"), "wh_other\x1fcondition", 1)
+    assert api.delete(f"/api/v1/webhooks/{made['id']}").status_code == 204
+    assert redis_client.hlen(keys.webhook_deliveries("default")) == 0
+    assert redis_client.exists(keys.webhook_queue("default", made["id"])) == 0
+    assert redis_client.hkeys(keys.webhook_quiet("default")) == [b"wh_other\x1fcondition"]
+    assert api.get(f"/api/v1/webhooks/{made['id']}/deliveries").status_code == 404

@@ -83,6 +83,9 @@ def parse_url(url: str) -> tuple[str, str, int, str]:
     """(scheme, host, port, path with query) of a webhook URL; TargetRefused if malformed."""
     if len(url) > MAX_URL:
         raise TargetRefused(f"the URL is longer than {MAX_URL} characters")
+    if not url.isascii():
+        raise TargetRefused("the URL must be ASCII: percent-encode its path, write its host "
+                            "in punycode (xn--)")  # fmt: skip
     try:
         parts = urlsplit(url)
         port = parts.port

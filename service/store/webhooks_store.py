@@ -104,7 +104,20 @@ def delete_subscription(client: redis.Redis, tenant: str, sub: str) -> bool:
             pipe.hdel(keys.webhook_deliveries(tenant), *ids)
             pipe.zrem(index, *ids)
             pipe.execute()
+    _forget_quiet_marks(client, tenant, sub)
     return True
+
+
+def _forget_quiet_marks(client: redis.Redis, tenant: str, sub: str) -> None:
+    """The subscription's quiet-period marks (fields ``sub\x1f...``), in bounded steps."""
+    cursor = 0
+    while True:
+        cursor, fields = client.hscan(keys.webhook_quiet(tenant), cursor,
+                                      match=f"{sub}\x1f*", count=500)  # fmt: skip
+        if fields:
+            client.hdel(keys.webhook_quiet(tenant), *fields)
+        if cursor == 0:
+            return
 
 
 def webhook_tenants(client: redis.Redis) -> list[str]:
@@ -171,6 +184,15 @@ def enqueue(
         argv += [p.subscription, p.delivery_id, _json(p.record), p.condition, p.insight_id,
                  p.event]  # fmt: skip
     return int(script(client, "webhook_enqueue")(keys=key_names, args=argv))
+
+
+def pause(client: redis.Redis, tenant: str, sub: str) -> None:
+    """Take a disabled (or deleted) subscription out of the due index: its queue waits."""
+    client.zrem(keys.webhook_due(tenant), sub)
+
+
+def queued(client: redis.Redis, tenant: str, sub: str) -> int:
+    return int(client.zcard(keys.webhook_queue(tenant, sub)))
 
 
 def due_subscriptions(client: redis.Redis, tenant: str, now_ms: int, limit: int) -> list[str]:

@@ -210,6 +210,8 @@ class Notifier:
         made = 0
         now_ms, now_text = int(now.timestamp() * 1000), rfc3339(now)
         for sub in webhooks_store.list_subscriptions(self.client, tenant):
+            if not sub["enabled"]:
+                continue  # what it held back that day is not news once it is enabled again
             counts = webhooks_store.day_counts(self.client, tenant, sub["id"], yesterday)
             held = counts.get("held", 0)
             if not held or not webhooks_store.mark_digest_made(self.client, tenant, sub["id"],
@@ -241,8 +243,11 @@ class Notifier:
             if (tenant, sub_id) in self._in_flight:
                 continue
             subscription = webhooks_store.get_subscription(self.client, tenant, sub_id)
+            if subscription is None or not subscription["enabled"]:
+                webhooks_store.pause(self.client, tenant, sub_id)  # its queue waits
+                continue
             claimed = webhooks_store.claim(self.client, tenant, sub_id, now_ms, LEASE_MS)
-            if claimed is None or subscription is None:
+            if claimed is None:
                 continue
             _, record = claimed
             assert self._pool is not None, "send_due runs inside work()"
@@ -257,13 +262,17 @@ class Notifier:
         """Runs on the pool: resolve and check the URL, render, sign, post. (answer, refused)"""
         try:
             target = resolve_target(subscription["url"], self.policy, self.resolver)
+            body = payloads.render(subscription["format"], record["envelope"],
+                                   self.settings.webhook_public_url)  # fmt: skip
+            headers = webhook_signing.headers(active_secrets(subscription, now), record["id"],
+                                              int(time.time()), body)  # fmt: skip
+            return post(target, body, headers, tls=self.tls), False
         except TargetRefused as refusal:
             return Answer(None, 0, error=f"refused: {refusal}"), True
-        body = payloads.render(subscription["format"], record["envelope"],
-                               self.settings.webhook_public_url)  # fmt: skip
-        headers = webhook_signing.headers(active_secrets(subscription, now), record["id"],
-                                          int(time.time()), body)  # fmt: skip
-        return post(target, body, headers, tls=self.tls), False
+        except Exception as error:  # noqa: BLE001 - one bad delivery must not stop the loop
+            # Not retried: the same record would fail the same way at every attempt.
+            log.exception("webhook delivery %s could not be sent", record.get("id"))
+            return Answer(None, 0, error=f"not sent: {type(error).__name__}"), True
 
     def collect(self) -> int:
         """Record every finished post; how many."""

@@ -43,6 +43,7 @@ blp = Blueprint("webhooks", __name__, url_prefix="/api/v1/webhooks",
 
 # create_app(overrides={"RESOLVER": ...}) puts a resolver here: tests answer DNS themselves.
 RESOLVER_EXTENSION = "mailflow.webhook_resolver"
+MAX_QUEUED_FOR_PING = 10
 PUBLIC_FIELDS = ("id", "url", "events", "filter", "format", "enabled", "description",
                  "created_at", "updated_at", "disabled_reason")  # fmt: skip
 
@@ -273,7 +274,7 @@ class RetryDelivery(MethodView):
 class TestPing(MethodView):
     @blp.response(202, DeliverySchema)
     @blp.problem(404, "No such webhook")
-    @blp.problem(409, "The webhook is disabled")
+    @blp.problem(409, "The webhook is disabled, or deliveries already wait for it")
     def post(self, webhook_id: str) -> Response:
         """Send a test ping
 
@@ -284,6 +285,11 @@ class TestPing(MethodView):
         if not doc["enabled"]:
             raise Problem(409, f"webhook {webhook_id!r} is disabled; enable it first",
                           slug="webhook-disabled", title="Webhook disabled")  # fmt: skip
+        waiting = webhooks_store.queued(context.client(), context.tenant(), webhook_id)
+        if waiting >= MAX_QUEUED_FOR_PING:  # pings never fill a queue
+            raise Problem(409, f"{waiting} deliveries wait for webhook {webhook_id!r}; a ping "
+                          "would wait behind them", slug="webhook-busy",
+                          title="Webhook busy")  # fmt: skip
         now = context.now()
         envelope = payloads.event(payloads.PING, rfc3339(now), {"subscription_id": webhook_id})
         delivery = webhooks_store.Planned(
