@@ -443,3 +443,32 @@ def test_the_dashboard_shows_webhooks_and_their_deliveries_to_admins(
     assert changed.status_code == 200 and "Disabled" in changed.get_data(as_text=True)
     reader = sign_in(api.application, make_key("default", "read", name="reader"))
     assert reader.get("/webhooks").status_code == 403
+
+
+def test_one_tenants_slow_receiver_does_not_hold_up_another_tenant(
+    api, clock, run_worker, notifier, make_key, redis_client
+):
+    other = api.application.test_client()
+    other.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {make_key('other')}"
+    with receiver(hold=True) as slow, receiver() as quick:
+        held = subscribe(api, slow)
+        subscribe(other, quick)
+        detect(api, clock, run_worker, "P1")
+        detect(other, clock, run_worker, "P1")
+        seen_while_held: list[bool] = []
+
+        def quick_got_it() -> bool:
+            # The slow tenant ("default") is sent to first; its receiver holds the post until
+            # released (30 s at most): a notifier that waited for it would deliver the quick
+            # one only once that post had an outcome (its 10 s timeout at the latest).
+            if quick.delivered() and not seen_while_held:
+                [first] = webhooks_store.recent_deliveries(redis_client, "default", held["id"], 1)
+                seen_while_held.append(first["attempt_count"] == 0)
+            if seen_while_held and slow.arrived.is_set():
+                slow.release.set()  # let the slow one answer, so the loop can end
+                return True
+            return False
+
+        run(notifier, clock, quick_got_it, within=timedelta(minutes=5))
+    assert seen_while_held == [True], "delivered while the other tenant's post was held"
+    assert len(slow.delivered()) == 1 and slow.delivered()[0].verified
