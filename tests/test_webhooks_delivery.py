@@ -340,6 +340,7 @@ def test_a_flapping_condition_is_quiet_after_its_resolution(
         run(notifier, clock, lambda: len(target.delivered()) >= 3, within=timedelta(minutes=5))
         kinds = [r.json["type"] for r in target.delivered()]
         assert kinds == ["insight.detected", "insight.resolved", "insight.detected"]
+        assert redis_client.hlen(keys.webhook_quiet("default")) == 0, "no mark outlives its use"
     ids = [i["id"] for i in feed_order(api).values()]
     assert len(ids) == 3, "the feed has every insight, the quiet one too"
 

@@ -28,10 +28,13 @@ for i = 1, tonumber(ARGV[7]) do
   if is_insight and quiet_ms > 0 then
     local field, held = sub .. '\31' .. condition, sub .. '\31' .. condition .. '\31' .. insight
     if event == 'insight.detected' then
-      if tonumber(redis.call('HGET', quiet, field) or '0') > now then
+      local until_ms = redis.call('HGET', quiet, field)
+      if until_ms and tonumber(until_ms) > now then
         send = false
         redis.call('HSET', quiet, held, '1')
         redis.call('HINCRBY', counts, 'quiet', 1)
+      elseif until_ms then
+        redis.call('HDEL', quiet, field)  -- its period is over: the hash keeps live ones only
       end
     else
       if redis.call('HDEL', quiet, held) == 1 then send = false end
