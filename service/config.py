@@ -57,7 +57,7 @@ class Settings:
     webhook_allow_http: bool = False  # plain http:// webhook URLs (else https:// only)
     webhook_retry_days: float = 3.0  # a delivery is retried this long, then its webhook disabled
     webhook_daily_cap: int = 100  # insight events per webhook and UTC day (0: none); then a digest
-    webhook_quiet_minutes: int = 60  # after a resolution, the condition is not sent again this long
+    webhook_quiet_minutes: int = 60  # after a resolution, a re-detection waits this long
     webhook_public_url: str = ""  # base URL of the API that links in webhook payloads point to
 
     @classmethod

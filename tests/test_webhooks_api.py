@@ -156,8 +156,13 @@ def test_deleting_a_subscription_forgets_all_of_it(api, redis_client):
     api.post(f"/api/v1/webhooks/{made['id']}/test")
     redis_client.hset(keys.webhook_quiet("default"), f"{made['id']}\x1fcondition", 1)
     redis_client.hset(keys.webhook_quiet("default"), "wh_other\x1fcondition", 1)
+    deferred = f"{made['id']}\x1fcondition\x1finsight"
+    redis_client.zadd(keys.webhook_deferred("default"), {deferred: 1})
+    redis_client.hset(keys.webhook_deferred_deliveries("default"), deferred, "msg_x {}")
     assert api.delete(f"/api/v1/webhooks/{made['id']}").status_code == 204
     assert redis_client.hlen(keys.webhook_deliveries("default")) == 0
     assert redis_client.exists(keys.webhook_queue("default", made["id"])) == 0
     assert redis_client.hkeys(keys.webhook_quiet("default")) == [b"wh_other\x1fcondition"]
+    assert redis_client.zcard(keys.webhook_deferred("default")) == 0
+    assert redis_client.hlen(keys.webhook_deferred_deliveries("default")) == 0
     assert api.get(f"/api/v1/webhooks/{made['id']}/deliveries").status_code == 404

@@ -473,3 +473,34 @@ def test_one_tenants_slow_receiver_does_not_hold_up_another_tenant(
         run(notifier, clock, quick_got_it, within=timedelta(minutes=5))
     assert seen_while_held == [True], "delivered while the other tenant's post was held"
     assert len(slow.delivered()) == 1 and slow.delivered()[0].verified
+
+
+def test_a_condition_back_within_the_quiet_period_is_sent_when_it_ends_if_still_active(
+    api, clock, run_worker, redis_client, settings, dns
+):
+    notifier = make_notifier(redis_client, quiet_settings(settings, quiet=60), clock, dns)
+    with receiver() as target:
+        subscribe(api, target)
+        post_batches(api, mail(clock, "P1", 100, 12))  # detected
+        run_worker()
+        clock.advance(minutes=1)
+        post_batches(api, mail(clock, "P1", 300, 0))  # resolved
+        run_worker()
+        clock.advance(minutes=1)
+        post_batches(api, mail(clock, "P1", 100, 100))  # back, and it stays
+        run_worker()
+        back = clock.now
+        run(notifier, clock, lambda: False, within=timedelta(minutes=30))
+        assert len(target.delivered()) == 2, "not within the quiet hour"
+        run(notifier, clock, lambda: len(target.delivered()) >= 3, within=timedelta(hours=1))
+        [active] = [i for i in feed_order(api).values() if i["state"] == "active"]
+        third = target.delivered()[2]
+        assert third.json["type"] == "insight.detected" and third.json["data"]["id"] == active["id"]
+        assert clock.now - back >= timedelta(minutes=58), "when the quiet period ended"
+        clock.advance(minutes=1)
+        post_batches(api, mail(clock, "P1", 5000, 0))  # and its resolution is sent as usual
+        run_worker()
+        run(notifier, clock, lambda: len(target.delivered()) >= 4, within=timedelta(minutes=5))
+        fourth = target.delivered()[3].json
+        assert fourth["type"] == "insight.resolved" and fourth["data"]["id"] == active["id"]
+    assert redis_client.zcard(keys.webhook_deferred("default")) == 0

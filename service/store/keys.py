@@ -283,6 +283,17 @@ def webhook_quiet(tenant: str) -> str:
     return f"{_tenant(tenant)}:webhooks:quiet"
 
 
+def webhook_deferred(tenant: str) -> str:
+    """Sorted set ``subscription\\x1fcondition\\x1finsight`` -> epoch ms: a detection held by
+    a quiet period, sent when the period ends if the insight is still active."""
+    return f"{_tenant(tenant)}:webhooks:deferred"
+
+
+def webhook_deferred_deliveries(tenant: str) -> str:
+    """Hash: the delivery (``id record``) of each deferred detection, by the same member."""
+    return f"{_tenant(tenant)}:webhooks:deferred:deliveries"
+
+
 def webhook_tenants() -> str:
     """Set of the tenants that have (had) webhook subscriptions: what the notifier looks at."""
     return f"{PREFIX}:webhooks:tenants"

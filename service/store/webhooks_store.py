@@ -35,6 +35,9 @@ OUTBOX_PER_PASS = 100  # outbox entries turned into deliveries per tenant and pa
 COUNTS_LIFE_SECONDS = 3 * 86400  # a day's counts outlive the day for its digest
 
 
+SEPARATOR = "\x1f"  # between the parts of a quiet-period mark (the Lua scripts' '\31')
+
+
 class SubscriptionLimit(Exception):
     pass
 
@@ -109,15 +112,18 @@ def delete_subscription(client: redis.Redis, tenant: str, sub: str) -> bool:
 
 
 def _forget_quiet_marks(client: redis.Redis, tenant: str, sub: str) -> None:
-    """The subscription's quiet-period marks (fields ``sub\x1f...``), in bounded steps."""
-    cursor = 0
-    while True:
-        cursor, fields = client.hscan(keys.webhook_quiet(tenant), cursor,
-                                      match=f"{sub}\x1f*", count=500)  # fmt: skip
-        if fields:
-            client.hdel(keys.webhook_quiet(tenant), *fields)
-        if cursor == 0:
-            return
+    """The subscription's quiet-period marks and deferred detections (their names start with
+    the subscription id and SEPARATOR), in bounded steps."""
+    for name in (keys.webhook_quiet(tenant), keys.webhook_deferred_deliveries(tenant)):
+        cursor = 0
+        while True:
+            cursor, fields = client.hscan(name, cursor, match=f"{sub}{SEPARATOR}*", count=500)
+            if fields:
+                client.hdel(name, *fields)
+                if name == keys.webhook_deferred_deliveries(tenant):
+                    client.zrem(keys.webhook_deferred(tenant), *fields)
+            if cursor == 0:
+                break
 
 
 def webhook_tenants(client: redis.Redis) -> list[str]:
@@ -174,7 +180,8 @@ def enqueue(
     planned = list(planned)
     key_names = [keys.webhook_outbox(tenant), keys.webhook_deliveries(tenant),
                  keys.webhook_due(tenant), keys.webhook_order(tenant),
-                 keys.webhook_quiet(tenant)]  # fmt: skip
+                 keys.webhook_quiet(tenant), keys.webhook_deferred(tenant),
+                 keys.webhook_deferred_deliveries(tenant)]  # fmt: skip
     argv: list[object] = [outbox_entry or b"", now_ms, noise.daily_cap, noise.quiet_ms,
                           COUNTS_LIFE_SECONDS, HISTORY_KEPT, len(planned)]  # fmt: skip
     for p in planned:
@@ -193,6 +200,23 @@ def pause(client: redis.Redis, tenant: str, sub: str) -> None:
 
 def queued(client: redis.Redis, tenant: str, sub: str) -> int:
     return int(client.zcard(keys.webhook_queue(tenant, sub)))
+
+
+def release_deferred(client: redis.Redis, tenant: str, now_ms: int, limit: int) -> int:
+    """Queue the detections whose quiet period is over (at most ``limit``); how many."""
+    members = client.zrangebyscore(keys.webhook_deferred(tenant), "-inf", now_ms, start=0,
+                                   num=limit)  # fmt: skip
+    released = 0
+    for member in members:
+        sub = member.decode().split(SEPARATOR, 1)[0]
+        released += int(script(client, "webhook_release")(
+            keys=[keys.webhook_quiet(tenant), keys.webhook_deferred(tenant),
+                  keys.webhook_deferred_deliveries(tenant), keys.webhook_deliveries(tenant),
+                  keys.webhook_due(tenant), keys.webhook_order(tenant), keys.webhooks(tenant),
+                  keys.webhook_queue(tenant, sub), keys.webhook_history(tenant, sub)],
+            args=[member, sub, now_ms],
+        ))  # fmt: skip
+    return released
 
 
 def due_subscriptions(client: redis.Redis, tenant: str, now_ms: int, limit: int) -> list[str]:

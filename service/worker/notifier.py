@@ -63,6 +63,7 @@ LEASE_MS = int((TIMEOUT_SECONDS + 20) * 1000)  # a post's longest time, and a ma
 IDLE_WAIT_SECONDS = 0.2
 STORE_RETRY_SECONDS = 0.5
 TENANT_LIST_SECONDS = 1.0
+RELEASED_PER_PASS = 50  # detections a quiet period deferred, queued per tenant and pass
 
 
 @dataclass
@@ -177,6 +178,8 @@ class Notifier:
         """Turn the tenant's outbox into deliveries (a bounded number per pass)."""
         now = self.clock().astimezone(UTC)
         made = self._make_digests(tenant, now)
+        made += webhooks_store.release_deferred(self.client, tenant, int(now.timestamp() * 1000),
+                                                RELEASED_PER_PASS)  # fmt: skip
         entries = webhooks_store.outbox_head(self.client, tenant, webhooks_store.OUTBOX_PER_PASS)
         if not entries:
             return made
