@@ -27,13 +27,17 @@ from service.web.api import (
     tls_reports,
     tlsrpt,
     traces,
+    webhooks,
 )
 from service.web.api.cached_reads import CachedReads
 from service.web.api.paging_links import PagingLinks
 from service.web.body_reads import BodyReads
 from service.web.context import EXTENSION, AppState, state_of
 from service.web.dashboard import pages as dashboard
-from service.web.dashboard import tlsrpt_page  # noqa: F401 - adds /tls-reports to the dashboard
+from service.web.dashboard import (
+    tlsrpt_page,  # noqa: F401 - adds /tls-reports to the dashboard
+    webhooks_page,  # noqa: F401 - registers /webhooks on it
+)
 from service.web.dashboard.lane import WidgetLane
 from service.web.openapi_problems import ProblemResponses
 from service.web.openapi_security import SecurityDocs
@@ -115,8 +119,11 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
         metrics.blp,
         tlsrpt.blp,
         tls_reports.blp,
+        webhooks.blp,
     ):
         api.register_blueprint(blueprint)
+    # Webhook URLs are resolved with this (tests answer DNS themselves; see webhook_targets).
+    app.extensions[webhooks.RESOLVER_EXTENSION] = overrides.get("RESOLVER")
     state_of(app).openapi = api.spec
     app.register_blueprint(api_docs.blp)  # /docs: Swagger UI from the app itself, not a CDN
     app.register_blueprint(dashboard.blp)  # on the app, not the Api: pages are not in the spec

@@ -56,6 +56,12 @@ class Settings:
     tlsrpt_max_bytes: int = 1024 * 1024  # one TLS-RPT report's JSON, inflated
     tlsrpt_max_day_fields: int = 10_000  # TLS-RPT counter fields one tenant's day may hold
     tlsrpt_max_day_reports: int = 10_000  # TLS-RPT reports one tenant's day may hold
+    webhook_allow_networks: str = ""  # CIDRs webhooks may reach besides the public internet
+    webhook_allow_http: bool = False  # plain http:// webhook URLs (else https:// only)
+    webhook_retry_days: float = 3.0  # a delivery is retried this long, then its webhook disabled
+    webhook_daily_cap: int = 100  # insight events per webhook and UTC day (0: none); then a digest
+    webhook_quiet_minutes: int = 60  # after a resolution, a re-detection waits this long
+    webhook_public_url: str = ""  # base URL of the API that links in webhook payloads point to
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -106,7 +112,24 @@ class Settings:
             raise ValueError("MAILFLOW_BODY_READS_PER_TENANT must be 0 or more")
         if self.redis_wait_replicas < 0:
             raise ValueError("MAILFLOW_REDIS_WAIT_REPLICAS must be 0 or more")
+        self._validate_webhooks()
         return self
+
+    def _validate_webhooks(self) -> None:
+        import ipaddress
+
+        for network in self.webhook_allow_networks.split(","):
+            try:
+                if network.strip():
+                    ipaddress.ip_network(network.strip(), strict=False)
+            except ValueError:
+                raise ValueError(f"MAILFLOW_WEBHOOK_ALLOW_NETWORKS: {network.strip()!r} is not "
+                                 "a network (CIDR, e.g. 10.0.0.0/8)") from None  # fmt: skip
+        if not self.webhook_retry_days > 0:
+            raise ValueError("MAILFLOW_WEBHOOK_RETRY_DAYS must be more than 0")
+        for name in ("webhook_daily_cap", "webhook_quiet_minutes"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"MAILFLOW_{name.upper()} must be 0 or more")
 
     @property
     def data_path(self) -> Path:

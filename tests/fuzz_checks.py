@@ -6,6 +6,8 @@ problem type and the parameter or field it names:
 - a report window: `days` or `start`/`end`, never both; start <= end <= today; start within
   retention (dates relative to today);
 - a cursor the service did not issue (an opaque, signed token: a generator can only invent one);
+- a webhook URL refused by its DNS answers or the allowed networks, and a tenant's webhooks
+  over their limit;
 - a trace timestamp outside the ingest window (relative to now), a trace's connector_type
   contradicting the connector's stored definition (state, not shape), and NDJSON lines (a
   string body whose lines OpenAPI cannot describe).
@@ -60,6 +62,12 @@ def documented_refusal(case: Any, response: Any) -> bool:
     if status == 400 and problem.get("type") == "/problems/invalid-cursor" and "cursor" in query:
         return True
     if _tlsrpt_refusal(case.path, status, problem, fields):
+        return True
+    # A webhook URL is checked against DNS and the allowed networks (the moment's answers, not
+    # its shape), and a tenant's subscriptions are bounded (stored state).
+    webhook_refusals = ("/problems/webhook-url-refused", "/problems/too-many-webhooks")
+    webhook_paths = ("/api/v1/webhooks", "/api/v1/webhooks/{webhook_id}")
+    if case.path in webhook_paths and status == 422 and problem.get("type") in webhook_refusals:
         return True
     if case.path == "/api/v1/traces":
         if case.media_type == "application/x-ndjson" and status in (400, 422):

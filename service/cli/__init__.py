@@ -1,4 +1,5 @@
-"""The ``mailflow`` command and its groups: run, serve, worker, keys, demo, openapi, ingest.
+"""The ``mailflow`` command and its groups: run, serve, worker, notifier, keys, demo, openapi,
+ingest.
 
 The top of the house: it may import every other package (web to serve the API, worker to run
 it, store and core for the tools). Nothing imports ``service.cli``.

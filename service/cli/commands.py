@@ -55,6 +55,22 @@ def worker(burst: bool, name: str | None, check: bool) -> None:
     w.work(burst=burst)
 
 
+@cli.command()
+@click.option("--burst", is_flag=True, help="Send what is due, wait for the answers, and exit.")
+def notifier(burst: bool) -> None:
+    """Send insight webhooks: fan transitions out to subscriptions, sign, post, retry."""
+    import signal as signals
+
+    from service.store.connection import connect
+    from service.worker.notifier import Notifier
+
+    settings = _settings()
+    n = Notifier(connect(settings), settings)
+    signals.signal(signals.SIGTERM, n.request_stop)
+    signals.signal(signals.SIGINT, n.request_stop)
+    n.work(burst=burst)
+
+
 def _check_worker(settings: Settings, name: str | None) -> None:
     import socket
 
@@ -100,7 +116,8 @@ def serve(host: str, port: int) -> None:
 @click.option("--port", default=8080, show_default=True, type=int)
 @click.option("--demo", is_flag=True, help="Load a realistic demo week first.")
 def run(host: str, port: int, demo: bool) -> None:
-    """Redis (embedded unless MAILFLOW_REDIS_URL), a worker and the API, in one command.
+    """Redis (embedded unless MAILFLOW_REDIS_URL), a worker, the notifier and the API, in one
+    command.
 
     It supervises them: a child that dies is restarted (with backoff, logged), so the API keeps
     serving. The embedded store is made in MAILFLOW_DATA_DIR if there is none.
@@ -128,6 +145,7 @@ def run(host: str, port: int, demo: bool) -> None:
                                   lambda: server.process.poll() if server.process else 1),
                        time.monotonic())  # fmt: skip
     worker = ChildProcess([sys.executable, "-m", "service.cli", "worker"], env)
+    notifier = ChildProcess([sys.executable, "-m", "service.cli", "notifier"], env)
     api = ChildProcess(_gunicorn_command(settings, host, port), env)
     stopping = False
 
@@ -139,7 +157,8 @@ def run(host: str, port: int, demo: bool) -> None:
     signal.signal(signal.SIGINT, stop)
     try:
         demo_keys = _load_demo(Settings.from_env(env)) if demo else None
-        for name, child in (("worker", worker), ("API (gunicorn)", api)):
+        for name, child in (("worker", worker), ("notifier", notifier),
+                            ("API (gunicorn)", api)):  # fmt: skip
             child.start()
             supervisor.add(Supervised(name, child.start, child.exit_code), time.monotonic())
         if demo_keys is not None:
@@ -151,6 +170,7 @@ def run(host: str, port: int, demo: bool) -> None:
         # API first (no new traces), then the worker (finishes its batch), then Redis (AOF).
         api.stop()
         worker.stop()
+        notifier.stop()  # waits for the posts in flight and records them
         if embedded is not None:
             embedded.stop()
         click.echo("mailflow stopped", err=True)

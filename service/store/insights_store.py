@@ -85,7 +85,8 @@ class Evaluation:
         key_names = [keys.insights(tenant), keys.insight_open(tenant), keys.insight_feed(tenant),
                      keys.active_insights(tenant), keys.insight_sequence(tenant),
                      keys.insight_evaluated(tenant), keys.insight_active_feed(tenant),
-                     keys.insight_resolved(tenant), keys.insight_held(tenant)]  # fmt: skip
+                     keys.insight_resolved(tenant), keys.insight_held(tenant),
+                keys.webhooks(tenant), keys.webhook_outbox(tenant)]  # fmt: skip
         argv = [self.now_text, int(now.timestamp() * 1000), self.data_version, self.marker,
                 *phase, int((now - timedelta(days=self.retention_days)).timestamp() * 1000),
                 keys.invalidation_channel()]  # fmt: skip

@@ -254,3 +254,73 @@ def tlsrpt_intake_tokens(tenant: str) -> str:
     """Set of the ids of the tenant's TLS-RPT intake tokens (their records are API key
     records with the ``tlsrpt-intake`` scope only)."""
     return f"{_tenant(tenant)}:tlsrpt:tokens"
+
+
+# -- webhooks (service.store.webhooks_store) --------------------------------------------------
+
+
+def webhooks(tenant: str) -> str:
+    """Hash subscription id -> JSON of the subscription, its signing secrets included."""
+    return f"{_tenant(tenant)}:webhooks:subs"
+
+
+def webhook_outbox(tenant: str) -> str:
+    """List of insight transitions not yet turned into deliveries (JSON each), appended by
+    apply_insights.lua in the step that makes the transition, while the tenant has
+    subscriptions."""
+    return f"{_tenant(tenant)}:webhooks:outbox"
+
+
+def webhook_deliveries(tenant: str) -> str:
+    """Hash delivery id (the ``webhook-id``) -> JSON of the delivery: its event, subscription,
+    status and attempts."""
+    return f"{_tenant(tenant)}:webhooks:deliveries"
+
+
+def webhook_queue(tenant: str, subscription: str) -> str:
+    """Sorted set: the subscription's deliveries still to send, by their order of creation.
+    Only the first is ever sent, so a later event waits while an earlier one is retried."""
+    return f"{_tenant(tenant)}:webhooks:queue:{subscription}"
+
+
+def webhook_history(tenant: str, subscription: str) -> str:
+    """Sorted set: the subscription's deliveries by creation time (epoch ms), the newest kept."""
+    return f"{_tenant(tenant)}:webhooks:history:{subscription}"
+
+
+def webhook_due(tenant: str) -> str:
+    """Sorted set subscription id -> epoch ms when the first delivery of its queue is due; a
+    subscription is in it exactly while its queue is not empty and it is enabled."""
+    return f"{_tenant(tenant)}:webhooks:due"
+
+
+def webhook_order(tenant: str) -> str:
+    """Counter: the order of the tenant's deliveries (the queues' score)."""
+    return f"{_tenant(tenant)}:webhooks:order"
+
+
+def webhook_counts(tenant: str, subscription: str, day: str) -> str:
+    """Hash of one subscription's UTC day: ``sent`` events, ``held`` over the daily cap."""
+    return f"{_tenant(tenant)}:webhooks:day:{subscription}:{day}"
+
+
+def webhook_quiet(tenant: str) -> str:
+    """Hash ``subscription\\x1fcondition`` -> epoch ms until which a new detection of the
+    condition, resolved a moment ago, is not sent to the subscription (quiet period)."""
+    return f"{_tenant(tenant)}:webhooks:quiet"
+
+
+def webhook_deferred(tenant: str) -> str:
+    """Sorted set ``subscription\\x1fcondition\\x1finsight`` -> epoch ms: a detection held by
+    a quiet period, sent when the period ends if the insight is still active."""
+    return f"{_tenant(tenant)}:webhooks:deferred"
+
+
+def webhook_deferred_deliveries(tenant: str) -> str:
+    """Hash: the delivery (``id record``) of each deferred detection, by the same member."""
+    return f"{_tenant(tenant)}:webhooks:deferred:deliveries"
+
+
+def webhook_tenants() -> str:
+    """Set of the tenants that have (had) webhook subscriptions: what the notifier looks at."""
+    return f"{PREFIX}:webhooks:tenants"

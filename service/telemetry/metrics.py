@@ -18,7 +18,7 @@ from functools import lru_cache
 import redis
 
 from service.core.traces import KNOWN_FIELDS
-from service.store import keys
+from service.store import keys, webhooks_store
 
 Labels = tuple[tuple[str, str], ...]
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -80,6 +80,18 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "mailflow_tlsrpt_reports_total": (
         "counter",
         "TLS-RPT reports posted, by outcome: counted, duplicate, rejected, day-full, reports-full",
+    ),
+    "mailflow_webhook_deliveries_total": (
+        "counter",
+        "Webhook delivery attempts by outcome: delivered, pending (to be retried), failed",
+    ),
+    "mailflow_webhook_delivery_duration_seconds": (
+        "histogram",
+        "Time of one webhook post, until the answer or the failure",
+    ),
+    "mailflow_webhook_queue_oldest_age_seconds": (
+        "gauge",
+        "Age of the oldest webhook delivery not yet delivered, over every tenant",
     ),
 }
 
@@ -239,3 +251,11 @@ def _gauges(
     if not per_tenant:
         yield "mailflow_stream_backlog_entries", float(total)
         yield "mailflow_stream_oldest_entry_age_seconds", round(oldest, 3)
+    yield "mailflow_webhook_queue_oldest_age_seconds", _webhook_queue_age(client, now)
+
+
+def _webhook_queue_age(client: redis.Redis, now: float) -> float:
+    oldest = [webhooks_store.oldest_pending_ms(client, tenant)
+              for tenant in webhooks_store.webhook_tenants(client)]  # fmt: skip
+    found = [ms for ms in oldest if ms is not None]
+    return round(max(0.0, now - min(found) / 1000), 3) if found else 0.0

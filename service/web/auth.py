@@ -4,7 +4,7 @@ A key's form is ``service.core.api_keys``; its record ``service.store.api_keys``
 ``/api/v1`` request is checked here, before routing, so a new endpoint is covered without doing anything:
 
 - GET and HEAD need ``read``; ``POST /api/v1/traces`` needs ``ingest``; every other write
-  (POST, PUT, PATCH, DELETE) needs ``admin``. Scopes do not imply each other: give a key every
+  (POST, PUT, PATCH, DELETE) needs ``admin``, and so does everything under /api/v1/webhooks. Scopes do not imply each other: give a key every
   scope it needs.
 - The tenant is the key's tenant, and nothing in the request can change it.
 - The same Redis call counts the request against the key's rate limit (``ratelimit``).
@@ -29,7 +29,14 @@ _INGEST_PATHS = frozenset({f"{API_PREFIX}/traces", f"{API_PREFIX}/tlsrpt"})
 _REALM = 'Bearer realm="mailflow"'
 
 
+# Reads that need ``admin``: webhook subscriptions name their receivers' URLs, which often
+# carry a credential of their own (Slack and Teams webhook URLs do).
+_ADMIN_READ_PREFIXES = (f"{API_PREFIX}/webhooks",)
+
+
 def required_scope(method: str, path: str) -> str:
+    if path.startswith(_ADMIN_READ_PREFIXES):
+        return "admin"
     if method in _READ_METHODS:
         return "read"
     if method == "POST" and path.rstrip("/") in _INGEST_PATHS:

@@ -53,7 +53,8 @@ class SecurityDocs(BasePlugin):
         spec.components.security_scheme("bearerAuth", {
             "type": "http", "scheme": "bearer",
             "description": "An API key from `mailflow keys create`: `Authorization: Bearer mf_...`. "
-            "GET/HEAD need scope `read`, POST /api/v1/traces `ingest`, other writes `admin`.",
+            "GET/HEAD need scope `read`, POST /api/v1/traces `ingest`, other writes `admin`; "
+            "everything under /api/v1/webhooks `admin`.",
         })  # fmt: skip
         for name, description, headers in (
             *_SECURITY_RESPONSES.values(),

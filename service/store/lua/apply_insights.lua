@@ -13,6 +13,10 @@
 -- KEYS[7] active feed (zset: the active ids only, scored as in the feed)
 -- KEYS[8] resolved ids (zset id -> epoch ms of the resolution), what retention reads
 -- KEYS[9] held (hash condition -> "version ms" of the newest evaluation finding it holding)
+-- KEYS[10] webhook subscriptions (hash)  KEYS[11] webhook outbox (list): while the tenant has
+--          subscriptions, every transition is appended to the outbox in this same step, so a
+--          worker dying after the script cannot lose a notification (the notifier turns each
+--          entry into one delivery per matching subscription; see webhooks_store.fan_out)
 -- ARGV[1] now (RFC 3339)  ARGV[2] now (epoch ms)  ARGV[3] data version  ARGV[4] marker
 -- ARGV[5] phase: 'held'  ARGV[6] number of findings, then per finding: condition, id if new,
 --                        template JSON
@@ -25,6 +29,13 @@
 local all, open, feed, active, seq, evaluated = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local active_feed, resolved, held_by = KEYS[7], KEYS[8], KEYS[9]
 local now, now_ms, version = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local notify = redis.call('HLEN', KEYS[10]) > 0
+local function to_outbox(event, condition, doc)
+  if notify then
+    redis.call('RPUSH', KEYS[11], cjson.encode({event = event, condition = condition,
+      sequence = doc['sequence'], at_ms = now_ms, insight = doc}))
+  end
+end
 local last = tonumber(redis.call('HGET', evaluated, 'version') or '-1')
 local last_ms = tonumber(redis.call('HGET', evaluated, 'at_ms') or '-1')
 if last > version or (last == version and last_ms > now_ms) then
@@ -71,6 +82,7 @@ if ARGV[5] == 'held' then
         redis.call('ZADD', feed, n, new_id)
         redis.call('SADD', active, new_id)
         redis.call('ZADD', active_feed, n, new_id)
+        to_outbox('insight.detected', condition, template)
         transitions = transitions + 1
       end
     end
@@ -126,6 +138,7 @@ for j = 1, #opened, 2 do
     redis.call('SREM', active, id)
     redis.call('ZREM', active_feed, id)
     redis.call('ZADD', resolved, now_ms, id)
+    to_outbox('insight.resolved', condition, doc)
     transitions = transitions + 1
   end
 end
