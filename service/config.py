@@ -53,6 +53,7 @@ class Settings:
     secret_key: str = ""  # signs cursors and dashboard cookies; empty: a random one in Redis
     session_idle_minutes: int = 30  # a dashboard session unused this long is signed out
     session_max_hours: int = 12  # and every session ends this long after its sign-in
+    blocked_fields_per_day: int = 1000  # distinct blocked-message counters a day keeps exactly
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -99,6 +100,8 @@ class Settings:
             raise ValueError("MAILFLOW_BODY_READ_TIMEOUT_SECONDS must be more than 0")
         if self.body_reads_per_tenant < 0:
             raise ValueError("MAILFLOW_BODY_READS_PER_TENANT must be 0 or more")
+        if self.blocked_fields_per_day < 1:
+            raise ValueError("MAILFLOW_BLOCKED_FIELDS_PER_DAY must be at least 1")
         if self.redis_wait_replicas < 0:
             raise ValueError("MAILFLOW_REDIS_WAIT_REPLICAS must be 0 or more")
         return self

@@ -43,6 +43,12 @@ from service.core.traces import (
     _normalised_ip,
     counter_field,
     normalize_trace,
+    security_segments,
+)
+from service.core.transport_security import (
+    MAX_POLICY_SPELLING,
+    TLS_AUTHS,
+    canonical_tls_policy,
 )
 
 
@@ -72,6 +78,13 @@ class _Trace(Struct, forbid_unknown_fields=True, gc=False):
     # orjson reads an integer past 64 bits as a float (which the exact path refuses); msgspec
     # would keep it as an int, so the batch path declines such sizes.
     size_bytes: Annotated[int, Meta(ge=0, le=2**63 - 1)] | None | UnsetType = UNSET
+    # Transport security. A blocked message (outcome, blocked_reason) goes the exact path:
+    # rare, and its reason is free text.
+    tls_auth: Literal[TLS_AUTHS] | None | UnsetType = UNSET  # type: ignore[valid-type]
+    tls_policy: Annotated[str, Meta(max_length=MAX_POLICY_SPELLING)] | None | UnsetType = UNSET
+    tls_downgraded: bool | None | UnsetType = UNSET
+    outcome: Literal["delivered"] | None | UnsetType = UNSET
+    blocked_reason: None | UnsetType = UNSET
 
 
 class _Wrapped(Struct, forbid_unknown_fields=True, gc=False):
@@ -83,7 +96,9 @@ _ARRAY = msgspec.json.Decoder(list[_Trace] | _Wrapped)
 _LINE = msgspec.json.Decoder(_Trace)
 _NONE = (None, UNSET)
 _ZERO = timedelta(0)
-_SHAPE = attrgetter("direction", "connector", "connector_type", "tls_version")
+_SHAPE = attrgetter("direction", "connector", "connector_type", "tls_version",
+                    "tls_auth", "tls_policy", "tls_downgraded")  # fmt: skip
+_DOWNGRADED = attrgetter("tls_downgraded")
 _SENDER, _RECIPIENT, _HOST = (attrgetter(name) for name in DOMAIN_FIELDS)
 _IP, _ID, _SIZE = attrgetter("remote_ip"), attrgetter("id"), attrgetter("size_bytes")
 _CONNECTOR, _CIPHER = attrgetter("connector"), attrgetter("cipher")
@@ -133,6 +148,8 @@ def _more_strings_than_decoded(body: bytes, records: list[_Trace], wrapped: bool
     fields = len(values) - values.count(UNSET)
     sizes = list(map(_SIZE, records))
     strings = fields - values.count(None) - (len(sizes) - sizes.count(None) - sizes.count(UNSET))
+    flags = list(map(_DOWNGRADED, records))  # true and false are no strings either
+    strings -= flags.count(True) + flags.count(False)
     names = fields + (1 if wrapped else 0)  # "traces" is one more name
     return body.count(b'"') != 2 * (names + strings)
 
@@ -207,8 +224,9 @@ def _instants(stamps: list[str], window: IngestWindow) -> tuple[list[str], list[
 
 
 def _counter_field(shape: tuple[Any, ...], defined_types: Mapping[tuple[str, str], str]) -> str:
-    """The counter a (direction, connector, type, TLS spelling) adds to, by the exact rules."""
-    direction, connector, connector_type, raw_tls = shape
+    """The counter a (direction, connector, type, TLS spelling, authentication, policy
+    spelling, downgrade) adds to, by the exact rules."""
+    direction, connector, connector_type, raw_tls, tls_auth, raw_policy, downgraded = shape
     if connector_type is UNSET:
         connector_type = None
     if connector in _NONE:
@@ -226,7 +244,24 @@ def _counter_field(shape: tuple[Any, ...], defined_types: Mapping[tuple[str, str
     tls = canonical_tls_version(raw_tls)
     if tls is None:
         _refuse()
-    return counter_field(direction, connector, connector_type, tls)
+    if tls_auth in _NONE and raw_policy in _NONE and downgraded in _NONE:
+        return counter_field(direction, connector, connector_type, tls)
+    return counter_field(direction, connector, connector_type, _security(tls, tls_auth,
+                         raw_policy, downgraded))  # fmt: skip
+
+
+def _security(tls: str, tls_auth: Any, raw_policy: Any, downgraded: Any) -> str:
+    """The TLS segment with class, by the exact rules (``_transport_security``)."""
+    if tls_auth in _NONE:
+        tls_auth = None
+    elif tls == "none":
+        _refuse()
+    policy = None
+    if raw_policy not in _NONE:
+        policy = canonical_tls_policy(raw_policy)
+        if policy is None or (policy == "none" and tls != "none"):
+            _refuse()
+    return security_segments(tls, tls_auth, policy, downgraded is True)
 
 
 def _as_dict(record: _Trace) -> dict[str, Any]:

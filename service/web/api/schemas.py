@@ -22,6 +22,7 @@ from marshmallow import (
 from service.config import Settings
 from service.core import paging
 from service.core import traces as contract
+from service.core import transport_security as security
 from service.core.insight_rules import MAX_MIN_MESSAGES
 from service.core.text import TEXT_PATTERN, TRIMMED_TEXT_PATTERN, TextError, checked_text
 from service.core.tls import TLS_VERSIONS
@@ -130,6 +131,27 @@ class TraceSchema(StrictSchema):
         allow_none=True, metadata={"anyOf": [{"format": "ipv4"}, {"format": "ipv6"}]}
     )
     size_bytes = fields.Integer(strict=True, allow_none=True, validate=validate.Range(min=0))
+    # Transport security (docs/transit-security.md); the rules across fields are the contract's.
+    tls_auth = fields.String(
+        allow_none=True, validate=validate.OneOf(security.TLS_AUTHS),
+        metadata={"description": "How the peer was authenticated; only with TLS"},
+    )  # fmt: skip
+    tls_policy = fields.String(
+        allow_none=True, validate=validate.Length(1, security.MAX_POLICY_SPELLING),
+        metadata={"description": f"The TLS policy that applied: {', '.join(security.TLS_POLICIES)}"
+                  " (any case; dane-only, fingerprint, sts are accepted)", "example": "dane"},
+    )  # fmt: skip
+    tls_downgraded = JsonBoolean(
+        allow_none=True, metadata={"description": "The log recorded a TLS downgrade"}
+    )
+    outcome = fields.String(
+        allow_none=True, validate=validate.OneOf(security.OUTCOMES),
+        metadata={"description": "delivered (default) or blocked by a TLS policy; a blocked "
+                  "message has tls_version null and a blocked_reason"},
+    )  # fmt: skip
+    blocked_reason = _optional_text_field(
+        contract.MAX_STRING, metadata={"description": "Why it was blocked; only when blocked"}
+    )
 
     def __init__(self, *args: Any, window: contract.IngestWindow | None = None, **kw: Any) -> None:
         super().__init__(*args, **kw)
@@ -203,6 +225,19 @@ class ShareSchema(Schema):
     percent = fields.Float()
 
 
+class SecuritySummarySchema(Schema):
+    authenticated_messages = fields.Integer(
+        metadata={"description": "dane + mta-sts + authenticated"}
+    )
+    authenticated_percent = fields.Float()
+    classes = fields.Dict(
+        keys=fields.String(validate=validate.OneOf(security.SECURITY_CLASSES)),
+        values=fields.Nested(ShareSchema),
+        metadata={"description": "Transport security classes (docs/transit-security.md): "
+                  "percents sum to 100.0 (0.0 each without messages)"},
+    )  # fmt: skip
+
+
 class DirectionSummarySchema(Schema):
     messages = fields.Integer()
     encrypted_messages = fields.Integer()
@@ -211,6 +246,7 @@ class DirectionSummarySchema(Schema):
         keys=fields.String(validate=validate.OneOf(TLS_VERSIONS)),
         values=fields.Nested(ShareSchema),
     )
+    security = fields.Nested(SecuritySummarySchema)
 
 
 class WindowSchema(Schema):

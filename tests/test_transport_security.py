@@ -1,0 +1,104 @@
+"""Transport security: the trace fields, the class of each message, and the split the snapshot
+and the flyout give per direction, against a truth counted independently."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from tests.helpers import post_batches
+from tests.security_traces import make_security_traces
+
+CLASSES = ("dane", "mta-sts", "authenticated", "encrypted", "none")
+
+
+def _by_direction_and_class(delivered: Counter) -> Counter:
+    totals: Counter = Counter()
+    for (direction, _, klass), count in delivered.items():
+        totals[(direction, klass)] += count
+    return totals
+
+
+def test_snapshot_and_flyout_split_every_direction_by_class(client, clock, run_worker):
+    traces, delivered, blocked = make_security_traces(3000, clock.now, seed=11)
+    totals = post_batches(client, traces)
+    assert totals == {"accepted": 3000, "duplicates": 0, "rejected": 0}
+    run_worker()
+    truth = _by_direction_and_class(delivered)
+    snapshot = client.get("/api/v1/mailflow/snapshot?days=7").json
+    flyout = client.get("/api/v1/mailflow/tls?days=7").json
+    for body in (snapshot, flyout):
+        for direction in ("inbound", "outbound"):
+            summary = body["directions"][direction]
+            messages = sum(n for (d, _), n in truth.items() if d == direction)
+            # Blocked messages were never delivered: not in the message totals.
+            assert summary["messages"] == messages
+            classes = summary["security"]["classes"]
+            assert list(classes) == list(CLASSES)
+            for klass in CLASSES:
+                assert classes[klass]["messages"] == truth[(direction, klass)], klass
+                exact = 100 * truth[(direction, klass)] / messages
+                assert abs(classes[klass]["percent"] - exact) <= 0.1
+            assert round(sum(c["percent"] for c in classes.values()), 1) == 100.0
+            authenticated = sum(truth[(direction, k)] for k in ("dane", "mta-sts", "authenticated"))
+            assert summary["security"]["authenticated_messages"] == authenticated
+    assert blocked  # the generated log holds blocked messages
+    # The flyout's days add up to its window.
+    for direction in ("inbound", "outbound"):
+        for klass in CLASSES:
+            days = sum(e["directions"][direction]["security"]["classes"][klass]["messages"]
+                       for e in flyout["series"])  # fmt: skip
+            assert days == truth[(direction, klass)]
+
+
+def test_traces_without_the_new_fields_are_encrypted_or_none(client, clock, run_worker):
+    stamp = clock.now.isoformat()
+    traces = [{"timestamp": stamp, "direction": "inbound", "tls_version": v, "id": f"p{i}"}
+              for i, v in enumerate(["TLS1.2", "TLS1.3", None])]  # fmt: skip
+    post_batches(client, traces)
+    run_worker()
+    classes = client.get("/api/v1/mailflow/snapshot").json["directions"]["inbound"]["security"]
+    assert classes["classes"]["encrypted"] == {"messages": 2, "percent": 66.7}
+    assert classes["classes"]["none"] == {"messages": 1, "percent": 33.3}
+    assert classes["authenticated_percent"] == 0.0
+
+
+def test_an_empty_window_gives_zeros(client):
+    security = client.get("/api/v1/mailflow/snapshot").json["directions"]["outbound"]["security"]
+    assert security["authenticated_messages"] == 0
+    assert all(c == {"messages": 0, "percent": 0.0} for c in security["classes"].values())
+
+
+@pytest.mark.parametrize(("extra", "field"), [
+    ({"tls_version": None, "tls_auth": "verified"}, "tls_auth"),
+    ({"tls_version": "TLS1.2", "tls_auth": "Verified"}, "tls_auth"),
+    ({"tls_version": "TLS1.2", "tls_policy": "dane?"}, "tls_policy"),
+    ({"tls_version": "TLS1.2", "tls_policy": "none"}, "tls_policy"),
+    ({"tls_version": "TLS1.2", "tls_downgraded": "yes"}, "tls_downgraded"),
+    ({"tls_version": "TLS1.2", "outcome": "deferred"}, "outcome"),
+    ({"tls_version": "TLS1.2", "blocked_reason": "no TLS"}, "blocked_reason"),
+    ({"tls_version": None, "outcome": "blocked"}, "blocked_reason"),
+    ({"tls_version": "TLS1.2", "outcome": "blocked", "blocked_reason": "x"}, "tls_version"),
+    ({"tls_version": None, "outcome": "blocked", "blocked_reason": "x", "tls_auth": "verified"},
+     "tls_auth"),
+    ({"tls_version": None, "outcome": "blocked", "blocked_reason": "x", "tls_downgraded": True},
+     "tls_downgraded"),
+    ({"tls_version": None, "outcome": "blocked", "blocked_reason": "a\nb"}, "blocked_reason"),
+    ({"tls_version": None, "outcome": "blocked", "blocked_reason": "x" * 999}, "blocked_reason"),
+])  # fmt: skip
+def test_contradictions_are_refused_by_field(client, clock, extra, field):
+    trace = {"timestamp": clock.now.isoformat(), "direction": "outbound", **extra}
+    response = client.post("/api/v1/traces", json=[trace])
+    assert response.status_code == 422, response.json
+    assert response.json["errors"][0]["field"] == field
+
+
+def test_a_downgraded_delivery_counts_in_its_class(client, clock, run_worker):
+    stamp = clock.now.isoformat()
+    trace = {"timestamp": stamp, "direction": "outbound", "tls_version": "TLS1.2",
+             "tls_policy": "may", "tls_downgraded": True}  # fmt: skip
+    assert client.post("/api/v1/traces", json=[trace]).json["accepted"] == 1
+    run_worker()
+    classes = client.get("/api/v1/mailflow/snapshot").json["directions"]["outbound"]["security"]
+    assert classes["classes"]["encrypted"]["messages"] == 1
