@@ -102,3 +102,92 @@ def test_a_downgraded_delivery_counts_in_its_class(client, clock, run_worker):
     run_worker()
     classes = client.get("/api/v1/mailflow/snapshot").json["directions"]["outbound"]["security"]
     assert classes["classes"]["encrypted"]["messages"] == 1
+
+
+def _connector_truth(delivered: Counter, blocked: Counter) -> dict:
+    rows: dict = {}
+    for (direction, connector, klass), count in delivered.items():
+        rows.setdefault((direction, connector), {"classes": Counter(), "blocked": 0})
+        rows[(direction, connector)]["classes"][klass] += count
+    for (direction, connector, *_), count in blocked.items():
+        rows.setdefault((direction, connector), {"classes": Counter(), "blocked": 0})
+        rows[(direction, connector)]["blocked"] += count
+    return rows
+
+
+def test_connector_report_columns_match_truth(client, clock, run_worker):
+    traces, delivered, blocked = make_security_traces(2000, clock.now, seed=12)
+    post_batches(client, traces)
+    run_worker()
+    truth = _connector_truth(delivered, blocked)
+    rows = client.get("/api/v1/connectors?limit=1000").json["rows"]
+    assert {(r["direction"], r["name"]) for r in rows} == set(truth)
+    for row in rows:
+        expected = truth[(row["direction"], row["name"])]
+        classes = expected["classes"]
+        messages = sum(classes.values())
+        assert row["messages"] == messages and row["blocked"] == expected["blocked"]
+        for klass in CLASSES:
+            assert row["security"][klass]["messages"] == classes[klass]
+        assert round(sum(s["percent"] for s in row["security"].values()), 1) == 100.0
+        exact = {"dane_percent": classes["dane"], "mta_sts_percent": classes["mta-sts"],
+                 "encrypted_only_percent": classes["encrypted"],
+                 "authenticated_percent": classes["dane"] + classes["mta-sts"]
+                 + classes["authenticated"]}  # fmt: skip
+        for column, count in exact.items():
+            assert abs(row[column] - 100 * count / messages) <= 0.15, column
+
+
+def test_connector_report_filters_and_sorts_by_security(client, clock, run_worker):
+    stamp = clock.now.isoformat()
+
+    def trace(i, connector, **fields):
+        return {"id": f"f{i}", "timestamp": stamp, "direction": "outbound",
+                "connector": connector, "connector_type": "partner", **fields}  # fmt: skip
+
+    traces = [trace(0, "Dane", tls_version="TLS1.3", tls_policy="dane"),
+              trace(1, "Dane", tls_version="TLS1.3", tls_policy="dane"),
+              trace(2, "Dane", tls_version="TLS1.2"),
+              trace(3, "Plain", tls_version=None),
+              trace(4, "Sts", tls_version="TLS1.2", tls_policy="mta-sts"),
+              trace(5, "Sts", tls_version="TLS1.2", tls_auth="untrusted"),
+              trace(6, "Blocked", tls_version=None, outcome="blocked", tls_policy="dane",
+                    blocked_reason="TLSA lookup error", recipient_domain="example.net")]  # fmt: skip
+    post_batches(client, traces)
+    run_worker()
+
+    def names(query):
+        response = client.get(f"/api/v1/connectors?direction=outbound&type=partner&{query}")
+        assert response.status_code == 200, response.json
+        return [r["name"] for r in response.json["rows"]]
+
+    assert names("security=dane") == ["Dane"]
+    assert names("security=none,blocked") == ["Blocked", "Plain"]
+    assert names("security=encrypted&sort=name") == ["Dane", "Sts"]
+    assert names("sort=-dane_percent")[0] == "Dane"
+    assert names("sort=-mta_sts_percent")[0] == "Sts"
+    assert names("sort=-authenticated_percent")[:2] == ["Dane", "Sts"]
+    assert names("sort=-encrypted_only_percent")[:2] == ["Sts", "Dane"]
+    assert names("sort=-blocked")[0] == "Blocked"
+    response = client.get("/api/v1/connectors?security=dane,bogus")
+    assert response.status_code == 422 and "security" in str(response.json)
+    csv_text = client.get("/api/v1/connectors?security=dane&format=csv").get_data(as_text=True)
+    header, line = csv_text.strip().split("\r\n")
+    assert header.endswith("Authenticated %,DANE %,MTA-STS %,Encrypted only %,Blocked")
+    assert line.endswith("66.7,66.7,0.0,33.3,0")
+
+
+def test_connector_report_by_day_counts_blocked_on_its_day(client, clock, run_worker):
+    from datetime import timedelta
+
+    days = [clock.now - timedelta(days=1), clock.now]
+    traces = [{"id": f"b{i}", "timestamp": when.isoformat(), "direction": "outbound",
+               "tls_version": None, "outcome": "blocked", "blocked_reason": "no STARTTLS"}
+              for i, when in enumerate(days + days[1:])]  # fmt: skip
+    post_batches(client, traces)
+    run_worker()
+    rows = client.get("/api/v1/connectors?group_by=day&days=2&direction=outbound").json["rows"]
+    assert [(r["date"], r["blocked"], r["messages"]) for r in rows] == [
+        (days[0].date().isoformat(), 1, 0),
+        (days[1].date().isoformat(), 2, 0),
+    ]

@@ -225,17 +225,22 @@ class ShareSchema(Schema):
     percent = fields.Float()
 
 
+def _class_shares_field() -> fields.Dict:
+    return fields.Dict(
+        keys=fields.String(validate=validate.OneOf(security.SECURITY_CLASSES)),
+        values=fields.Nested(ShareSchema),
+        metadata={"description": "Delivered messages per transport security class "
+                  "(docs/transit-security.md): percents sum to 100.0 (0.0 each without "
+                  "messages)"},
+    )  # fmt: skip
+
+
 class SecuritySummarySchema(Schema):
     authenticated_messages = fields.Integer(
         metadata={"description": "dane + mta-sts + authenticated"}
     )
     authenticated_percent = fields.Float()
-    classes = fields.Dict(
-        keys=fields.String(validate=validate.OneOf(security.SECURITY_CLASSES)),
-        values=fields.Nested(ShareSchema),
-        metadata={"description": "Transport security classes (docs/transit-security.md): "
-                  "percents sum to 100.0 (0.0 each without messages)"},
-    )  # fmt: skip
+    classes = _class_shares_field()
 
 
 class DirectionSummarySchema(Schema):
@@ -308,6 +313,23 @@ def _cursor_field(description: str) -> fields.String:
     )  # fmt: skip
 
 
+class SecurityFilterField(fields.String):
+    """A comma-separated list of transport security filters, loaded as its canonical form
+    (distinct, sorted, comma-joined), so that one filter has one cursor digest."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Any:
+        from service.core.connectors import SECURITY_FILTERS
+
+        text = super()._deserialize(value, attr, data, **kwargs)
+        parts = text.split(",")
+        chosen = {part.strip() for part in parts}
+        unknown = sorted(chosen - set(SECURITY_FILTERS))
+        if unknown or len(parts) > len(SECURITY_FILTERS):
+            raise ValidationError(f"comma-separated, of {', '.join(SECURITY_FILTERS)}"
+                                  + (f"; not {unknown[0][:40]!r}" if unknown else ""))  # fmt: skip
+        return ",".join(sorted(chosen))
+
+
 def _connector_args() -> dict[str, fields.Field]:
     from service.core import connectors
 
@@ -332,6 +354,11 @@ def _connector_args() -> dict[str, fields.Field]:
             ),
             metadata={"description": "A column, `-column` for descending (e.g. `-messages`); "
                       "TLS columns sort by percent. Default `direction` (`date` by day)"},
+        ),
+        "security": SecurityFilterField(
+            metadata={"description": "Comma-separated transport security classes "
+                      f"({', '.join(connectors.SECURITY_FILTERS)}): only rows with mail of any "
+                      "of them (docs/transit-security.md)", "example": "encrypted,none"},
         ),
         "limit": fields.Integer(load_default=100, validate=validate.Range(1, paging.MAX_LIMIT)),
         "cursor": _cursor_field("`next_cursor` of the previous page"),
@@ -360,6 +387,14 @@ class ConnectorRowSchema(Schema):
         metadata={"description": "none, TLS1.0 .. TLS1.3 (SSL3 when seen): percents sum to "
                   "100.0 (0.0 each without messages)"},
     )  # fmt: skip
+    authenticated_percent = fields.Float(metadata={"description": "dane + mta-sts + other "
+                                                   "verified, of the delivered messages"})  # fmt: skip
+    dane_percent = fields.Float()
+    mta_sts_percent = fields.Float()
+    encrypted_only_percent = fields.Float(metadata={"description": "TLS, peer not authenticated"})
+    blocked = fields.Integer(metadata={"description": "Messages blocked by a TLS policy (not "
+                                       "in messages)"})  # fmt: skip
+    security = _class_shares_field()
 
 
 class ConnectorReportSchema(Schema):
