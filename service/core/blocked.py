@@ -25,24 +25,6 @@ def blocked_by_connector(
     return totals
 
 
-def blocked_records(blocked: BlockedDays, days: Iterable[str]) -> list[dict[str, Any]]:
-    """One record per day and counter, in day order then by most messages: what the blocked
-    read returns (each field of the fold, named)."""
-    records: list[dict[str, Any]] = []
-    for day in days:
-        rows: list[dict[str, Any]] = []
-        for field, count in blocked.get(day, {}).items():
-            direction, connector, ctype, policy, domain, reason = split_blocked_field(field)
-            rows.append({"date": day, "direction": direction, "connector": connector,
-                         "connector_type": ctype, "policy": policy,
-                         "recipient_domain": domain or None, "reason": reason,
-                         "messages": count})  # fmt: skip
-        rows.sort(key=lambda r: (-r["messages"], r["direction"], r["connector"] or "",
-                                 r["policy"] or "", r["recipient_domain"] or "", r["reason"]))  # fmt: skip
-        records.extend(rows)
-    return records
-
-
 def blocked_by_domain(blocked: BlockedDays, days: Iterable[str]) -> list[dict[str, Any]]:
     """Microsoft's blocked section: per direction, recipient domain and policy, the messages
     and the distinct errors logged for them; most messages first."""

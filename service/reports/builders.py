@@ -11,6 +11,7 @@ from service.core.connectors import ConnectorRows, build_rows, encode_rows, row_
 from service.core.snapshot import build_snapshot
 from service.core.timestamps import ms_to_rfc3339, rfc3339
 from service.core.tls_report import build_tls_report, daily_tls, directions_for
+from service.core.transit_report import build_transit_report
 from service.core.windows import Window
 from service.reports.view_cache import Built, serialise, tagged
 from service.store import aggregates, blocked, connectors_store, insights_store, window_sums
@@ -65,3 +66,18 @@ def build_connector_rows_view(
     version = min(counters.version, blocked_days.version)
     document = ConnectorRows(version, ms_to_rfc3339(counters.data_as_of_ms), rows)
     return tagged(tenant, encode_rows(document)), version
+
+
+def build_transit_view(
+    client: redis.Redis, tenant: str, window: Window, now: datetime, direction: str | None
+) -> Built:
+    """The Transit security report: classes per day from the counters, blocked mail from its
+    own counters (read after; the view keeps the older of the two versions)."""
+    counters = connectors_store.read_report_counters(client, tenant, window.days, "tls")
+    daily = daily_tls(window.days, (unpack(p) for p in counters.packed))
+    blocked_days = blocked.read_blocked(client, tenant, window.days)
+    document = build_transit_report(
+        daily, blocked_days.days, window, directions_for(direction), generated_at=rfc3339(now),
+        data_as_of=ms_to_rfc3339(counters.data_as_of_ms),
+    )  # fmt: skip
+    return serialise(tenant, document), min(counters.version, blocked_days.version)

@@ -11,6 +11,7 @@ from service.reports.builders import (
     build_connector_rows_view,
     build_snapshot_view,
     build_tls_view,
+    build_transit_view,
 )
 from service.reports.view_cache import Built, cached_view
 from service.store.views import CachedView
@@ -51,3 +52,16 @@ def connector_rows_view(
         return build_connector_rows_view(client, tenant, window, group_by)
 
     return cached_view(client, tenant, "connectors", window, (group_by,), now, cache_seconds, build)
+
+
+def transit_view(
+    client: redis.Redis, tenant: str, window: Window, direction: str | None, now: datetime,
+    cache_seconds: int,
+) -> CachedView:  # fmt: skip
+    """The Transit security report of ``window``, cached under the data version."""
+
+    def build() -> Built:
+        return build_transit_view(client, tenant, window, now, direction)
+
+    return cached_view(client, tenant, "transit", window, (direction or "all",), now,
+                       cache_seconds, build, precomputable=False)  # fmt: skip

@@ -295,6 +295,37 @@ class TlsReportSchema(Schema):
     data_as_of = fields.String(allow_none=True)
 
 
+class TransitDaySchema(SecuritySummarySchema):
+    date = fields.Date()
+    messages = fields.Integer()
+
+
+class TransitBlockedSchema(Schema):
+    recipient_domain = fields.String(allow_none=True)
+    policy = fields.String(allow_none=True, metadata={"description": "null: not logged"})
+    messages = fields.Integer()
+    errors = fields.List(fields.String(), metadata={"description": "Distinct errors, at most 20"})
+    errors_total = fields.Integer()
+
+
+class TransitDomainSchema(Schema):
+    recipient_domain = fields.String(allow_none=True)
+    messages = fields.Integer()
+
+
+class TransitDirectionSchema(Schema):
+    sent = fields.List(fields.Nested(TransitDaySchema))
+    blocked = fields.List(fields.Nested(TransitBlockedSchema))
+    no_tls_offered = fields.List(fields.Nested(TransitDomainSchema))
+
+
+class TransitReportSchema(Schema):
+    window = fields.Nested(WindowSchema)
+    directions = fields.Dict(keys=fields.String(), values=fields.Nested(TransitDirectionSchema))
+    generated_at = fields.String()
+    data_as_of = fields.String(allow_none=True)
+
+
 # A connector name in a path, for the spec: the rule PUT /connectors/{direction}/{name} checks
 # (service/api/connectors.py), so a generated name is one the server accepts.
 CONNECTOR_NAME_PATTERN = TRIMMED_TEXT_PATTERN
