@@ -14,8 +14,9 @@ import redis
 from service.core.connectors import unpack
 from service.core.insight_rules import BUILT_IN, effective_rules
 from service.core.insights import evaluate
+from service.core.security_insights import RECENT_DAYS, evaluate_security
 from service.core.timestamps import rfc3339
-from service.store import connectors_store, insights_store
+from service.store import blocked, connectors_store, insights_store
 
 LONGEST_WINDOW_DAYS = max(rule.window_days for rule in BUILT_IN)
 
@@ -36,6 +37,8 @@ def evaluate_tenant(
     counters = connectors_store.read_report_counters(client, tenant, days, "days")
     day_counts = {day: list(unpack(p)) for day, p in zip(days, counters.packed, strict=True)}
     findings = evaluate(rules, day_counts, counters.definitions, today)
+    blocked_days = blocked.read_blocked(client, tenant, days[:RECENT_DAYS]).days
+    findings += evaluate_security(rules, day_counts, blocked_days, counters.definitions, today)
     marker = marker_for(today.isoformat(), counters.version, rules_version)
     return insights_store.apply_findings(
         client, tenant, findings, now, rfc3339(now), counters.version, marker, retention_days
