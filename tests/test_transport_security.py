@@ -191,3 +191,26 @@ def test_connector_report_by_day_counts_blocked_on_its_day(client, clock, run_wo
         (days[0].date().isoformat(), 1, 0),
         (days[1].date().isoformat(), 2, 0),
     ]
+
+
+def test_a_connectors_own_report_has_its_security_and_blocked(client, clock, run_worker):
+    stamp = clock.now.isoformat()
+    base = {"timestamp": stamp, "direction": "outbound", "connector_type": "partner"}
+    traces = [{**base, "id": "d1", "connector": "Bank", "tls_version": "TLS1.3",
+               "tls_policy": "dane"},
+              {**base, "id": "d2", "connector": "Bank", "tls_version": "TLS1.2"},
+              {**base, "id": "d3", "connector": "Bank", "tls_version": None, "outcome": "blocked",
+               "blocked_reason": "Server certificate not verified"},
+              {**base, "id": "d4", "connector": "Only blocked", "tls_version": None,
+               "outcome": "blocked", "blocked_reason": "TLSA lookup error"}]  # fmt: skip
+    post_batches(client, traces)
+    run_worker()
+    bank = client.get("/api/v1/connectors/outbound/Bank").json
+    assert bank["messages"] == 2 and bank["blocked"] == 1
+    assert bank["dane_percent"] == 50.0 and bank["encrypted_only_percent"] == 50.0
+    assert bank["security"]["dane"] == {"messages": 1, "percent": 50.0}
+    only = client.get("/api/v1/connectors/outbound/Only%20blocked")
+    assert only.status_code == 200, only.json
+    assert only.json["messages"] == 0 and only.json["blocked"] == 1
+    assert only.json["type"] == "partner"
+    assert client.get("/api/v1/connectors/outbound/Nobody").status_code == 404

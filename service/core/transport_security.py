@@ -37,6 +37,7 @@ _POLICY_SPELLINGS = {
     "opportunistic": "may",
     "mandatory": "encrypt",
 }
+POLICY_SPELLINGS: tuple[str, ...] = tuple(sorted(_POLICY_SPELLINGS))  # for the spec
 # Policies under which the MTA delivers only to a peer it verified: a delivered message under
 # one of them, with no tls_auth logged, was authenticated.
 _ENFORCING = frozenset({"dane", "mta-sts", "verify", "secure"})

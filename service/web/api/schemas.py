@@ -6,6 +6,7 @@ contract itself, rules and normalisation, is that module's alone.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -94,6 +95,17 @@ def _domain_field() -> Text:
 _ALL_TIME = contract.IngestWindow(datetime(1, 1, 2, tzinfo=UTC), datetime(9999, 12, 30, tzinfo=UTC))
 
 
+def _any_case(words: Iterable[str]) -> str:
+    """A pattern of these words in any case, with whitespace around (as the contract reads
+    them): letters as [xX] classes, since JSON Schema patterns have no flags."""
+    spelled = ("".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else c for c in word)
+               for word in words)  # fmt: skip
+    return rf"^\s*(?:{'|'.join(spelled)})\s*$"
+
+
+TLS_POLICY_PATTERN = _any_case(security.POLICY_SPELLINGS)
+
+
 class TraceSchema(StrictSchema):
     """One message's passage through a connector, as mailflow ingests it.
 
@@ -138,7 +150,7 @@ class TraceSchema(StrictSchema):
     )  # fmt: skip
     tls_policy = fields.String(
         allow_none=True, validate=validate.Length(1, security.MAX_POLICY_SPELLING),
-        metadata={"description": f"The TLS policy that applied: {', '.join(security.TLS_POLICIES)}"
+        metadata={"pattern": TLS_POLICY_PATTERN, "description": f"The TLS policy that applied: {', '.join(security.TLS_POLICIES)}"
                   " (any case; dane-only, fingerprint, sts are accepted)", "example": "dane"},
     )  # fmt: skip
     tls_downgraded = JsonBoolean(
@@ -183,6 +195,27 @@ TRACE_CONNECTOR_RULE: dict[str, Any] = {
         {"properties": {"connector": {"type": "null"}, "connector_type": {"type": "null"}}},
     ],
 }  # fmt: skip
+
+
+_TLS_SPELLING = {"type": "string", "pattern": r"^\s*(?:[tT][lL][sS]|[sS][sS][lL])"}
+_NONE_POLICY = {"type": "string", "pattern": _any_case(["none"])}
+# The transport security rules of a trace, for the spec (normalize_trace enforces them):
+# blocked_reason with outcome blocked only, and then no TLS session; tls_auth only with a TLS
+# version; the policy none only without one.
+TRACE_CONNECTOR_RULE["allOf"] = [
+    {"anyOf": [
+        {"required": ["outcome", "blocked_reason"],
+         "properties": {"outcome": {"const": "blocked"}, "blocked_reason": {"type": "string"},
+                        "tls_version": {"type": "null"}, "tls_auth": {"type": "null"},
+                        "tls_downgraded": {"enum": [False, None]}}},
+        {"properties": {"outcome": {"enum": ["delivered", None]},
+                        "blocked_reason": {"type": "null"}}},
+    ]},
+    {"anyOf": [{"properties": {"tls_auth": {"type": "null"}}},
+               {"required": ["tls_version"], "properties": {"tls_version": _TLS_SPELLING}}]},
+    {"anyOf": [{"properties": {"tls_policy": {"not": _NONE_POLICY}}},
+               {"properties": {"tls_version": {"not": _TLS_SPELLING}}}]},
+]  # fmt: skip
 
 
 class IngestErrorSchema(Schema):
@@ -344,6 +377,17 @@ def _cursor_field(description: str) -> fields.String:
     )  # fmt: skip
 
 
+def _security_filter_pattern() -> str:
+    from service.core.connectors import SECURITY_FILTERS
+
+    one = "|".join(SECURITY_FILTERS)
+    return f"^(?:{one})(?:,(?:{one}))*$"
+
+
+SECURITY_FILTER_PATTERN = _security_filter_pattern()
+MAX_SECURITY_FILTER = 200  # repeats are allowed (and ignored), within this length
+
+
 class SecurityFilterField(fields.String):
     """A comma-separated list of transport security filters, loaded as its canonical form
     (distinct, sorted, comma-joined), so that one filter has one cursor digest."""
@@ -352,12 +396,13 @@ class SecurityFilterField(fields.String):
         from service.core.connectors import SECURITY_FILTERS
 
         text = super()._deserialize(value, attr, data, **kwargs)
-        parts = text.split(",")
-        chosen = {part.strip() for part in parts}
+        if not 0 < len(text) <= MAX_SECURITY_FILTER:
+            raise ValidationError(f"1 to {MAX_SECURITY_FILTER} characters")
+        chosen = set(text.split(","))
         unknown = sorted(chosen - set(SECURITY_FILTERS))
-        if unknown or len(parts) > len(SECURITY_FILTERS):
-            raise ValidationError(f"comma-separated, of {', '.join(SECURITY_FILTERS)}"
-                                  + (f"; not {unknown[0][:40]!r}" if unknown else ""))  # fmt: skip
+        if unknown:
+            raise ValidationError(f"comma-separated, of {', '.join(SECURITY_FILTERS)}; "
+                                  f"not {unknown[0][:40]!r}")  # fmt: skip
         return ",".join(sorted(chosen))
 
 
@@ -387,7 +432,7 @@ def _connector_args() -> dict[str, fields.Field]:
                       "TLS columns sort by percent. Default `direction` (`date` by day)"},
         ),
         "security": SecurityFilterField(
-            metadata={"description": "Comma-separated transport security classes "
+            metadata={"minLength": 1, "maxLength": MAX_SECURITY_FILTER, "pattern": SECURITY_FILTER_PATTERN, "description": "Comma-separated transport security classes "
                       f"({', '.join(connectors.SECURITY_FILTERS)}): only rows with mail of any "
                       "of them (docs/transit-security.md)", "example": "encrypted,none"},
         ),
@@ -456,6 +501,13 @@ class ConnectorDetailSchema(Schema):
     tls = fields.Dict(keys=fields.String(), values=fields.Nested(ShareSchema))
     series = fields.List(fields.Nested(ConnectorDaySchema))
     data_as_of = fields.String(allow_none=True)
+    # Transport security over the window, as in the connector report's rows.
+    authenticated_percent = fields.Float()
+    dane_percent = fields.Float()
+    mta_sts_percent = fields.Float()
+    encrypted_only_percent = fields.Float()
+    blocked = fields.Integer()
+    security = _class_shares_field()
 
 
 class ConnectorDefinitionSchema(StrictSchema):
