@@ -98,3 +98,26 @@ def test_a_resent_blocked_message_counts_once(client, clock, run_worker):
     assert body["no_tls_offered"] == [{"recipient_domain": "example.net", "messages": 1}]
     snapshot = client.get("/api/v1/mailflow/snapshot").json["directions"]["outbound"]
     assert snapshot["messages"] == 0
+
+
+def test_blocked_mail_of_a_new_connector_counts_against_the_connector_limit(
+    redis_server, clock, make_key, run_worker
+):
+    from service.app import create_app
+    from tests.conftest import KeyedClient, close_app
+
+    app = create_app({"redis_url": redis_server.url, "CLOCK": clock, "max_connectors": 2})
+    app.test_client_class = type("Limited", (KeyedClient,), {"default_key": make_key("default")})
+    try:
+        client = app.test_client()
+        traces = [{**_blocked(200 + i, clock.now, "no TLS"), "connector": f"relay-{i}",
+                   "connector_type": "onpremises"} for i in range(3)]  # fmt: skip
+        response = client.post("/api/v1/traces", json=traces)
+        assert response.status_code == 202, response.json
+        assert response.json["accepted"] == 2
+        assert [e["field"] for e in response.json["errors"]] == ["connector"]
+        run_worker()
+        rows = client.get("/api/v1/connectors?security=blocked").json["rows"]
+        assert sorted((r["name"], r["blocked"]) for r in rows) == [("relay-0", 1), ("relay-1", 1)]
+    finally:
+        close_app(app)
