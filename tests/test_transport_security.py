@@ -214,3 +214,37 @@ def test_a_connectors_own_report_has_its_security_and_blocked(client, clock, run
     assert only.json["messages"] == 0 and only.json["blocked"] == 1
     assert only.json["type"] == "partner"
     assert client.get("/api/v1/connectors/outbound/Nobody").status_code == 404
+
+
+SECURED = [
+    {"id": "a", "timestamp": "2026-11-27T10:00:00Z", "direction": "outbound",
+     "tls_version": "TLSv1.3", "tls_auth": "verified", "tls_policy": "DANE-only"},
+    {"id": "b", "timestamp": "2026-11-27T10:00:00Z", "direction": "outbound",
+     "connector": "Partner A", "tls_version": None, "outcome": "blocked",
+     "tls_policy": "encrypt", "recipient_domain": "Example.NET.",
+     "blocked_reason": "TLS is required, but was not offered by host mx.example.net"},
+    {"id": "c", "timestamp": "2026-11-27T10:00:00Z", "direction": "inbound",
+     "tls_version": "TLS1.2", "tls_auth": "anonymous", "tls_downgraded": True,
+     "outcome": "delivered"},
+    {"id": "d", "timestamp": "2026-11-27T10:00:00Z", "direction": "outbound",
+     "tls_version": "none", "outcome": "blocked", "blocked_reason": "Zertifikat ungültig"},
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("style", ["array", "ndjson"])
+def test_a_batch_with_security_fields_and_blocked_mail_takes_the_batch_path(style):
+    from service.core.trace_batch import accept_valid_batch
+    from tests.test_batch_fast_path_property import DEFINED, MAX_RECORDS, encode, exact
+    from tests.test_fast_path_property import WINDOW
+
+    body = encode(SECURED, style, ensure_ascii=False)
+    fast = accept_valid_batch(body, style == "ndjson", MAX_RECORDS, WINDOW, DEFINED)
+    assert fast is not None
+    assert fast == exact(body, style == "ndjson", DEFINED)
+    assert fast.counting_keys[1].endswith(
+        "\x1fblocked\x1fencrypt\x1fexample.net\x1fTLS is required, but was not offered by host "
+        "mx.example.net"
+    )
+    # A reason on a delivered message is the exact path's to name.
+    wrong = [dict(SECURED[0], blocked_reason="x")]
+    assert accept_valid_batch(encode(wrong, style, False), style == "ndjson", 4, WINDOW) is None
