@@ -121,3 +121,26 @@ def test_blocked_mail_of_a_new_connector_counts_against_the_connector_limit(
         assert sorted((r["name"], r["blocked"]) for r in rows) == [("relay-0", 1), ("relay-1", 1)]
     finally:
         close_app(app)
+
+
+def test_the_blocked_read_lists_every_counter_of_the_window(client, clock, run_worker):
+    traces, _, blocked = make_security_traces(1500, clock.now, seed=41, days=3, blocked_share=0.3)
+    post_batches(client, traces)
+    run_worker()
+    truth: Counter = Counter()
+    for trace in traces:
+        if trace.get("outcome") == "blocked":
+            truth[(trace["timestamp"][:10], trace["direction"], trace.get("connector"),
+                   trace.get("tls_policy"), trace["recipient_domain"],
+                   trace["blocked_reason"])] += 1  # fmt: skip
+    assert sum(truth.values()) == sum(blocked.values())
+    body = client.get("/api/v1/mailflow/blocked?days=3").json
+    got = Counter({(r["date"], r["direction"], r["connector"], r["policy"],
+                    r["recipient_domain"], r["reason"]): r["messages"]
+                   for r in body["records"]})  # fmt: skip
+    assert got == truth and body["total_records"] == len(truth) and not body["truncated"]
+    outbound = client.get("/api/v1/mailflow/blocked?days=3&direction=outbound&limit=3").json
+    assert len(outbound["records"]) == 3 and outbound["truncated"]
+    assert {r["direction"] for r in outbound["records"]} == {"outbound"}
+    assert outbound["total_records"] == len({k for k in truth if k[1] == "outbound"})
+    assert client.get("/api/v1/mailflow/blocked?limit=0").status_code == 422

@@ -25,6 +25,32 @@ def blocked_by_connector(
     return totals
 
 
+MAX_BLOCKED_RECORDS = 10_000  # a day keeps at most MAILFLOW_BLOCKED_FIELDS_PER_DAY of them
+
+
+def blocked_records(
+    blocked: BlockedDays, days: Iterable[str], directions: tuple[str, ...], limit: int
+) -> tuple[list[dict[str, Any]], int]:
+    """The blocked counters of ``days`` as records, each day's with most messages first, at
+    most ``limit`` of them; and how many there are in all."""
+    records: list[dict[str, Any]] = []
+    total = 0
+    for day in days:
+        rows: list[dict[str, Any]] = []
+        for field, count in blocked.get(day, {}).items():
+            direction, connector, ctype, policy, domain, reason = split_blocked_field(field)
+            if direction in directions:
+                rows.append({"date": day, "direction": direction, "connector": connector,
+                             "connector_type": ctype, "policy": policy,
+                             "recipient_domain": domain or None, "reason": reason,
+                             "messages": count})  # fmt: skip
+        total += len(rows)
+        rows.sort(key=lambda r: (-r["messages"], r["direction"], r["connector"] or "",
+                                 r["policy"] or "", r["recipient_domain"] or "", r["reason"]))  # fmt: skip
+        records.extend(rows[: max(0, limit - len(records))])
+    return records, total
+
+
 def blocked_by_domain(blocked: BlockedDays, days: Iterable[str]) -> list[dict[str, Any]]:
     """Microsoft's blocked section: per direction, recipient domain and policy, the messages
     and the distinct errors logged for them; most messages first."""

@@ -6,7 +6,7 @@ from datetime import datetime
 
 import redis
 
-from service.core.blocked import blocked_by_connector
+from service.core.blocked import blocked_by_connector, blocked_records
 from service.core.connectors import ConnectorRows, build_rows, encode_rows, row_key, unpack
 from service.core.snapshot import build_snapshot
 from service.core.timestamps import ms_to_rfc3339, rfc3339
@@ -81,3 +81,17 @@ def build_transit_view(
         data_as_of=ms_to_rfc3339(counters.data_as_of_ms),
     )  # fmt: skip
     return serialise(tenant, document), min(counters.version, blocked_days.version)
+
+
+def build_blocked_view(
+    client: redis.Redis, tenant: str, window: Window, now: datetime, direction: str | None,
+    limit: int,
+) -> Built:  # fmt: skip
+    """The blocked counters of ``window`` as records (day, direction, connector, policy,
+    recipient domain, reason, messages)."""
+    blocked_days = blocked.read_blocked(client, tenant, window.days)
+    records, total = blocked_records(blocked_days.days, window.days, directions_for(direction),
+                                     limit)  # fmt: skip
+    document = {"window": window.as_dict(), "records": records, "total_records": total,
+                "truncated": total > len(records), "generated_at": rfc3339(now)}  # fmt: skip
+    return serialise(tenant, document), blocked_days.version

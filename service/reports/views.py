@@ -8,6 +8,7 @@ import redis
 
 from service.core.windows import Window
 from service.reports.builders import (
+    build_blocked_view,
     build_connector_rows_view,
     build_snapshot_view,
     build_tls_view,
@@ -64,4 +65,17 @@ def transit_view(
         return build_transit_view(client, tenant, window, now, direction)
 
     return cached_view(client, tenant, "transit", window, (direction or "all",), now,
+                       cache_seconds, build, precomputable=False)  # fmt: skip
+
+
+def blocked_view(
+    client: redis.Redis, tenant: str, window: Window, direction: str | None, limit: int,
+    now: datetime, cache_seconds: int,
+) -> CachedView:  # fmt: skip
+    """The blocked counters of ``window``, cached under the data version."""
+
+    def build() -> Built:
+        return build_blocked_view(client, tenant, window, now, direction, limit)
+
+    return cached_view(client, tenant, "blocked", window, (direction or "all", str(limit)), now,
                        cache_seconds, build, precomputable=False)  # fmt: skip

@@ -11,6 +11,8 @@ from service.reports import views
 from service.web import context
 from service.web.api.blueprint import Blueprint
 from service.web.api.schemas import (
+    BlockedArgsSchema,
+    BlockedReportSchema,
     SnapshotSchema,
     TlsArgsSchema,
     TlsReportSchema,
@@ -83,5 +85,26 @@ class TransitSecurity(MethodView):
         view = views.transit_view(
             context.client(), context.tenant(), window_from_args(args), args.get("direction"),
             context.now(), context.settings().view_cache_seconds,
+        )  # fmt: skip
+        return cached_json(view)
+
+
+@blp.route("/blocked")
+class Blocked(MethodView):
+    @blp.arguments(BlockedArgsSchema, location="query", as_kwargs=True)
+    @blp.response(200, BlockedReportSchema)
+    @blp.alt_response(304, description="Not modified (If-None-Match)")
+    @blp.problem(422, "Bad window parameters")
+    @blp.problem(503, "The data store does not answer; retry")
+    def get(self, **args: Any) -> Response:
+        """Mail blocked by a TLS policy
+
+        The blocked counters of the window, one record per UTC day, direction, connector,
+        policy, recipient domain and reason, each day's with the most messages first; at most
+        `limit` records (`truncated` says when there are more). See docs/transit-security.md.
+        """
+        view = views.blocked_view(
+            context.client(), context.tenant(), window_from_args(args), args.get("direction"),
+            args["limit"], context.now(), context.settings().view_cache_seconds,
         )  # fmt: skip
         return cached_json(view)

@@ -24,6 +24,7 @@ from service.config import Settings
 from service.core import paging
 from service.core import traces as contract
 from service.core import transport_security as security
+from service.core.blocked import MAX_BLOCKED_RECORDS
 from service.core.insight_rules import MAX_MIN_MESSAGES
 from service.core.text import TEXT_PATTERN, TRIMMED_TEXT_PATTERN, TextError, checked_text
 from service.core.tls import TLS_VERSIONS
@@ -350,6 +351,29 @@ class TransitDirectionSchema(Schema):
     sent = fields.List(fields.Nested(TransitDaySchema))
     blocked = fields.List(fields.Nested(TransitBlockedSchema))
     no_tls_offered = fields.List(fields.Nested(TransitDomainSchema))
+
+
+class BlockedArgsSchema(TlsArgsSchema):
+    limit = fields.Integer(load_default=1000, validate=validate.Range(1, MAX_BLOCKED_RECORDS))
+
+
+class BlockedRecordSchema(Schema):
+    date = fields.Date()
+    direction = fields.String()
+    connector = fields.String(allow_none=True, metadata={"description": "null: no connector"})
+    connector_type = fields.String(allow_none=True)
+    policy = fields.String(allow_none=True, metadata={"description": "null: not logged"})
+    recipient_domain = fields.String(allow_none=True)
+    reason = fields.String(metadata={"description": "(other): past the day's bound"})
+    messages = fields.Integer()
+
+
+class BlockedReportSchema(Schema):
+    window = fields.Nested(WindowSchema)
+    records = fields.List(fields.Nested(BlockedRecordSchema))
+    total_records = fields.Integer()
+    truncated = fields.Boolean()
+    generated_at = fields.String()
 
 
 class TransitReportSchema(Schema):
