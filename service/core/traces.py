@@ -196,7 +196,10 @@ def split_security_field(field: str) -> tuple[str, str | None, str | None, str, 
 
 
 def is_blocked_field(field: str) -> bool:
-    return field.split(FIELD_SEP, 4)[3] == BLOCKED
+    """Whether a counting key's field is a blocked message's (whatever other fields, of other
+    shapes, the fold is given)."""
+    parts = field.split(FIELD_SEP, 4)
+    return len(parts) > 3 and parts[3] == BLOCKED
 
 
 OTHER = "(other)"  # the recipient domain and reason of blocked messages past a day's bound
