@@ -31,7 +31,8 @@ test: $(STAMP)
 	  tests/test_connector_limit.py tests/test_insights_bounded.py tests/test_dedupe_window.py \
 	  tests/test_worker_loop.py tests/test_day_chunks.py tests/test_cursors_signed.py \
 	  tests/test_scripts_at_limits.py tests/test_tlsrpt_store.py \
-	  tests/test_webhooks_api.py tests/test_webhooks_delivery.py
+	  tests/test_webhooks_api.py tests/test_webhooks_delivery.py \
+	  tests/test_transport_security.py tests/test_blocked_counters.py
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

@@ -62,6 +62,7 @@ class Settings:
     webhook_daily_cap: int = 100  # insight events per webhook and UTC day (0: none); then a digest
     webhook_quiet_minutes: int = 60  # after a resolution, a re-detection waits this long
     webhook_public_url: str = ""  # base URL of the API that links in webhook payloads point to
+    blocked_fields_per_day: int = 1000  # distinct blocked-message counters a day keeps exactly
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -110,6 +111,8 @@ class Settings:
             raise ValueError("MAILFLOW_BODY_READ_TIMEOUT_SECONDS must be more than 0")
         if self.body_reads_per_tenant < 0:
             raise ValueError("MAILFLOW_BODY_READS_PER_TENANT must be 0 or more")
+        if self.blocked_fields_per_day < 1:
+            raise ValueError("MAILFLOW_BLOCKED_FIELDS_PER_DAY must be at least 1")
         if self.redis_wait_replicas < 0:
             raise ValueError("MAILFLOW_REDIS_WAIT_REPLICAS must be 0 or more")
         self._validate_webhooks()

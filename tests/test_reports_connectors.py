@@ -166,7 +166,8 @@ def test_csv_holds_the_same_numbers_as_json(client, loaded):
     table = list(csv.reader(io.StringIO(response.get_data(as_text=True))))
     assert table[0] == ["Date", "Connector direction and name", "Connector type", "Forced TLS?",
                         "No TLS %", "TLS 1.0 %", "TLS 1.1 %", "TLS 1.2 %", "TLS 1.3 %", "Volume",
-                        "SSL 3.0 %"]  # fmt: skip
+                        "SSL 3.0 %", "Authenticated %", "DANE %", "MTA-STS %",
+                        "Encrypted only %", "Blocked"]  # fmt: skip
     assert len(table) == len(rows) + 1
     for cells, row in zip(table[1:], rows, strict=True):
         assert cells[0] == row["date"]

@@ -25,11 +25,29 @@ DEMO_FLOWS: tuple[tuple[str, str | None, str | None, int, dict[str, float]], ...
 )  # fmt: skip
 
 DOMAINS = ("contoso.example", "fabrikam.example", "example.org", "mail.example.net")
+# Transport security of the TLS messages per (direction, connector): (tls_auth, tls_policy)
+# and weight; drawn from a generator of their own, so the TLS mix above stays as it was.
+DEMO_SECURITY: dict[tuple[str, str | None], dict[tuple[str | None, str | None], float]] = {
+    ("inbound", None): {("anonymous", None): 0.9, ("verified", None): 0.1},
+    ("outbound", None): {("verified", "dane"): 0.22, ("verified", "mta-sts"): 0.18,
+                         ("verified", "may"): 0.1, ("untrusted", "may"): 0.5},
+    ("inbound", "Contoso Partner"): {("trusted", None): 1.0},
+    ("inbound", "Fabrikam Partner"): {("verified", "verify"): 1.0},
+    ("outbound", "Fabrikam Partner"): {("verified", "dane"): 1.0},
+    ("inbound", "HQ Exchange"): {("verified", "secure"): 1.0},
+    ("outbound", "HQ Exchange"): {("verified", "secure"): 1.0},
+}  # fmt: skip
+# Outbound mail a TLS policy blocked, per day: (recipient domain, policy, reason).
+DEMO_BLOCKED = (
+    ("legacy.example", "encrypt", "TLS is required, but was not offered by host mx.legacy.example"),
+    ("dane-broken.example", "dane", "Server certificate not verified"),
+)  # fmt: skip
 
 
 def demo_traces(now: datetime, days: int = 7, seed: int = 7) -> Iterator[dict[str, Any]]:
     """Traces for the ``days`` UTC days ending with today, none later than ``now``."""
     rng = random.Random(seed)
+    security_rng = random.Random(seed + 1)
     today = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     for back in range(days - 1, -1, -1):
         day = today - timedelta(days=back)
@@ -49,7 +67,18 @@ def demo_traces(now: datetime, days: int = 7, seed: int = 7) -> Iterator[dict[st
                 }
                 if ctype:
                     trace["connector_type"] = ctype
+                security = DEMO_SECURITY.get((direction, connector))
+                if security and trace["tls_version"] != "none":
+                    choices, chances = zip(*security.items(), strict=True)
+                    auth, policy = security_rng.choices(choices, chances)[0]
+                    trace.update({"tls_auth": auth} | ({"tls_policy": policy} if policy else {}))
                 yield trace
+        for n, (domain, policy, reason) in enumerate(DEMO_BLOCKED):
+            yield {"id": f"demo-{day.date()}-blocked-{n}", "direction": "outbound",
+                   "timestamp": (day + timedelta(seconds=security_rng.uniform(0, span - 1))
+                                 ).isoformat(),
+                   "connector": None, "tls_version": None, "outcome": "blocked",
+                   "tls_policy": policy, "recipient_domain": domain, "blocked_reason": reason}  # fmt: skip
 
 
 DEMO_TENANT = "demo"

@@ -6,12 +6,16 @@ import csv
 import io
 from collections.abc import Iterable, Iterator
 
-from service.core.connectors import ConnectorRow, tls_split
+from service.core.connectors import ConnectorRow, security_columns, tls_split
 
 HEADER: tuple[str, ...] = (
     "Date", "Connector direction and name", "Connector type", "Forced TLS?",
     "No TLS %", "TLS 1.0 %", "TLS 1.1 %", "TLS 1.2 %", "TLS 1.3 %", "Volume", "SSL 3.0 %",
 )  # fmt: skip
+# Transport security, after Microsoft's columns so theirs keep their positions.
+HEADER += ("Authenticated %", "DANE %", "MTA-STS %", "Encrypted only %", "Blocked")
+_SECURITY_COLUMNS = ("authenticated_percent", "dane_percent", "mta_sts_percent",
+                     "encrypted_only_percent")  # fmt: skip
 _PERCENT_COLUMNS = ("none", "TLS1.0", "TLS1.1", "TLS1.2", "TLS1.3")
 _TYPE_NAMES = {"partner": "Partner", "onpremises": "OnPremises"}
 # A cell starting with one of these is a formula to Excel, LibreOffice and Google Sheets.
@@ -33,6 +37,8 @@ def csv_cells(row: ConnectorRow, window_label: str) -> list[str]:
         *(f"{split[v]['percent']:.1f}" for v in _PERCENT_COLUMNS),
         str(sum(row.counts)), f"{split.get('SSL3', {'percent': 0.0})['percent']:.1f}",
     ]  # fmt: skip
+    security = security_columns(row)
+    cells += [*(f"{security[c]:.1f}" for c in _SECURITY_COLUMNS), str(row.blocked)]
     return [safe_cell(cell) for cell in cells]
 
 

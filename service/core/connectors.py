@@ -22,7 +22,11 @@ from service.core.traces import (
     DIRECTIONS,
     FIELD_SEP,
     MAX_CONNECTOR,
-    split_counter_field,
+)
+from service.core.transport_security import (
+    AUTHENTICATED_CLASSES,
+    SECURITY_CLASSES,
+    default_security_class,
 )
 
 # Microsoft's column order, then TLS 1.3; SSL3 is listed only where it was seen.
@@ -31,6 +35,18 @@ TYPE_FILTERS: tuple[str, ...] = (*CONNECTOR_TYPES, "internet")
 SORT_COLUMNS: tuple[str, ...] = (
     "date", "direction", "name", "type", "forced_tls", "messages", *REPORT_VERSIONS,
 )  # fmt: skip
+# Transport security columns, after Microsoft's (docs/transit-security.md): the shares of
+# delivered messages, and the count of blocked ones.
+SECURITY_COLUMNS: dict[str, frozenset[str]] = {
+    "authenticated_percent": AUTHENTICATED_CLASSES,
+    "dane_percent": frozenset({"dane"}),
+    "mta_sts_percent": frozenset({"mta-sts"}),
+    "encrypted_only_percent": frozenset({"encrypted"}),
+}
+SORT_COLUMNS += (*SECURITY_COLUMNS, "blocked")
+# ``security=``: rows with mail of any of these (classes of delivered mail, or blocked).
+SECURITY_FILTERS: tuple[str, ...] = (*SECURITY_CLASSES, "blocked")
+_CLASS_INDEX = {c: i for i, c in enumerate(SECURITY_CLASSES)}
 GROUPINGS = ("connector", "day")
 INTERNET = "-"  # the path segment naming mail to or from the internet without a connector
 _INDEX = {v: i for i, v in enumerate(TLS_VERSIONS)}
@@ -60,6 +76,17 @@ class ConnectorRow(msgspec.Struct, array_like=True, frozen=True):
     forced_tls: bool
     defined: bool
     counts: list[int]  # messages by TLS_VERSIONS
+    # Appended fields keep rows cached before them readable (absent: none counted).
+    security: list[int] = msgspec.field(default_factory=list)  # by SECURITY_CLASSES
+    blocked: int = 0  # messages blocked by a TLS policy (not in counts)
+
+    @property
+    def classes(self) -> list[int]:
+        """Messages by SECURITY_CLASSES (rows without classes: what the versions say)."""
+        if self.security:
+            return self.security
+        none = self.counts[_INDEX["none"]]
+        return [0, 0, 0, sum(self.counts) - none, none]
 
 
 class ConnectorRows(msgspec.Struct):
@@ -126,28 +153,61 @@ def unpack(packed: str) -> Iterator[tuple[str, int]]:
         yield field, int(count)
 
 
+# (direction, name) -> connector type named ("": none) -> blocked messages
+Blocked = Mapping[tuple[str, str | None], Mapping[str, int]]
+
+
+_TALLY = len(TLS_VERSIONS) + len(SECURITY_CLASSES)
+# A counter field's segments from the version on -> (its version's, its class's position in a
+# row's tally): a handful of distinct ones, so one dictionary lookup per field.
+_POSITIONS: dict[str, tuple[int, int]] = {}
+
+
+def _positions(rest: str) -> tuple[int, int]:
+    tls, *security = rest.split(FIELD_SEP)
+    klass = security[0] if security else default_security_class(tls)
+    positions = _INDEX[tls], len(TLS_VERSIONS) + _CLASS_INDEX[klass]
+    if len(_POSITIONS) < 4096:  # bounded: only canonical segments reach here, but be sure
+        _POSITIONS[rest] = positions
+    return positions
+
+
 def build_rows(
-    counts: Iterable[tuple[str, int]], definitions: Definitions, date: str | None = None
+    counts: Iterable[tuple[str, int]],
+    definitions: Definitions,
+    date: str | None = None,
+    blocked: Blocked | None = None,
 ) -> list[ConnectorRow]:
-    """One row per (direction, connector) in ``counts``, plus every defined connector.
+    """One row per (direction, connector) in ``counts`` or ``blocked``, plus every defined
+    connector.
 
     A defined connector's type is its definition's; an undefined one takes the type most of
     its messages were sent with (ties: alphabetical), so a connector is always one row.
     """
+    # Per row: messages by TLS_VERSIONS, then by SECURITY_CLASSES, in one list.
     tallies: dict[tuple[str, str | None], list[int]] = {}
     types: dict[tuple[str, str | None], dict[str, int]] = {}
     for field, count in counts:
-        direction, name, sent_type, tls = split_counter_field(field)
-        key = (direction, name)
+        direction, connector, sent_type, rest = field.split(FIELD_SEP, 3)
+        key = (direction, connector or None)
         tally = tallies.get(key)
         if tally is None:
-            tally = tallies[key] = [0] * len(TLS_VERSIONS)
-        tally[_INDEX[tls]] += count
-        if sent_type is not None:
+            tally = tallies[key] = [0] * _TALLY
+        version, klass = _POSITIONS.get(rest) or _positions(rest)
+        tally[version] += count
+        tally[klass] += count
+        if sent_type:
             votes = types.setdefault(key, {})
             votes[sent_type] = votes.get(sent_type, 0) + count
-    for key in definitions:
-        tallies.setdefault(key, [0] * len(TLS_VERSIONS))
+    blocked_counts: dict[tuple[str, str | None], int] = {}
+    for key, by_type in (blocked or {}).items():
+        blocked_counts[key] = sum(by_type.values())
+        for sent_type, count in by_type.items():
+            if sent_type:  # blocked messages name a type too: a connector always has one
+                votes = types.setdefault(key, {})
+                votes[sent_type] = votes.get(sent_type, 0) + count
+    for key in (*definitions, *blocked_counts):
+        tallies.setdefault(key, [0] * _TALLY)
     rows = []
     for (direction, name), tally in tallies.items():
         definition = definitions.get((direction, name)) if name is not None else None
@@ -158,9 +218,11 @@ def build_rows(
             votes = types.get((direction, name), {})
             ctype = min(votes, key=lambda t: (-votes[t], t)) if votes else None
             forced = False
+        versions, classes = tally[: len(TLS_VERSIONS)], tally[len(TLS_VERSIONS) :]
         rows.append(
-            ConnectorRow(date, direction, name, ctype, forced, definition is not None, tally)
-        )
+            ConnectorRow(date, direction, name, ctype, forced, definition is not None, versions,
+                         classes, blocked_counts.get((direction, name), 0))
+        )  # fmt: skip
     return rows
 
 
@@ -170,8 +232,11 @@ class RowFilter:
     type: str | None = None
     name: str | None = None  # case-insensitive prefix
     forced_tls: bool | None = None
+    security: frozenset[str] | None = None  # SECURITY_FILTERS: rows with mail of any of them
 
     def accepts(self, row: ConnectorRow) -> bool:
+        if self.security is not None and not self._has_security(row):
+            return False
         if self.direction is not None and row.direction != self.direction:
             return False
         if self.type is not None and (row.type or "internet") != self.type:
@@ -181,6 +246,13 @@ class RowFilter:
         ):
             return False
         return self.forced_tls is None or row.forced_tls == self.forced_tls
+
+    def _has_security(self, row: ConnectorRow) -> bool:
+        assert self.security is not None
+        if "blocked" in self.security and row.blocked:
+            return True
+        return any(n and c in self.security for c, n in zip(SECURITY_CLASSES, row.classes,
+                                                            strict=True))  # fmt: skip
 
 
 def row_key(row: ConnectorRow) -> tuple[str, str, str]:
@@ -194,6 +266,11 @@ _FIELD_COLUMNS = ("date", "direction", "name", "type", "forced_tls")
 def _sort_value(column: str) -> Callable[[ConnectorRow], Any]:
     if column == "messages":
         return lambda row: sum(row.counts)
+    if column == "blocked":
+        return lambda row: row.blocked
+    if column in SECURITY_COLUMNS:
+        chosen = [c in SECURITY_COLUMNS[column] for c in SECURITY_CLASSES]
+        return lambda row: _exact_share(row.classes, chosen)
     if column in _INDEX:
         index = _INDEX[column]
         # The exact share, not the rounded percent: equal percents still order by their truth.
@@ -212,6 +289,11 @@ def select_rows(
     # Stable, also when reversed: rows equal in the sort column keep their row-key order.
     chosen.sort(key=_sort_value(sort.lstrip("-")), reverse=sort.startswith("-"))
     return chosen
+
+
+def _exact_share(classes: list[int], chosen: list[bool]) -> float:
+    total = sum(classes)
+    return sum(n for n, c in zip(classes, chosen, strict=True) if c) / total if total else 0.0
 
 
 def default_sort(group_by: str) -> str:
@@ -235,7 +317,24 @@ def row_document(row: ConnectorRow) -> dict[str, Any]:
         direction=row.direction, name=row.name, type=row.type, forced_tls=row.forced_tls,
         defined=row.defined, messages=sum(row.counts), tls=tls_split(row.counts),
     )  # fmt: skip
+    document.update(security_columns(row))
     return document
+
+
+def security_columns(row: ConnectorRow) -> dict[str, Any]:
+    """The transport security columns of a row: each share of its delivered messages (the
+    authenticated share is the sum of the rounded dane, mta-sts and authenticated shares, so
+    the numbers shown add up) and the blocked count."""
+    classes = row.classes
+    percents = dict(zip(SECURITY_CLASSES, shares(classes), strict=True))
+    columns: dict[str, Any] = {
+        column: round(sum(percents[c] for c in chosen), 1)
+        for column, chosen in SECURITY_COLUMNS.items()
+    }
+    columns["blocked"] = row.blocked
+    columns["security"] = {c: {"messages": n, "percent": percents[c]}
+                           for c, n in zip(SECURITY_CLASSES, classes, strict=True)}  # fmt: skip
+    return columns
 
 
 def is_direction(value: str) -> bool:

@@ -33,6 +33,9 @@ class Rule:
     recommendation: str
     forced_tls_only: bool = False  # only connectors defined with forced TLS
     enabled: bool = True
+    # How the rule is evaluated: "versions" (``metric`` names TLS versions; service.core.
+    # insights) or one of the transport security kinds of service.core.security_insights.
+    kind: str = "versions"
 
     def fires(self, messages: int, matching: int) -> bool:
         """matching ≥ min_messages and matching / messages ≥ min_percent %, exactly."""
@@ -148,6 +151,46 @@ TLSRPT_RULES: tuple[Rule, ...] = (
     ),
 )
 BUILT_IN = BUILT_IN + TLSRPT_RULES
+# Transport security (docs/transit-security.md): ``metric`` names transport security classes.
+BUILT_IN += (
+    Rule(
+        id="connector-unauthenticated",
+        title="Connector carrying significant mail without authentication",
+        directions=("inbound", "outbound"), connector_types=("partner", "onpremises"),
+        metric=("encrypted", "none"), window_days=7, min_percent=10.0, min_messages=10,
+        severity="medium", kind="classes",
+        recommendation="The peer of this connector was not authenticated (its certificate "
+        "was not verified, or there was no TLS): an active attacker could read or change the "
+        "mail. Publish DANE (TLSA) or MTA-STS for the partner's domain, or define the "
+        "connector with a verify or secure TLS policy and the partner's certificate.",
+        # Off until enabled: mail sent without tls_auth/tls_policy counts as encrypted
+        # only, so on such data the rule would fire for every connector.
+        enabled=False,
+    ),
+    Rule(
+        id="connector-tls-downgrade",
+        title="Connector authenticated until now is seeing encrypted-only or plaintext mail",
+        directions=("inbound", "outbound"), connector_types=("partner", "onpremises"),
+        metric=("encrypted", "none"), window_days=16, min_percent=95.0, min_messages=50,
+        severity="high", kind="downgrade",
+        recommendation="This connector's mail was authenticated (DANE, MTA-STS or a verified "
+        "certificate) and now some is only encrypted or not encrypted at all: the signature "
+        "of STARTTLS stripping or of a broken policy (expired TLSA records, an MTA-STS policy "
+        "that no longer matches). Check the remote end's certificate, TLSA and MTA-STS "
+        "records and the connector's TLS policy; treat the affected mail as exposed.",
+    ),
+    Rule(
+        id="connector-tls-blocked",
+        title="Mail blocked for a TLS policy",
+        directions=("inbound", "outbound"), connector_types=("partner", "onpremises", "internet"),
+        metric=("blocked",), window_days=2, min_percent=0.0, min_messages=1, severity="medium",
+        kind="blocked",
+        recommendation="Messages were not delivered because the TLS policy could not be met "
+        "(TLS not offered, certificate not verified, TLSA lookup failure). See the Transit "
+        "security report for the recipient domains and errors; fix the remote end or the "
+        "policy, or the mail stays undelivered.",
+    ),
+)  # fmt: skip
 RULES = {rule.id: rule for rule in BUILT_IN}
 
 

@@ -33,6 +33,7 @@ class Finding:
     end: date
     messages: int
     matching: int
+    details: tuple[tuple[str, int], ...] = ()  # further measurements, named (a rule's kind)
 
     @property
     def condition(self) -> str:
@@ -49,7 +50,7 @@ class Finding:
             "connector": {"name": self.name, "type": self.connector_type},
             "window": {"start": self.start.isoformat(), "end": self.end.isoformat()},
             "measured": {"messages": self.messages, "matching_messages": self.matching,
-                         "percent": percent},
+                         "percent": percent, **dict(self.details)},
             "threshold": {"min_percent": self.rule.min_percent,
                           "min_messages": self.rule.min_messages},
             "recommendation": self.rule.recommendation,
@@ -72,7 +73,7 @@ def evaluate(
     """
     findings = []
     for rule in rules:
-        if not rule.enabled:
+        if not rule.enabled or rule.kind != "versions":
             continue
         days = rule_days(rule, today)
         counts = [pair for day in days for pair in day_counts.get(day, ())]

@@ -7,7 +7,8 @@ from typing import Any
 
 from service.core.percent import shares
 from service.core.tls import TLS_VERSIONS
-from service.core.traces import DIRECTIONS, split_counter_field
+from service.core.traces import DIRECTIONS, split_counter_field, split_security_field
+from service.core.transport_security import AUTHENTICATED_CLASSES, SECURITY_CLASSES
 from service.core.windows import Window
 
 DayCounters = Mapping[str, Mapping[str, int]]  # day -> counter field -> messages
@@ -21,6 +22,33 @@ def tls_totals(counters: DayCounters, days: Iterable[str]) -> dict[str, dict[str
             direction, _, _, tls = split_counter_field(field)
             totals[direction][tls] += count
     return totals
+
+
+def security_totals(counters: DayCounters, days: Iterable[str]) -> dict[str, dict[str, int]]:
+    """direction -> transport security class -> messages over ``days``; every class present."""
+    totals = {d: dict.fromkeys(SECURITY_CLASSES, 0) for d in DIRECTIONS}
+    for day in days:
+        for field, count in counters.get(day, {}).items():
+            direction, _, _, _, klass, _ = split_security_field(field)
+            totals[direction][klass] += count
+    return totals
+
+
+def security_breakdown(by_class: Mapping[str, int]) -> dict[str, Any]:
+    """The authenticated share and per-class count and percent (summing to 100.0)."""
+    counts = [by_class.get(c, 0) for c in SECURITY_CLASSES]
+    percents = shares(counts)
+    authenticated = [p for c, p in zip(SECURITY_CLASSES, percents, strict=True)
+                     if c in AUTHENTICATED_CLASSES]  # fmt: skip
+    return {
+        "authenticated_messages": sum(by_class.get(c, 0) for c in AUTHENTICATED_CLASSES),
+        # The sum of the rounded class shares, so the numbers shown add up.
+        "authenticated_percent": round(sum(authenticated), 1),
+        "classes": {
+            c: {"messages": n, "percent": p}
+            for c, n, p in zip(SECURITY_CLASSES, counts, percents, strict=True)
+        },
+    }
 
 
 def tls_breakdown(by_version: Mapping[str, int]) -> dict[str, Any]:
@@ -49,9 +77,13 @@ def build_snapshot(
     active_insights: int,
 ) -> dict[str, Any]:
     totals = tls_totals(counters, window.days)
+    classes = security_totals(counters, window.days)
     return {
         "window": window.as_dict(),
-        "directions": {d: tls_breakdown(totals[d]) for d in DIRECTIONS},
+        "directions": {
+            d: {**tls_breakdown(totals[d]), "security": security_breakdown(classes[d])}
+            for d in DIRECTIONS
+        },
         "active_insights": active_insights,
         "generated_at": generated_at,
         "data_as_of": data_as_of,

@@ -30,6 +30,7 @@ from service.core.traces import (
     CONNECTOR_TYPES,
     DIRECTIONS,
     DOMAIN_FIELDS,
+    FIELD_SEP,
     MAX_CIPHER,
     MAX_CONNECTOR,
     MAX_DOMAIN,
@@ -41,8 +42,16 @@ from service.core.traces import (
     TraceError,
     _normalised_domain,
     _normalised_ip,
+    blocked_segments,
     counter_field,
     normalize_trace,
+    security_segments,
+)
+from service.core.transport_security import (
+    MAX_POLICY_SPELLING,
+    OUTCOMES,
+    TLS_AUTHS,
+    canonical_tls_policy,
 )
 
 
@@ -72,6 +81,12 @@ class _Trace(Struct, forbid_unknown_fields=True, gc=False):
     # orjson reads an integer past 64 bits as a float (which the exact path refuses); msgspec
     # would keep it as an int, so the batch path declines such sizes.
     size_bytes: Annotated[int, Meta(ge=0, le=2**63 - 1)] | None | UnsetType = UNSET
+    # Transport security (service.core.transport_security).
+    tls_auth: Literal[TLS_AUTHS] | None | UnsetType = UNSET  # type: ignore[valid-type]
+    tls_policy: Annotated[str, Meta(max_length=MAX_POLICY_SPELLING)] | None | UnsetType = UNSET
+    tls_downgraded: bool | None | UnsetType = UNSET
+    outcome: Literal[OUTCOMES] | None | UnsetType = UNSET  # type: ignore[valid-type]
+    blocked_reason: _bounded_text(MAX_STRING) | None | UnsetType = UNSET  # type: ignore[valid-type]
 
 
 class _Wrapped(Struct, forbid_unknown_fields=True, gc=False):
@@ -81,9 +96,13 @@ class _Wrapped(Struct, forbid_unknown_fields=True, gc=False):
 FIELDS: tuple[str, ...] = _Trace.__struct_fields__
 _ARRAY = msgspec.json.Decoder(list[_Trace] | _Wrapped)
 _LINE = msgspec.json.Decoder(_Trace)
+_ENCODER = msgspec.json.Encoder()
 _NONE = (None, UNSET)
+_NONE_SET = frozenset(_NONE)
 _ZERO = timedelta(0)
-_SHAPE = attrgetter("direction", "connector", "connector_type", "tls_version")
+_SHAPE = attrgetter("direction", "connector", "connector_type", "tls_version",
+                    "tls_auth", "tls_policy", "tls_downgraded", "outcome")  # fmt: skip
+_REASON = attrgetter("blocked_reason")
 _SENDER, _RECIPIENT, _HOST = (attrgetter(name) for name in DOMAIN_FIELDS)
 _IP, _ID, _SIZE = attrgetter("remote_ip"), attrgetter("id"), attrgetter("size_bytes")
 _CONNECTOR, _CIPHER = attrgetter("connector"), attrgetter("cipher")
@@ -129,12 +148,11 @@ def _more_strings_than_decoded(body: bytes, records: list[_Trace], wrapped: bool
     """
     if b"\\" in body or b"\x7f" in body:
         return True
-    values = list(chain.from_iterable(map(msgspec.structs.astuple, records)))
-    fields = len(values) - values.count(UNSET)
-    sizes = list(map(_SIZE, records))
-    strings = fields - values.count(None) - (len(sizes) - sizes.count(None) - sizes.count(UNSET))
-    names = fields + (1 if wrapped else 0)  # "traces" is one more name
-    return body.count(b'"') != 2 * (names + strings)
+    # The records encoded again hold each field once, and (as the body has no backslash) a
+    # quote only around each name and string value: one C pass, whatever fields the
+    # contract has (counting them field by field cost more with every field added).
+    names = 1 if wrapped else 0  # "traces" is one more name
+    return body.count(b'"') != _ENCODER.encode(records).count(b'"') + 2 * names
 
 
 def _text_rule_holds(body: bytes, records: list[_Trace]) -> bool:
@@ -158,7 +176,7 @@ def _text_rule_holds(body: bytes, records: list[_Trace]) -> bool:
     for value in chain(names, ids):
         if value.__class__ is str and value != value.strip():
             return False
-    for value in chain(names, ids, map(_MESSAGE_ID, records)):
+    for value in chain(names, ids, map(_MESSAGE_ID, records), map(_REASON, records)):
         if value.__class__ is str and not value.isascii() and not is_clean_text(value):
             return False
     return True
@@ -169,8 +187,13 @@ def _columns(
 ) -> AcceptedBatch:
     """Column by column, so that each step is one C-level pass over the batch."""
     days, epochs = _instants([record.timestamp for record in records], window)
-    field_of = {shape: _counter_field(shape, defined_types) for shape in set(map(_SHAPE, records))}
-    fields = list(map(field_of.__getitem__, map(_SHAPE, records)))
+    shapes = list(map(_SHAPE, records))  # once: a shape has eight fields since classes
+    field_of = {shape: _counter_field(shape, defined_types) for shape in set(shapes)}
+    fields = list(map(field_of.__getitem__, shapes))
+    if any(f[0] == _BLOCKED for f in field_of.values()) or not _NONE_SET.issuperset(
+        map(_REASON, records)
+    ):
+        _blocked_fields(records, fields)
     for domain in {*map(_SENDER, records), *map(_RECIPIENT, records), *map(_HOST, records)}:
         if domain not in _NONE and _normalised_domain(domain) is None:
             _refuse()
@@ -206,9 +229,42 @@ def _instants(stamps: list[str], window: IngestWindow) -> tuple[list[str], list[
     return [when.astimezone(UTC).date().isoformat() for when in whens], epochs
 
 
+# What _counter_field says of a blocked message's shape, before the field's resolved
+# "direction US connector US type": the field names its recipient domain and reason too, so
+# it is finished record by record (_blocked_fields). No counter field starts with NUL.
+_BLOCKED = "\x00"
+
+
+def _blocked_fields(records: list[_Trace], fields: list[str]) -> None:
+    """The counter fields of the blocked messages, in place, by the exact rules; a reason on
+    a message not blocked is refused."""
+    for position, record in enumerate(records):
+        reason = record.blocked_reason
+        if fields[position][0] != _BLOCKED:
+            if reason not in _NONE:
+                _refuse()
+            continue
+        if not isinstance(reason, str) or record.tls_auth not in _NONE:
+            _refuse()
+        if record.tls_downgraded is True:
+            _refuse()
+        if canonical_tls_version(record.tls_version) != "none":
+            _refuse()
+        policy = None
+        if record.tls_policy not in _NONE:
+            policy = canonical_tls_policy(record.tls_policy)
+            if policy is None:
+                _refuse()
+        domain = record.recipient_domain
+        domain = None if domain in _NONE else _normalised_domain(domain)
+        fields[position] = FIELD_SEP.join((fields[position][1:],
+                                           blocked_segments(policy, domain, reason)))  # fmt: skip
+
+
 def _counter_field(shape: tuple[Any, ...], defined_types: Mapping[tuple[str, str], str]) -> str:
-    """The counter a (direction, connector, type, TLS spelling) adds to, by the exact rules."""
-    direction, connector, connector_type, raw_tls = shape
+    """The counter a (direction, connector, type, TLS spelling, authentication, policy
+    spelling, downgrade, outcome) adds to, by the exact rules."""
+    direction, connector, connector_type, raw_tls, tls_auth, raw_policy, downgraded, outcome = shape
     if connector_type is UNSET:
         connector_type = None
     if connector in _NONE:
@@ -226,7 +282,26 @@ def _counter_field(shape: tuple[Any, ...], defined_types: Mapping[tuple[str, str
     tls = canonical_tls_version(raw_tls)
     if tls is None:
         _refuse()
-    return counter_field(direction, connector, connector_type, tls)
+    if outcome == "blocked":  # finished by _blocked_fields
+        return _BLOCKED + FIELD_SEP.join((direction, connector or "", connector_type or ""))
+    if tls_auth in _NONE and raw_policy in _NONE and downgraded in _NONE:
+        return counter_field(direction, connector, connector_type, tls)
+    return counter_field(direction, connector, connector_type, _security(tls, tls_auth,
+                         raw_policy, downgraded))  # fmt: skip
+
+
+def _security(tls: str, tls_auth: Any, raw_policy: Any, downgraded: Any) -> str:
+    """The TLS segment with class, by the exact rules (``_transport_security``)."""
+    if tls_auth in _NONE:
+        tls_auth = None
+    elif tls == "none":
+        _refuse()
+    policy = None
+    if raw_policy not in _NONE:
+        policy = canonical_tls_policy(raw_policy)
+        if policy is None or (policy == "none" and tls != "none"):
+            _refuse()
+    return security_segments(tls, tls_auth, policy, downgraded is True)
 
 
 def _as_dict(record: _Trace) -> dict[str, Any]:

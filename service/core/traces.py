@@ -24,6 +24,15 @@ import orjson
 
 from service.core.text import TextError, checked_text
 from service.core.tls import canonical_tls_version
+from service.core.transport_security import (
+    MAX_POLICY_SPELLING,
+    OUTCOMES,
+    TLS_AUTHS,
+    TLS_POLICIES,
+    canonical_tls_policy,
+    default_security_class,
+    security_class,
+)
 
 DIRECTIONS = ("inbound", "outbound")
 CONNECTOR_TYPES = ("partner", "onpremises")
@@ -43,6 +52,13 @@ KNOWN_FIELDS = frozenset(
     {"id", "timestamp", "direction", "connector", "connector_type", "tls_version", "size_bytes",
      "remote_ip", *OPTIONAL_STRINGS, *DOMAIN_FIELDS}
 )  # fmt: skip
+# Transport security (service.core.transport_security): all optional.
+SECURITY_FIELDS = ("tls_auth", "tls_policy", "tls_downgraded", "outcome", "blocked_reason")
+KNOWN_FIELDS |= frozenset(SECURITY_FIELDS)
+# The TLS segment of a blocked message's counter field: never a TLS version. A blocked
+# message's field is "direction US connector US type US blocked US policy US domain US reason".
+BLOCKED = "blocked"
+DOWNGRADED = "downgraded"
 
 _RFC3339 = re.compile(
     r"(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}:\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})", re.ASCII
@@ -147,8 +163,58 @@ def counter_field(
 
 
 def split_counter_field(field: str) -> tuple[str, str | None, str | None, str]:
-    direction, connector, connector_type, tls = field.split(FIELD_SEP)
+    direction, connector, connector_type, tls = field.split(FIELD_SEP, 4)[:4]
     return direction, connector or None, connector_type or None, tls
+
+
+def security_segments(
+    tls: str, tls_auth: str | None, tls_policy: str | None, downgraded: bool
+) -> str:
+    """The TLS segment of a delivered message's counter field: the version, then its class and
+    the downgrade mark only when they say more than the version alone (so counters without
+    them keep their shape, and their size)."""
+    klass = security_class(tls, tls_auth, tls_policy)
+    if downgraded:
+        return FIELD_SEP.join((tls, klass, DOWNGRADED))
+    if klass != default_security_class(tls):
+        return f"{tls}{FIELD_SEP}{klass}"
+    return tls
+
+
+def blocked_segments(policy: str | None, domain: str | None, reason: str) -> str:
+    """The TLS segment and what follows of a blocked message's counter field."""
+    return FIELD_SEP.join((BLOCKED, policy or "", domain or "", reason))
+
+
+def split_security_field(field: str) -> tuple[str, str | None, str | None, str, str, bool]:
+    """(direction, connector, type, TLS version, class, downgraded) of a delivered message's
+    counter field, whether or not it carries a class."""
+    parts = field.split(FIELD_SEP)
+    direction, connector, connector_type, tls = parts[:4]
+    klass = parts[4] if len(parts) > 4 else default_security_class(tls)
+    return direction, connector or None, connector_type or None, tls, klass, len(parts) > 5
+
+
+def is_blocked_field(field: str) -> bool:
+    """Whether a counting key's field is a blocked message's (whatever other fields, of other
+    shapes, the fold is given)."""
+    parts = field.split(FIELD_SEP, 4)
+    return len(parts) > 3 and parts[3] == BLOCKED
+
+
+OTHER = "(other)"  # the recipient domain and reason of blocked messages past a day's bound
+
+
+def blocked_overflow_field(field: str) -> str:
+    """Where a blocked message is counted once its day holds as many distinct blocked fields
+    as it may: the same direction, connector, type and policy; domain and reason ``(other)``."""
+    return FIELD_SEP.join((*field.split(FIELD_SEP, 5)[:5], OTHER, OTHER))
+
+
+def split_blocked_field(field: str) -> tuple[str, str | None, str | None, str | None, str, str]:
+    """(direction, connector, type, policy, recipient domain, reason) of a blocked field."""
+    direction, connector, ctype, _, policy, domain, reason = field.split(FIELD_SEP, 6)
+    return direction, connector or None, ctype or None, policy or None, domain, reason
 
 
 def normalize_trace(
@@ -221,6 +287,7 @@ def normalize_trace(
         if type(size) is not int or size < 0:  # bool is an int subclass: not a size
             raise TraceError("size_bytes", "must be an integer ≥ 0")
         record["size_bytes"] = size
+    security = _transport_security(obj, record, tls)
 
     trace_id = obj.get("id")
     if trace_id is None:
@@ -237,9 +304,64 @@ def normalize_trace(
         id=trace_id,
         day=day,
         epoch_ms=epoch_ms,
-        counter_field=counter_field(direction, connector, record.get("connector_type"), tls),
+        counter_field=counter_field(
+            direction,
+            connector,
+            record.get("connector_type"),
+            tls if security is None else security,
+        ),
         record=record,
     )
+
+
+def _transport_security(obj: Mapping[str, Any], record: dict[str, Any], tls: str) -> str | None:
+    """Check the transport security fields against each other and the TLS version and put them
+    in ``record``; the counter field's segments from the TLS version on, None when the version
+    alone is the segment. Null is absent."""
+    tls_auth = obj.get("tls_auth")
+    if tls_auth is not None:
+        if tls_auth not in TLS_AUTHS:
+            raise TraceError("tls_auth", f"one of {', '.join(TLS_AUTHS)}")
+        if tls == "none":
+            raise TraceError("tls_auth", "only with TLS: tls_version is none")
+        record["tls_auth"] = tls_auth
+    policy = obj.get("tls_policy")
+    if policy is not None:
+        if not isinstance(policy, str):
+            raise TraceError("tls_policy", "must be a string")
+        canonical = canonical_tls_policy(policy) if len(policy) <= MAX_POLICY_SPELLING else None
+        if canonical is None:
+            raise TraceError("tls_policy", f"unknown policy {policy[:40]!r}; use "
+                             f"{', '.join(TLS_POLICIES)}")  # fmt: skip
+        if canonical == "none" and tls != "none":
+            raise TraceError("tls_policy", f"none contradicts tls_version {tls}")
+        policy = record["tls_policy"] = canonical
+    downgraded = obj.get("tls_downgraded")
+    if downgraded is not None:
+        if type(downgraded) is not bool:
+            raise TraceError("tls_downgraded", "must be true or false")
+        if downgraded:  # false is the default: the same record as without it (and one id)
+            record["tls_downgraded"] = True
+    outcome = obj.get("outcome")
+    if outcome is not None and outcome not in OUTCOMES:
+        raise TraceError("outcome", f"one of {', '.join(OUTCOMES)}")
+    reason = obj.get("blocked_reason")
+    if outcome != "blocked":
+        if reason is not None:
+            raise TraceError("blocked_reason", "only with outcome blocked")
+        if tls_auth is None and policy is None and not downgraded:
+            return None
+        return security_segments(tls, tls_auth, policy, bool(downgraded))
+    # Blocked: nothing was delivered, so there is no TLS session to describe.
+    if tls != "none":
+        raise TraceError("tls_version", "must be null for a blocked message")
+    if downgraded:
+        raise TraceError("tls_downgraded", "describes a delivery; not with outcome blocked")
+    if reason is None:
+        raise TraceError("blocked_reason", "required with outcome blocked")
+    record["outcome"] = outcome
+    record["blocked_reason"] = _string("blocked_reason", reason, MAX_STRING)
+    return blocked_segments(policy, record.get("recipient_domain"), record["blocked_reason"])
 
 
 def _timestamp(value: Any, window: IngestWindow) -> tuple[str, int, str]:

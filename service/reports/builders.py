@@ -6,13 +6,15 @@ from datetime import datetime
 
 import redis
 
+from service.core.blocked import blocked_by_connector, blocked_records
 from service.core.connectors import ConnectorRows, build_rows, encode_rows, row_key, unpack
 from service.core.snapshot import build_snapshot
 from service.core.timestamps import ms_to_rfc3339, rfc3339
 from service.core.tls_report import build_tls_report, daily_tls, directions_for
+from service.core.transit_report import build_transit_report
 from service.core.windows import Window
 from service.reports.view_cache import Built, serialise, tagged
-from service.store import aggregates, connectors_store, insights_store, window_sums
+from service.store import aggregates, blocked, connectors_store, insights_store, window_sums
 
 
 def build_snapshot_view(client: redis.Redis, tenant: str, window: Window, now: datetime) -> Built:
@@ -45,14 +47,51 @@ def build_connector_rows_view(
     """Every row of the connector report, unfiltered and unsorted: what pages are cut from."""
     if group_by == "connector":
         counters = window_sums.read_window_sum(client, tenant, window)
-        rows = build_rows(unpack(counters.packed[0]), counters.definitions)
+        blocked_days = blocked.read_blocked(client, tenant, window.days)
+        per_connector = blocked_by_connector(blocked_days.days.values())
+        rows = build_rows(unpack(counters.packed[0]), counters.definitions,
+                          blocked=per_connector)  # fmt: skip
     else:
         counters = connectors_store.read_report_counters(client, tenant, window.days, "days")
+        blocked_days = blocked.read_blocked(client, tenant, window.days)
         rows = [
             row
             for day, packed in zip(window.days, counters.packed, strict=True)
-            for row in build_rows(unpack(packed), counters.definitions, date=day)
-        ]
+            for row in build_rows(unpack(packed), counters.definitions, date=day,
+                                  blocked=blocked_by_connector([blocked_days.days.get(day, {})]))
+        ]  # fmt: skip
     rows.sort(key=row_key)  # pages sort these again: presorted input makes that cheap
-    document = ConnectorRows(counters.version, ms_to_rfc3339(counters.data_as_of_ms), rows)
-    return tagged(tenant, encode_rows(document)), counters.version
+    # Blocked counters read after the others: a fold between the two reads leaves the view
+    # stamped with the older version, so the next refresh builds it again.
+    version = min(counters.version, blocked_days.version)
+    document = ConnectorRows(version, ms_to_rfc3339(counters.data_as_of_ms), rows)
+    return tagged(tenant, encode_rows(document)), version
+
+
+def build_transit_view(
+    client: redis.Redis, tenant: str, window: Window, now: datetime, direction: str | None
+) -> Built:
+    """The Transit security report: classes per day from the counters, blocked mail from its
+    own counters (read after; the view keeps the older of the two versions)."""
+    counters = connectors_store.read_report_counters(client, tenant, window.days, "tls")
+    daily = daily_tls(window.days, (unpack(p) for p in counters.packed))
+    blocked_days = blocked.read_blocked(client, tenant, window.days)
+    document = build_transit_report(
+        daily, blocked_days.days, window, directions_for(direction), generated_at=rfc3339(now),
+        data_as_of=ms_to_rfc3339(counters.data_as_of_ms),
+    )  # fmt: skip
+    return serialise(tenant, document), min(counters.version, blocked_days.version)
+
+
+def build_blocked_view(
+    client: redis.Redis, tenant: str, window: Window, now: datetime, direction: str | None,
+    limit: int,
+) -> Built:  # fmt: skip
+    """The blocked counters of ``window`` as records (day, direction, connector, policy,
+    recipient domain, reason, messages)."""
+    blocked_days = blocked.read_blocked(client, tenant, window.days)
+    records, total = blocked_records(blocked_days.days, window.days, directions_for(direction),
+                                     limit)  # fmt: skip
+    document = {"window": window.as_dict(), "records": records, "total_records": total,
+                "truncated": total > len(records), "generated_at": rfc3339(now)}  # fmt: skip
+    return serialise(tenant, document), blocked_days.version

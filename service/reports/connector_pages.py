@@ -56,6 +56,7 @@ class ReportQuery:
 
 _QUERY_PARAMS = ("days", "start", "end", "group_by", "direction", "type", "name", "forced_tls",
                  "sort")  # fmt: skip
+_DIGEST_PARAMS = (*_QUERY_PARAMS, "security")
 
 
 def report_query(args: dict[str, Any], window: Window) -> ReportQuery:
@@ -66,12 +67,16 @@ def report_query(args: dict[str, Any], window: Window) -> ReportQuery:
         window=window,
         group_by=group_by,
         row_filter=RowFilter(args.get("direction"), args.get("type"), args.get("name"),
-                             args.get("forced_tls")),
+                             args.get("forced_tls"), _security_filter(args.get("security"))),
         sort=sort,
         limit=args["limit"],
         cursor=args.get("cursor"),
-        digest=query_digest({k: args.get(k) for k in _QUERY_PARAMS} | {"sort": sort}),
+        digest=query_digest({k: args.get(k) for k in _DIGEST_PARAMS} | {"sort": sort}),
     )  # fmt: skip
+
+
+def _security_filter(value: str | None) -> frozenset[str] | None:
+    return frozenset(value.split(",")) if value else None
 
 
 def _cursor_position(state: dict[str, Any]) -> tuple[Window, str, int]:

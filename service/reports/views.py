@@ -8,9 +8,11 @@ import redis
 
 from service.core.windows import Window
 from service.reports.builders import (
+    build_blocked_view,
     build_connector_rows_view,
     build_snapshot_view,
     build_tls_view,
+    build_transit_view,
 )
 from service.reports.view_cache import Built, cached_view
 from service.store.views import CachedView
@@ -51,3 +53,29 @@ def connector_rows_view(
         return build_connector_rows_view(client, tenant, window, group_by)
 
     return cached_view(client, tenant, "connectors", window, (group_by,), now, cache_seconds, build)
+
+
+def transit_view(
+    client: redis.Redis, tenant: str, window: Window, direction: str | None, now: datetime,
+    cache_seconds: int,
+) -> CachedView:  # fmt: skip
+    """The Transit security report of ``window``, cached under the data version."""
+
+    def build() -> Built:
+        return build_transit_view(client, tenant, window, now, direction)
+
+    return cached_view(client, tenant, "transit", window, (direction or "all",), now,
+                       cache_seconds, build, precomputable=False)  # fmt: skip
+
+
+def blocked_view(
+    client: redis.Redis, tenant: str, window: Window, direction: str | None, limit: int,
+    now: datetime, cache_seconds: int,
+) -> CachedView:  # fmt: skip
+    """The blocked counters of ``window``, cached under the data version."""
+
+    def build() -> Built:
+        return build_blocked_view(client, tenant, window, now, direction, limit)
+
+    return cached_view(client, tenant, "blocked", window, (direction or "all", str(limit)), now,
+                       cache_seconds, build, precomputable=False)  # fmt: skip

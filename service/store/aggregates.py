@@ -11,6 +11,7 @@ from typing import Any
 import redis
 
 from service.core.fold import EntryIncrements
+from service.core.traces import blocked_overflow_field, is_blocked_field
 from service.store import day_chunks, keys
 from service.store.scripts import script
 
@@ -38,17 +39,24 @@ def fold(
     entries: Sequence[EntryIncrements],
     retention_days: int,
     now: datetime,
+    blocked_fields_per_day: int = 1000,
 ) -> FoldResult:
     """Add the entries' counts to the daily hashes and ack the entries, in one Lua call.
 
     The counts of all entries are summed first, so a call's size grows with days × connectors,
     not with entries. Entries another consumer has claimed meanwhile are left to it. ``now`` is
     the service's clock: each day's lifetime is a duration measured from it.
+
+    Blocked messages go to their own daily hash (``keys.day_blocked``). Their fields name a
+    recipient domain and a free-text reason, so a day keeps at most ``blocked_fields_per_day``
+    distinct ones; past that, a new one adds to its overflow field (the same direction,
+    connector, type and policy; domain and reason ``(other)``): every message is still counted.
     """
     remaining = list(entries)
     skipped = 0
     while remaining:
-        stale = _fold_once(client, tenant, consumer, remaining, retention_days, now)
+        stale = _fold_once(client, tenant, consumer, remaining, retention_days, now,
+                           blocked_fields_per_day)  # fmt: skip
         if not stale:
             return FoldResult(len(remaining), sum(e.traces for e in remaining), skipped)
         skipped += len(stale)
@@ -63,22 +71,29 @@ def _fold_once(
     entries: Sequence[EntryIncrements],
     retention_days: int,
     now: datetime,
+    blocked_fields_per_day: int,
 ) -> set[str]:
     totals: Counter[tuple[str, str]] = Counter()
     for entry in entries:
         totals.update(entry.counts)
-    day_keys: dict[str, int] = {}
-    lines = []
+    day_keys: dict[tuple[str, bool], int] = {}  # (day, blocked) -> index of its hash in KEYS
+    lines, blocked_lines = [], []
     for (day, field), amount in totals.items():
-        index = day_keys.setdefault(day, len(day_keys) + 3)
-        lines.append(f"{index}\t{field}\t{amount}\n")
-    lifetimes = " ".join(str(day_lifetime_ms(day, retention_days, now)) for day in day_keys)
+        if is_blocked_field(field):
+            index = day_keys.setdefault((day, True), len(day_keys) + 3)
+            blocked_lines.append(f"{index}\t{field}\t{blocked_overflow_field(field)}\t{amount}\n")
+        else:
+            index = day_keys.setdefault((day, False), len(day_keys) + 3)
+            lines.append(f"{index}\t{field}\t{amount}\n")
+    lifetimes = " ".join(str(day_lifetime_ms(day, retention_days, now)) for day, _ in day_keys)
     argv = [keys.CONSUMER_GROUP, consumer, max(e.newest_ms for e in entries),
-            sum(e.traces for e in entries), "".join(lines), lifetimes,
-            *(e.entry_id for e in entries)]  # fmt: skip
+            sum(e.traces for e in entries), "".join(lines), lifetimes, "".join(blocked_lines),
+            blocked_fields_per_day, *(e.entry_id for e in entries)]  # fmt: skip
     key_names = [keys.stream(tenant), keys.meta(tenant)]
-    key_names += [keys.day_counts(tenant, day) for day in day_keys]
-    key_names += [keys.day_version(tenant, day) for day in day_keys]
+    key_names += [(keys.day_blocked if blocked else keys.day_counts)(tenant, day)
+                  for day, blocked in day_keys]  # fmt: skip
+    key_names += [(keys.day_blocked_version if blocked else keys.day_version)(tenant, day)
+                  for day, blocked in day_keys]  # fmt: skip
     _, stale = script(client, "fold")(keys=key_names, args=argv)
     return {s.decode() if isinstance(s, bytes) else s for s in stale}
 

@@ -40,6 +40,18 @@ def day_version(tenant: str, day: str) -> str:
     return f"{_tenant(tenant)}:dayversion:{day}"
 
 
+def day_blocked(tenant: str, day: str) -> str:
+    """Hash of a day's messages blocked by a TLS policy: field ``direction\x1fconnector\x1f
+    type\x1fblocked\x1fpolicy\x1frecipient domain\x1freason`` -> messages (bounded, see
+    ``aggregates.fold``)."""
+    return f"{_tenant(tenant)}:dayblocked:{day}"
+
+
+def day_blocked_version(tenant: str, day: str) -> str:
+    """String: the data version of the last fold into ``day``'s blocked counters."""
+    return f"{_tenant(tenant)}:dayblockedversion:{day}"
+
+
 def block_sum(tenant: str, first_day: str, last_day: str) -> str:
     """Hash: the counters of the days first..last summed (``sums``, packed) and the newest data
     version among those days when they were summed (``stamp``); see ``window_sums``."""

@@ -14,9 +14,10 @@ import redis
 from service.core.connectors import unpack
 from service.core.insight_rules import BUILT_IN, effective_rules
 from service.core.insights import evaluate
+from service.core.security_insights import RECENT_DAYS, evaluate_security
 from service.core.timestamps import rfc3339
 from service.core.tlsrpt_insights import evaluate_tlsrpt
-from service.store import connectors_store, insights_store, tlsrpt_store
+from service.store import blocked, connectors_store, insights_store, tlsrpt_store
 
 LONGEST_WINDOW_DAYS = max(rule.window_days for rule in BUILT_IN)
 
@@ -39,6 +40,8 @@ def evaluate_tenant(
     findings = evaluate(rules, day_counts, counters.definitions, today)
     # What senders report (TLS-RPT) is judged in the same evaluation: one set of conditions.
     findings += evaluate_tlsrpt(rules, tlsrpt_store.read_days(client, tenant, days), today)
+    blocked_days = blocked.read_blocked(client, tenant, days[:RECENT_DAYS]).days
+    findings += evaluate_security(rules, day_counts, blocked_days, counters.definitions, today)
     marker = marker_for(today.isoformat(), counters.version, rules_version)
     return insights_store.apply_findings(
         client, tenant, findings, now, rfc3339(now), counters.version, marker, retention_days

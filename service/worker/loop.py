@@ -208,8 +208,9 @@ class Worker:
         due_ms = int((self._now() + self.settings.refresh_seconds) * 1000)
         worker_signals.request_check(self.client, tenant, due_ms)
         result = aggregates.fold(
-            self.client, tenant, self.name, entries, self.settings.retention_days, self.clock()
-        )
+            self.client, tenant, self.name, entries, self.settings.retention_days, self.clock(),
+            self.settings.blocked_fields_per_day,
+        )  # fmt: skip
         if self.after_fold is not None:
             self.after_fold(tenant)
         METRICS.observe("mailflow_fold_duration_seconds", (), time.perf_counter() - started)

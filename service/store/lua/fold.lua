@@ -9,14 +9,18 @@
 -- ARGV[5] the increments, one per line: "<index of its daily hash in KEYS>\t<field>\t<n>"
 -- ARGV[6] how many ms the daily hashes live from now, space-separated, KEYS order: durations
 --         from the service's clock, never moments read against Redis's own clock
--- ARGV[7..] the entry ids
+-- ARGV[7] the increments of blocked counters, one per line:
+--         "<index of its daily hash in KEYS>\t<field>\t<overflow field>\t<n>": a field new to
+--         its hash once the hash holds ARGV[8] fields adds to its overflow field instead
+-- ARGV[8] the most distinct fields a day's blocked hash takes (then overflow fields only)
+-- ARGV[9..] the entry ids
 -- Returns {entries folded, stale ids}.
 local stream, meta = KEYS[1], KEYS[2]
 local group, consumer = ARGV[1], ARGV[2]
 local days = (#KEYS - 2) / 2
 local ids = {}
 local stale = {}
-for i = 7, #ARGV do
+for i = 9, #ARGV do
   local id = ARGV[i]
   ids[#ids + 1] = id
   if #redis.call('XPENDING', stream, group, id, id, 1, consumer) == 0 then
@@ -28,6 +32,15 @@ if #stale > 0 then
 end
 for index, field, amount in string.gmatch(ARGV[5], '(%d+)\t([^\t\n]*)\t(%d+)\n') do
   redis.call('HINCRBY', KEYS[tonumber(index)], field, amount)
+end
+local most = tonumber(ARGV[8])
+for index, field, overflow, amount in
+    string.gmatch(ARGV[7], '(%d+)\t([^\t\n]*)\t([^\t\n]*)\t(%d+)\n') do
+  local hash = KEYS[tonumber(index)]
+  if redis.call('HLEN', hash) >= most and redis.call('HEXISTS', hash, field) == 0 then
+    field = overflow
+  end
+  redis.call('HINCRBY', hash, field, amount)
 end
 local version = redis.call('HINCRBY', meta, 'version', 1)
 -- Each day remembers the data version of its last change: a cached sum of some days

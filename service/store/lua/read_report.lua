@@ -4,7 +4,8 @@
 -- KEYS[1] meta hash   KEYS[2] connector definitions hash   KEYS[3..] daily counter hashes
 -- ARGV[1] mode: 'days'   one packed string per day (in KEYS order)
 --               'prefix' one packed string per day, only fields starting with ARGV[2]
---               'tls'    one packed string per day: direction \x1f version -> messages
+--               'tls'    one packed string per day: direction \x1f version [\x1f class
+--                        [\x1f downgraded]] -> messages
 -- ARGV[3] '1': return the definitions, '0': an empty list (a later chunk of one read)
 -- Packed: "field\tcount\n..." (counter fields never contain control characters).
 -- Returns {version, data_as_of_ms, definitions (flat field/value list), packed...}.
@@ -21,7 +22,8 @@ if mode == 'tls' then
     local sums, order = {}, {}
     for j = 1, #h, 2 do
       local f = h[j]
-      local direction, tls = string.match(f, '^([^\031]*)\031.*\031([^\031]*)$')
+      -- direction, then the TLS segment and what follows it (class, downgrade), if any
+      local direction, tls = string.match(f, '^([^\031]*)\031[^\031]*\031[^\031]*\031(.*)$')
       local key = direction .. '\031' .. tls
       local v = sums[key]
       if v == nil then

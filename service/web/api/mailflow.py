@@ -10,7 +10,15 @@ from flask.views import MethodView
 from service.reports import views
 from service.web import context
 from service.web.api.blueprint import Blueprint
-from service.web.api.schemas import SnapshotSchema, TlsArgsSchema, TlsReportSchema, WindowArgsSchema
+from service.web.api.schemas import (
+    BlockedArgsSchema,
+    BlockedReportSchema,
+    SnapshotSchema,
+    TlsArgsSchema,
+    TlsReportSchema,
+    TransitReportSchema,
+    WindowArgsSchema,
+)
 from service.web.api.windows import window_from_args
 from service.web.responses import cached_json
 
@@ -55,5 +63,48 @@ class TlsFlyout(MethodView):
         view = views.tls_view(
             context.client(), context.tenant(), window_from_args(args), args.get("direction"),
             context.now(), context.settings().view_cache_seconds,
+        )  # fmt: skip
+        return cached_json(view)
+
+
+@blp.route("/transit-security")
+class TransitSecurity(MethodView):
+    @blp.arguments(TlsArgsSchema, location="query", as_kwargs=True)
+    @blp.response(200, TransitReportSchema)
+    @blp.alt_response(304, description="Not modified (If-None-Match)")
+    @blp.problem(422, "Bad window parameters")
+    @blp.problem(503, "The data store does not answer; retry")
+    def get(self, **args: Any) -> Response:
+        """Transit security
+
+        Per direction: messages per transport security class per UTC day (`sent`), mail
+        blocked by a TLS policy per recipient domain and policy with its distinct errors
+        (`blocked`), and the domains whose servers did not offer TLS (`no_tls_offered`).
+        `direction` keeps one direction only. See docs/transit-security.md.
+        """
+        view = views.transit_view(
+            context.client(), context.tenant(), window_from_args(args), args.get("direction"),
+            context.now(), context.settings().view_cache_seconds,
+        )  # fmt: skip
+        return cached_json(view)
+
+
+@blp.route("/blocked")
+class Blocked(MethodView):
+    @blp.arguments(BlockedArgsSchema, location="query", as_kwargs=True)
+    @blp.response(200, BlockedReportSchema)
+    @blp.alt_response(304, description="Not modified (If-None-Match)")
+    @blp.problem(422, "Bad window parameters")
+    @blp.problem(503, "The data store does not answer; retry")
+    def get(self, **args: Any) -> Response:
+        """Mail blocked by a TLS policy
+
+        The blocked counters of the window, one record per UTC day, direction, connector,
+        policy, recipient domain and reason, each day's with the most messages first; at most
+        `limit` records (`truncated` says when there are more). See docs/transit-security.md.
+        """
+        view = views.blocked_view(
+            context.client(), context.tenant(), window_from_args(args), args.get("direction"),
+            args["limit"], context.now(), context.settings().view_cache_seconds,
         )  # fmt: skip
         return cached_json(view)

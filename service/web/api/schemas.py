@@ -6,6 +6,7 @@ contract itself, rules and normalisation, is that module's alone.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,6 +23,8 @@ from marshmallow import (
 from service.config import Settings
 from service.core import paging
 from service.core import traces as contract
+from service.core import transport_security as security
+from service.core.blocked import MAX_BLOCKED_RECORDS
 from service.core.insight_rules import MAX_MIN_MESSAGES
 from service.core.text import TEXT_PATTERN, TRIMMED_TEXT_PATTERN, TextError, checked_text
 from service.core.tls import TLS_VERSIONS
@@ -93,6 +96,17 @@ def _domain_field() -> Text:
 _ALL_TIME = contract.IngestWindow(datetime(1, 1, 2, tzinfo=UTC), datetime(9999, 12, 30, tzinfo=UTC))
 
 
+def _any_case(words: Iterable[str]) -> str:
+    """A pattern of these words in any case, with whitespace around (as the contract reads
+    them): letters as [xX] classes, since JSON Schema patterns have no flags."""
+    spelled = ("".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else c for c in word)
+               for word in words)  # fmt: skip
+    return rf"^\s*(?:{'|'.join(spelled)})\s*$"
+
+
+TLS_POLICY_PATTERN = _any_case(security.POLICY_SPELLINGS)
+
+
 class TraceSchema(StrictSchema):
     """One message's passage through a connector, as mailflow ingests it.
 
@@ -130,6 +144,27 @@ class TraceSchema(StrictSchema):
         allow_none=True, metadata={"anyOf": [{"format": "ipv4"}, {"format": "ipv6"}]}
     )
     size_bytes = fields.Integer(strict=True, allow_none=True, validate=validate.Range(min=0))
+    # Transport security (docs/transit-security.md); the rules across fields are the contract's.
+    tls_auth = fields.String(
+        allow_none=True, validate=validate.OneOf(security.TLS_AUTHS),
+        metadata={"description": "How the peer was authenticated; only with TLS"},
+    )  # fmt: skip
+    tls_policy = fields.String(
+        allow_none=True, validate=validate.Length(1, security.MAX_POLICY_SPELLING),
+        metadata={"pattern": TLS_POLICY_PATTERN, "description": f"The TLS policy that applied: {', '.join(security.TLS_POLICIES)}"
+                  " (any case; dane-only, fingerprint, sts are accepted)", "example": "dane"},
+    )  # fmt: skip
+    tls_downgraded = JsonBoolean(
+        allow_none=True, metadata={"description": "The log recorded a TLS downgrade"}
+    )
+    outcome = fields.String(
+        allow_none=True, validate=validate.OneOf(security.OUTCOMES),
+        metadata={"description": "delivered (default) or blocked by a TLS policy; a blocked "
+                  "message has tls_version null and a blocked_reason"},
+    )  # fmt: skip
+    blocked_reason = _optional_text_field(
+        contract.MAX_STRING, metadata={"description": "Why it was blocked; only when blocked"}
+    )
 
     def __init__(self, *args: Any, window: contract.IngestWindow | None = None, **kw: Any) -> None:
         super().__init__(*args, **kw)
@@ -161,6 +196,27 @@ TRACE_CONNECTOR_RULE: dict[str, Any] = {
         {"properties": {"connector": {"type": "null"}, "connector_type": {"type": "null"}}},
     ],
 }  # fmt: skip
+
+
+_TLS_SPELLING = {"type": "string", "pattern": r"^\s*(?:[tT][lL][sS]|[sS][sS][lL])"}
+_NONE_POLICY = {"type": "string", "pattern": _any_case(["none"])}
+# The transport security rules of a trace, for the spec (normalize_trace enforces them):
+# blocked_reason with outcome blocked only, and then no TLS session; tls_auth only with a TLS
+# version; the policy none only without one.
+TRACE_CONNECTOR_RULE["allOf"] = [
+    {"anyOf": [
+        {"required": ["outcome", "blocked_reason"],
+         "properties": {"outcome": {"const": "blocked"}, "blocked_reason": {"type": "string"},
+                        "tls_version": {"type": "null"}, "tls_auth": {"type": "null"},
+                        "tls_downgraded": {"enum": [False, None]}}},
+        {"properties": {"outcome": {"enum": ["delivered", None]},
+                        "blocked_reason": {"type": "null"}}},
+    ]},
+    {"anyOf": [{"properties": {"tls_auth": {"type": "null"}}},
+               {"required": ["tls_version"], "properties": {"tls_version": _TLS_SPELLING}}]},
+    {"anyOf": [{"properties": {"tls_policy": {"not": _NONE_POLICY}}},
+               {"properties": {"tls_version": {"not": _TLS_SPELLING}}}]},
+]  # fmt: skip
 
 
 class IngestErrorSchema(Schema):
@@ -203,6 +259,24 @@ class ShareSchema(Schema):
     percent = fields.Float()
 
 
+def _class_shares_field() -> fields.Dict:
+    return fields.Dict(
+        keys=fields.String(validate=validate.OneOf(security.SECURITY_CLASSES)),
+        values=fields.Nested(ShareSchema),
+        metadata={"description": "Delivered messages per transport security class "
+                  "(docs/transit-security.md): percents sum to 100.0 (0.0 each without "
+                  "messages)"},
+    )  # fmt: skip
+
+
+class SecuritySummarySchema(Schema):
+    authenticated_messages = fields.Integer(
+        metadata={"description": "dane + mta-sts + authenticated"}
+    )
+    authenticated_percent = fields.Float()
+    classes = _class_shares_field()
+
+
 class DirectionSummarySchema(Schema):
     messages = fields.Integer()
     encrypted_messages = fields.Integer()
@@ -211,6 +285,7 @@ class DirectionSummarySchema(Schema):
         keys=fields.String(validate=validate.OneOf(TLS_VERSIONS)),
         values=fields.Nested(ShareSchema),
     )
+    security = fields.Nested(SecuritySummarySchema)
 
 
 class WindowSchema(Schema):
@@ -254,6 +329,60 @@ class TlsReportSchema(Schema):
     data_as_of = fields.String(allow_none=True)
 
 
+class TransitDaySchema(SecuritySummarySchema):
+    date = fields.Date()
+    messages = fields.Integer()
+
+
+class TransitBlockedSchema(Schema):
+    recipient_domain = fields.String(allow_none=True)
+    policy = fields.String(allow_none=True, metadata={"description": "null: not logged"})
+    messages = fields.Integer()
+    errors = fields.List(fields.String(), metadata={"description": "Distinct errors, at most 20"})
+    errors_total = fields.Integer()
+
+
+class TransitDomainSchema(Schema):
+    recipient_domain = fields.String(allow_none=True)
+    messages = fields.Integer()
+
+
+class TransitDirectionSchema(Schema):
+    sent = fields.List(fields.Nested(TransitDaySchema))
+    blocked = fields.List(fields.Nested(TransitBlockedSchema))
+    no_tls_offered = fields.List(fields.Nested(TransitDomainSchema))
+
+
+class BlockedArgsSchema(TlsArgsSchema):
+    limit = fields.Integer(load_default=1000, validate=validate.Range(1, MAX_BLOCKED_RECORDS))
+
+
+class BlockedRecordSchema(Schema):
+    date = fields.Date()
+    direction = fields.String()
+    connector = fields.String(allow_none=True, metadata={"description": "null: no connector"})
+    connector_type = fields.String(allow_none=True)
+    policy = fields.String(allow_none=True, metadata={"description": "null: not logged"})
+    recipient_domain = fields.String(allow_none=True)
+    reason = fields.String(metadata={"description": "(other): past the day's bound"})
+    messages = fields.Integer()
+
+
+class BlockedReportSchema(Schema):
+    window = fields.Nested(WindowSchema)
+    records = fields.List(fields.Nested(BlockedRecordSchema))
+    total_records = fields.Integer()
+    truncated = fields.Boolean()
+    generated_at = fields.String()
+
+
+class TransitReportSchema(Schema):
+    window = fields.Nested(WindowSchema)
+    directions = fields.Dict(keys=fields.String(), values=fields.Nested(TransitDirectionSchema))
+    generated_at = fields.String()
+    data_as_of = fields.String(allow_none=True)
+
+
 # A connector name in a path, for the spec: the rule PUT /connectors/{direction}/{name} checks
 # (service/api/connectors.py), so a generated name is one the server accepts.
 CONNECTOR_NAME_PATTERN = TRIMMED_TEXT_PATTERN
@@ -270,6 +399,35 @@ def _cursor_field(description: str) -> fields.String:
                   "pattern": paging.CURSOR_PATTERN, "minLength": 1,
                   "maxLength": paging.MAX_CURSOR_LENGTH},
     )  # fmt: skip
+
+
+def _security_filter_pattern() -> str:
+    from service.core.connectors import SECURITY_FILTERS
+
+    one = "|".join(SECURITY_FILTERS)
+    return f"^(?:{one})(?:,(?:{one}))*$"
+
+
+SECURITY_FILTER_PATTERN = _security_filter_pattern()
+MAX_SECURITY_FILTER = 200  # repeats are allowed (and ignored), within this length
+
+
+class SecurityFilterField(fields.String):
+    """A comma-separated list of transport security filters, loaded as its canonical form
+    (distinct, sorted, comma-joined), so that one filter has one cursor digest."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Any:
+        from service.core.connectors import SECURITY_FILTERS
+
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if not 0 < len(text) <= MAX_SECURITY_FILTER:
+            raise ValidationError(f"1 to {MAX_SECURITY_FILTER} characters")
+        chosen = set(text.split(","))
+        unknown = sorted(chosen - set(SECURITY_FILTERS))
+        if unknown:
+            raise ValidationError(f"comma-separated, of {', '.join(SECURITY_FILTERS)}; "
+                                  f"not {unknown[0][:40]!r}")  # fmt: skip
+        return ",".join(sorted(chosen))
 
 
 def _connector_args() -> dict[str, fields.Field]:
@@ -296,6 +454,11 @@ def _connector_args() -> dict[str, fields.Field]:
             ),
             metadata={"description": "A column, `-column` for descending (e.g. `-messages`); "
                       "TLS columns sort by percent. Default `direction` (`date` by day)"},
+        ),
+        "security": SecurityFilterField(
+            metadata={"minLength": 1, "maxLength": MAX_SECURITY_FILTER, "pattern": SECURITY_FILTER_PATTERN, "description": "Comma-separated transport security classes "
+                      f"({', '.join(connectors.SECURITY_FILTERS)}): only rows with mail of any "
+                      "of them (docs/transit-security.md)", "example": "encrypted,none"},
         ),
         "limit": fields.Integer(load_default=100, validate=validate.Range(1, paging.MAX_LIMIT)),
         "cursor": _cursor_field("`next_cursor` of the previous page"),
@@ -324,6 +487,14 @@ class ConnectorRowSchema(Schema):
         metadata={"description": "none, TLS1.0 .. TLS1.3 (SSL3 when seen): percents sum to "
                   "100.0 (0.0 each without messages)"},
     )  # fmt: skip
+    authenticated_percent = fields.Float(metadata={"description": "dane + mta-sts + other "
+                                                   "verified, of the delivered messages"})  # fmt: skip
+    dane_percent = fields.Float()
+    mta_sts_percent = fields.Float()
+    encrypted_only_percent = fields.Float(metadata={"description": "TLS, peer not authenticated"})
+    blocked = fields.Integer(metadata={"description": "Messages blocked by a TLS policy (not "
+                                       "in messages)"})  # fmt: skip
+    security = _class_shares_field()
 
 
 class ConnectorReportSchema(Schema):
@@ -354,6 +525,13 @@ class ConnectorDetailSchema(Schema):
     tls = fields.Dict(keys=fields.String(), values=fields.Nested(ShareSchema))
     series = fields.List(fields.Nested(ConnectorDaySchema))
     data_as_of = fields.String(allow_none=True)
+    # Transport security over the window, as in the connector report's rows.
+    authenticated_percent = fields.Float()
+    dane_percent = fields.Float()
+    mta_sts_percent = fields.Float()
+    encrypted_only_percent = fields.Float()
+    blocked = fields.Integer()
+    security = _class_shares_field()
 
 
 class ConnectorDefinitionSchema(StrictSchema):
