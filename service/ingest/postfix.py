@@ -323,7 +323,8 @@ class PostfixParser:
             "tls_version": session.tls or "none",
         }
         put_optional(trace, "cipher", session.cipher)
-        put_optional(trace, "tls_auth", session.auth)
+        if session.auth is not None:  # one of ours (TRUST_WORDS): nothing to clean
+            trace["tls_auth"] = session.auth
         put_optional(trace, "remote_host", clean_host(name))
         put_optional(trace, "remote_ip", clean_ip(ip))
         entry = _Queued(
@@ -399,7 +400,8 @@ class PostfixParser:
         }
         if tls:
             put_optional(trace, "cipher", tls[1])
-            put_optional(trace, "tls_auth", tls[3])
+            if tls[3] is not None:
+                trace["tls_auth"] = tls[3]
         features = self._features(msg, d.end(3), d.start(4))
         if features is not None and features.applied is not None:
             trace["tls_policy"] = features.applied
