@@ -101,7 +101,7 @@ def _feature(text: str) -> tuple[bool, str, str] | None:
 _POLICY_REASONS: tuple[tuple[str, str | None], ...] = (
     ("TLS is required, but", None),  # not offered / refused / engine unavailable
     ("Server certificate not verified", None),
-    ("Server certificate not trusted", None),  # Postfix before 2.11
+    ("Server certificate not trusted", None),  # Postfix before 3.6
     ("TLSA lookup error", "dane"),
     ("no TLSA records found", "dane"),  # dane-only
     ("TLSA records unusable", "dane"),
