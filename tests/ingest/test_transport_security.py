@@ -19,6 +19,7 @@ import pytest
 from click.testing import CliRunner
 
 from service.ingest.command import ingest
+from service.ingest.connector_map import parse_connector_map
 from service.ingest.exim import EximParser
 from service.ingest.postfix import PostfixParser
 from service.ingest.syslog import TimestampParser
@@ -367,6 +368,26 @@ def test_blocked_at_another_relay_is_another_record_and_delivery_still_counts() 
         (None, "mx3.far.example", "verified"),
     ]
     assert parser.kinds["repeat_blocked"] == 1
+
+
+def test_a_blocked_record_is_mapped_to_its_connector_and_keeps_a_clean_reason() -> None:
+    mapping = parse_connector_map(
+        '[[rule]]\nconnector = "Eta"\ntype = "partner"\ndirection = "outbound"\n'
+        'recipient_domain = "eta.example"\n'
+    )
+    reason = "TLS is required, but was not offered by host mx.eta.example[192.0.2.7]\x07 " + (
+        "x" * 2000
+    )
+    parser = PostfixParser(TimestampParser(), connectors=mapping)
+    (trace,) = feed_all(parser, [
+        "2025-03-03T10:00:00+00:00 mx postfix/smtp[3]: AAAA: to=<r@eta.example>, relay=none, "
+        f"delay=1, delays=0/0/1/0, dsn=4.7.4, status=deferred ({reason})\n",
+    ])  # fmt: skip
+    assert (trace["connector"], trace["connector_type"]) == ("Eta", "partner")
+    assert (trace["remote_host"], trace["remote_ip"]) == ("mx.eta.example", "192.0.2.7")
+    assert len(trace["blocked_reason"]) == 998
+    assert trace["blocked_reason"].startswith("TLS is required, but was not offered by host "
+                                              "mx.eta.example[192.0.2.7] xxx")  # fmt: skip
 
 
 def test_unknown_spellings_are_counted_and_the_field_omitted(tmp_path) -> None:  # type: ignore[no-untyped-def]
