@@ -387,7 +387,12 @@ class PostfixParser:
         elif relay in entry.relays:
             return "repeat_delivery"  # another recipient of the same message, same next hop
         entry.relays.add(relay)
+        features = self._features(msg, d.end(3), d.start(4))
         tls = self.tls_out.get((host, program, pid, relay))
+        if features is not None and features.applied == "none":
+            # `tls=may:none`, `tls=none`: this connection was plaintext, whatever TLS line the
+            # same process logged for the relay before (a stripped STARTTLS looks like this).
+            tls = None
         if tls is not None and tls[0] not in CANONICAL_TLS:
             return "unknown_tls_version"
         version = tls[0] if tls else "none"
@@ -402,7 +407,6 @@ class PostfixParser:
             put_optional(trace, "cipher", tls[1])
             if tls[3] is not None:
                 trace["tls_auth"] = tls[3]
-        features = self._features(msg, d.end(3), d.start(4))
         if features is not None and features.applied is not None:
             trace["tls_policy"] = features.applied
             if features.downgraded:
@@ -485,10 +489,9 @@ class PostfixParser:
             "blocked_reason": clean_reason(reason),
         }
         recipient_domain = domain_of_address(rcpt)
+        # No tls_downgraded: it describes a delivery, and nothing was delivered.
         put_optionals(trace, recipient_domain=recipient_domain, remote_host=remote_host,
                       remote_ip=remote_ip, tls_policy=policy)  # fmt: skip
-        if features is not None and features.downgraded:
-            trace["tls_downgraded"] = True
         self._emit_outbound(trace, program, ip, name, entry, recipient_domain)
         return True
 

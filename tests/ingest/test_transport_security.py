@@ -285,8 +285,6 @@ def blocked_message(
     fields: dict[str, Any] = {"tls_version": None, "outcome": "blocked", "blocked_reason": text}
     if policy:
         fields["tls_policy"] = policy
-    if tls and ":" in tls.split("/")[0]:
-        fields["tls_downgraded"] = True
     log.truth.append(Truth("outbound", domain, fields, outcome="blocked"))
     if remote:
         log.truth[-1].fields["remote_host"] = mx
@@ -388,6 +386,26 @@ def test_a_blocked_record_is_mapped_to_its_connector_and_keeps_a_clean_reason() 
     assert len(trace["blocked_reason"]) == 998
     assert trace["blocked_reason"].startswith("TLS is required, but was not offered by host "
                                               "mx.eta.example[192.0.2.7] xxx")  # fmt: skip
+
+
+def test_a_plaintext_tls_field_wins_over_an_earlier_tls_line() -> None:
+    tls_line = (
+        "2025-03-03T10:00:00+00:00 mx postfix/smtp[3]: Verified TLS connection established to "
+        "mx.far.example[192.0.2.1]:25: TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits)\n"
+    )
+    sent = (
+        "2025-03-03T10:00:01+00:00 mx postfix/smtp[3]: {qid}: to=<r@far.example>, "
+        "relay=mx.far.example[192.0.2.1]:25, delay=1, delays=0/0/1/0, tls={tls}, dsn=2.0.0, "
+        "status=sent (250 ok)\n"
+    )
+    _, traces = parse([tls_line, sent.format(qid="AAAA", tls="dane"),
+                       sent.format(qid="BBBB", tls="may:none")])  # fmt: skip
+    got = [(t["tls_version"], t.get("tls_auth"), t.get("tls_policy"), t.get("cipher"))
+           for t in traces]  # fmt: skip
+    assert got == [
+        ("TLS1.3", "verified", "dane", "TLS_AES_256_GCM_SHA384"),
+        ("none", None, "none", None),  # STARTTLS gone on the next connection: plaintext
+    ]
 
 
 def test_unknown_spellings_are_counted_and_the_field_omitted(tmp_path) -> None:  # type: ignore[no-untyped-def]
