@@ -15,6 +15,7 @@ from service.ingest.postfix import PostfixParser
 from service.ingest.syslog import TimestampParser
 
 from .support import FIXTURES, SHARED, feed_all
+from .transport_log import generate
 
 # Any time is fine here: this checks fields, not the retention window.
 WINDOW = IngestWindow(datetime(1990, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC))
@@ -51,6 +52,13 @@ def test_fixture_traces_are_valid() -> None:
     assert_all_valid(feed_all(PostfixParser(TimestampParser(year=2025)), lines))
     lines = (FIXTURES / "exim_mainlog.log").read_text().splitlines(True)
     assert_all_valid(feed_all(EximParser(), lines))
+
+
+def test_transport_security_traces_are_valid() -> None:
+    """Every class, blocked records included (tests/ingest/transport_log.py)."""
+    traces = feed_all(PostfixParser(TimestampParser()), generate(messages_per_class=1).lines)
+    assert any(t.get("outcome") == "blocked" for t in traces)
+    assert_all_valid(traces)
 
 
 def test_odd_peers_are_omitted_not_sent_invalid() -> None:
