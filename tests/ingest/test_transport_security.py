@@ -114,9 +114,26 @@ def parse(lines: list[str]) -> tuple[PostfixParser, list[dict[str, Any]]]:
     return parser, feed_all(parser, lines)
 
 
+CONNECTORS = """
+[[rule]]
+connector = "Partners in"
+type = "partner"
+direction = "inbound"
+ip = "192.0.2.0/24"
+
+[[rule]]
+connector = "Internet out"
+type = "onpremises"
+direction = "outbound"
+recipient_domain = "example"
+"""
+CONNECTOR_OF = {"inbound": ("Partners in", "partner"), "outbound": ("Internet out", "onpremises")}
+
+
 def test_every_trace_carries_the_truth_of_its_message() -> None:
     log = generate()
-    parser, traces = parse(log.lines)
+    parser = PostfixParser(TimestampParser(), connectors=parse_connector_map(CONNECTORS))
+    traces = feed_all(parser, log.lines)
     truth = {(t.direction, t.outcome, t.recipient_domain): t for t in log.truth}
     got = {key_of(t): t for t in traces}
     assert len(got) == len(traces)  # one trace per message hop, one blocked record per message
@@ -125,8 +142,8 @@ def test_every_trace_carries_the_truth_of_its_message() -> None:
         expected = truth[key].fields
         names = FIELDS + (("remote_host",) if "remote_host" in expected else ())
         assert {k: t.get(k) for k in names} == {k: expected.get(k) for k in names}, key
-        if t.get("outcome") == "blocked":
-            assert "remote_host" in t or "remote_host" not in expected
+        # Blocked records too (even one whose relay is unknown): mapped as delivered mail is.
+        assert (t["connector"], t["connector_type"]) == CONNECTOR_OF[t["direction"]], key
     # Not vacuous: every class is there, in both directions.
     classes = Counter((t["direction"], t.get("tls_auth"), t.get("tls_policy")) for t in traces)
     assert classes["outbound", "verified", "dane"] == 3 * 3
