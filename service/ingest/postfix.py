@@ -45,7 +45,7 @@ from service.ingest.transport_security import (
 if TYPE_CHECKING:
     from service.ingest.connector_map import ConnectorMap
 
-# The first word is the peer's authentication (Postfix 2.x logged none).
+# The first word is the peer's authentication (very old Postfix versions log none).
 _TLS_FROM_RE = re.compile(
     r"(?:(\w+) )?TLS connection established from ([^\s\[]*)\[([^\]]*)\](?::\d+)?: "
     r"(\S+) with cipher (\S+)"
