@@ -36,7 +36,8 @@ from service.ingest.traces import (
 from service.ingest.transport_security import (
     TRUST_WORDS,
     TlsFeatures,
-    clean_reason,
+    blocked_record,
+    blocked_relay_key,
     host_in_reason,
     tls_features,
     tls_policy_block,
@@ -466,8 +467,7 @@ class PostfixParser:
             return "bad_timestamp"
         self._clock(ts)
         remote_host, remote_ip = clean_host(name), clean_ip(ip)
-        # By name: retries may reach another address of the same relay.
-        relay_key = remote_host or remote_ip or "none"
+        relay_key = blocked_relay_key(remote_host, remote_ip)
         qkey = (host, qid)
         entry = self.queue.get(qkey)
         if entry is None:
@@ -478,20 +478,9 @@ class PostfixParser:
         elif relay_key in entry.blocked:
             return "repeat_blocked"
         entry.blocked.add(relay_key)
-        trace: Trace = {
-            # No day in the id: a message retried for days is one blocked record per relay.
-            "id": trace_id("pf", host, qid, "blocked", relay_key),
-            "timestamp": stamp,
-            "direction": "outbound",
-            "connector": None,
-            "tls_version": None,
-            "outcome": "blocked",
-            "blocked_reason": clean_reason(reason),
-        }
         recipient_domain = domain_of_address(rcpt)
-        # No tls_downgraded: it describes a delivery, and nothing was delivered.
-        put_optionals(trace, recipient_domain=recipient_domain, remote_host=remote_host,
-                      remote_ip=remote_ip, tls_policy=policy)  # fmt: skip
+        trace = blocked_record("pf", host, qid, stamp, reason, recipient_domain=recipient_domain,
+                               remote_host=remote_host, remote_ip=remote_ip, policy=policy)  # fmt: skip
         self._emit_outbound(trace, program, ip, name, entry, recipient_domain)
         return True
 

@@ -7,7 +7,8 @@ table from each log form to the fields. Sources:
 - Postfix 3.11's `tls=` feature status on delivery lines (postconf(5),
   smtp_log_tls_feature_status): `[!]level[:downgrade][?]` then `/[!]requiretls[:...][?]`;
 - the reason Postfix gives when it defers or returns mail for its TLS policy;
-- Exim's `CV=` item.
+- Exim's `CV=` item, and the reason Exim gives when it defers (`==`) or fails (`**`) a delivery
+  for its TLS policy (src/transports/smtp.c, tls-openssl.c, tls-gnu.c).
 A spelling none of these documents gives None: the caller counts it and omits the field.
 """
 
@@ -17,7 +18,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-from service.ingest.traces import MAX_STRING, clean
+from service.ingest.traces import MAX_STRING, Trace, clean, put_optionals, trace_id
 
 # Postfix's trust words (src/tls/tls_misc.c) -> tls_auth.
 TRUST_WORDS = {
@@ -154,3 +155,79 @@ MAX_REASON = MAX_STRING  # the API's limit for strings: longer reasons are cut, 
 def clean_reason(reason: str) -> str:
     """The reason as logged, control characters removed, at most MAX_REASON characters."""
     return clean(reason).strip()[:MAX_REASON]
+
+
+# Exim's own reasons for not delivering because of its TLS policy, as they start the message of a
+# `==` or `**` line (src/transports/smtp.c), with the tls_policy each one implies. A failed TLS
+# session only ends a delivery where Exim may not fall back to plaintext (hosts_require_tls,
+# DANE, tls_tempfail_tryclear = false, TLS on connect): otherwise it logs `delivering
+# unencrypted` and tries again in clear, and the line names that attempt's result.
+_EXIM_POLICY_REASONS: tuple[tuple[str, str | None], ...] = (
+    ("a TLS session is required, but", None),  # not offered, or STARTTLS failed (errno -38)
+    ("TLS session: ", None),  # the handshake or the certificate check failed (errno -37)
+    ("DANE error: ", "dane"),  # TLSA lookup failed, or the MX lookup was not DNSSEC-signed
+    ("bad first read from TLS conn", None),
+    ("TLS support not available", None),  # TLS on connect, Exim built without TLS
+)
+# A verification failure ends a session only where verification is required (tls_verify_hosts;
+# tls_try_verify_hosts goes on and logs CV=no): GnuTLS and OpenSSL wording.
+_EXIM_VERIFY_FAILURES = ("(certificate verification failed)", "certificate verify failed")
+
+
+def exim_tls_policy_block(reason: str) -> tuple[bool, str | None]:
+    """Whether an Exim deferral or failure was for its TLS policy, and the level if known.
+
+    The remote server's replies start `SMTP error from remote mail server after`: they never
+    start with Exim's own wording, whatever they say about TLS."""
+    for phrase, implied in _EXIM_POLICY_REASONS:
+        if reason.startswith(phrase):
+            if implied is None and any(v in reason for v in _EXIM_VERIFY_FAILURES):
+                return True, "verify"
+            return True, implied
+    return False, None
+
+
+_EXIM_DANE_HOST = re.compile(r"DANE error: (\S+) lookup not DNSSEC")
+
+
+def exim_host_in_reason(reason: str) -> str | None:
+    """`DANE error: mx.example lookup not DNSSEC` names the host; no other Exim reason
+    without an `H=` does."""
+    m = _EXIM_DANE_HOST.match(reason)
+    return m.group(1) if m else None
+
+
+def blocked_relay_key(remote_host: str | None, remote_ip: str | None) -> str:
+    """What a blocked record is kept apart by: the relay's name (retries may reach another
+    address of the same relay), its address if it has none, else `none`."""
+    return remote_host or remote_ip or "none"
+
+
+def blocked_record(
+    prefix: str,
+    server: str,
+    queue_id: str,
+    timestamp: str,
+    reason: str,
+    *,
+    recipient_domain: str | None,
+    remote_host: str | None,
+    remote_ip: str | None,
+    policy: str | None,
+) -> Trace:
+    """A blocked record (connector not named yet). Its id has no day: a message retried for
+    days is one record per relay, in every run over the same log."""
+    trace: Trace = {
+        "id": trace_id(prefix, server, queue_id, "blocked",
+                       blocked_relay_key(remote_host, remote_ip)),
+        "timestamp": timestamp,
+        "direction": "outbound",
+        "connector": None,
+        "tls_version": None,
+        "outcome": "blocked",
+        "blocked_reason": clean_reason(reason),
+    }  # fmt: skip
+    # No tls_auth, tls_downgraded or cipher: they describe a delivery, and nothing was delivered.
+    put_optionals(trace, recipient_domain=recipient_domain, remote_host=remote_host,
+                  remote_ip=remote_ip, tls_policy=policy)  # fmt: skip
+    return trace
