@@ -46,8 +46,9 @@ _LINE_RE = re.compile(
     r"(?:([0-9A-Za-z]{6}-[0-9A-Za-z]{6,11}-[0-9A-Za-z]{2,4}) (<=|=>|->|==|\*\*|\*>) )?"
 )
 # H=name (helo) [ip]:port, H=(helo) [ip], H=[ip], H=name [ip]* (`*` marks a continued
-# connection on deliveries).
-_HOST_RE = re.compile(r" H=(?:([^\s(\[]\S*) )?(?:\([^)]*\) )?\[([^\]]+)\](?::(\d+))?")
+# connection on deliveries), H=name DS [ip] (log_selector +dnssec: the address was looked up
+# with DNSSEC).
+_HOST_RE = re.compile(r" H=(?:([^\s(\[]\S*) )?(?:DS )?(?:\([^)]*\) )?\[([^\]]+)\](?::(\d+))?")
 # Logged by the smtp transport before the deferral when a DANE-verified TLS session failed.
 _DANE_FAILED = "DANE attempt failed; "
 _DANE_FAILED_RE = re.compile(r"(\S+) DANE attempt failed; TLS connection to \S* \[([^\]]+)\]")
