@@ -14,6 +14,7 @@ from service.ingest.exim import EximParser
 from service.ingest.postfix import PostfixParser
 from service.ingest.syslog import TimestampParser
 
+from .exim_blocked_log import generate as generate_exim_blocked
 from .support import FIXTURES, SHARED, feed_all
 from .transport_log import generate
 
@@ -58,6 +59,13 @@ def test_transport_security_traces_are_valid() -> None:
     """Every class, blocked records included (tests/ingest/transport_log.py)."""
     traces = feed_all(PostfixParser(TimestampParser()), generate(messages_per_class=1).lines)
     assert any(t.get("outcome") == "blocked" for t in traces)
+    assert_all_valid(traces)
+
+
+def test_exim_blocked_records_are_valid() -> None:
+    """Exim's blocked records (tests/ingest/exim_blocked_log.py), with and without a host."""
+    traces = feed_all(EximParser(host="mx1"), generate_exim_blocked().lines)
+    assert sum(1 for t in traces if t.get("outcome") == "blocked") > 1
     assert_all_valid(traces)
 
 
