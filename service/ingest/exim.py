@@ -52,6 +52,7 @@ _HOST_RE = re.compile(r" H=(?:([^\s(\[]\S*) )?(?:DS )?(?:\([^)]*\) )?\[([^\]]+)\
 # Logged by the smtp transport before the deferral when a DANE-verified TLS session failed.
 _DANE_FAILED = "DANE attempt failed; "
 _DANE_FAILED_RE = re.compile(r"(\S+) DANE attempt failed; TLS connection to \S* \[([^\]]+)\]")
+_DELIVER_TIME_RE = re.compile(r" DT=\S+$")
 _MAX_DANE_FAILED = 10_000  # messages whose DANE failures are remembered until `Completed`
 _FIELD_RE = {
     key: re.compile(rf" {key}=(\S+)") for key in ("X", "R", "T", "S", "P", "id", "I", "U", "CV")
@@ -139,9 +140,7 @@ class EximParser(ReadyQueue):
             set(),
             None,
         )
-        while len(self.messages) > self.max_messages:
-            del self.messages[next(iter(self.messages))]
-            self.evicted += 1
+        self._cap_messages()
         h = _HOST_RE.search(rest)
         if h is None:
             return "exim_local"  # `U=` local submission or pickup: no SMTP peer, no TLS
@@ -220,16 +219,17 @@ class EximParser(ReadyQueue):
         # `== rcpt R= T= defer (errno)[: strerror][ H=name [ip]:port]: reason`;
         # `** rcpt R= T=[ H=name [ip]][ X=... CV=...] : reason`.
         if flag == "==":
-            close = rest.find(")", rest.find(" defer ("))
+            defer = rest.find(" defer (")
+            close = rest.find(")", defer) if defer > 0 else -1
             at = rest.find(": ", close) if close > 0 else -1
-            start = at + 2
+            reason = rest[at + 2 :]
         else:
             close = 0
             at = rest.find(" : ")
-            start = at + 3
+            # +deliver_time puts ` DT=…` after the reason of a failure (before it on a deferral)
+            reason = _DELIVER_TIME_RE.sub("", rest[at + 3 :])
         if at < 0:
             return "delivery_not_sent"  # `** rcpt: retry timeout exceeded` names no reason
-        reason = rest[start:]
         blocked, policy = exim_tls_policy_block(reason)
         if not blocked:
             return "delivery_not_sent"
@@ -282,7 +282,13 @@ class EximParser(ReadyQueue):
         known = self.messages.get(msg_id)
         if known is None:
             known = self.messages[msg_id] = (None, None, None, set(), None)
+            self._cap_messages()
         return known
+
+    def _cap_messages(self) -> None:
+        while len(self.messages) > self.max_messages:
+            del self.messages[next(iter(self.messages))]
+            self.evicted += 1
 
     def _emit_outbound(
         self,

@@ -106,6 +106,26 @@ def test_a_message_blocked_at_two_relays_is_two_records() -> None:
     assert parser.kinds == {"repeat_blocked": 1, "loopback_relay": 1}
 
 
+def test_a_failure_logged_with_its_delivery_time_keeps_the_reason_alone() -> None:
+    _, (trace,) = parse([
+        "2025-03-03 10:00:00 1tA001-000000000a1-0001 ** r@far.example R=dnslookup "
+        "T=remote_smtp : DANE error: mx.far.example lookup not DNSSEC DT=0.2s\n"
+    ])  # fmt: skip
+    assert trace["blocked_reason"] == "DANE error: mx.far.example lookup not DNSSEC"
+    assert trace["remote_host"] == "mx.far.example"
+
+
+def test_deferrals_of_messages_never_seen_arriving_stay_bounded() -> None:
+    parser = EximParser(host="mx1", max_messages=10)
+    feed_all(parser, [
+        f"2025-03-03 10:00:00 1tA{n:03d}-000000000a1-0001 == r@far.example R=dnslookup "
+        f"T=remote_smtp defer (-38) H=mx.far.example [192.0.2.1]: a TLS session is required, "
+        "but the server did not offer TLS support\n"
+        for n in range(50)
+    ])  # fmt: skip
+    assert parser.state_size() == 10 and parser.evicted == 40
+
+
 def test_a_long_reason_is_cut_and_cleaned() -> None:
     reason = "TLS session: (SSL_connect): error\x07 " + "x" * 2000
     _, (trace,) = parse([
