@@ -132,6 +132,12 @@ def format_summary(
     out.append(f"  lines not used: {skipped:,}")
     for kind, n in sorted(parser.kinds.items(), key=lambda kv: (-kv[1], kv[0])):
         out.append(f"    {kind:<22} {n:>10,}")
+    # Log readers count TLS detail spellings they do not know (Tally has the rest).
+    unrecognised: dict[str, int] = getattr(parser, "unrecognised", {})
+    if unrecognised:
+        out.append(f"  TLS details not recognised (field omitted): {sum(unrecognised.values()):,}")
+        for kind, n in sorted(unrecognised.items(), key=lambda kv: (-kv[1], kv[0])):
+            out.append(f"    {kind:<22} {n:>10,}")
     if parser.evicted:
         out.append(f"  correlation entries evicted at the memory caps: {parser.evicted:,}")
     return "\n".join(out)

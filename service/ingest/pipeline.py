@@ -83,7 +83,9 @@ class Tally:
         self.traces += len(traces)
         table = self.by_direction_tls
         for t in traces:
-            key = (str(t.get("direction")), str(t.get("tls_version") or "none"))
+            # A blocked record is mail that did not go: shown apart from the versions.
+            tls = "blocked" if t.get("outcome") == "blocked" else t.get("tls_version") or "none"
+            key = (str(t.get("direction")), str(tls))
             table[key] = table.get(key, 0) + 1
 
 

@@ -17,6 +17,10 @@ from service.ingest.connector_map import ConnectorMap, Peer
 from service.ingest.traces import ReadyQueue, Trace, clean
 
 _INT_FIELDS = ("size_bytes",)
+# Flags that are true or absent (tls_downgraded): a false cell says the same as an empty one.
+_FLAG_FIELDS = ("tls_downgraded",)
+_TRUE = frozenset({"true", "yes", "1"})
+_FALSE = frozenset({"false", "no", "0", ""})
 _KEEP_EMPTY = ("connector", "tls_version")  # explicit null is meaningful for these two
 
 
@@ -110,7 +114,8 @@ class JsonParser(_RecordParser):
 
 
 class CsvParser(_RecordParser):
-    """CSV whose header row names trace fields; empty cells are omitted, `size_bytes` is an int."""
+    """CSV whose header row names trace fields; empty cells are omitted, `size_bytes` is an int,
+    `tls_downgraded` a flag (`true` or omitted); other cells are the API's to judge."""
 
     def __init__(self, connectors: ConnectorMap | None = None) -> None:
         super().__init__(connectors)
@@ -142,6 +147,9 @@ class CsvParser(_RecordParser):
         for key, cell in zip(self._header, row, strict=True):
             if key in _INT_FIELDS and cell.strip().isdigit():
                 record[key] = int(cell)
+            elif key in _FLAG_FIELDS and cell.strip().lower() in _TRUE | _FALSE:
+                if cell.strip().lower() in _TRUE:
+                    record[key] = True
             elif key in _KEEP_EMPTY and cell == "":
                 continue  # an empty CSV cell means unknown: omitted, the API's default applies
             else:

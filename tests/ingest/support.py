@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
@@ -11,7 +12,10 @@ from service.ingest.traces import Trace
 
 FIXTURES = Path(__file__).parent / "fixtures"
 # The real sample logs live next to the repository (not in it); a fresh clone has none.
-SHARED = Path(__file__).resolve().parents[2].parent / "shared"
+# MAILFLOW_TEST_SHARED points elsewhere (a checkout that is not next to them, e.g. a worktree).
+SHARED = Path(
+    os.environ.get("MAILFLOW_TEST_SHARED") or Path(__file__).resolve().parents[2].parent / "shared"
+)
 
 
 def feed_all(parser: Any, lines: Iterable[str]) -> list[Trace]:

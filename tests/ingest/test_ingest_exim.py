@@ -143,3 +143,23 @@ def test_host_is_for_exim_only() -> None:
     log = str(FIXTURES / "postfix_scenarios.log")
     result = CliRunner().invoke(ingest, [log, "--dry-run", "--host", "mx1"])
     assert result.exit_code == 2  # Postfix lines name their host themselves
+
+
+def test_a_host_looked_up_with_dnssec_is_still_a_remote_delivery() -> None:
+    # log_selector +dnssec writes `H=name DS [ip]` on deliveries, deferrals and failures.
+    parser = EximParser()
+    traces = feed_all(parser, [
+        "2025-03-03 10:00:01 1tA001-000000000a1-0001 => r@dane.example R=dnslookup "
+        "T=remote_smtp H=mx.dane.example DS [203.0.113.5]:25 X=TLS1.3:TLS_AES_256_GCM_SHA384:256 "
+        'CV=dane C="250 OK"\n',
+        "2025-03-03 10:00:02 1tA002-000000000a2-0002 == r@dane.example R=dnslookup "
+        "T=remote_smtp defer (-37) H=mx.dane.example DS [203.0.113.5]: TLS session: "
+        "(SSL_connect): error: handshake failure\n",
+    ])  # fmt: skip
+    got = [(t["remote_host"], t["remote_ip"], t["tls_version"], t.get("tls_policy"))
+           for t in traces]  # fmt: skip
+    assert got == [
+        ("mx.dane.example", "203.0.113.5", "TLS1.3", "dane"),
+        ("mx.dane.example", "203.0.113.5", None, None),
+    ]
+    assert parser.kinds == {}

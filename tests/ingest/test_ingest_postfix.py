@@ -105,6 +105,7 @@ def test_trace_fields() -> None:
         "connector": None,
         "tls_version": "TLS1.2",
         "cipher": "ECDHE-RSA-AES256-GCM-SHA384",
+        "tls_auth": "anonymous",  # `Anonymous TLS connection established from`
         "remote_host": "mail.alpha.example",
         "remote_ip": "192.0.2.10",
         "sender_domain": "alpha.example",  # lowercased from News@Alpha.Example

@@ -62,3 +62,21 @@ def test_csv_types_empty_cells_and_quoted_newlines() -> None:
     assert out[1]["message_id"] == "twolines"  # control characters are stripped
     assert p.kinds == {"bad_csv_row": 1}
     assert p.used + sum(p.kinds.values()) == p.lines == 5
+
+
+def test_csv_transport_security_columns() -> None:
+    out = feed_all(
+        CsvParser(),
+        [
+            "id,direction,tls_version,tls_auth,tls_policy,tls_downgraded,outcome,blocked_reason\n",
+            "a,outbound,TLS1.2,untrusted,encrypt,true,,\n",
+            "b,outbound,TLS1.3,verified,dane,false,,\n",
+            "c,outbound,,,dane,,blocked,Server certificate not verified\n",
+            "d,outbound,none,,none,maybe,,\n",
+        ],
+    )
+    assert out[0]["tls_downgraded"] is True
+    assert "tls_downgraded" not in out[1] and out[1]["tls_policy"] == "dane"
+    assert out[2] == {"id": "c", "direction": "outbound", "tls_policy": "dane",
+                      "outcome": "blocked", "blocked_reason": "Server certificate not verified"}  # fmt: skip
+    assert out[3]["tls_downgraded"] == "maybe"  # not a flag: the API says why
