@@ -296,3 +296,70 @@ def test_generated_exim_log_end_to_end(live_api, loop, tmp_path) -> None:  # typ
         expected,
         ["--format", "exim", "--host", "mx1", "--connectors", str(rules)],  # fmt: skip
     )
+
+
+# -- the downgrade insight from a Postfix log ---------------------------------------------------
+
+BANK = '[[rule]]\nconnector = "Bank"\ntype = "partner"\ndirection = "outbound"\n' \
+       'recipient_domain = "example"\n'  # fmt: skip
+DOWNGRADE = "connector-tls-downgrade"
+
+
+def postfix_deliveries(
+    path: Path, days: Iterable[tuple[datetime, int, str, str | None]], first: int
+) -> int:
+    """A Postfix log of (day, messages, trust word, `tls=` value) deliveries; queue ids from
+    `first` on (unique across the test's logs). Returns the next free number."""
+    lines: list[str] = []
+    n = first
+    for when, count, word, tls in days:
+        log = transport_log.Log(clock=when)
+        for _ in range(count):
+            transport_log.outbound_message(log, n, word, tls, {})
+            n += 1
+        lines += log.lines
+    path.write_text("".join(lines))
+    return n
+
+
+def downgrades(live_api: Any, state: str = "active") -> list[dict[str, Any]]:
+    items = get(live_api, f"/api/v1/insights?state={state}&limit=1000")["items"]
+    return [i for i in items if i["rule"] == DOWNGRADE]
+
+
+def test_downgrade_insight_from_a_postfix_log(live_api, loop, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """14 days of DANE-verified deliveries through a partner connector, then a day of `Trusted`
+    (encrypted only) ones: the worker's loop opens the downgrade insight; once verified mail is
+    all there is again (today and yesterday), it resolves."""
+    clock = live_api.clock
+    rules = tmp_path / "connectors.toml"
+    rules.write_text(BANK)
+    options = ["--connectors", str(rules)]
+    an_hour_ago = clock.now - timedelta(hours=1)
+    history = [(an_hour_ago - timedelta(days=back), 4, "Verified", "dane")
+               for back in range(15, 1, -1)]  # fmt: skip
+    n = postfix_deliveries(tmp_path / "history.log", history, first=1)
+    ingest_log(live_api, tmp_path / "history.log", *options)
+    fold(loop)
+    assert downgrades(live_api) == []
+
+    n = postfix_deliveries(tmp_path / "today.log", [(an_hour_ago, 3, "Trusted", "may"),
+                                                   (an_hour_ago, 2, "Verified", "dane")], n)  # fmt: skip
+    ingest_log(live_api, tmp_path / "today.log", *options)
+    fold(loop)
+    [insight] = downgrades(live_api)
+    assert insight["severity"] == "high"
+    assert insight["connector"] == {"name": "Bank", "type": "partner"}
+    assert insight["measured"] == {"messages": 56, "matching_messages": 56, "percent": 100.0,
+                                   "recent_messages": 5, "recent_unauthenticated": 3,
+                                   "recent_downgraded": 0}  # fmt: skip
+
+    for day in (1, 2):  # verified again; yesterday's encrypted-only mail keeps it open a day
+        clock.advance(days=1)
+        n = postfix_deliveries(tmp_path / f"day{day}.log",
+                               [(clock.now - timedelta(hours=1), 4, "Verified", "dane")], n)  # fmt: skip
+        ingest_log(live_api, tmp_path / f"day{day}.log", *options)
+        fold(loop)
+        open_now = [i["id"] for i in downgrades(live_api)]
+        assert open_now == ([insight["id"]] if day == 1 else []), day
+    assert [i["id"] for i in downgrades(live_api, "resolved")] == [insight["id"]]
