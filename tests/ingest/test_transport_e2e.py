@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import csv
 import io
+import ipaddress
+import lzma
 import re
+import tarfile
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +26,8 @@ from service.ingest.command import ingest
 from tests.worker_loop import LoopDriver
 
 from . import exim_blocked_log, transport_log
-from .support import get, get_text
+from .support import SHARED, get, get_text
+from .test_ingest_samples import reference_hops
 
 CLASSES = ("dane", "mta-sts", "authenticated", "encrypted", "none")
 AUTHENTICATED = ("dane", "mta-sts", "authenticated")
@@ -104,7 +108,12 @@ def reports(live_api: Any, days: int) -> dict[str, Any]:
 
 
 def ingest_twice_and_check(
-    live_api: Any, loop: LoopDriver, path: Path, expected: Expected, options: Iterable[str] = ()
+    live_api: Any,
+    loop: LoopDriver,
+    path: Path,
+    expected: Expected,
+    options: Iterable[str] = (),
+    days: int = 1,
 ) -> dict[str, Any]:
     """Ingest, fold, check every report; ingest again, fold, and find every report unchanged."""
     first = ingest_log(live_api, path, *options)
@@ -114,12 +123,12 @@ def ingest_twice_and_check(
     # Every trace the parser emits is taken: the API refuses none of them.
     assert f"sent: {sent}  accepted: {sent}  duplicates: 0  rejected: 0  failed: 0" in first, first
     fold(loop)
-    before = reports(live_api, days=1)
+    before = reports(live_api, days)
     check_reports(before, expected)
     again = ingest_log(live_api, path, *options)
     assert f"sent: {sent}  accepted: 0  duplicates: {sent}  rejected: 0  failed: 0" in again
     fold(loop)
-    assert reports(live_api, days=1) == before
+    assert reports(live_api, days) == before
     return before
 
 
@@ -186,8 +195,12 @@ def check_csv(text: str, rows: list[dict[str, Any]]) -> None:
 def check_transit(body: dict[str, Any], expected: Expected) -> None:
     for direction in ("inbound", "outbound"):
         section = body["directions"][direction]
-        (day,) = section["sent"]
-        check_split(day, expected.classes(direction))
+        sent: Counter[str] = Counter()
+        for day in section["sent"]:
+            counts = Counter({k: day["classes"][k]["messages"] for k in CLASSES})
+            check_split(day, counts)  # each day's percents
+            sent += counts
+        assert +sent == +expected.classes(direction), direction
         got = {(r["recipient_domain"], r["policy"]): (r["messages"], set(r["errors"]))
                for r in section["blocked"]}  # fmt: skip
         truth = {(domain, policy): value
@@ -363,3 +376,85 @@ def test_downgrade_insight_from_a_postfix_log(live_api, loop, tmp_path) -> None:
         open_now = [i["id"] for i in downgrades(live_api)]
         assert open_now == ([insight["id"]] if day == 1 else []), day
     assert [i["id"] for i in downgrades(live_api, "resolved")] == [insight["id"]]
+
+
+# -- the real samples ---------------------------------------------------------------------------
+
+POSTFIX_SAMPLES = SHARED / "samples" / "postfix"
+# The samples' peers split by address: the lower half of IPv4 through a connector, the rest not.
+LOW = ipaddress.ip_network("0.0.0.0/1")
+LOW_CONNECTOR = {"inbound": "Low in", "outbound": "Low out"}
+LOW_RULES = "".join(
+    f'[[rule]]\nconnector = "{name}"\ntype = "partner"\ndirection = "{direction}"\nip = "{LOW}"\n\n'
+    for direction, name in LOW_CONNECTOR.items()
+)
+# Postfix's own reasons for a TLS policy deferral (not the remote server's words after "said:").
+TLS_POLICY_DEFERRAL = re.compile(
+    r"status=(?:deferred|bounced) \((?:(?!said:).)*(?:TLS|certificate)"
+)
+
+
+def peer_connector(direction: str, ip: str) -> str | None:
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return None
+    return LOW_CONNECTOR[direction] if address in LOW else None
+
+
+def postfix_sample_truth(lines: list[str]) -> Expected:
+    """The truth of a Postfix log without `tls=` fields, by the naive reader of the samples
+    test: a hop is `none` without TLS, `authenticated` when its TLS line says Verified, else
+    `encrypted`."""
+    assert not any(", tls=" in x for x in lines)  # else the reader would need the policy
+    # These samples hold no deferral for a TLS policy: nothing may be counted blocked.
+    assert not any(TLS_POLICY_DEFERRAL.search(x) for x in lines)
+    expected = Expected()
+    for hop in reference_hops(lines):
+        klass = (
+            "none"
+            if hop.tls == "none"
+            else ("authenticated" if hop.trust == "Verified" else "encrypted")
+        )
+        expected.add_delivered(hop.direction, peer_connector(hop.direction, hop.peer_ip), klass)
+    return expected
+
+
+def at_noon_after(clock: Any, last_day: datetime) -> None:
+    clock.now = datetime.combine(last_day + timedelta(days=1), datetime.min.time(), UTC) + \
+        timedelta(hours=12)  # fmt: skip
+
+
+@pytest.mark.skipif(not POSTFIX_SAMPLES.is_dir(), reason="shared/ samples are not present")
+def test_pixelpark_sample_end_to_end(live_api, loop, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = POSTFIX_SAMPLES / "pixelpark_postfix-logsums_test_mail.log.xz"
+    with lzma.open(path, "rt", errors="replace") as fh:
+        lines = fh.read().splitlines(keepends=True)
+    expected = postfix_sample_truth(lines)
+    assert sum(sum(c.values()) for c in expected.delivered.values()) > 150
+    # 2023-03-14T00:00+01:00 to 2023-03-16T23:59+01:00: four UTC days.
+    at_noon_after(live_api.clock, datetime(2023, 3, 16).date())
+    rules = tmp_path / "connectors.toml"
+    rules.write_text(LOW_RULES)
+    ingest_twice_and_check(live_api, loop, path, expected, ["--connectors", str(rules)], days=5)
+
+
+@pytest.mark.skipif(not POSTFIX_SAMPLES.is_dir(), reason="shared/ samples are not present")
+def test_lightmeter_sample_end_to_end(live_api, loop, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    with tarfile.open(POSTFIX_SAMPLES / "lightmeter" / "complete.tar.gz") as tar:
+        members = {Path(m.name).name: m for m in tar.getmembers() if m.isfile()}
+        text = "".join(  # oldest first
+            tar.extractfile(members[name]).read().decode("utf-8", "replace")  # type: ignore[union-attr]
+            for name in ("mail.log.1", "mail.log")
+        )
+    path = tmp_path / "mail.log"
+    path.write_text(text)
+    lines = text.splitlines(keepends=True)
+    expected = postfix_sample_truth(lines)
+    assert expected.classes("outbound")["encrypted"] > 30
+    # BSD syslog, Jan 27 to Jan 28: read as 2021, UTC.
+    at_noon_after(live_api.clock, datetime(2021, 1, 28).date())
+    rules = tmp_path / "connectors.toml"
+    rules.write_text(LOW_RULES)
+    ingest_twice_and_check(live_api, loop, path, expected,
+                           ["--connectors", str(rules), "--year", "2021"], days=3)  # fmt: skip
