@@ -458,3 +458,54 @@ def test_lightmeter_sample_end_to_end(live_api, loop, tmp_path) -> None:  # type
     rules.write_text(LOW_RULES)
     ingest_twice_and_check(live_api, loop, path, expected,
                            ["--connectors", str(rules), "--year", "2021"], days=3)  # fmt: skip
+
+
+EXIM_SAMPLES = SHARED / "samples" / "exim"
+# `<id> <= sender ... H=name [ip]...` / `<id> => rcpt ... H=name [ip] ...` (FORMATS.md)
+EXIM_ARRIVAL = re.compile(r"^\S+ \S+ (\S+) (<=|=>) .*? H=\S+(?: \([^)]*\))? \[([^\]]+)\]")
+EXIM_BLOCKED = re.compile(r"^\S+ \S+ (\S+) (?:==|\*\*) \S+@(\S+) .*? H=\S+ \[([^\]]+)\]:? ?: "
+                          r"((?:TLS session|a TLS session is required|DANE error).*)$")  # fmt: skip
+EXIM_CV = {"yes": "authenticated", "dane": "dane", "no": "encrypted", None: "encrypted"}
+
+
+def exim_sample_truth(lines: list[str]) -> Expected:
+    """Each `<=` / `=>` line from or to a peer that is not this host: `none` without `X=`,
+    else by `CV=`; a version Exim's test suite masks (`TLS1.x`) is not a version and the
+    line is not counted. Deferrals and failures for Exim's own TLS reasons: blocked, once per
+    message and host."""
+    expected = Expected()
+    blocked: set[tuple[str, str]] = set()
+    for line in lines:
+        if m := EXIM_ARRIVAL.match(line):
+            _, arrow, ip = m.groups()
+            if ip.startswith("127.") or "X=TLS1.x" in line:
+                continue
+            cv = re.search(r" CV=(\w+)", line)
+            klass = EXIM_CV[cv.group(1) if cv else None] if " X=" in line else "none"
+            expected.add_delivered("inbound" if arrow == "<=" else "outbound", None, klass)
+        elif (b := EXIM_BLOCKED.match(line)) and (b.group(1), b.group(3)) not in blocked:
+            blocked.add((b.group(1), b.group(3)))
+            reason = b.group(4)
+            policy = (
+                "dane"
+                if reason.startswith("DANE")
+                else (
+                    "verify" if "verif" in reason else None  # docs: a failed verification
+                )
+            )
+            record = {"recipient_domain": b.group(2), "tls_policy": policy,
+                      "blocked_reason": reason}  # fmt: skip
+            expected.add_blocked("outbound", None, record)
+    return expected
+
+
+@pytest.mark.skipif(not EXIM_SAMPLES.is_dir(), reason="shared/ samples are not present")
+@pytest.mark.parametrize("name", ["exim_testsuite_log_1157.log", "exim_testsuite_log_2012.log",
+                                  "exim_testsuite_log_2102.log"])  # fmt: skip
+def test_exim_sample_end_to_end(live_api, loop, name) -> None:  # type: ignore[no-untyped-def]
+    path = EXIM_SAMPLES / name
+    lines = path.read_text(errors="replace").splitlines(keepends=True)
+    expected = exim_sample_truth(lines)
+    at_noon_after(live_api.clock, datetime(1999, 3, 2).date())  # the test suite's date
+    ingest_twice_and_check(live_api, loop, path, expected, ["--format", "exim", "--host", "mx1"],
+                           days=2)  # fmt: skip
