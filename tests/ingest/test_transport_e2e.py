@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import ipaddress
+import itertools
 import lzma
 import re
 import tarfile
@@ -104,6 +105,8 @@ def reports(live_api: Any, days: int) -> dict[str, Any]:
         "connectors": get(live_api, f"/api/v1/connectors?{window}&limit=1000"),
         "csv": get_text(live_api, f"/api/v1/connectors?{window}&limit=1000&format=csv"),
         "transit": get(live_api, f"/api/v1/mailflow/transit-security?{window}"),
+        "flyout": get(live_api, f"/api/v1/mailflow/tls?{window}"),
+        "blocked": get(live_api, f"/api/v1/mailflow/blocked?{window}"),
     }
 
 
@@ -149,18 +152,32 @@ def check_split(summary: dict[str, Any], counts: Counter[str]) -> None:
 
 
 def check_reports(got: dict[str, Any], expected: Expected) -> None:
-    for direction in ("inbound", "outbound"):
+    for direction, report in itertools.product(("inbound", "outbound"), ("snapshot", "flyout")):
         counts = expected.classes(direction)
-        summary = got["snapshot"]["directions"][direction]
+        summary = got[report]["directions"][direction]
         # Blocked messages were never delivered: not among the messages.
-        assert summary["messages"] == sum(counts.values()), direction
+        assert summary["messages"] == sum(counts.values()), (direction, report)
         check_split(summary["security"], counts)
         assert summary["security"]["authenticated_messages"] == sum(
             counts[k] for k in AUTHENTICATED
         )
+    check_blocked_records(got["blocked"], expected)
     check_connector_rows(got["connectors"]["rows"], expected)
     check_csv(got["csv"], got["connectors"]["rows"])
     check_transit(got["transit"], expected)
+
+
+def check_blocked_records(body: dict[str, Any], expected: Expected) -> None:
+    assert not body["truncated"]
+    per_connector: Counter[tuple[str, str | None]] = Counter()
+    detail: dict[tuple[str, str | None, str | None], tuple[int, set[str]]] = {}
+    for record in body["records"]:
+        per_connector[record["direction"], record["connector"]] += record["messages"]
+        key = (record["direction"], record["recipient_domain"], record["policy"])
+        messages, errors = detail.get(key, (0, set()))
+        detail[key] = (messages + record["messages"], errors | {record["reason"]})
+    assert per_connector == expected.blocked
+    assert detail == expected.blocked_detail
 
 
 def check_connector_rows(rows: list[dict[str, Any]], expected: Expected) -> None:
