@@ -107,6 +107,15 @@ def reports(live_api: Any, days: int) -> dict[str, Any]:
         "transit": get(live_api, f"/api/v1/mailflow/transit-security?{window}"),
         "flyout": get(live_api, f"/api/v1/mailflow/tls?{window}"),
         "blocked": get(live_api, f"/api/v1/mailflow/blocked?{window}"),
+        "security=": {
+            kind: sorted(
+                (r["direction"], r["name"] or "")
+                for r in get(live_api, f"/api/v1/connectors?{window}&limit=1000&security={kind}")[
+                    "rows"
+                ]
+            )
+            for kind in (*CLASSES, "blocked")
+        },  # fmt: skip
     }
 
 
@@ -163,6 +172,13 @@ def check_reports(got: dict[str, Any], expected: Expected) -> None:
         )
     check_blocked_records(got["blocked"], expected)
     check_connector_rows(got["connectors"]["rows"], expected)
+    # The `security=` filter keeps the connectors with at least one message of the kind.
+    for kind, rows in got["security="].items():
+        if kind == "blocked":
+            having = {key for key, n in expected.blocked.items() if n}
+        else:
+            having = {key for key, counts in expected.delivered.items() if counts[kind]}
+        assert rows == sorted((d, name or "") for d, name in having), kind
     check_csv(got["csv"], got["connectors"]["rows"])
     check_transit(got["transit"], expected)
 
