@@ -352,7 +352,7 @@ DOWNGRADE = "connector-tls-downgrade"
 
 
 def postfix_deliveries(
-    path: Path, days: Iterable[tuple[datetime, int, str, str | None]], first: int
+    path: Path, days: Iterable[tuple[datetime, int, str | None, str | None]], first: int
 ) -> int:
     """A Postfix log of (day, messages, trust word, `tls=` value) deliveries; queue ids from
     `first` on (unique across the test's logs). Returns the next free number."""
@@ -373,10 +373,22 @@ def downgrades(live_api: Any, state: str = "active") -> list[dict[str, Any]]:
     return [i for i in items if i["rule"] == DOWNGRADE]
 
 
-def test_downgrade_insight_from_a_postfix_log(live_api, loop, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    """14 days of DANE-verified deliveries through a partner connector, then a day of `Trusted`
-    (encrypted only) ones: the worker's loop opens the downgrade insight; once verified mail is
-    all there is again (today and yesterday), it resolves."""
+@pytest.mark.parametrize(
+    ("word", "tls", "unauthenticated", "downgraded"),
+    [
+        ("Trusted", "may", 3, 0),  # encrypted only: the name no longer verified
+        (None, "may:none", 3, 3),  # STARTTLS stripped: plaintext, and Postfix says so
+        ("Trusted", "dane:halfdane", 3, 3),  # MX records no longer DNSSEC-signed
+        ("Verified", "dane:encrypt", 0, 3),  # no usable TLSA record: the logged downgrade alone
+    ],
+)
+def test_downgrade_insight_from_a_postfix_log(  # type: ignore[no-untyped-def]
+    live_api, loop, tmp_path, word, tls, unauthenticated, downgraded
+) -> None:
+    """14 days of DANE-verified deliveries through a partner connector, then a day with
+    deliveries that are encrypted only, plaintext or logged as downgraded: the worker's loop
+    opens the downgrade insight; once verified mail is all there is again (today and
+    yesterday), it resolves."""
     clock = live_api.clock
     rules = tmp_path / "connectors.toml"
     rules.write_text(BANK)
@@ -389,7 +401,7 @@ def test_downgrade_insight_from_a_postfix_log(live_api, loop, tmp_path) -> None:
     fold(loop)
     assert downgrades(live_api) == []
 
-    n = postfix_deliveries(tmp_path / "today.log", [(an_hour_ago, 3, "Trusted", "may"),
+    n = postfix_deliveries(tmp_path / "today.log", [(an_hour_ago, 3, word, tls),
                                                    (an_hour_ago, 2, "Verified", "dane")], n)  # fmt: skip
     ingest_log(live_api, tmp_path / "today.log", *options)
     fold(loop)
@@ -397,8 +409,9 @@ def test_downgrade_insight_from_a_postfix_log(live_api, loop, tmp_path) -> None:
     assert insight["severity"] == "high"
     assert insight["connector"] == {"name": "Bank", "type": "partner"}
     assert insight["measured"] == {"messages": 56, "matching_messages": 56, "percent": 100.0,
-                                   "recent_messages": 5, "recent_unauthenticated": 3,
-                                   "recent_downgraded": 0}  # fmt: skip
+                                   "recent_messages": 5,
+                                   "recent_unauthenticated": unauthenticated,
+                                   "recent_downgraded": downgraded}  # fmt: skip
 
     for day in (1, 2):  # verified again; yesterday's encrypted-only mail keeps it open a day
         clock.advance(days=1)
