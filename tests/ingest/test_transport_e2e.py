@@ -13,6 +13,7 @@ import itertools
 import lzma
 import re
 import tarfile
+import urllib.parse
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -100,7 +101,17 @@ def fold(loop: LoopDriver) -> None:
 
 def reports(live_api: Any, days: int) -> dict[str, Any]:
     window = f"days={days}"
+    rows = get(live_api, f"/api/v1/connectors?{window}&limit=1000")["rows"]
     return {
+        # each connector's own report (`-`: mail without a connector)
+        "own": {
+            (r["direction"], r["name"]): get(
+                live_api,
+                f"/api/v1/connectors/{r['direction']}/"
+                f"{urllib.parse.quote(r['name'] or '-')}?{window}",
+            )
+            for r in rows
+        },
         "snapshot": get(live_api, f"/api/v1/mailflow/snapshot?{window}"),
         "connectors": get(live_api, f"/api/v1/connectors?{window}&limit=1000"),
         "csv": get_text(live_api, f"/api/v1/connectors?{window}&limit=1000&format=csv"),
@@ -172,6 +183,7 @@ def check_reports(got: dict[str, Any], expected: Expected) -> None:
         )
     check_blocked_records(got["blocked"], expected)
     check_connector_rows(got["connectors"]["rows"], expected)
+    check_connector_rows(list(got["own"].values()), expected, named_by=list(got["own"]))
     # The `security=` filter keeps the connectors with at least one message of the kind.
     for kind, rows in got["security="].items():
         if kind == "blocked":
@@ -196,11 +208,15 @@ def check_blocked_records(body: dict[str, Any], expected: Expected) -> None:
     assert detail == expected.blocked_detail
 
 
-def check_connector_rows(rows: list[dict[str, Any]], expected: Expected) -> None:
-    keys = set(expected.delivered) | set(expected.blocked)
-    assert {(r["direction"], r["name"]) for r in rows} == keys
-    for row in rows:
-        key = (row["direction"], row["name"])
+def check_connector_rows(
+    rows: list[dict[str, Any]],
+    expected: Expected,
+    named_by: list[tuple[str, str | None]] | None = None,
+) -> None:
+    """The rows of the connector report, or connectors' own reports (`named_by` their keys)."""
+    keys = named_by or [(r["direction"], r["name"]) for r in rows]
+    assert set(keys) == set(expected.delivered) | set(expected.blocked)
+    for key, row in zip(keys, rows, strict=True):
         counts = expected.delivered.get(key, Counter())
         assert (row["messages"], row["blocked"]) == (sum(counts.values()), expected.blocked[key])
         check_split(row["security"], counts)
