@@ -331,6 +331,14 @@ def test_generated_postfix_log_end_to_end(live_api, loop, tmp_path) -> None:  # 
 
     got = ingest_twice_and_check(live_api, loop, path, expected, ["--connectors", str(rules)])
     assert got["transit"]["directions"]["outbound"]["no_tls_offered"]  # not vacuous either
+    # The worker's loop evaluated the insights too: mail blocked for a TLS policy, per connector.
+    items = get(live_api, "/api/v1/insights?limit=1000")["items"]
+    blocked = {(i["connector"]["name"], i["measured"]["matching_messages"],
+                i["measured"]["messages"]) for i in items if i["rule"] == "connector-tls-blocked"}  # fmt: skip
+    assert blocked == {
+        (name or "-", n, n + sum(expected.delivered[d, name].values()))
+        for (d, name), n in expected.blocked.items()
+    }
 
 
 # -- the generated Exim log ---------------------------------------------------------------------
