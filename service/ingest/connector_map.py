@@ -29,6 +29,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from service.core.text import TextError, checked_name
+from service.core.traces import MAX_CONNECTOR
+
 CONNECTOR_TYPES = ("partner", "onpremises")
 DIRECTIONS = ("inbound", "outbound")
 CONDITIONS = (
@@ -156,8 +159,12 @@ def _parse_rule(raw: object, where: str) -> Rule:
     if unknown:
         raise ConnectorMapError(f"{where}: unknown key(s) {', '.join(unknown)}")
     connector = raw.get("connector")
-    if not isinstance(connector, str) or not connector.strip() or len(connector) > 128:
+    if not isinstance(connector, str) or not connector.strip():
         raise ConnectorMapError(f"{where}: `connector` must be a non-empty string ≤ 128 chars")
+    try:  # the API's rule for a connector name: a name it would refuse on every trace
+        connector = checked_name(connector, MAX_CONNECTOR)
+    except TextError as exc:
+        raise ConnectorMapError(f"{where}: `connector` {exc}") from None
     ctype = raw.get("type")
     if ctype not in CONNECTOR_TYPES:
         raise ConnectorMapError(f"{where}: `type` must be one of {', '.join(CONNECTOR_TYPES)}")

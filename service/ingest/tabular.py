@@ -114,8 +114,9 @@ class JsonParser(_RecordParser):
 
 
 class CsvParser(_RecordParser):
-    """CSV whose header row names trace fields; empty cells are omitted, `size_bytes` is an int,
-    `tls_downgraded` a flag (`true` or omitted); other cells are the API's to judge."""
+    """CSV whose header row names trace fields; empty cells are omitted (but a blocked row's
+    `tls_version` is null), `size_bytes` is an int, `tls_downgraded` a flag (`true` or
+    omitted); other cells are the API's to judge."""
 
     def __init__(self, connectors: ConnectorMap | None = None) -> None:
         super().__init__(connectors)
@@ -151,9 +152,13 @@ class CsvParser(_RecordParser):
                 if cell.strip().lower() in _TRUE:
                     record[key] = True
             elif key in _KEEP_EMPTY and cell == "":
-                continue  # an empty CSV cell means unknown: omitted, the API's default applies
+                continue  # unknown: omitted (the API then refuses a missing tls_version)
             else:
                 record[key] = cell
+        if record.get("outcome") == "blocked" and "tls_version" not in record:
+            # A blocked message had no TLS session, and the API requires its tls_version to be
+            # null: the empty cell (CSV's only null) means that here, not "unknown".
+            record["tls_version"] = None
         if self._accept(record):
             self.used += n
 

@@ -8,6 +8,7 @@ domains are lowercase and syntactically plausible, and ids are stable across run
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Sequence
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -18,6 +19,7 @@ try:
 except ImportError:  # pragma: no cover - CPython always has it; other interpreters may not
     from hashlib import blake2b
 
+from service.core.text import FORBIDDEN_CATEGORIES
 from service.core.tls import TLS_VERSIONS, canonical_tls_version
 
 if TYPE_CHECKING:
@@ -46,9 +48,16 @@ def canonical_tls(version: str | None) -> str | None:
 
 
 def clean(value: str) -> str:
-    """Strip control characters; the API refuses strings that contain them."""
-    # isprintable() is a fast C check that is true for almost every real value.
-    return value if value.isprintable() else _CONTROL_RE.sub("", value)
+    """Strip the characters the API's text rule refuses (service.core.text: controls, format
+    characters, line and paragraph separators), and give non-ASCII text in NFC as the API
+    stores it, so that a length checked here is the length the API checks."""
+    # isascii() and isprintable() are fast C checks, true for almost every real value; every
+    # refused character is one isprintable() is false for.
+    if value.isascii():
+        return value if value.isprintable() else _CONTROL_RE.sub("", value)
+    if not value.isprintable():
+        value = "".join(c for c in value if unicodedata.category(c) not in FORBIDDEN_CATEGORIES)
+    return unicodedata.normalize("NFC", value)
 
 
 def domain_of_address(address: str) -> str | None:

@@ -152,9 +152,14 @@ EXIM_CV: dict[str, tuple[str, str | None]] = {
 MAX_REASON = MAX_STRING  # the API's limit for strings: longer reasons are cut, not dropped
 
 
+# A reason with nothing left in it (`status=deferred ()` after a `tls=!dane`): the API needs one.
+NO_REASON = "(no reason logged)"
+
+
 def clean_reason(reason: str) -> str:
-    """The reason as logged, control characters removed, at most MAX_REASON characters."""
-    return clean(reason).strip()[:MAX_REASON]
+    """The reason as logged, the characters the API refuses removed, at most MAX_REASON
+    characters (counted in NFC, as the API counts them); never empty."""
+    return clean(reason).strip()[:MAX_REASON].rstrip() or NO_REASON
 
 
 # Exim's own reasons for not delivering because of its TLS policy, as they start the message of a

@@ -62,8 +62,9 @@ def message_id(n: int) -> str:
     return f"1tA{n:03d}-{n:011d}-{n:04d}"
 
 
-def generate() -> Log:
-    log = Log()
+def generate(start: datetime = T0) -> Log:
+    """The log from `start` on (naive: Exim logs local time, read as UTC by default)."""
+    log = Log(clock=start)
     n = 0
     for flag, errno, reason, dane, named, policy, remote in BLOCKED:
         n += 1

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import urllib.request
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
@@ -33,3 +35,16 @@ def dated_fixture(tmp_path: Path, day: datetime) -> Path:
     path = tmp_path / "mail.log"
     path.write_text(text.replace("Mar  3 ", day.strftime("%b %e ")))
     return path
+
+
+def get(live_api: Any, path: str) -> Any:
+    """GET `path` from the live API (tests.conftest.LiveApi) with its key, as JSON."""
+    return json.loads(get_text(live_api, path))
+
+
+def get_text(live_api: Any, path: str) -> str:
+    request = urllib.request.Request(
+        live_api.url + path, headers={"Authorization": f"Bearer {live_api.key}"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return str(response.read().decode())

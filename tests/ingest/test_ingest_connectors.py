@@ -75,6 +75,20 @@ def test_first_match_wins_on_the_postfix_fixture(mapping) -> None:  # type: igno
         ('[[rule]]\ntype = "partner"\nip = "10.0.0.1"\n', "`connector`"),
         ('[[rule]]\nconnector = "A"\ntype = "partner"\nip = []\n', "non-empty list"),
         ("rules = 1\n", "unknown top-level key"),
+        # Names the API would refuse on every trace (its text rule, service.core.text).
+        ('[[rule]]\nconnector = " A"\ntype = "partner"\nip = "10.0.0.1"\n', "whitespace"),
+        (
+            '[[rule]]\nconnector = "A\\u200b"\ntype = "partner"\nip = "10.0.0.1"\n',
+            "format character (U+200B)",
+        ),
+        (
+            '[[rule]]\nconnector = "A\\tB"\ntype = "partner"\nip = "10.0.0.1"\n',
+            "control characters",
+        ),
+        (
+            f'[[rule]]\nconnector = "{"A" * 129}"\ntype = "partner"\nip = "10.0.0.1"\n',
+            "1 to 128 characters",
+        ),
     ],
 )
 def test_bad_mapping_is_a_clear_error(text: str, needle: str) -> None:

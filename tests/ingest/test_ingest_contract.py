@@ -96,3 +96,28 @@ def test_real_sample_traces_are_valid() -> None:
             path.read_text(errors="replace").splitlines(True),
         )
     assert_all_valid(traces)
+
+
+def test_text_the_api_refuses_is_removed_not_sent() -> None:
+    """A log may hold characters the API's text rule refuses (format characters, separators,
+    C1 controls) or a reason with nothing in it: the parser sends what remains, in NFC, so the
+    message is counted instead of the whole trace being refused."""
+    sent = ("Mar  3 10:00:0{s} mx1 postfix/smtp[3]: {qid}: to=<r@far.example>, "
+            "relay=mx.far.example[192.0.2.1]:25, delay=1, delays=0/0/1/0, tls=!dane, "
+            "dsn=4.7.5, status=deferred ({reason})\n")  # fmt: skip
+    long_reason = "TLS is required, but was not offered by host " + "\u2adc" * 990
+    lines = [
+        "Mar  3 10:00:01 mx1 postfix/pickup[1]: AAAA1: uid=1000 from=<app>\n",
+        "Mar  3 10:00:01 mx1 postfix/cleanup[2]: AAAA1: message-id=<a\u200bb\u202e@x\x85>\n",
+        "Mar  3 10:00:01 mx1 postfix/qmgr[4]: AAAA1: from=<a@ours.example>, size=1, nrcpt=1\n",
+        sent.format(s=2, qid="AAAA1", reason="Server certificate\u2028not verified\ufeff"),
+        sent.format(s=3, qid="AAAA2", reason=""),
+        sent.format(s=4, qid="AAAA3", reason="\u200b\x07"),
+        sent.format(s=5, qid="AAAA4", reason=long_reason),
+    ]
+    traces = feed_all(PostfixParser(TimestampParser(year=2025)), lines)
+    assert_all_valid(traces)
+    reasons = [t["blocked_reason"] for t in traces]
+    assert reasons[:3] == ["Server certificatenot verified", "(no reason logged)",
+                           "(no reason logged)"]  # fmt: skip
+    assert len(reasons[3]) == 998  # cut after NFC, which makes each U+2ADC two characters

@@ -2,22 +2,11 @@
 
 from __future__ import annotations
 
-import json
-import urllib.request
-
 from click.testing import CliRunner
 
 from service.ingest.command import ingest
 
-from .support import dated_fixture
-
-
-def get(live_api, path):  # type: ignore[no-untyped-def]
-    request = urllib.request.Request(
-        live_api.url + path, headers={"Authorization": f"Bearer {live_api.key}"}
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return json.loads(response.read())
+from .support import dated_fixture, get
 
 
 def test_ingest_twice_counts_once(live_api, tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -12,6 +12,7 @@ import re
 import tarfile
 from collections import Counter
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -41,9 +42,24 @@ def loopback(ip: str) -> bool:
     return ip.startswith("127.") or ip == "::1"
 
 
-def reference_count(lines: Iterable[str]) -> Counter:  # type: ignore[type-arg]
-    """(direction, tls) counts straight from the stated rules."""
-    counts: Counter = Counter()  # type: ignore[type-arg]
+@dataclass(frozen=True)
+class Hop:
+    """One message hop as the stated rules see it."""
+
+    direction: str
+    tls: str
+    trust: str | None  # the TLS line's first word (Verified, Trusted, ...), if it has one
+    peer_ip: str
+
+
+def trust_word(msg: str) -> str | None:
+    word = msg.split(" ", 1)[0]
+    return word if word in ("Anonymous", "Untrusted", "Trusted", "Verified") else None
+
+
+def reference_hops(lines: Iterable[str]) -> list[Hop]:
+    """Every message hop straight from the stated rules (FORMATS.md)."""
+    hops: list[Hop] = []
     session_tls: dict = {}  # type: ignore[type-arg]
     smtp_tls: dict = {}  # type: ignore[type-arg]
     open_inbound: set = set()  # type: ignore[type-arg]
@@ -56,30 +72,37 @@ def reference_count(lines: Iterable[str]) -> Counter:  # type: ignore[type-arg]
         proc = (host, prog, pid)
         if prog.endswith("/smtpd"):
             if msg.startswith("connect from "):
-                session_tls[proc] = "none"
+                session_tls[proc] = ("none", None)
             elif msg.startswith("disconnect from "):
                 session_tls.pop(proc, None)
             elif t := TLS_IN.search(msg):
-                session_tls[proc] = VERSION[t.group(1)]
+                session_tls[proc] = (VERSION[t.group(1)], trust_word(msg))
             elif (
                 (c := CLIENT.match(msg))
                 and not loopback(c.group(2))
                 and (host, c.group(1)) not in open_inbound
             ):
                 open_inbound.add((host, c.group(1)))
-                counts["inbound", session_tls.get(proc, "none")] += 1
+                tls, trust = session_tls.get(proc, ("none", None))
+                hops.append(Hop("inbound", tls, trust, c.group(2)))
         elif prog.endswith("/smtp"):
             if t := TLS_OUT.search(msg):
-                smtp_tls[proc, t.group(1)] = VERSION[t.group(2)]
+                smtp_tls[proc, t.group(1)] = (VERSION[t.group(2)], trust_word(msg))
             elif (s := SENT.match(msg)) and not loopback(s.group(3)):
                 key = (host, s.group(1), s.group(2))
                 if key not in delivered:
                     delivered.add(key)
-                    counts["outbound", smtp_tls.get((proc, s.group(2)), "none")] += 1
+                    tls, trust = smtp_tls.get((proc, s.group(2)), ("none", None))
+                    hops.append(Hop("outbound", tls, trust, s.group(3)))
         elif prog.endswith("/qmgr") and (r := REMOVED.match(msg)):
             open_inbound.discard((host, r.group(1)))
             delivered = {k for k in delivered if k[:2] != (host, r.group(1))}
-    return counts
+    return hops
+
+
+def reference_count(lines: Iterable[str]) -> Counter:  # type: ignore[type-arg]
+    """(direction, tls) counts straight from the stated rules."""
+    return Counter((hop.direction, hop.tls) for hop in reference_hops(lines))
 
 
 def ours(lines: list[str]) -> tuple[Counter, PostfixParser]:  # type: ignore[type-arg]

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
+import pytest
+
+from service.core.traces import IngestWindow, TraceError, normalize_trace
 from service.ingest.connector_map import parse_connector_map
 from service.ingest.tabular import CsvParser, JsonParser, NdjsonParser
 
@@ -77,6 +82,24 @@ def test_csv_transport_security_columns() -> None:
     )
     assert out[0]["tls_downgraded"] is True
     assert "tls_downgraded" not in out[1] and out[1]["tls_policy"] == "dane"
-    assert out[2] == {"id": "c", "direction": "outbound", "tls_policy": "dane",
+    assert out[2] == {"id": "c", "direction": "outbound", "tls_version": None, "tls_policy": "dane",
                       "outcome": "blocked", "blocked_reason": "Server certificate not verified"}  # fmt: skip
     assert out[3]["tls_downgraded"] == "maybe"  # not a flag: the API says why
+
+
+def test_csv_blocked_row_with_an_empty_version_is_what_the_api_takes() -> None:
+    """An empty cell is CSV's only way to say null, and a blocked message had no TLS session: its
+    tls_version is sent as null, which the API requires. A delivered row's empty version stays
+    unknown (omitted: the API refuses it, naming the field, rather than count it as plaintext)."""
+    window = IngestWindow(datetime(2025, 1, 1, tzinfo=UTC), datetime(2025, 12, 31, tzinfo=UTC))
+    blocked, delivered = feed_all(CsvParser(), [
+        "id,timestamp,direction,tls_version,outcome,blocked_reason\n",
+        "c,2025-03-03T10:00:00Z,outbound,,blocked,TLSA lookup error\n",
+        "d,2025-03-03T10:00:00Z,outbound,,,\n",
+    ])  # fmt: skip
+    assert blocked["tls_version"] is None
+    assert normalize_trace(blocked, window)  # taken: no TraceError
+    assert "tls_version" not in delivered
+    with pytest.raises(TraceError) as refused:
+        normalize_trace(delivered, window)
+    assert refused.value.field == "tls_version"

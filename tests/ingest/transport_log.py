@@ -92,8 +92,8 @@ def qid(n: int) -> str:
     return f"{n:010X}"
 
 
-def generate(messages_per_class: int = 3) -> Log:
-    log = Log()
+def generate(messages_per_class: int = 3, start: datetime = T0) -> Log:
+    log = Log(clock=start)
     n = 0
     for _ in range(messages_per_class):
         for word, auth in INBOUND:
