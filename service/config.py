@@ -53,6 +53,10 @@ class Settings:
     secret_key: str = ""  # signs cursors and dashboard cookies; empty: a random one in Redis
     session_idle_minutes: int = 30  # a dashboard session unused this long is signed out
     session_max_hours: int = 12  # and every session ends this long after its sign-in
+    domain_limit: int = 20000  # remote domains counted by name per tenant, direction and day
+    domain_retention_days: int = 30  # how long per-domain and per-user counters are kept
+    auth_user_limit: int = 20000  # SMTP AUTH users counted by name per tenant, direction, day
+    auth_user_mode: str = "keep"  # keep | hash | drop: what ingestion stores of auth_user
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -101,6 +105,15 @@ class Settings:
             raise ValueError("MAILFLOW_BODY_READS_PER_TENANT must be 0 or more")
         if self.redis_wait_replicas < 0:
             raise ValueError("MAILFLOW_REDIS_WAIT_REPLICAS must be 0 or more")
+        return self._validated_who()
+
+    def _validated_who(self) -> Settings:
+        """The per-domain / per-user settings (docs/domains.md)."""
+        for name in ("domain_limit", "domain_retention_days", "auth_user_limit"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"MAILFLOW_{name.upper()} must be at least 1")
+        if self.auth_user_mode not in ("keep", "hash", "drop"):
+            raise ValueError("MAILFLOW_AUTH_USER_MODE must be 'keep', 'hash' or 'drop'")
         return self
 
     @property

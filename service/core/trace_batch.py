@@ -30,6 +30,7 @@ from service.core.traces import (
     CONNECTOR_TYPES,
     DIRECTIONS,
     DOMAIN_FIELDS,
+    MAX_AUTH_USER,
     MAX_CIPHER,
     MAX_CONNECTOR,
     MAX_DOMAIN,
@@ -43,6 +44,7 @@ from service.core.traces import (
     _normalised_ip,
     counter_field,
     normalize_trace,
+    who_key,
 )
 
 
@@ -65,6 +67,7 @@ class _Trace(Struct, forbid_unknown_fields=True, gc=False):
     connector_type: Literal[CONNECTOR_TYPES] | None | UnsetType = UNSET  # type: ignore[valid-type]
     cipher: _bounded_text(MAX_CIPHER) | None | UnsetType = UNSET  # type: ignore[valid-type]
     message_id: _bounded_text(MAX_STRING) | None | UnsetType = UNSET  # type: ignore[valid-type]
+    auth_user: _bounded_text(MAX_AUTH_USER) | None | UnsetType = UNSET  # type: ignore[valid-type]
     sender_domain: Annotated[str, Meta(max_length=MAX_DOMAIN + 1)] | None | UnsetType = UNSET
     recipient_domain: Annotated[str, Meta(max_length=MAX_DOMAIN + 1)] | None | UnsetType = UNSET
     remote_host: Annotated[str, Meta(max_length=MAX_DOMAIN + 1)] | None | UnsetType = UNSET
@@ -88,6 +91,9 @@ _SENDER, _RECIPIENT, _HOST = (attrgetter(name) for name in DOMAIN_FIELDS)
 _IP, _ID, _SIZE = attrgetter("remote_ip"), attrgetter("id"), attrgetter("size_bytes")
 _CONNECTOR, _CIPHER = attrgetter("connector"), attrgetter("cipher")
 _MESSAGE_ID = attrgetter("message_id")
+_AUTH_USER = attrgetter("auth_user")
+_WHO = attrgetter("direction", "sender_domain", "recipient_domain", "tls_version", "connector",
+                  "remote_host", "auth_user", "remote_ip")  # fmt: skip
 
 
 def accept_valid_batch(
@@ -158,7 +164,7 @@ def _text_rule_holds(body: bytes, records: list[_Trace]) -> bool:
     for value in chain(names, ids):
         if value.__class__ is str and value != value.strip():
             return False
-    for value in chain(names, ids, map(_MESSAGE_ID, records)):
+    for value in chain(names, ids, map(_MESSAGE_ID, records), map(_AUTH_USER, records)):
         if value.__class__ is str and not value.isascii() and not is_clean_text(value):
             return False
     return True
@@ -187,7 +193,32 @@ def _columns(
         digests=[blake2b(trace_id.encode(), digest_size=16).digest() for trace_id in ids],
         counting_keys=list(map(RECORD_SEP.join, zip(days, fields, strict=True))),
         epochs_ms=epochs,
+        who_keys=_who_keys(days, records),
     )
+
+
+def _who_keys(days: list[str], records: list[_Trace]) -> list[str]:
+    """Each record's ``who_key``, built once per distinct (day, values): the values are valid
+    already (checked above), here only normalised as the exact path does."""
+    built: dict[tuple[str, tuple[Any, ...]], str] = {}
+    keys = []
+    for day, shape in zip(days, map(_WHO, records), strict=True):
+        key = built.get((day, shape))
+        if key is None:
+            direction, sender, recipient, raw_tls, connector, host, user, ip = shape
+            domain = recipient if direction == "outbound" else sender
+            key = built[(day, shape)] = who_key(
+                day, direction, _present(domain, _normalised_domain),
+                canonical_tls_version(raw_tls) or "", _present(connector, str),
+                _present(host, _normalised_domain), _present(user, str),
+                _present(ip, _normalised_ip),
+            )  # fmt: skip
+        keys.append(key)
+    return keys
+
+
+def _present(value: Any, normalised: Any) -> str | None:
+    return None if value in _NONE else normalised(value)
 
 
 def _instants(stamps: list[str], window: IngestWindow) -> tuple[list[str], list[int]]:

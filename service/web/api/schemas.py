@@ -130,6 +130,11 @@ class TraceSchema(StrictSchema):
         allow_none=True, metadata={"anyOf": [{"format": "ipv4"}, {"format": "ipv6"}]}
     )
     size_bytes = fields.Integer(strict=True, allow_none=True, validate=validate.Range(min=0))
+    auth_user = _optional_text_field(
+        contract.MAX_AUTH_USER,
+        metadata={"description": "The SMTP AUTH identity that submitted the message (SASL "
+                  "user name); stored as MAILFLOW_AUTH_USER_MODE says", "example": "scanner@example.com"},
+    )  # fmt: skip
 
     def __init__(self, *args: Any, window: contract.IngestWindow | None = None, **kw: Any) -> None:
         super().__init__(*args, **kw)

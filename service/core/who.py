@@ -1,0 +1,97 @@
+"""Who the mail was exchanged with: per remote domain and per SMTP AUTH user (docs/domains.md).
+
+Every trace carries a who key (``traces.who_key``). The worker splits a batch's keys into
+groups, one per kind (``DOMAINS``, ``AUTH_USERS``), UTC day and direction, and each group into
+names (a domain, a user) with their messages per TLS version, per connector, and the remote
+hosts (or client IPs) they came from. The names of a group are counted exactly up to a limit
+per tenant, kind, direction and day; the rest are counted in one ``OTHER`` row, so every total
+still equals the snapshot's.
+
+Counter fields (one hash per tenant, kind and day): ``direction US name US marker US value``
+where the marker is ``t`` (value: TLS version), ``c`` (connector, empty: none) or ``x`` (remote
+host / client IP). Only ``t`` fields add up to the messages; ``c`` fields split the same
+messages by connector; ``x`` fields count messages per host, for the first ``EXTRAS_PER_NAME``
+hosts of a name and day.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+
+from service.core.traces import FIELD_SEP, RECORD_SEP
+
+OTHER = "\x1d"  # the stored name of the "(other ...)" row: no trace value can hold it
+UNKNOWN = ""  # the stored name of traces without a remote domain
+EXTRAS_PER_NAME = 10  # remote hosts / client IPs kept per name and day
+TLS_MARK, CONNECTOR_MARK, EXTRA_MARK = "t", "c", "x"
+
+
+@dataclass(frozen=True)
+class WhoKind:
+    """One breakdown: what its names are, how its special rows are shown."""
+
+    name: str  # in key names and view names
+    other_label: str
+    unknown_label: str | None  # None: traces without a name are not counted in this kind
+    extras: str  # what the ``x`` values are, as the report calls them
+
+
+DOMAINS = WhoKind("domains", "(other domains)", "(unknown)", "remote_hosts")
+AUTH_USERS = WhoKind("auth", "(other users)", None, "client_ips")
+KINDS = (DOMAINS, AUTH_USERS)
+
+
+@dataclass
+class NameCounts:
+    """What one name of one group adds: messages per TLS version, per connector, per extra."""
+
+    tls: Counter[str] = field(default_factory=Counter)
+    connectors: Counter[str] = field(default_factory=Counter)
+    extras: Counter[str] = field(default_factory=Counter)
+
+    def add(self, tls: str, connector: str, extra: str, messages: int) -> None:
+        self.tls[tls] += messages
+        self.connectors[connector] += messages
+        if extra:
+            self.extras[extra] += messages
+
+
+Group = tuple[str, str, str]  # (kind name, day, direction)
+
+
+def who_groups(who: Mapping[str, int]) -> dict[Group, dict[str, NameCounts]]:
+    """Who keys with their messages, as names per (kind, day, direction)."""
+    groups: dict[Group, dict[str, NameCounts]] = {}
+    for key, messages in who.items():
+        day, rest = key.split(RECORD_SEP, 1)
+        direction, domain, tls, connector, host, user, ip = rest.split(FIELD_SEP)
+        names = groups.setdefault((DOMAINS.name, day, direction), {})
+        names.setdefault(domain, NameCounts()).add(tls, connector, host, messages)
+        if user:
+            names = groups.setdefault((AUTH_USERS.name, day, direction), {})
+            names.setdefault(user, NameCounts()).add(tls, connector, ip, messages)
+    return groups
+
+
+def counter_fields(
+    direction: str, name: str, counts: NameCounts, extras: frozenset[str] | None
+) -> Iterator[tuple[str, int]]:
+    """The counter fields of one name; ``extras`` the ones admitted for it, None: the name was
+    not admitted, so its messages count in the ``OTHER`` row (which keeps no extras)."""
+    stored = name if extras is not None else OTHER
+    prefix = f"{direction}{FIELD_SEP}{stored}{FIELD_SEP}"
+    for tls, n in counts.tls.items():
+        yield f"{prefix}{TLS_MARK}{FIELD_SEP}{tls}", n
+    for connector, n in counts.connectors.items():
+        yield f"{prefix}{CONNECTOR_MARK}{FIELD_SEP}{connector}", n
+    for extra, n in counts.extras.items():
+        if extras is not None and extra in extras:
+            yield f"{prefix}{EXTRA_MARK}{FIELD_SEP}{extra}", n
+
+
+def split_field(counter: str) -> tuple[str, str, str, str]:
+    """(direction, name, marker, value) of a counter field."""
+    direction, name, marker, value = counter.split(FIELD_SEP)
+    return direction, name, marker, value
