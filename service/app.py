@@ -25,6 +25,7 @@ from service.web.api import (
     metrics,
     schemas,
     traces,
+    who,
 )
 from service.web.api.cached_reads import CachedReads
 from service.web.api.paging_links import PagingLinks
@@ -110,6 +111,8 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
         insights.blp,
         health.blp,
         metrics.blp,
+        who.domains_blp,
+        who.auth_clients_blp,
     ):
         api.register_blueprint(blueprint)
     state_of(app).openapi = api.spec

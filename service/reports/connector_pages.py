@@ -85,6 +85,9 @@ def _cursor_position(state: dict[str, Any]) -> tuple[Window, str, int]:
     return window, state_str(state, "t"), state_int(state, "o", 1)
 
 
+cursor_position = _cursor_position  # shared with the per-domain reports (reports/who_reports.py)
+
+
 def report_page(
     client: redis.Redis,
     tenant: str,
