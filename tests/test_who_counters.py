@@ -17,13 +17,15 @@ TENANT = "default"
 def _stored(redis_client, day: str) -> tuple[Counter, dict[str, dict[str, set[str]]]]:
     """Messages per (direction, name) of one day, and each name's hosts."""
     messages: Counter = Counter()
-    hosts: dict[str, dict[str, set[str]]] = {}
     for raw, count in redis_client.hgetall(keys.who_counts(TENANT, "domains", day)).items():
-        direction, name, marker, value = split_field(raw.decode())
+        direction, name, marker, _ = split_field(raw.decode())
         if marker == "t":
             messages[(direction, name)] += int(count)
-        elif marker == "x":
-            hosts.setdefault(direction, {}).setdefault(name, set()).add(value)
+    hosts: dict[str, dict[str, set[str]]] = {}
+    for direction in ("inbound", "outbound"):
+        admitted = redis_client.hgetall(keys.who_names(TENANT, "domains", direction, day))
+        hosts[direction] = {name.decode(): set(value.decode().split("\x1f")) - {""}
+                            for name, value in admitted.items()}  # fmt: skip
     return messages, hosts
 
 

@@ -8,10 +8,12 @@ per tenant, kind, direction and day; the rest are counted in one ``OTHER`` row, 
 still equals the snapshot's.
 
 Counter fields (one hash per tenant, kind and day): ``direction US name US marker US value``
-where the marker is ``t`` (value: TLS version), ``c`` (connector, empty: none) or ``x`` (remote
-host / client IP). Only ``t`` fields add up to the messages; ``c`` fields split the same
-messages by connector; ``x`` fields count messages per host, for the first ``EXTRAS_PER_NAME``
-hosts of a name and day.
+where the marker is ``t`` (value: TLS version) or ``c`` (value: a named connector). The ``t``
+fields add up to the messages; the ``c`` fields split some of the same messages by connector,
+and the rest used none (mail without a connector has no field of its own: most mail is such,
+and every field of a day is read again by each report build). The remote hosts / client IPs
+are not counted: the first ``EXTRAS_PER_NAME`` of a name and day are kept with its admission
+(``keys.who_names``) and read for the rows of a page only.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from service.core.traces import FIELD_SEP, RECORD_SEP
 OTHER = "\x1d"  # the stored name of the "(other ...)" row: no trace value can hold it
 UNKNOWN = ""  # the stored name of traces without a remote domain
 EXTRAS_PER_NAME = 10  # remote hosts / client IPs kept per name and day
-TLS_MARK, CONNECTOR_MARK, EXTRA_MARK = "t", "c", "x"
+TLS_MARK, CONNECTOR_MARK = "t", "c"
 
 
 @dataclass(frozen=True)
@@ -78,17 +80,16 @@ def who_groups(who: Mapping[str, int]) -> dict[Group, dict[str, NameCounts]]:
 def counter_fields(
     direction: str, name: str, counts: NameCounts, extras: frozenset[str] | None
 ) -> Iterator[tuple[str, int]]:
-    """The counter fields of one name; ``extras`` the ones admitted for it, None: the name was
-    not admitted, so its messages count in the ``OTHER`` row (which keeps no extras)."""
+    """The counter fields of one name; ``extras`` the ones admitted for it (kept with the
+    admission, not here), None: the name was not admitted, so its messages count in the
+    ``OTHER`` row."""
     stored = name if extras is not None else OTHER
     prefix = f"{direction}{FIELD_SEP}{stored}{FIELD_SEP}"
     for tls, n in counts.tls.items():
         yield f"{prefix}{TLS_MARK}{FIELD_SEP}{tls}", n
     for connector, n in counts.connectors.items():
-        yield f"{prefix}{CONNECTOR_MARK}{FIELD_SEP}{connector}", n
-    for extra, n in counts.extras.items():
-        if extras is not None and extra in extras:
-            yield f"{prefix}{EXTRA_MARK}{FIELD_SEP}{extra}", n
+        if connector:
+            yield f"{prefix}{CONNECTOR_MARK}{FIELD_SEP}{connector}", n
 
 
 def split_field(counter: str) -> tuple[str, str, str, str]:

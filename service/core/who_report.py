@@ -16,15 +16,14 @@ import msgspec
 
 from service.core.connectors import REPORT_VERSIONS, tls_split
 from service.core.tls import TLS_VERSIONS
+from service.core.traces import FIELD_SEP
 from service.core.who import (
     AUTH_USERS,
     CONNECTOR_MARK,
-    EXTRAS_PER_NAME,
     OTHER,
     TLS_MARK,
     UNKNOWN,
     WhoKind,
-    split_field,
 )
 
 _INDEX = {v: i for i, v in enumerate(TLS_VERSIONS)}
@@ -41,7 +40,7 @@ class WhoRow(msgspec.Struct, array_like=True, frozen=True):
     name: str  # as stored: a domain or user, UNKNOWN, or OTHER
     counts: list[int]  # messages by TLS_VERSIONS
     connectors: list[tuple[str, int]]  # connector ('' = none) and messages, most first
-    extras: list[str]  # remote hosts / client IPs, most messages first, at most EXTRAS_PER_NAME
+    extras: list[str]  # remote hosts / client IPs: filled for the rows of a page only
 
 
 class WhoRows(msgspec.Struct):
@@ -71,27 +70,31 @@ def decode_row(body: bytes) -> WhoRow:
 
 def build_rows(sums: Iterable[tuple[str, int]]) -> list[WhoRow]:
     """One row per (direction, name) of summed counter fields, sorted by (direction, name)."""
-    tallies: dict[tuple[str, str], list[int]] = {}
-    connectors: dict[tuple[str, str], dict[str, int]] = {}
-    extras: dict[tuple[str, str], dict[str, int]] = {}
+    tallies: dict[str, list[int]] = {}  # by "direction US name"
+    connectors: dict[str, dict[str, int]] = {}
+    width = len(TLS_VERSIONS)
+    tls_tail, connector_tail = FIELD_SEP + TLS_MARK, FIELD_SEP + CONNECTOR_MARK
     for counter, count in sums:
-        direction, name, marker, value = split_field(counter)
-        key = (direction, name)
-        if marker == TLS_MARK:
+        head, value = counter.rsplit(FIELD_SEP, 1)
+        if head.endswith(tls_tail):
+            key = head[:-2]
             tally = tallies.get(key)
             if tally is None:
-                tally = tallies[key] = [0] * len(TLS_VERSIONS)
+                tally = tallies[key] = [0] * width
             tally[_INDEX[value]] += count
-        else:
-            into = connectors if marker == CONNECTOR_MARK else extras
-            named = into.setdefault(key, {})
+        elif head.endswith(connector_tail):
+            named = connectors.setdefault(head[:-2], {})
             named[value] = named.get(value, 0) + count
     rows = []
     for key in sorted(tallies):
-        used = connectors.get(key, {})
-        seen = extras.get(key, {})
-        rows.append(WhoRow(key[0], key[1], tallies[key], _most_first(used),
-                           [v for v, _ in _most_first(seen)[:EXTRAS_PER_NAME]]))  # fmt: skip
+        tally = tallies[key]
+        used = connectors.get(key)
+        if used is None:
+            uses = [("", sum(tally))]
+        else:  # the messages no connector field names used none
+            uses = _most_first({**used, "": sum(tally) - sum(used.values())})
+        direction, name = key.split(FIELD_SEP)
+        rows.append(WhoRow(direction, name, tally, [u for u in uses if u[1]], []))
     return rows
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import msgspec
 import redis
 
 from service.core.connector_csv import safe_cell
@@ -24,7 +25,7 @@ from service.core.paging import decode_cursor, encode_cursor, query_digest
 from service.core.timestamps import ms_to_rfc3339
 from service.core.tls import TLS_VERSIONS
 from service.core.traces import FIELD_SEP
-from service.core.who import TLS_MARK, WhoKind
+from service.core.who import EXTRAS_PER_NAME, TLS_MARK, WhoKind
 from service.core.who_report import (
     DEFAULT_SORT,
     WhoFilter,
@@ -60,6 +61,33 @@ def build_rows_view(client: redis.Redis, tenant: str, kind: WhoKind, window: Win
     rows = build_rows(summed.sums.items())
     document = WhoRows(summed.version, ms_to_rfc3339(summed.data_as_of_ms), rows)
     return tagged(tenant, encode_rows(document)), summed.version
+
+
+def with_extras(
+    client: redis.Redis, tenant: str, kind: WhoKind, window: Window, rows: list[WhoRow]
+) -> list[WhoRow]:
+    """``rows`` with their remote hosts / client IPs: those admitted with each name on the
+    window's days (``keys.who_names``), newest day first, at most EXTRAS_PER_NAME. One HMGET
+    per day and direction for the rows of a page, never a whole day."""
+    if not rows:
+        return rows
+    pipe = client.pipeline(transaction=False)
+    asked = []
+    for direction in sorted({row.direction for row in rows}):
+        names = [row.name for row in rows if row.direction == direction]
+        for day in reversed(window.days):
+            pipe.hmget(keys.who_names(tenant, kind.name, direction, day), names)
+            asked.append((direction, names))
+    seen: dict[tuple[str, str], list[str]] = {}
+    for (direction, names), values in zip(asked, pipe.execute(), strict=True):
+        for name, value in zip(names, values, strict=True):
+            if value:
+                extras = seen.setdefault((direction, name), [])
+                for extra in value.decode().split(FIELD_SEP):
+                    if len(extras) < EXTRAS_PER_NAME and extra not in extras:
+                        extras.append(extra)
+    return [msgspec.structs.replace(row, extras=seen.get((row.direction, row.name), []))
+            for row in rows]  # fmt: skip
 
 
 def rows_view(
@@ -162,7 +190,10 @@ def report_page(
         "sort": query.sort,
         "data_as_of": meta["data_as_of"],
         "total_rows": total,
-        "rows": [row_document(query.kind, row) for row in rows],
+        "rows": [
+            row_document(query.kind, row)
+            for row in with_extras(client, tenant, query.kind, window, rows)
+        ],
         "next_cursor": next_cursor,
     }
     served = serialise(tenant, page)
@@ -203,15 +234,18 @@ def report_csv(
     view = rows_view(client, tenant, query.kind, query.window, now, cache_seconds)
     tag = hashlib.blake2b(f"{view.etag}|{query.digest}|csv".encode(), digest_size=12).hexdigest()
     rows = select_rows(query.kind, decode_rows(view.body).rows, query.row_filter, query.sort)
-    return f'"{tag}"', _csv_lines(query.kind, rows)
+    return f'"{tag}"', _csv_lines(client, tenant, query, rows)
 
 
-def _csv_lines(kind: WhoKind, rows: list[WhoRow], chunk_rows: int = 500) -> Iterator[str]:
+def _csv_lines(
+    client: redis.Redis, tenant: str, query: WhoQuery, rows: list[WhoRow], chunk_rows: int = 500
+) -> Iterator[str]:
+    kind = query.kind
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(csv_header(kind))
     for at in range(0, len(rows), chunk_rows):
-        for row in rows[at : at + chunk_rows]:
+        for row in with_extras(client, tenant, kind, query.window, rows[at : at + chunk_rows]):
             writer.writerow(csv_cells(kind, row))
         yield buffer.getvalue()
         buffer.seek(0)
