@@ -196,7 +196,7 @@ def test_rule_settings_change_thresholds_and_disable(client, clock, run_worker, 
     loop.run(A_PASS)
     assert insights(client) == []
     rules = {r["id"]: r for r in client.get("/api/v1/insight-rules").json["rules"]}
-    assert len(rules) == 6
+    assert len(rules) == 9  # 6 about connectors, 3 about domains and users
     assert rules["inbound-partner-tls10"]["enabled"] is False
     assert rules["inbound-partner-tls10"]["min_percent"] == 12.0
     assert rules["forced-tls-violation"]["min_messages"] == 1

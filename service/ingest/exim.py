@@ -19,8 +19,10 @@ from service.ingest.traces import (
     clean_host,
     clean_ip,
     domain_of_address,
+    exim_auth_user,
     is_loopback,
     put_connector,
+    put_optional,
     put_optionals,
     trace_id,
 )
@@ -131,6 +133,7 @@ class EximParser(ReadyQueue):
                       recipient_domain=recipient_domain, remote_host=clean_host(name or ""),
                       remote_ip=clean_ip(ip), message_id=message_id,
                       size_bytes=self.messages[msg_id][1])  # fmt: skip
+        put_optional(trace, "auth_user", exim_auth_user(rest))  # SMTP AUTH submission
         interface = _field(rest, "I")
         put_connector(
             trace,

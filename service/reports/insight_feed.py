@@ -23,12 +23,15 @@ DEFAULT_STATE = "active"
 DEFAULT_LIMIT = 100
 FIELDS = ("id", "rule", "title", "severity", "state", "direction", "connector", "window",
           "measured", "threshold", "first_detected_at", "last_detected_at", "resolved_at",
-          "updated_at", "sequence", "recommendation", "links")  # fmt: skip
+          "updated_at", "sequence", "recommendation", "links", "subject")  # fmt: skip
 
 
 def public(document: dict[str, Any]) -> dict[str, Any]:
     """What clients see of an insight: the documented fields, nothing internal."""
-    return {name: document.get(name) for name in FIELDS}
+    shown = {name: document.get(name) for name in FIELDS}
+    if shown["subject"] is None and shown["connector"] is not None:  # a connector rule's
+        shown["subject"] = {"kind": "connector", "name": shown["connector"]["name"]}
+    return shown
 
 
 def digest(state: str, updated_after_ms: int | None) -> str:

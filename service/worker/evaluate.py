@@ -12,10 +12,17 @@ from datetime import UTC, datetime, timedelta
 import redis
 
 from service.core.connectors import unpack
-from service.core.insight_rules import BUILT_IN, effective_rules
+from service.core.insight_rules import BUILT_IN, Rule, effective_rules
 from service.core.insights import evaluate
 from service.core.timestamps import rfc3339
+from service.core.who import KINDS
+from service.core.who_insights import SUBJECT_KINDS, WhoFinding, evaluate_who
+from service.core.who_report import decode_rows
+from service.core.windows import Window
+from service.reports import who_reports
 from service.store import connectors_store, insights_store
+
+WHO_VIEW_SECONDS = 60  # a non-default window of the rules is cached this long (by version)
 
 LONGEST_WINDOW_DAYS = max(rule.window_days for rule in BUILT_IN)
 
@@ -36,10 +43,28 @@ def evaluate_tenant(
     counters = connectors_store.read_report_counters(client, tenant, days, "days")
     day_counts = {day: list(unpack(p)) for day, p in zip(days, counters.packed, strict=True)}
     findings = evaluate(rules, day_counts, counters.definitions, today)
+    findings += who_findings(client, tenant, rules, now)
     marker = marker_for(today.isoformat(), counters.version, rules_version)
     return insights_store.apply_findings(
         client, tenant, findings, now, rfc3339(now), counters.version, marker, retention_days
     )
+
+
+def who_findings(
+    client: redis.Redis, tenant: str, rules: list[Rule], now: datetime
+) -> list[WhoFinding]:
+    """The findings of the rules about domains and users, over the rows of their reports'
+    7-day window (kept built by the worker: reading them costs a cached read)."""
+    today = now.astimezone(UTC).date()
+    rows = {}
+    for kind in KINDS:
+        days = max((r.window_days for r in rules if SUBJECT_KINDS.get(r.subject) is kind),
+                   default=0)  # fmt: skip
+        if days:
+            window = Window(today - timedelta(days=days - 1), today)
+            view = who_reports.rows_view(client, tenant, kind, window, now, WHO_VIEW_SECONDS)
+            rows[kind.name] = decode_rows(view.body).rows
+    return evaluate_who(rules, rows, today)
 
 
 def is_due(client: redis.Redis, tenant: str, now: datetime) -> bool:

@@ -396,6 +396,11 @@ class InsightConnectorSchema(Schema):
     type = fields.String(allow_none=True)
 
 
+class InsightSubjectSchema(Schema):
+    kind = fields.String(metadata={"description": "connector | domain | auth_user"})
+    name = fields.String()
+
+
 class InsightSchema(Schema):
     id = fields.String()
     rule = fields.String()
@@ -403,7 +408,7 @@ class InsightSchema(Schema):
     severity = fields.String()
     state = fields.String(metadata={"description": "active | resolved"})
     direction = fields.String()
-    connector = fields.Nested(InsightConnectorSchema)
+    connector = fields.Nested(InsightConnectorSchema, allow_none=True)
     window = fields.Dict()
     measured = fields.Dict(metadata={"description": "messages, matching_messages, percent"})
     threshold = fields.Dict(metadata={"description": "min_percent, min_messages"})
@@ -414,6 +419,11 @@ class InsightSchema(Schema):
     sequence = fields.Integer(metadata={"description": "Change sequence of that transition"})
     recommendation = fields.String()
     links = fields.Dict()
+    subject = fields.Nested(
+        InsightSubjectSchema,
+        metadata={"description": "What the insight is about: a connector (then `connector` "
+                  "too), a remote domain or an SMTP AUTH user (then `connector` is null)"},
+    )  # fmt: skip
 
 
 class InsightPageSchema(Schema):
