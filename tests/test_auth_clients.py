@@ -14,6 +14,7 @@ from service.core.auth_users import hashed_user
 from service.ingest.exim import EximParser
 from service.ingest.postfix import PostfixParser
 from service.ingest.syslog import TimestampParser
+from service.store import keys
 from tests.ingest.support import feed_all
 from tests.worker_loop import LoopDriver
 
@@ -117,7 +118,7 @@ def test_auth_user_mode_applies_before_anything_is_stored(
     trace = {"id": "a1", "timestamp": clock.now.isoformat(), "direction": "inbound",
              "tls_version": "TLS1.0", "auth_user": "scanner@example.com"}  # fmt: skip
     assert http.post("/api/v1/traces", json=[trace], headers=headers).status_code == 202
-    stored = b"".join(v for entry in redis_client.xrange(f"mf:{{default}}:stream")
+    stored = b"".join(v for entry in redis_client.xrange(keys.stream("default"))
                       for v in entry[1].values())  # fmt: skip
     assert b"scanner" not in stored  # neither in the stream ...
     run_worker(auth_user_mode=mode)
