@@ -18,9 +18,8 @@ are not counted: the first ``EXTRAS_PER_NAME`` of a name and day are kept with i
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from service.core.traces import FIELD_SEP, RECORD_SEP
 
@@ -45,19 +44,22 @@ AUTH_USERS = WhoKind("auth", "(other users)", None, "client_ips")
 KINDS = (DOMAINS, AUTH_USERS)
 
 
-@dataclass
 class NameCounts:
-    """What one name of one group adds: messages per TLS version, per connector, per extra."""
+    """What one name of one group adds: its (TLS version, connector, extra, messages) uses.
+    A plain list: the worker makes one per name of every fold, thousands a call."""
 
-    tls: Counter[str] = field(default_factory=Counter)
-    connectors: Counter[str] = field(default_factory=Counter)
-    extras: Counter[str] = field(default_factory=Counter)
+    __slots__ = ("uses",)
+
+    def __init__(self) -> None:
+        self.uses: list[tuple[str, str, str, int]] = []
 
     def add(self, tls: str, connector: str, extra: str, messages: int) -> None:
-        self.tls[tls] += messages
-        self.connectors[connector] += messages
-        if extra:
-            self.extras[extra] += messages
+        self.uses.append((tls, connector, extra, messages))
+
+    @property
+    def extras(self) -> list[str]:
+        """The remote hosts / client IPs, each once, in the order seen."""
+        return list(dict.fromkeys(use[2] for use in self.uses if use[2]))
 
 
 Group = tuple[str, str, str]  # (kind name, day, direction)
@@ -69,12 +71,21 @@ def who_groups(who: Mapping[str, int]) -> dict[Group, dict[str, NameCounts]]:
     for key, messages in who.items():
         day, rest = key.split(RECORD_SEP, 1)
         direction, domain, tls, connector, host, user, ip = rest.split(FIELD_SEP)
-        names = groups.setdefault((DOMAINS.name, day, direction), {})
-        names.setdefault(domain, NameCounts()).add(tls, connector, host, messages)
+        _name(groups, (DOMAINS.name, day, direction), domain).add(tls, connector, host, messages)
         if user:
-            names = groups.setdefault((AUTH_USERS.name, day, direction), {})
-            names.setdefault(user, NameCounts()).add(tls, connector, ip, messages)
+            _name(groups, (AUTH_USERS.name, day, direction), user).add(tls, connector, ip,
+                                                                      messages)  # fmt: skip
     return groups
+
+
+def _name(groups: dict[Group, dict[str, NameCounts]], group: Group, name: str) -> NameCounts:
+    names = groups.get(group)
+    if names is None:
+        names = groups[group] = {}
+    counts = names.get(name)
+    if counts is None:
+        counts = names[name] = NameCounts()
+    return counts
 
 
 def counter_fields(
@@ -84,12 +95,12 @@ def counter_fields(
     admission, not here), None: the name was not admitted, so its messages count in the
     ``OTHER`` row."""
     stored = name if extras is not None else OTHER
-    prefix = f"{direction}{FIELD_SEP}{stored}{FIELD_SEP}"
-    for tls, n in counts.tls.items():
-        yield f"{prefix}{TLS_MARK}{FIELD_SEP}{tls}", n
-    for connector, n in counts.connectors.items():
+    tls_prefix = f"{direction}{FIELD_SEP}{stored}{FIELD_SEP}{TLS_MARK}{FIELD_SEP}"
+    connector_prefix = f"{direction}{FIELD_SEP}{stored}{FIELD_SEP}{CONNECTOR_MARK}{FIELD_SEP}"
+    for tls, connector, _, n in counts.uses:  # a field may come twice: the caller adds up
+        yield tls_prefix + tls, n
         if connector:
-            yield f"{prefix}{CONNECTOR_MARK}{FIELD_SEP}{connector}", n
+            yield connector_prefix + connector, n
 
 
 def split_field(counter: str) -> tuple[str, str, str, str]:

@@ -93,8 +93,9 @@ def build_rows(sums: Iterable[tuple[str, int]]) -> list[WhoRow]:
             uses = [("", sum(tally))]
         else:  # the messages no connector field names used none
             uses = _most_first({**used, "": sum(tally) - sum(used.values())})
+            uses = [use for use in uses if use[1]]
         direction, name = key.split(FIELD_SEP)
-        rows.append(WhoRow(direction, name, tally, [u for u in uses if u[1]], []))
+        rows.append(WhoRow(direction, name, tally, uses, []))
     return rows
 
 

@@ -32,6 +32,7 @@ from service.store.scripts import script
 ADMIT_CHUNK = 1000
 WHO_LINES_PER_FOLD = 5000
 _US = "\x1f"
+_NONE: frozenset[str] = frozenset()
 
 
 def fold(
@@ -87,9 +88,10 @@ def extra_counters(
         admitted = admit(client, keys.who_names(tenant, kind, direction, day), names,
                          limits[kind], lifetime)  # fmt: skip
         counts = per_day.setdefault((kind, day), {})
+        get = counts.get
         for name, name_counts in names.items():
             for counter, n in counter_fields(direction, name, name_counts, admitted.get(name)):
-                counts[counter] = counts.get(counter, 0) + n
+                counts[counter] = get(counter, 0) + n
     return [
         aggregates.ExtraCounters(
             keys.who_counts(tenant, kind, day),
@@ -112,12 +114,13 @@ def admit(
         admitted[UNKNOWN] = frozenset()
     for at in range(0, len(asked), ADMIT_CHUNK):
         chunk = asked[at : at + ADMIT_CHUNK]
-        argv: list[object] = [limit, EXTRAS_PER_NAME, lifetime]
-        for name in chunk:
-            argv += [name, _US.join(names[name].extras)]
-        for name, answer in zip(chunk, script(client, "admit_names")(keys=[names_key], args=argv),
-                                strict=True):  # fmt: skip
-            text = answer.decode() if isinstance(answer, bytes) else str(answer)
-            if text[0] == "1":
-                admitted[name] = frozenset(text[1:].split(_US)) if len(text) > 1 else frozenset()
+        lines = "".join(f"{name}\n" for name in chunk)
+        extras = "".join(f"{_US.join(names[name].extras)}\n" for name in chunk)
+        reply = script(client, "admit_names")(keys=[names_key],
+                                              args=[limit, EXTRAS_PER_NAME, lifetime, lines,
+                                                    extras])  # fmt: skip
+        text = reply.decode() if isinstance(reply, bytes) else str(reply)
+        for name, answer in zip(chunk, text.split("\n"), strict=True):
+            if answer[0] == "1":
+                admitted[name] = frozenset(answer[1:].split(_US)) if len(answer) > 1 else _NONE
     return admitted
