@@ -96,3 +96,29 @@ def test_counters_expire_after_the_domain_retention(client, run_worker, clock, r
     expected = aggregates.day_lifetime_ms(day, 3, clock.now)
     assert expected - 60_000 < ttl <= expected
     assert expected - 60_000 < names_ttl <= expected
+
+
+def test_a_worker_remembers_admissions_and_refusals_exactly(client, clock, redis_client, settings):
+    from dataclasses import replace
+    from datetime import timedelta
+
+    from tests.worker_loop import LoopDriver
+
+    loop = LoopDriver(redis_client, replace(settings, domain_limit=2), clock)
+    day = clock.now.date().isoformat()
+
+    def send(batch: str, domains: list[str]) -> None:
+        traces = [{"id": f"{batch}-{d}-{i}", "timestamp": clock.now.isoformat(),
+                   "direction": "outbound", "tls_version": "TLS1.2", "recipient_domain": d,
+                   "remote_host": f"mx{i}.{d}"} for d in domains for i in range(2)]  # fmt: skip
+        assert client.post("/api/v1/traces", json=traces).status_code == 202
+        loop.run(timedelta(seconds=3))
+
+    send("one", ["a.example", "b.example", "c.example"])
+    send("two", ["a.example", "c.example", "d.example"])  # a known, c refused, d new and refused
+    messages, hosts = _stored(redis_client, day)
+    assert messages[("outbound", "a.example")] == 4
+    assert messages[("outbound", "b.example")] == 2
+    assert messages[("outbound", OTHER)] == 6
+    assert set(hosts["outbound"]) == {"a.example", "b.example"}
+    assert hosts["outbound"]["a.example"] == {"mx0.a.example", "mx1.a.example"}

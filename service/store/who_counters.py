@@ -109,9 +109,19 @@ def admit(
     """The admitted names among ``names`` -> their admitted extras (absent: not admitted).
     Traces without a name (``UNKNOWN``) are always counted as such, without extras."""
     admitted: dict[str, frozenset[str]] = {}
-    asked = [name for name in names if name != UNKNOWN]
-    if UNKNOWN in names:
-        admitted[UNKNOWN] = frozenset()
+    memo = _memo(client, names_key, limit)
+    asked = []
+    for name, counts in names.items():
+        if name == UNKNOWN:
+            admitted[UNKNOWN] = _NONE
+            continue
+        known = memo.get(name, _ASK)
+        if known is None:
+            continue  # refused: a day's set only grows, so it stays full
+        if known is not _ASK and (known is _FULL or known.issuperset(counts.extras)):
+            admitted[name] = known
+        else:
+            asked.append(name)
     for at in range(0, len(asked), ADMIT_CHUNK):
         chunk = asked[at : at + ADMIT_CHUNK]
         lines = "".join(f"{name}\n" for name in chunk)
@@ -121,6 +131,30 @@ def admit(
                                                     extras])  # fmt: skip
         text = reply.decode() if isinstance(reply, bytes) else str(reply)
         for name, answer in zip(chunk, text.split("\n"), strict=True):
-            if answer[0] == "1":
-                admitted[name] = frozenset(answer[1:].split(_US)) if len(answer) > 1 else _NONE
+            if answer[0] != "1":
+                memo[name] = None
+                continue
+            granted = frozenset(answer[1:].split(_US)) if len(answer) > 1 else _NONE
+            admitted[name] = granted
+            # Some extra refused: the name has all it may have, none is worth asking for.
+            full = len(granted) < len(names[name].extras)
+            memo[name] = _FULL if full else granted | (memo.get(name) or _NONE)
     return admitted
+
+
+# What this process knows was admitted (or refused) already, so that a name seen again costs
+# no script call: per client (a test's new store gets a new client), bounded in size. Both
+# answers are final for a day: a name stays admitted, and a full set stays full.
+_ASK: frozenset[str] = frozenset({"\x00ask"})
+_FULL: frozenset[str] = frozenset({"\x00full"})
+MEMO_NAMES = 200_000
+
+
+def _memo(client: redis.Redis, names_key: str, limit: int) -> dict[str, frozenset[str] | None]:
+    memos: dict[tuple[str, int], dict[str, frozenset[str] | None]] | None = getattr(
+        client, "_mailflow_admitted", None
+    )
+    if memos is None or sum(map(len, memos.values())) > MEMO_NAMES:
+        memos = {}
+        client._mailflow_admitted = memos  # type: ignore[attr-defined]
+    return memos.setdefault((names_key, limit), {})
