@@ -135,3 +135,32 @@ def test_auth_user_mode_applies_before_anything_is_stored(
         assert [(r["sender_address"], r["domain"], r["messages"]) for r in rows] == [
             (pseudonym, "example.com", 1)]  # fmt: skip
     assert Settings(auth_user_mode=mode).auth_user_mode == mode
+
+
+def test_dashboard_pages_show_the_api_rows_and_export_its_csv(
+    app, client, clock, make_key, run_worker
+):
+    from tests.html_cells import Page, number, sign_in
+
+    lines, truth = postfix_log(clock)
+    traces = feed_all(PostfixParser(TimestampParser(year=clock.now.year)), lines)
+    assert client.post("/api/v1/traces", json=traces).status_code == 202
+    run_worker()
+    browser = sign_in(app, make_key("default", "read"))
+
+    answer = browser.get("/auth-clients?days=1&sort=-TLS1.0")
+    assert answer.status_code == 200, answer.data[:300]
+    page = Page(answer.get_data(as_text=True))
+    api = client.get("/api/v1/auth-clients?days=1&sort=-TLS1.0").json["rows"]
+    assert page.texts("td", "name") == [row["sender_address"] for row in api]
+    assert [number(t) for t in page.texts("td", "messages")] == [row["messages"] for row in api]
+    assert page.texts("td", "name")[:2] == ["printer@example.com", "scanner@example.com"]
+    titles = page.texts("h3", "insight-title")
+    assert len(titles) == 3  # the three users on TLS 1.0/1.1
+
+    domains = browser.get("/domains?days=1")
+    assert domains.status_code == 200
+    exported = browser.get("/auth-clients/export?days=1")
+    assert exported.status_code == 200 and exported.mimetype == "text/csv"
+    assert exported.get_data(as_text=True).splitlines()[0].startswith("Direction,Sender address")
+    assert sum(truth.values()) == sum(row["messages"] for row in api)
