@@ -53,3 +53,20 @@ def test_domain_rules_fire_at_their_thresholds_and_follow_settings(
     assert subjects(client, "domain-legacy-tls") == set()
     resolved = client.get("/api/v1/insights?state=resolved").json["items"]
     assert [i["subject"]["name"] for i in resolved] == ["old.example"]
+
+
+def test_a_domain_insight_follows_new_mail_at_once(client, clock, redis_client, settings):
+    loop = LoopDriver(redis_client, settings, clock)
+    assert (
+        client.post("/api/v1/traces", json=mail(clock, "fine.example", 50, 0, None)).status_code
+        == 202
+    )
+    loop.run(timedelta(seconds=5))
+    assert subjects(client, "domain-legacy-tls") == set()
+    # New mail: the next refresh evaluates it, not the views of the version before.
+    assert (
+        client.post("/api/v1/traces", json=mail(clock, "old.example", 20, 20, "TLS1.0")).status_code
+        == 202
+    )
+    loop.run(timedelta(seconds=5))
+    assert subjects(client, "domain-legacy-tls") == {"old.example"}

@@ -22,8 +22,6 @@ from service.core.windows import Window
 from service.reports import who_reports
 from service.store import connectors_store, insights_store
 
-WHO_VIEW_SECONDS = 60  # a non-default window of the rules is cached this long (by version)
-
 LONGEST_WINDOW_DAYS = max(rule.window_days for rule in BUILT_IN)
 
 
@@ -54,7 +52,8 @@ def who_findings(
     client: redis.Redis, tenant: str, rules: list[Rule], now: datetime
 ) -> list[WhoFinding]:
     """The findings of the rules about domains and users, over the rows of their reports'
-    7-day window (kept built by the worker: reading them costs a cached read)."""
+    window, built here from the counters: the precomputed views may still be of the data
+    version before (they are rebuilt after the evaluation), and an insight must not lag."""
     today = now.astimezone(UTC).date()
     rows = {}
     for kind in KINDS:
@@ -62,7 +61,7 @@ def who_findings(
                    default=0)  # fmt: skip
         if days:
             window = Window(today - timedelta(days=days - 1), today)
-            view = who_reports.rows_view(client, tenant, kind, window, now, WHO_VIEW_SECONDS)
+            view, _ = who_reports.build_rows_view(client, tenant, kind, window)
             rows[kind.name] = decode_rows(view.body).rows
     return evaluate_who(rules, rows, today)
 
