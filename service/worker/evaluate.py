@@ -20,7 +20,9 @@ from service.core.who_insights import SUBJECT_KINDS, WhoFinding, evaluate_who
 from service.core.who_report import decode_rows
 from service.core.windows import Window
 from service.reports import who_reports
+from service.reports.view_cache import PRECOMPUTED_TTL_SECONDS, is_precomputed
 from service.store import connectors_store, insights_store
+from service.store.views import put_view
 
 LONGEST_WINDOW_DAYS = max(rule.window_days for rule in BUILT_IN)
 
@@ -52,8 +54,9 @@ def who_findings(
     client: redis.Redis, tenant: str, rules: list[Rule], now: datetime
 ) -> list[WhoFinding]:
     """The findings of the rules about domains and users, over the rows of their reports'
-    window, built here from the counters: the precomputed views may still be of the data
-    version before (they are rebuilt after the evaluation), and an insight must not lag."""
+    window, of the current data version: the precomputed views may still be of the version
+    before (they are rebuilt after the evaluation), and an insight must not lag. A window the
+    worker keeps built is stored as such, so its rebuild just after finds it done."""
     today = now.astimezone(UTC).date()
     rows = {}
     for kind in KINDS:
@@ -61,7 +64,10 @@ def who_findings(
                    default=0)  # fmt: skip
         if days:
             window = Window(today - timedelta(days=days - 1), today)
-            view, _ = who_reports.build_rows_view(client, tenant, kind, window)
+            view, version = who_reports.fresh_rows_view(client, tenant, kind, window)
+            if is_precomputed(kind.name, window, today):
+                put_view(client, tenant, kind.name, (window.start.isoformat(), today.isoformat()),
+                         view, version, PRECOMPUTED_TTL_SECONDS)  # fmt: skip
             rows[kind.name] = decode_rows(view.body).rows
     return evaluate_who(rules, rows, today)
 
