@@ -509,12 +509,8 @@ def _who_args(name_description: str) -> dict[str, fields.Field]:
             metadata={"description": "A column, `-column` for descending; TLS columns sort "
                       f"by percent. Default `{who_report.DEFAULT_SORT}`"},
         ),
-        "limit": fields.Integer(load_default=100, validate=validate.Range(1, paging.MAX_LIMIT)),
-        "cursor": _cursor_field("`next_cursor` of the previous page"),
-        "format": fields.String(
-            validate=validate.OneOf(("json", "csv")),
-            metadata={"description": "`csv` (or `Accept: text/csv`): every row, streamed"},
-        ),
+        # Pages and export as the connector report's.
+        **{k: v for k, v in _connector_args().items() if k in ("limit", "cursor", "format")},
     }  # fmt: skip
 
 
