@@ -122,3 +122,22 @@ def test_a_worker_remembers_admissions_and_refusals_exactly(client, clock, redis
     assert messages[("outbound", OTHER)] == 6
     assert set(hosts["outbound"]) == {"a.example", "b.example"}
     assert hosts["outbound"]["a.example"] == {"mx0.a.example", "mx1.a.example"}
+
+
+def test_a_batch_of_known_and_new_traces_counts_only_the_new_ones(
+    client, run_worker, clock, redis_client
+):
+    def trace(i: int, domain: str) -> dict:
+        return {"id": f"mix{i}", "timestamp": clock.now.isoformat(), "direction": "inbound",
+                "tls_version": "TLS1.2", "sender_domain": domain}  # fmt: skip
+
+    first = [trace(i, "a.example") for i in range(3)]
+    assert client.post("/api/v1/traces", json=first).json["accepted"] == 3
+    # Known ids again, a repeated new id, and new ones: the per-trace script path.
+    mixed = [*first, trace(3, "b.example"), trace(3, "b.example"), trace(4, "a.example")]
+    answer = client.post("/api/v1/traces", json=mixed).json
+    assert (answer["accepted"], answer["duplicates"]) == (2, 4)
+    run_worker()
+    messages, _ = _stored(redis_client, clock.now.date().isoformat())
+    assert messages[("inbound", "a.example")] == 4
+    assert messages[("inbound", "b.example")] == 1
