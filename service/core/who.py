@@ -36,7 +36,7 @@ class WhoKind:
     name: str  # in key names and view names
     other_label: str
     unknown_label: str | None  # None: traces without a name are not counted in this kind
-    extras: str  # what the ``x`` values are, as the report calls them
+    extras: str  # what a name's remote hosts / client IPs are called in the report
 
 
 DOMAINS = WhoKind("domains", "(other domains)", "(unknown)", "remote_hosts")
