@@ -32,7 +32,9 @@ test: $(STAMP)
 	  tests/test_worker_loop.py tests/test_day_chunks.py tests/test_cursors_signed.py \
 	  tests/test_scripts_at_limits.py tests/test_tlsrpt_store.py \
 	  tests/test_webhooks_api.py tests/test_webhooks_delivery.py \
-	  tests/test_transport_security.py tests/test_blocked_counters.py
+	  tests/test_transport_security.py tests/test_blocked_counters.py \
+	  tests/test_who_counters.py tests/test_reports_domains.py tests/test_auth_clients.py \
+	  tests/test_who_insights.py
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

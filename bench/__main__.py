@@ -120,6 +120,12 @@ def section_tlsrpt(quick: bool) -> list[Row]:
              "note": ""}]  # fmt: skip
 
 
+def section_domains(quick: bool) -> list[Row]:
+    from bench.who_reports import main
+
+    return main(runs=3 if quick else 5)
+
+
 SECTIONS: dict[str, tuple[str, Callable[[bool], list[Row]]]] = {
     "ingest": ("Ingest throughput", section_ingest),
     "reads": ("Cached reads against a bare Flask endpoint (same gunicorn settings, wrk)",
@@ -129,6 +135,8 @@ SECTIONS: dict[str, tuple[str, Callable[[bool], list[Row]]]] = {
                section_growth),
     "memory": ("Redis memory per million traces", section_memory),
     "reports": ("Connector report build time: 90 days x 500 connectors", section_reports),
+    "domains": ("Per-domain report at the limits: 30 days x 20,000 domains a day",
+                section_domains),
     "limits": ("Longest Redis command of a tenant at the documented limits (SLOWLOG, >= 1 ms)",
                section_limits),
     "logparse": ("Log parsing against pflogsumm", section_logparse),

@@ -24,7 +24,16 @@ BATCH = 5000
 CONNECTORS = [None] * 6 + [f"Partner {i}" for i in range(20)] + [f"Site {i}" for i in range(10)]
 
 
+# MAILFLOW_BENCH_WHO: "domains" gives every trace one of 20,000 remote domains (and a remote
+# host), "users" also one of 2,000 SMTP AUTH users: ingest with the per-domain and per-user
+# counters busy (docs/domains.md). Unset: one domain for all, as before.
+WHO_DOMAINS, WHO_USERS = 20_000, 2_000
+
+
 def make_bodies(total: int, seed: int, prefix: str) -> list[bytes]:
+    import os
+
+    who = os.environ.get("MAILFLOW_BENCH_WHO", "")
     rng = random.Random(seed)
     now = datetime.now(UTC)
     bodies = []
@@ -43,6 +52,13 @@ def make_bodies(total: int, seed: int, prefix: str) -> list[bytes]:
             }
             if connector:
                 trace["connector_type"] = "partner" if connector.startswith("P") else "onpremises"
+            if who:
+                domain = f"partner{rng.randrange(WHO_DOMAINS)}.example"
+                trace["recipient_domain" if trace["direction"] == "outbound"
+                      else "sender_domain"] = domain  # fmt: skip
+                trace["remote_host"] = f"mx.{domain}"
+            if who == "users":
+                trace["auth_user"] = f"user{rng.randrange(WHO_USERS)}@example.com"
             batch.append(trace)
         bodies.append(orjson.dumps(batch))
     return bodies

@@ -28,6 +28,7 @@ from service.web.api import (
     tlsrpt,
     traces,
     webhooks,
+    who,
 )
 from service.web.api.cached_reads import CachedReads
 from service.web.api.paging_links import PagingLinks
@@ -120,6 +121,8 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
         tlsrpt.blp,
         tls_reports.blp,
         webhooks.blp,
+        who.domains_blp,
+        who.auth_clients_blp,
     ):
         api.register_blueprint(blueprint)
     # Webhook URLs are resolved with this (tests answer DNS themselves; see webhook_targets).

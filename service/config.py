@@ -63,6 +63,10 @@ class Settings:
     webhook_quiet_minutes: int = 60  # after a resolution, a re-detection waits this long
     webhook_public_url: str = ""  # base URL of the API that links in webhook payloads point to
     blocked_fields_per_day: int = 1000  # distinct blocked-message counters a day keeps exactly
+    domain_limit: int = 20000  # remote domains counted by name per tenant, direction and day
+    domain_retention_days: int = 30  # how long per-domain and per-user counters are kept
+    auth_user_limit: int = 20000  # SMTP AUTH users counted by name per tenant, direction, day
+    auth_user_mode: str = "keep"  # keep | hash | drop: what ingestion stores of auth_user
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -116,6 +120,15 @@ class Settings:
         if self.redis_wait_replicas < 0:
             raise ValueError("MAILFLOW_REDIS_WAIT_REPLICAS must be 0 or more")
         self._validate_webhooks()
+        return self._validated_who()
+
+    def _validated_who(self) -> Settings:
+        """The per-domain / per-user settings (docs/domains.md)."""
+        for name in ("domain_limit", "domain_retention_days", "auth_user_limit"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"MAILFLOW_{name.upper()} must be at least 1")
+        if self.auth_user_mode not in ("keep", "hash", "drop"):
+            raise ValueError("MAILFLOW_AUTH_USER_MODE must be 'keep', 'hash' or 'drop'")
         return self
 
     def _validate_webhooks(self) -> None:

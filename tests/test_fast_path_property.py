@@ -85,7 +85,7 @@ records = st.fixed_dictionaries(
         "id": texts, "connector": mostly(st.sampled_from(["Partner A", "HQ"]),
                             st.sampled_from(["HQ ", " HQ", "HQ\u200b", "Partner\u00a0A"]) | texts),
         "connector_type": mostly(st.sampled_from(["partner", "onpremises"]), junk),
-        "cipher": texts, "message_id": texts, "sender_domain": domains,
+        "cipher": texts, "message_id": texts, "auth_user": texts, "sender_domain": domains,
         "recipient_domain": domains, "remote_host": domains,
         "remote_ip": mostly(st.sampled_from(["192.0.2.1", "[2001:db8::1]", "2001:DB8::1",
                                              "::ffff:1.2.3.4"]), st.one_of(st.just("1.2.3"), junk)),

@@ -196,7 +196,8 @@ def test_rule_settings_change_thresholds_and_disable(client, clock, run_worker, 
     loop.run(A_PASS)
     assert insights(client) == []
     rules = {r["id"]: r for r in client.get("/api/v1/insight-rules").json["rules"]}
-    assert len(rules) == 12  # six on TLS versions, three on transport security, three on TLS-RPT
+    # 6 on TLS versions, 3 on transport security, 3 on TLS-RPT, 3 on domains and users
+    assert len(rules) == 15
     assert rules["inbound-partner-tls10"]["enabled"] is False
     assert rules["inbound-partner-tls10"]["min_percent"] == 12.0
     assert rules["forced-tls-violation"]["min_messages"] == 1

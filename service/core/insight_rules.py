@@ -36,10 +36,14 @@ class Rule:
     # How the rule is evaluated: "versions" (``metric`` names TLS versions; service.core.
     # insights) or one of the transport security kinds of service.core.security_insights.
     kind: str = "versions"
+    subject: str = "connector"  # or a name of core.who: "domain", "auth_user" (docs/domains.md)
+    min_messages_of_all: bool = False  # min_messages counts all the subject's messages
 
     def fires(self, messages: int, matching: int) -> bool:
-        """matching ≥ min_messages and matching / messages ≥ min_percent %, exactly."""
-        if messages == 0 or matching < self.min_messages:
+        """matching ≥ min_messages and matching / messages ≥ min_percent %, exactly (with
+        ``min_messages_of_all``: messages ≥ min_messages)."""
+        counted = messages if self.min_messages_of_all else matching
+        if messages == 0 or counted < self.min_messages:
             return False
         return Decimal(matching) * 100 >= Decimal(str(self.min_percent)) * messages
 
@@ -191,6 +195,38 @@ BUILT_IN += (
         "policy, or the mail stays undelivered.",
     ),
 )  # fmt: skip
+# Rules whose subject is a remote domain or an SMTP AUTH user (docs/domains.md): evaluated
+# over the 7-day per-domain / per-user report, never over connectors (no connector types).
+WHO_RULES: tuple[Rule, ...] = (
+    Rule(
+        id="domain-unencrypted",
+        title="Remote domain exchanging significant mail without TLS",
+        directions=("inbound", "outbound"), connector_types=(), metric=("none",),
+        window_days=7, min_percent=10.0, min_messages=100, min_messages_of_all=True,
+        severity="medium", subject="domain",
+        recommendation="Ask the domain's administrator to offer STARTTLS (inbound) or check "
+        "why delivery to it falls back to plaintext (outbound: no STARTTLS offered, a "
+        "certificate or TLS policy problem); consider an MTA-STS or DANE policy for it.",
+    ),
+    Rule(
+        id="domain-legacy-tls",
+        title="Remote domain using TLS 1.0 or 1.1 on significant mail",
+        directions=("inbound", "outbound"), connector_types=(), metric=("TLS1.0", "TLS1.1"),
+        window_days=7, min_percent=5.0, min_messages=10, severity="medium", subject="domain",
+        recommendation="Ask the domain's administrator to enable TLS 1.2 or later; TLS 1.0 "
+        "and 1.1 are deprecated (RFC 8996) and receivers are switching them off.",
+    ),
+    Rule(
+        id="auth-client-legacy-tls",
+        title="SMTP AUTH client submitting with TLS 1.0 or 1.1",
+        directions=("inbound", "outbound"), connector_types=(), metric=("TLS1.0", "TLS1.1"),
+        window_days=7, min_percent=0.0, min_messages=1, severity="medium", subject="auth_user",
+        recommendation="Find the device or application that signs in as this user (its "
+        "client IPs are in the SMTP AUTH clients report) and update or reconfigure it for "
+        "TLS 1.2 or later before TLS 1.0/1.1 is switched off on the submission service.",
+    ),
+)  # fmt: skip
+BUILT_IN = BUILT_IN + WHO_RULES
 RULES = {rule.id: rule for rule in BUILT_IN}
 
 

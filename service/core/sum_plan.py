@@ -43,10 +43,11 @@ class CachedRun:
 Part = CachedRun | int
 
 
-def plan_window_sum(window: Window) -> list[Part]:
-    """The parts whose sums add up to the sum of every day of ``window``, each day once."""
+def plan_window_sum(window: Window, recent_days: int = RECENT_DAYS) -> list[Part]:
+    """The parts whose sums add up to the sum of every day of ``window``, each day once;
+    its newest ``recent_days`` read as they are."""
     count = len(window.days)
-    settled = count - RECENT_DAYS  # days 0 .. settled - 1 are summed as one cached run
+    settled = count - recent_days  # days 0 .. settled - 1 are summed as one cached run
     if settled < 2:
         return list(range(count))
     recent: list[Part] = list(range(settled, count))

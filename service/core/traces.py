@@ -15,7 +15,7 @@ import hashlib
 import ipaddress
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
@@ -44,7 +44,8 @@ MAX_CIPHER = 128
 FUTURE_TOLERANCE = timedelta(minutes=15)
 FUTURE_MINUTES = FUTURE_TOLERANCE // timedelta(minutes=1)
 
-OPTIONAL_STRINGS = {"cipher": MAX_CIPHER, "message_id": MAX_STRING}
+MAX_AUTH_USER = 256  # an SMTP AUTH identity (SASL user name, Exim's A=<authenticator>:<id>)
+OPTIONAL_STRINGS = {"cipher": MAX_CIPHER, "message_id": MAX_STRING, "auth_user": MAX_AUTH_USER}
 DOMAIN_FIELDS = ("sender_domain", "recipient_domain", "remote_host")
 # Names and ids: no whitespace at either end (see service.core.text).
 TRIMMED_FIELDS = frozenset({"id", "connector", "cipher"})
@@ -114,6 +115,7 @@ class AcceptedTrace:
     epoch_ms: int
     counter_field: str  # direction, connector, type, TLS version: one daily counter
     record: dict[str, Any]  # the normalised trace, kept in the stream for replay
+    who: str = ""  # the per-domain / per-user counting key (``who_key``)
 
     @property
     def digest(self) -> bytes:
@@ -135,6 +137,7 @@ class AcceptedBatch:
     digests: list[bytes]
     counting_keys: list[str]
     epochs_ms: list[int]
+    who_keys: list[str] = field(default_factory=list)  # per trace (``who_key``), or empty
 
     @classmethod
     def of(cls, traces: Iterable[AcceptedTrace]) -> AcceptedBatch:
@@ -144,6 +147,7 @@ class AcceptedBatch:
             batch.digests.append(trace.digest)
             batch.counting_keys.append(trace.counting_key)
             batch.epochs_ms.append(trace.epoch_ms)
+            batch.who_keys.append(trace.who)
         return batch
 
     def __len__(self) -> int:
@@ -153,7 +157,8 @@ class AcceptedBatch:
         chosen = list(positions)
         return AcceptedBatch([self.days[i] for i in chosen], [self.digests[i] for i in chosen],
                              [self.counting_keys[i] for i in chosen],
-                             [self.epochs_ms[i] for i in chosen])  # fmt: skip
+                             [self.epochs_ms[i] for i in chosen],
+                             [self.who_keys[i] for i in chosen] if self.who_keys else [])  # fmt: skip
 
 
 def counter_field(
@@ -300,17 +305,25 @@ def normalize_trace(
         trace_id = _string("id", trace_id, MAX_ID)
     record["id"] = trace_id
 
+    field = counter_field(
+        direction, connector, record.get("connector_type"), tls if security is None else security
+    )
     return AcceptedTrace(
         id=trace_id,
         day=day,
         epoch_ms=epoch_ms,
-        counter_field=counter_field(
-            direction,
-            connector,
-            record.get("connector_type"),
-            tls if security is None else security,
-        ),
+        counter_field=field,
         record=record,
+        who=who_key(
+            day,
+            direction,
+            record.get(remote_domain_field(direction)),
+            split_counter_field(field)[3],  # the version, or BLOCKED (not counted per name)
+            connector,
+            record.get("remote_host"),
+            record.get("auth_user"),
+            record.get("remote_ip"),
+        ),
     )
 
 
@@ -447,3 +460,31 @@ def _normalised_ip(value: str) -> str | None:
         return str(ipaddress.ip_address(value.strip("[]")))
     except ValueError:
         return None
+
+
+# -- who: the remote domain and the SMTP AUTH user of a trace (docs/domains.md) ---------------
+
+WHO_PARTS = ("day", "direction", "domain", "tls", "connector", "host", "auth_user", "ip")
+
+
+def remote_domain_field(direction: str) -> str:
+    """The trace field naming the remote domain: whom outbound mail went to, whom inbound
+    mail came from."""
+    return "recipient_domain" if direction == "outbound" else "sender_domain"
+
+
+def who_key(
+    day: str,
+    direction: str,
+    domain: str | None,
+    tls: str,
+    connector: str | None,
+    host: str | None,
+    auth_user: str | None,
+    ip: str | None,
+) -> str:
+    """``day RS direction US domain US tls US connector US host US auth_user US ip``: what the
+    per-domain and per-user counters of one trace need (absent values empty). Traces with the
+    same key are counted together, so a batch carries one line per distinct key."""
+    rest = (direction, domain or "", tls, connector or "", host or "", auth_user or "", ip or "")
+    return f"{day}{RECORD_SEP}{FIELD_SEP.join(rest)}"

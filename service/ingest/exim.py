@@ -23,8 +23,10 @@ from service.ingest.traces import (
     clean_host,
     clean_ip,
     domain_of_address,
+    exim_auth_user,
     is_loopback,
     put_connector,
+    put_optional,
     put_optionals,
     trace_id,
 )
@@ -163,6 +165,7 @@ class EximParser(ReadyQueue):
                       remote_ip=clean_ip(ip), message_id=message_id,
                       size_bytes=self.messages[msg_id][1])  # fmt: skip
         self._verification(trace, rest)
+        put_optional(trace, "auth_user", exim_auth_user(rest))  # SMTP AUTH submission
         interface = _field(rest, "I")
         put_connector(
             trace,

@@ -28,6 +28,7 @@ from service.ingest.traces import (
     clean_ip,
     domain_of_address,
     is_loopback,
+    postfix_auth_user,
     put_connector,
     put_optional,
     put_optionals,
@@ -328,6 +329,7 @@ class PostfixParser:
             trace["tls_auth"] = session.auth
         put_optional(trace, "remote_host", clean_host(name))
         put_optional(trace, "remote_ip", clean_ip(ip))
+        put_optional(trace, "auth_user", postfix_auth_user(msg))  # SASL submission
         entry = _Queued(
             self.now, born=self.now, session=key, inbound=trace, service=service_of(program)
         )

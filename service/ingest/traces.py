@@ -169,3 +169,28 @@ class ReadyQueue:
     def _skip(self, kind: str, count: int = 1) -> None:
         """Count lines that made no trace, by why (``kinds``)."""
         self.kinds[kind] = self.kinds.get(kind, 0) + count
+
+
+# -- SMTP AUTH identities (docs/domains.md) -------------------------------------------------
+
+_SASL_USERNAME_RE = re.compile(r"\bsasl_username=([^,\s]+)")
+_EXIM_AUTHENTICATOR_RE = re.compile(r" A=[^:\s]+:(\S+)")
+MAX_AUTH_USER = 256  # the trace contract's limit (service.core.traces.MAX_AUTH_USER)
+
+
+def postfix_auth_user(msg: str) -> str | None:
+    """The SASL user of a Postfix smtpd ``client=`` line (``sasl_username=``), or None."""
+    m = _SASL_USERNAME_RE.search(msg) if "sasl_username=" in msg else None
+    return _auth_user(m.group(1)) if m else None
+
+
+def exim_auth_user(rest: str) -> str | None:
+    """The authenticated id of an Exim ``<=`` line (``A=<authenticator>:<id>``), or None."""
+    m = _EXIM_AUTHENTICATOR_RE.search(rest) if " A=" in rest else None
+    return _auth_user(m.group(1)) if m else None
+
+
+def _auth_user(value: str) -> str | None:
+    value = clean(value)
+    # Too long to be real: omitted rather than cut (a cut name would be another user).
+    return value if 0 < len(value) <= MAX_AUTH_USER else None

@@ -164,6 +164,9 @@ def page_cut(
     return _first_cut(client, query, view, key)
 
 
+cursor_position = _cursor_position  # shared with the per-domain reports (reports/who_reports.py)
+
+
 def report_page(
     client: redis.Redis,
     tenant: str,

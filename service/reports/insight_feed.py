@@ -23,7 +23,7 @@ DEFAULT_STATE = "active"
 DEFAULT_LIMIT = 100
 FIELDS = ("id", "rule", "title", "severity", "state", "direction", "connector", "window",
           "measured", "threshold", "first_detected_at", "last_detected_at", "resolved_at",
-          "updated_at", "sequence", "recommendation", "links")  # fmt: skip
+          "updated_at", "sequence", "recommendation", "links", "subject")  # fmt: skip
 
 
 # Documented fields only some insights have: a TLS-RPT insight's policy domain and result type.
@@ -34,6 +34,8 @@ def public(document: dict[str, Any]) -> dict[str, Any]:
     """What clients see of an insight: the documented fields, nothing internal."""
     shown = {name: document.get(name) for name in FIELDS}
     shown.update({name: document[name] for name in OPTIONAL_FIELDS if name in document})
+    if shown["subject"] is None and shown["connector"] is not None:  # a connector rule's
+        shown["subject"] = {"kind": "connector", "name": shown["connector"]["name"]}
     return shown
 
 

@@ -8,7 +8,9 @@ from datetime import UTC, date, datetime, timedelta
 import redis
 
 from service.core.connectors import GROUPINGS
+from service.core.who import KINDS
 from service.core.windows import Window
+from service.reports import who_reports
 from service.reports.builders import (
     build_connector_rows_view,
     build_snapshot_view,
@@ -17,6 +19,8 @@ from service.reports.builders import (
 from service.reports.view_cache import PRECOMPUTED_TTL_SECONDS, PRECOMPUTED_WINDOWS, Built
 from service.store import keys
 from service.store.views import put_view
+
+WHO_KINDS = {kind.name: kind for kind in KINDS}
 
 
 def precomputed_keys(tenant: str, today: date, report: str) -> list[str]:
@@ -43,6 +47,8 @@ def refresh_precomputed(client: redis.Redis, tenant: str, now: datetime) -> int:
             views = [((), build_snapshot_view(client, tenant, window, now))]
         elif report == "tls":
             views = [(("all",), build_tls_view(client, tenant, window, now, None))]
+        elif report in WHO_KINDS:
+            views = [((), who_reports.fresh_rows_view(client, tenant, WHO_KINDS[report], window))]
         else:
             views = [
                 ((g,), build_connector_rows_view(client, tenant, window, g)) for g in GROUPINGS

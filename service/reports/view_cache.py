@@ -25,6 +25,7 @@ from service.store.views import CachedView, get_view, put_view
 PRECOMPUTED_WINDOWS: tuple[tuple[str, int], ...] = (
     ("snapshot", 7), ("snapshot", 30), ("tls", 7), ("tls", 30),
     ("connectors", 7), ("connectors", 30),
+    ("domains", 7), ("domains", 30), ("auth", 7), ("auth", 30),
 )  # fmt: skip
 PRECOMPUTED_TTL_SECONDS = 2 * 86400  # yesterday's windows fade out on their own
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -24,6 +24,21 @@ class FoldResult:
 
 
 @dataclass(frozen=True)
+class ExtraCounters:
+    """Counters of another daily hash folded in the same atomic call as the daily counters
+    (the per-domain and per-user counters, store/who_counters.py): its increments, and the
+    version string and lifetime it gets as a day does."""
+
+    hash_key: str
+    version_key: str
+    lifetime_ms: int
+    counts: Mapping[str, int]
+
+
+ExtraOf = Callable[[Sequence[EntryIncrements]], Sequence[ExtraCounters]]
+
+
+@dataclass(frozen=True)
 class CounterSnapshot:
     """Daily counters of some days, read with the version they belong to."""
 
@@ -40,12 +55,14 @@ def fold(
     retention_days: int,
     now: datetime,
     blocked_fields_per_day: int = 1000,
+    extra: ExtraOf | None = None,
 ) -> FoldResult:
     """Add the entries' counts to the daily hashes and ack the entries, in one Lua call.
 
     The counts of all entries are summed first, so a call's size grows with days × connectors,
     not with entries. Entries another consumer has claimed meanwhile are left to it. ``now`` is
-    the service's clock: each day's lifetime is a duration measured from it.
+    the service's clock: each day's lifetime is a duration measured from it. ``extra`` gives
+    more counters of the entries, folded in the same call (so exactly once, too).
 
     Blocked messages go to their own daily hash (``keys.day_blocked``). Their fields name a
     recipient domain and a free-text reason, so a day keeps at most ``blocked_fields_per_day``
@@ -56,7 +73,7 @@ def fold(
     skipped = 0
     while remaining:
         stale = _fold_once(client, tenant, consumer, remaining, retention_days, now,
-                           blocked_fields_per_day)  # fmt: skip
+                           blocked_fields_per_day, extra)  # fmt: skip
         if not stale:
             return FoldResult(len(remaining), sum(e.traces for e in remaining), skipped)
         skipped += len(stale)
@@ -72,6 +89,7 @@ def _fold_once(
     retention_days: int,
     now: datetime,
     blocked_fields_per_day: int,
+    extra: ExtraOf | None = None,
 ) -> set[str]:
     totals: Counter[tuple[str, str]] = Counter()
     for entry in entries:
@@ -86,14 +104,22 @@ def _fold_once(
             index = day_keys.setdefault((day, False), len(day_keys) + 3)
             lines.append(f"{index}\t{field}\t{amount}\n")
     lifetimes = " ".join(str(day_lifetime_ms(day, retention_days, now)) for day, _ in day_keys)
+    # More hashes (the per-domain and per-user counters) follow the days' in KEYS, their
+    # version strings after the days' versions: fold.lua treats each as it treats a day.
+    extras = extra(entries) if extra is not None else ()
+    for position, counters in enumerate(extras, start=len(day_keys) + 3):
+        lines += [f"{position}\t{field}\t{n}\n" for field, n in counters.counts.items()]
+        lifetimes += f" {counters.lifetime_ms}"
     argv = [keys.CONSUMER_GROUP, consumer, max(e.newest_ms for e in entries),
             sum(e.traces for e in entries), "".join(lines), lifetimes, "".join(blocked_lines),
             blocked_fields_per_day, *(e.entry_id for e in entries)]  # fmt: skip
     key_names = [keys.stream(tenant), keys.meta(tenant)]
     key_names += [(keys.day_blocked if blocked else keys.day_counts)(tenant, day)
                   for day, blocked in day_keys]  # fmt: skip
+    key_names += [counters.hash_key for counters in extras]
     key_names += [(keys.day_blocked_version if blocked else keys.day_version)(tenant, day)
                   for day, blocked in day_keys]  # fmt: skip
+    key_names += [counters.version_key for counters in extras]
     _, stale = script(client, "fold")(keys=key_names, args=argv)
     return {s.decode() if isinstance(s, bytes) else s for s in stale}
 

@@ -28,16 +28,19 @@ FIELDS_PER_CALL = 6000
 READ_ATTEMPTS = 3
 
 Part = TypeVar("Part")
+DayKey = Callable[[str, str], str]  # (tenant, day) -> the name of that day's counter hash
 
 
-def chunk_days(client: redis.Redis, tenant: str, days: Sequence[str]) -> list[list[str]]:
+def chunk_days(
+    client: redis.Redis, tenant: str, days: Sequence[str], key: DayKey = keys.day_counts
+) -> list[list[str]]:
     """``days`` in consecutive chunks of at most FIELDS_PER_CALL counter fields (one HLEN each,
-    in one round trip; HLEN is constant time)."""
+    in one round trip; HLEN is constant time). ``key`` names a day's hash."""
     if len(days) <= 1:
         return [list(days)] if days else []
     pipe = client.pipeline(transaction=False)
     for day in days:
-        pipe.hlen(keys.day_counts(tenant, day))
+        pipe.hlen(key(tenant, day))
     chunks: list[list[str]] = []
     fields = FIELDS_PER_CALL + 1  # the first day opens a chunk
     for day, size in zip(days, pipe.execute(), strict=True):
@@ -65,13 +68,15 @@ def read_consistently(
     return parts, min((version_of(part) for part in parts), default=0)
 
 
-def read_days(client: redis.Redis, tenant: str, days: Sequence[str]) -> list[dict[bytes, bytes]]:
+def read_days(
+    client: redis.Redis, tenant: str, days: Sequence[str], key: DayKey = keys.day_counts
+) -> list[dict[bytes, bytes]]:
     """The counters of each of ``days`` as they are (HGETALL), one pipeline per chunk of days:
     Redis serves a client's pipeline in one go, so a pipeline too is kept to a chunk."""
     hashes: list[dict[bytes, bytes]] = []
-    for chunk in chunk_days(client, tenant, days):
+    for chunk in chunk_days(client, tenant, days, key):
         pipe = client.pipeline(transaction=False)
         for day in chunk:
-            pipe.hgetall(keys.day_counts(tenant, day))
+            pipe.hgetall(key(tenant, day))
         hashes += pipe.execute()
     return hashes

@@ -336,3 +336,28 @@ def webhook_deferred_deliveries(tenant: str) -> str:
 def webhook_tenants() -> str:
     """Set of the tenants that have (had) webhook subscriptions: what the notifier looks at."""
     return f"{PREFIX}:webhooks:tenants"
+
+
+# -- per remote domain and per SMTP AUTH user (docs/domains.md) -------------------------------
+
+
+def who_counts(tenant: str, kind: str, day: str) -> str:
+    """Hash of one kind's (``domains`` | ``auth``) daily counters: field
+    ``direction\\x1fname\\x1fmarker\\x1fvalue`` -> messages (see ``core.who``)."""
+    return f"{_tenant(tenant)}:who:{kind}:{day}"
+
+
+def who_version(tenant: str, kind: str, day: str) -> str:
+    """String: the data version of the last fold into ``who_counts``; expires with them."""
+    return f"{_tenant(tenant)}:whoversion:{kind}:{day}"
+
+
+def who_names(tenant: str, kind: str, direction: str, day: str) -> str:
+    """Hash: the names counted by name on ``day`` (at most the kind's limit) -> their admitted
+    remote hosts / client IPs (at most ``core.who.EXTRAS_PER_NAME``), joined by \\x1f."""
+    return f"{_tenant(tenant)}:whonames:{kind}:{direction}:{day}"
+
+
+def who_sum(tenant: str, kind: str, first_day: str, last_day: str) -> str:
+    """Hash: one kind's counters of the days first..last summed, as ``block_sum``."""
+    return f"{_tenant(tenant)}:whosum:{kind}:{first_day}:{last_day}"

@@ -106,11 +106,12 @@ def ingest(
         counts = Counter(batch.counting_keys)
         lines = "\n".join(f"{key}\t{n}" for key, n in counts.items())
         new = _call(client, "ingest_new", key_names,
-                    [*common, lines, f"{max(batch.epochs_ms):013d}"], replication)  # fmt: skip
+                    [*common, lines, f"{max(batch.epochs_ms):013d}", *_who_counts(batch)],
+                    replication)  # fmt: skip
     if new < 0:
         # Some id is known already, or repeated in the batch: the script counts trace by trace.
         per_trace = ["\n".join(batch.counting_keys),
-                     "".join(map("{:013d}".format, batch.epochs_ms))]  # fmt: skip
+                     "".join(map("{:013d}".format, batch.epochs_ms)), *_who_lines(batch)]  # fmt: skip
         new = _call(client, "ingest", key_names, [*common, *per_trace], replication)
     return IngestResult(accepted=new, duplicates=len(batch) - new)
 
@@ -128,3 +129,19 @@ def _call(
     command = ("EVALSHA", ingest_script.sha, len(key_names), *key_names, *argv)
     return int(write_replicated(client, key_names[0], command, replication.replicas,
                                 replication.timeout_ms, ingest_script.script))  # fmt: skip
+
+
+def _has_who(batch: AcceptedBatch) -> bool:
+    return len(batch.who_keys) == len(batch) and all(batch.who_keys)
+
+
+def _who_counts(batch: AcceptedBatch) -> list[str]:
+    """ingest_new.lua's optional ARGV[6]: the batch's who keys counted (docs/domains.md)."""
+    if not _has_who(batch):
+        return []
+    return ["\n".join(f"{key}\t{n}" for key, n in Counter(batch.who_keys).items())]
+
+
+def _who_lines(batch: AcceptedBatch) -> list[str]:
+    """ingest.lua's optional ARGV[6]: one who key per trace."""
+    return ["\n".join(batch.who_keys)] if _has_who(batch) else []

@@ -12,12 +12,19 @@ from datetime import UTC, datetime, timedelta
 import redis
 
 from service.core.connectors import unpack
-from service.core.insight_rules import BUILT_IN, effective_rules
+from service.core.insight_rules import BUILT_IN, Rule, effective_rules
 from service.core.insights import evaluate
 from service.core.security_insights import RECENT_DAYS, evaluate_security
 from service.core.timestamps import rfc3339
 from service.core.tlsrpt_insights import evaluate_tlsrpt
+from service.core.who import KINDS
+from service.core.who_insights import SUBJECT_KINDS, WhoFinding, evaluate_who
+from service.core.who_report import decode_rows
+from service.core.windows import Window
+from service.reports import who_reports
+from service.reports.view_cache import PRECOMPUTED_TTL_SECONDS, is_precomputed
 from service.store import blocked, connectors_store, insights_store, tlsrpt_store
+from service.store.views import put_view
 
 LONGEST_WINDOW_DAYS = max(rule.window_days for rule in BUILT_IN)
 
@@ -42,10 +49,33 @@ def evaluate_tenant(
     findings += evaluate_tlsrpt(rules, tlsrpt_store.read_days(client, tenant, days), today)
     blocked_days = blocked.read_blocked(client, tenant, days[:RECENT_DAYS]).days
     findings += evaluate_security(rules, day_counts, blocked_days, counters.definitions, today)
+    findings += who_findings(client, tenant, rules, now)
     marker = marker_for(today.isoformat(), counters.version, rules_version)
     return insights_store.apply_findings(
         client, tenant, findings, now, rfc3339(now), counters.version, marker, retention_days
     )
+
+
+def who_findings(
+    client: redis.Redis, tenant: str, rules: list[Rule], now: datetime
+) -> list[WhoFinding]:
+    """The findings of the rules about domains and users, over the rows of their reports'
+    window, of the current data version: the precomputed views may still be of the version
+    before (they are rebuilt after the evaluation), and an insight must not lag. A window the
+    worker keeps built is stored as such, so its rebuild just after finds it done."""
+    today = now.astimezone(UTC).date()
+    rows = {}
+    for kind in KINDS:
+        days = max((r.window_days for r in rules if SUBJECT_KINDS.get(r.subject) is kind),
+                   default=0)  # fmt: skip
+        if days:
+            window = Window(today - timedelta(days=days - 1), today)
+            view, version = who_reports.fresh_rows_view(client, tenant, kind, window)
+            if is_precomputed(kind.name, window, today):
+                put_view(client, tenant, kind.name, (window.start.isoformat(), today.isoformat()),
+                         view, version, PRECOMPUTED_TTL_SECONDS)  # fmt: skip
+            rows[kind.name] = decode_rows(view.body).rows
+    return evaluate_who(rules, rows, today)
 
 
 def is_due(client: redis.Redis, tenant: str, now: datetime) -> bool:

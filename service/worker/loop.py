@@ -30,7 +30,7 @@ import redis
 
 from service.config import Settings
 from service.core.fold import EntryIncrements, entry_increments
-from service.store import aggregates, health, keys, refresh_lease, worker_signals
+from service.store import health, keys, refresh_lease, who_counters, worker_signals
 from service.store.availability import describe, is_unavailable
 from service.telemetry.metrics import METRICS
 from service.worker.evaluate import is_due_given
@@ -207,10 +207,9 @@ class Worker:
         # worker dies after the fold commits, another one finds the views behind the data.
         due_ms = int((self._now() + self.settings.refresh_seconds) * 1000)
         worker_signals.request_check(self.client, tenant, due_ms)
-        result = aggregates.fold(
-            self.client, tenant, self.name, entries, self.settings.retention_days, self.clock(),
-            self.settings.blocked_fields_per_day,
-        )  # fmt: skip
+        result = who_counters.fold(
+            self.client, tenant, self.name, entries, self.settings, self.clock()
+        )
         if self.after_fold is not None:
             self.after_fold(tenant)
         METRICS.observe("mailflow_fold_duration_seconds", (), time.perf_counter() - started)

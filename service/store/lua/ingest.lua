@@ -8,6 +8,8 @@
 -- ARGV[3]    per trace, 16 bytes: the digest of its id
 -- ARGV[4]    per trace, one line: its counting key "day RS direction US connector US type US tls"
 -- ARGV[5]    per trace, 13 digits: its time in epoch milliseconds
+-- ARGV[6]    optional, per trace, one line: its who key (remote domain, SMTP AUTH user; see
+--            service.core.traces.who_key), counted for the new traces like ARGV[4], as 'who'
 -- A trace is new when no bucket holds its digest and no earlier trace of the batch has it,
 -- whatever day its timestamp names. Blobs rather than arguments per trace, and SMISMEMBER per
 -- bucket + one SADD rather than a command per trace: at 5,000 traces a call, per-trace
@@ -15,6 +17,27 @@
 -- The new traces go to the stream as one entry: their number, the newest time, and how many
 -- there are per counting key — all the fold needs, whatever the batch size.
 -- Returns the number of new traces; the rest were duplicates.
+-- "line TAB count" lines of the lines of ``per_trace`` whose trace is new, in first-seen order.
+local function count_new_lines(per_trace, is_new)
+  local counts, order, i = {}, {}, 0
+  for line in string.gmatch(per_trace, '[^\n]+') do
+    i = i + 1
+    if is_new[i] then
+      if counts[line] then
+        counts[line] = counts[line] + 1
+      else
+        counts[line] = 1
+        order[#order + 1] = line
+      end
+    end
+  end
+  local out = {}
+  for j, line in ipairs(order) do
+    out[j] = line .. '\t' .. counts[line]
+  end
+  return table.concat(out, '\n')
+end
+
 local stream = KEYS[1]
 if redis.call('EXISTS', stream) == 0 then
   redis.call('XGROUP', 'CREATE', stream, ARGV[1], '0', 'MKSTREAM')
@@ -87,6 +110,11 @@ if new > 0 then
   for j, key in ipairs(order) do
     lines[j] = key .. '\t' .. counts[key]
   end
-  redis.call('XADD', stream, '*', 'n', new, 'newest', newest, 'counts', table.concat(lines, '\n'))
+  local entry = {'n', new, 'newest', newest, 'counts', table.concat(lines, '\n')}
+  if ARGV[6] and ARGV[6] ~= '' then
+    entry[#entry + 1] = 'who'
+    entry[#entry + 1] = count_new_lines(ARGV[6], is_new)
+  end
+  redis.call('XADD', stream, '*', unpack(entry))
 end
 return new

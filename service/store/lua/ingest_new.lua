@@ -10,6 +10,7 @@
 -- ARGV[2]    seconds today's bucket must live (until no lookup reads it)
 -- ARGV[3]    per trace, 16 bytes: the digest of its id (the API found them distinct)
 -- ARGV[4]    the batch's counts, "counting key TAB count" lines; ARGV[5] its newest time
+-- ARGV[6]    optional: the batch's who counts (service.core.traces.who_key), "key TAB count"
 -- Returns the number of traces, all new and appended as one stream entry; or -1, having
 -- written nothing, when any bucket knows an id already.
 local digests = ARGV[3]
@@ -38,5 +39,9 @@ for first = 1, n, 4000 do
   redis.call('SADD', KEYS[2], unpack(list, first, math.min(first + 3999, n)))
 end
 redis.call('EXPIRE', KEYS[2], ARGV[2])
-redis.call('XADD', stream, '*', 'n', n, 'newest', ARGV[5], 'counts', ARGV[4])
+if ARGV[6] and ARGV[6] ~= '' then
+  redis.call('XADD', stream, '*', 'n', n, 'newest', ARGV[5], 'counts', ARGV[4], 'who', ARGV[6])
+else
+  redis.call('XADD', stream, '*', 'n', n, 'newest', ARGV[5], 'counts', ARGV[4])
+end
 return n

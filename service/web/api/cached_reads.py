@@ -23,12 +23,13 @@ from typing import Any
 import redis
 from flask import Flask
 
+from service.core.who import AUTH_USERS, DOMAINS, WhoKind
 from service.core.windows import Window, resolve_window
-from service.reports import connector_pages, views
+from service.reports import connector_pages, views, who_reports
 from service.reports.insight_feed import DEFAULT_LIMIT, DEFAULT_STATE, feed_page
 from service.store.views import CachedView
 from service.web import auth, request_log
-from service.web.api.schemas import ConnectorReportArgsSchema
+from service.web.api.schemas import ConnectorReportArgsSchema, DomainReportArgsSchema
 from service.web.context import AppState, state_of
 from service.web.headers import EVERY_RESPONSE, EXPOSE_HEADERS, allowed_origin
 from service.web.media_types import prefers_csv
@@ -77,12 +78,32 @@ def _insights(state: AppState, tenant: str, days: int | None) -> CachedView:
                      DEFAULT_LIMIT)  # fmt: skip
 
 
+_WHO_DEFAULTS = DomainReportArgsSchema().load({})
+
+
+def _who(kind: WhoKind) -> ViewOf:
+    """The first page of a per-domain / SMTP AUTH client report (docs/domains.md)."""
+
+    def view(state: AppState, tenant: str, days: int | None) -> CachedView:
+        today = state.clock().date()
+        window = resolve_window(today, state.settings.domain_retention_days, days=days,
+                                default_days=7)  # fmt: skip
+        query = who_reports.who_query(kind, {**_WHO_DEFAULTS, "days": days}, window)
+        return who_reports.report_page(state.client, tenant, query, state.clock(),
+                                       state.settings.view_cache_seconds,
+                                       state.cursor_secret)  # fmt: skip
+
+    return view
+
+
 # path -> (the query strings answered here, the view)
 ROUTES: dict[str, tuple[dict[str, int | None], ViewOf]] = {
     "/api/v1/mailflow/snapshot": (_WINDOW_QUERIES, _snapshot),
     "/api/v1/mailflow/tls": (_WINDOW_QUERIES, _tls),
     "/api/v1/connectors": (_WINDOW_QUERIES, _connectors),
     "/api/v1/insights": (_DEFAULT_QUERY, _insights),
+    "/api/v1/domains": (_WINDOW_QUERIES, _who(DOMAINS)),
+    "/api/v1/auth-clients": (_WINDOW_QUERIES, _who(AUTH_USERS)),
 }
 
 

@@ -165,6 +165,11 @@ class TraceSchema(StrictSchema):
     blocked_reason = _optional_text_field(
         contract.MAX_STRING, metadata={"description": "Why it was blocked; only when blocked"}
     )
+    auth_user = _optional_text_field(
+        contract.MAX_AUTH_USER,
+        metadata={"description": "The SMTP AUTH identity that submitted the message (SASL "
+                  "user name); stored as MAILFLOW_AUTH_USER_MODE says", "example": "scanner@example.com"},
+    )  # fmt: skip
 
     def __init__(self, *args: Any, window: contract.IngestWindow | None = None, **kw: Any) -> None:
         super().__init__(*args, **kw)
@@ -569,6 +574,11 @@ class InsightConnectorSchema(Schema):
     type = fields.String(allow_none=True)
 
 
+class InsightSubjectSchema(Schema):
+    kind = fields.String(metadata={"description": "connector | domain | auth_user"})
+    name = fields.String()
+
+
 class InsightSchema(Schema):
     id = fields.String()
     rule = fields.String()
@@ -576,7 +586,7 @@ class InsightSchema(Schema):
     severity = fields.String()
     state = fields.String(metadata={"description": "active | resolved"})
     direction = fields.String()
-    connector = fields.Nested(InsightConnectorSchema)
+    connector = fields.Nested(InsightConnectorSchema, allow_none=True)
     window = fields.Dict()
     measured = fields.Dict(metadata={"description": "messages, matching_messages, percent"})
     threshold = fields.Dict(metadata={"description": "min_percent, min_messages"})
@@ -589,6 +599,11 @@ class InsightSchema(Schema):
     links = fields.Dict()
     tlsrpt = fields.Dict(metadata={"description": "TLS-RPT insights only: `policy_domain` "
                                    "and `result_type` (docs/tls-rpt.md)"})  # fmt: skip
+    subject = fields.Nested(
+        InsightSubjectSchema,
+        metadata={"description": "What the insight is about: a connector (then `connector` "
+                  "too), a remote domain or an SMTP AUTH user (then `connector` is null)"},
+    )  # fmt: skip
 
 
 class InsightPageSchema(Schema):
@@ -642,3 +657,115 @@ class InsightRuleSettingsSchema(StrictSchema):
     enabled = JsonBoolean()
     min_percent = _JsonNumber(validate=validate.Range(0, 100), allow_nan=False)
     min_messages = _JsonInteger(validate=validate.Range(1, MAX_MIN_MESSAGES))
+
+
+# -- per remote domain and SMTP AUTH clients (docs/domains.md) -------------------------------
+
+
+def _who_args(name_description: str) -> dict[str, fields.Field]:
+    from service.core import who_report
+
+    percent = validate.Range(0, 100)
+    return {
+        "days": fields.Integer(
+            strict=False,
+            metadata={"description": "Whole UTC days ending today (default 7); not with "
+                      "start/end; at most MAILFLOW_DOMAIN_RETENTION_DAYS", "minimum": 1,
+                      "maximum": Settings.domain_retention_days, "example": 30},
+        ),
+        "direction": fields.String(validate=_DIRECTION),
+        "name": fields.String(validate=validate.Length(1, contract.MAX_AUTH_USER),
+                              metadata={"description": name_description}),
+        "min_none_percent": fields.Float(
+            validate=percent, metadata={"description": "Only rows with at least this share "
+                                        "of mail without TLS (percent)"}),
+        "min_tls10_percent": fields.Float(
+            validate=percent, metadata={"description": "Only rows with at least this share "
+                                        "of TLS 1.0 (percent)"}),
+        "sort": fields.String(
+            validate=validate.OneOf(
+                [c for col in who_report.SORT_COLUMNS for c in (col, "-" + col)]
+            ),
+            metadata={"description": "A column, `-column` for descending; TLS columns sort "
+                      f"by percent. Default `{who_report.DEFAULT_SORT}`"},
+        ),
+        # Pages and export as the connector report's.
+        **{k: v for k, v in _connector_args().items() if k in ("limit", "cursor", "format")},
+    }  # fmt: skip
+
+
+DomainReportArgsSchema = WindowArgsSchema.from_dict(
+    {**WindowArgsSchema().fields, **_who_args("Domain prefix, case-insensitive")},
+    name="DomainReportArgs",
+)
+AuthClientReportArgsSchema = WindowArgsSchema.from_dict(
+    {**WindowArgsSchema().fields, **_who_args("Sender address prefix, case-insensitive")},
+    name="AuthClientReportArgs",
+)
+
+
+class ConnectorUseSchema(Schema):
+    name = fields.String(allow_none=True, metadata={"description": "null: no connector"})
+    messages = fields.Integer()
+
+
+def _who_row_fields(extras: str, extras_description: str) -> dict[str, fields.Field]:
+    return {
+        "direction": fields.String(),
+        "row": fields.String(metadata={"description": "`other`: the names past the daily "
+                                       "limit; `unknown`: traces without a remote domain"}),
+        "messages": fields.Integer(),
+        "tls": fields.Dict(keys=fields.String(), values=fields.Nested(ShareSchema),
+                           metadata={"description": "none, TLS1.0 .. TLS1.3 (SSL3 when seen): "
+                                     "percents sum to 100.0"}),
+        "connectors": fields.List(fields.Nested(ConnectorUseSchema)),
+        extras: fields.List(fields.String(), metadata={"description": extras_description}),
+    }  # fmt: skip
+
+
+DomainRowSchema = Schema.from_dict(
+    {"domain": fields.String(metadata={"description": "The remote domain, `(other domains)` "
+                                       "or `(unknown)`"}),
+     **_who_row_fields("remote_hosts", "Remote hosts seen, most messages first (at most 10)")},
+    name="DomainRow",
+)  # fmt: skip
+AuthClientRowSchema = Schema.from_dict(
+    {"sender_address": fields.String(metadata={"description": "The SMTP AUTH user (its "
+                                               "pseudonym with MAILFLOW_AUTH_USER_MODE=hash)"}),
+     "domain": fields.String(allow_none=True),
+     **_who_row_fields("client_ips", "Client IPs seen, most messages first (at most 10)")},
+    name="AuthClientRow",
+)  # fmt: skip
+
+
+def _who_page(row: type[Schema], name: str) -> type[Schema]:
+    return Schema.from_dict({
+        "window": fields.Nested(WindowSchema), "sort": fields.String(),
+        "data_as_of": fields.String(allow_none=True), "total_rows": fields.Integer(),
+        "rows": fields.List(fields.Nested(row)), "next_cursor": fields.String(allow_none=True),
+    }, name=name)  # fmt: skip
+
+
+DomainReportSchema = _who_page(DomainRowSchema, "DomainReport")
+AuthClientReportSchema = _who_page(AuthClientRowSchema, "AuthClientReport")
+
+
+class WhoDaySchema(Schema):
+    date = fields.Date()
+    messages = fields.Integer()
+    tls = fields.Dict(keys=fields.String(), values=fields.Nested(ShareSchema))
+
+
+_UNSUMMED = ("connectors", "remote_hosts", "client_ips")  # not in a series (docs/domains.md)
+
+
+def _who_series(row: type[Schema], name: str) -> type[Schema]:
+    return Schema.from_dict({
+        **{k: v for k, v in row().fields.items() if k not in _UNSUMMED},
+        "window": fields.Nested(WindowSchema), "series": fields.List(fields.Nested(WhoDaySchema)),
+        "data_as_of": fields.String(allow_none=True),
+    }, name=name)  # fmt: skip
+
+
+DomainSeriesSchema = _who_series(DomainRowSchema, "DomainSeries")
+AuthClientSeriesSchema = _who_series(AuthClientRowSchema, "AuthClientSeries")

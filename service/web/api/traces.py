@@ -11,6 +11,7 @@ from flask.views import MethodView
 from redis import Redis, RedisError
 
 from service.config import Settings
+from service.core.auth_users import protected_who_keys
 from service.core.trace_batch import accept_valid_batch
 from service.core.traces import (
     FIELD_SEP,
@@ -97,6 +98,7 @@ class Traces(MethodView):
             )
         client = context.client()
         tenant = context.tenant()
+        _protect_auth_users(accepted, client)
         replication = trace_store.Replication(settings.redis_wait_replicas,
                                               settings.redis_wait_timeout_ms)  # fmt: skip
         trace_store.register_tenant(client, tenant, replication)
@@ -182,6 +184,14 @@ def _admit_connectors(
         })  # fmt: skip
     errors.sort(key=_record_index)
     return batch.select(kept)
+
+
+def _protect_auth_users(batch: AcceptedBatch, client: Redis) -> None:
+    """Apply MAILFLOW_AUTH_USER_MODE before anything is stored (docs/domains.md)."""
+    mode = context.settings().auth_user_mode
+    if mode != "keep" and batch.who_keys:
+        secret = context.cursor_secret().get(client)
+        batch.who_keys = protected_who_keys(batch.who_keys, mode, secret)
 
 
 def _record_index(error: dict[str, object]) -> int:

@@ -9,11 +9,14 @@ from service.web import context
 from service.web.errors import Problem
 
 
-def window_from_args(args: dict[str, Any], default_days: int = 7) -> Window:
+def window_from_args(
+    args: dict[str, Any], default_days: int = 7, retention_days: int | None = None
+) -> Window:
+    """The window of ``args``, within ``retention_days`` (default MAILFLOW_RETENTION_DAYS)."""
     today = context.now().date()
     try:
         return resolve_window(
-            today, context.settings().retention_days, days=args.get("days"),
+            today, retention_days or context.settings().retention_days, days=args.get("days"),
             start=args.get("start"), end=args.get("end"), default_days=default_days,
         )  # fmt: skip
     except WindowError as error:

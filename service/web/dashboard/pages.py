@@ -636,3 +636,7 @@ def change_rule(rule_id: str) -> BaseResponse:
     settings = _args(InsightRuleSettingsSchema(), {k: v for k, v in form.items() if v is not None})
     change_rule_settings(context.client(), context.tenant(), rule_id, settings)
     return redirect("/insights#rules", code=303)
+
+
+# The Domains and SMTP AUTH clients pages add their routes to this blueprint.
+from service.web.dashboard import who_pages  # noqa: E402, F401

@@ -1,0 +1,161 @@
+"""Folding the per-domain and per-user counters (docs/domains.md), exactly once and bounded.
+
+The counts are folded by the same atomic call as the daily counters (``aggregates.fold`` with
+``extra``), so a trace's domain and user are counted exactly when its message is. What that
+call adds is decided just before it: which names of each day and direction are counted by
+name (``admit_names.lua``, idempotent, in chunks of ``ADMIT_CHUNK`` names); the others go to
+the ``(other ...)`` row. Entries are folded in groups of at most ``WHO_LINES_PER_FOLD`` who
+keys, so that no single call keeps Redis long (one entry of a big batch is a group alone).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+
+import redis
+
+from service.config import Settings
+from service.core.fold import EntryIncrements
+from service.core.who import (
+    AUTH_USERS,
+    DOMAINS,
+    EXTRAS_PER_NAME,
+    UNKNOWN,
+    NameCounts,
+    counter_fields,
+    who_groups,
+)
+from service.store import aggregates, keys
+from service.store.scripts import script
+
+ADMIT_CHUNK = 1000
+WHO_LINES_PER_FOLD = 5000
+_US = "\x1f"
+_NONE: frozenset[str] = frozenset()
+
+
+def fold(
+    client: redis.Redis,
+    tenant: str,
+    consumer: str,
+    entries: Sequence[EntryIncrements],
+    settings: Settings,
+    now: datetime,
+) -> aggregates.FoldResult:
+    """``aggregates.fold`` of ``entries`` with their per-domain and per-user counters, in
+    groups of bounded size; the results added up."""
+    entries_done = traces = skipped = 0
+    for group in _groups(entries):
+        result = aggregates.fold(client, tenant, consumer, group, settings.retention_days, now,
+                                 settings.blocked_fields_per_day,
+                                 lambda chosen: extra_counters(client, tenant, chosen, settings,
+                                                               now))  # fmt: skip
+        entries_done += result.entries
+        traces += result.traces
+        skipped += result.skipped
+    return aggregates.FoldResult(entries_done, traces, skipped)
+
+
+def _groups(entries: Sequence[EntryIncrements]) -> Iterator[list[EntryIncrements]]:
+    group: list[EntryIncrements] = []
+    lines = 0
+    for entry in entries:
+        if group and lines + len(entry.who) > WHO_LINES_PER_FOLD:
+            yield group
+            group, lines = [], 0
+        group.append(entry)
+        lines += len(entry.who)
+    if group:
+        yield group
+
+
+def extra_counters(
+    client: redis.Redis,
+    tenant: str,
+    entries: Sequence[EntryIncrements],
+    settings: Settings,
+    now: datetime,
+) -> list[aggregates.ExtraCounters]:
+    """The per-kind, per-day counter increments of ``entries``, names admitted first."""
+    who: dict[str, int] = {}
+    for entry in entries:
+        for key, n in entry.who.items():
+            who[key] = who.get(key, 0) + n
+    limits = {DOMAINS.name: settings.domain_limit, AUTH_USERS.name: settings.auth_user_limit}
+    per_day: dict[tuple[str, str], dict[str, int]] = {}
+    for (kind, day, direction), names in who_groups(who).items():
+        lifetime = aggregates.day_lifetime_ms(day, settings.domain_retention_days, now)
+        admitted = admit(client, keys.who_names(tenant, kind, direction, day), names,
+                         limits[kind], lifetime)  # fmt: skip
+        counts = per_day.setdefault((kind, day), {})
+        get = counts.get
+        for name, name_counts in names.items():
+            for counter, n in counter_fields(direction, name, name_counts, admitted.get(name)):
+                counts[counter] = get(counter, 0) + n
+    return [
+        aggregates.ExtraCounters(
+            keys.who_counts(tenant, kind, day),
+            keys.who_version(tenant, kind, day),
+            aggregates.day_lifetime_ms(day, settings.domain_retention_days, now),
+            counts,
+        )  # fmt: skip
+        for (kind, day), counts in per_day.items()
+    ]
+
+
+def admit(
+    client: redis.Redis, names_key: str, names: dict[str, NameCounts], limit: int, lifetime: int
+) -> dict[str, frozenset[str]]:
+    """The admitted names among ``names`` -> their admitted extras (absent: not admitted).
+    Traces without a name (``UNKNOWN``) are always counted as such, without extras."""
+    admitted: dict[str, frozenset[str]] = {}
+    memo = _memo(client, names_key, limit)
+    asked = []
+    for name, counts in names.items():
+        if name == UNKNOWN:
+            admitted[UNKNOWN] = _NONE
+            continue
+        known = memo.get(name, _ASK)
+        if known is None:
+            continue  # refused: a day's set only grows, so it stays full
+        if known is not _ASK and (known is _FULL or known.issuperset(counts.extras)):
+            admitted[name] = known
+        else:
+            asked.append(name)
+    for at in range(0, len(asked), ADMIT_CHUNK):
+        chunk = asked[at : at + ADMIT_CHUNK]
+        lines = "".join(f"{name}\n" for name in chunk)
+        extras = "".join(f"{_US.join(names[name].extras)}\n" for name in chunk)
+        reply = script(client, "admit_names")(keys=[names_key],
+                                              args=[limit, EXTRAS_PER_NAME, lifetime, lines,
+                                                    extras])  # fmt: skip
+        text = reply.decode() if isinstance(reply, bytes) else str(reply)
+        for name, answer in zip(chunk, text.split("\n"), strict=True):
+            if answer[0] != "1":
+                memo[name] = None
+                continue
+            granted = frozenset(answer[1:].split(_US)) if len(answer) > 1 else _NONE
+            admitted[name] = granted
+            # Some extra refused: the name has all it may have, none is worth asking for.
+            full = len(granted) < len(names[name].extras)
+            memo[name] = _FULL if full else granted | (memo.get(name) or _NONE)
+    return admitted
+
+
+# What this process knows was admitted (or refused) already, so that a name seen again costs
+# no script call: per client (a test's new store gets a new client), bounded in size. Both
+# answers are final for a day: a name stays admitted, and a full set stays full.
+_ASK: frozenset[str] = frozenset({"\x00ask"})
+_FULL: frozenset[str] = frozenset({"\x00full"})
+MEMO_NAMES = 200_000
+
+
+def _memo(client: redis.Redis, names_key: str, limit: int) -> dict[str, frozenset[str] | None]:
+    memos: dict[tuple[str, int], dict[str, frozenset[str] | None]] | None = getattr(
+        client, "_mailflow_admitted", None
+    )
+    if memos is None or sum(map(len, memos.values())) > MEMO_NAMES:
+        memos = {}
+        client._mailflow_admitted = memos  # type: ignore[attr-defined]
+    return memos.setdefault((names_key, limit), {})
