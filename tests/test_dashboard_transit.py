@@ -105,7 +105,9 @@ def test_the_page_shows_the_active_transport_security_insights_only(
     old = [{"id": f"t{i}", "timestamp": (day - timedelta(hours=i % 24)).isoformat(),
             "direction": "inbound", "connector": "Contoso Partner", "connector_type": "partner",
             "tls_version": "TLS1.0"} for i in range(100)]  # fmt: skip
-    post_batches(client, blocked + old)
+    internet = {**blocked[0], "id": "b-internet"}
+    del internet["connector"], internet["connector_type"]
+    post_batches(client, [*blocked, internet, *old])
     run_worker()
     active = client.get("/api/v1/insights?state=active").json["items"]
     rules = {i["rule"] for i in active}
@@ -113,7 +115,14 @@ def test_the_page_shows_the_active_transport_security_insights_only(
     html = _page(sign_in(app, make_key("default", "read")), "/transit-security")
     titles = html.texts("h3", "insight-title", within="security-insights")
     assert titles == [i["title"] for i in active if i["rule"] == "connector-tls-blocked"]
-    assert html.texts("a", "insight-connector", within="security-insights") == ["Partner A"]
+    assert sorted(html.texts("a", "insight-connector", within="security-insights")) == [
+        "Partner A", "internet, no connector"]  # fmt: skip
+    # Each blocked insight links this page over the rule's window and direction.
+    links = [a["href"] for a in html.elements("a", "transit-link")]
+    assert links == [
+        f"/transit-security?direction=outbound&start={i['window']['start']}&end={i['window']['end']}"
+        for i in active if i["rule"] == "connector-tls-blocked"
+    ]  # fmt: skip
 
 
 def test_another_tenants_page_shows_nothing_of_this_one(secured, app, make_key):
