@@ -37,6 +37,7 @@ from service.web.context import EXTENSION, AppState, state_of
 from service.web.dashboard import pages as dashboard
 from service.web.dashboard import (
     tlsrpt_page,  # noqa: F401 - adds /tls-reports to the dashboard
+    transit_page,  # noqa: F401 - adds /transit-security to it
     webhooks_page,  # noqa: F401 - registers /webhooks on it
 )
 from service.web.dashboard.lane import WidgetLane

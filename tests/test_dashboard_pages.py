@@ -16,7 +16,8 @@ from tests.html_cells import Page, number, percent, sign_in
 
 VERSIONS = ("TLS1.3", "TLS1.2", "TLS1.1", "TLS1.0", "SSL3", "none")
 PAGES = ("/", "/tls", "/tls?days=30", "/connectors", "/connectors?group_by=day&days=30",
-         "/insights", "/connectors/inbound/Contoso%20Partner", "/connectors/outbound/-")  # fmt: skip
+         "/insights", "/connectors/inbound/Contoso%20Partner", "/connectors/outbound/-",
+         "/transit-security", "/transit-security?days=90")  # fmt: skip
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ every chart also gets a table of the same numbers. No chart library, nothing run
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -99,28 +99,41 @@ def _nice_maximum(value: int) -> int:
 
 def stacked(days: Sequence[tuple[str, Mapping[str, int]]], by_version: bool = True) -> StackedChart:
     """Daily columns; each stacked by TLS version, or one block of the day's volume."""
-    totals = [sum(counts.values()) for _, counts in days]
+    if by_version:
+        return stacked_by(days, VERSIONS, LABELS, css_class)
+    totals = [(day, {"all": sum(counts.values())}) for day, counts in days]
+    chart = stacked_by(totals, ("all",), {"all": "Messages"}, lambda _: "volume")
+    return StackedChart(chart.columns, chart.paths, chart.maximum, chart.ticks, [])
+
+
+def stacked_by(
+    days: Sequence[tuple[str, Mapping[str, int]]],
+    keys: Sequence[str],
+    labels: Mapping[str, str],
+    css: Callable[[str], str],
+) -> StackedChart:
+    """Daily columns, each stacked by ``keys`` in that order (the first at the bottom): TLS
+    versions, or transport security classes."""
+    totals = [sum(counts.get(k, 0) for k in keys) for _, counts in days]
     maximum = _nice_maximum(max(totals, default=0))
     slot = (WIDTH - GUTTER) / max(1, len(days))
     columns = []
     for index, ((day, counts), total) in enumerate(zip(days, totals, strict=True)):
         blocks, bottom = [], HEIGHT
-        parts = ([(v, counts.get(v, 0)) for v in VERSIONS] if by_version
-                 else [("all", total)])  # fmt: skip
-        for version, messages in parts:
+        for key in keys:
+            messages = counts.get(key, 0)
             if not messages:
                 continue
             height = HEIGHT * messages / maximum
             bottom -= height
-            label = LABELS.get(version, "Messages")
-            css = css_class(version) if by_version else "volume"
-            blocks.append(Block(version, label, css, messages, round(bottom, 1), round(height, 1)))
+            blocks.append(Block(key, labels[key], css(key), messages, round(bottom, 1),
+                                round(height, 1)))  # fmt: skip
         columns.append(Column(day, total, round(GUTTER + index * slot + slot * 0.15, 1),
                               round(slot * 0.7, 1), blocks))  # fmt: skip
     ticks = [(round(HEIGHT - HEIGHT * f, 3), round(maximum * f)) for f in (0, 0.5, 1)]
-    seen = [v for v in VERSIONS if any(counts.get(v) for _, counts in days)] if by_version else []
+    seen = [k for k in keys if any(counts.get(k) for _, counts in days)]
     return StackedChart(columns, _paths(columns), maximum, ticks,
-                        [(v, LABELS[v], css_class(v)) for v in seen])  # fmt: skip
+                        [(k, labels[k], css(k)) for k in seen])  # fmt: skip
 
 
 def _paths(columns: list[Column]) -> list[tuple[str, str]]:
@@ -138,3 +151,13 @@ def _paths(columns: list[Column]) -> list[tuple[str, str]]:
 def version_counts(tls: Mapping[str, Mapping[str, Any]]) -> dict[str, int]:
     """``{"TLS1.3": {"messages": 3, ...}}`` -> ``{"TLS1.3": 3}``."""
     return {version: int(share["messages"]) for version, share in tls.items()}
+
+
+# Transport security classes (docs/transit-security.md), best first as the versions are.
+SECURITY_LABELS = {"dane": "DANE", "mta-sts": "MTA-STS", "authenticated": "Other verified",
+                   "encrypted": "Encrypted only", "none": "No TLS"}  # fmt: skip
+
+
+def security_css(klass: str) -> str:
+    """``sec-dane``, ``sec-mta-sts``: the stylesheet's colour of a transport security class."""
+    return "sec-" + klass
