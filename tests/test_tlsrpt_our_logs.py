@@ -172,3 +172,20 @@ def test_the_page_offers_the_originals_to_its_own_tenant_only(
     gone = anonymous.get(link["href"])
     assert gone.status_code == 303 and gone.headers["Location"] == "/sign-in"
     assert mine.get("/tls-reports/originals/..%2Fetc").status_code == 404
+
+
+def test_the_page_lists_the_newest_reports_and_says_how_many_there_are(
+    app, client, clock, make_key
+) -> None:
+    from service.web.dashboard.tlsrpt_page import REPORTS_SHOWN
+
+    for i in range(REPORTS_SHOWN + 1):
+        day = clock.now - timedelta(days=2 if i == 0 else 1)
+        _post_report(client, report_on(day, f"r{i:03d}", ok=1, failed=0))
+    html = _page(sign_in(app, make_key("default", "read")), "/tls-reports/a.example?days=7")
+    shown = html.texts("td", "report-id", within="originals")
+    assert len(shown) == REPORTS_SHOWN and "r000" not in shown  # the oldest is left off
+    assert [number(t) for t in html.texts("span", "reports-total")] == [REPORTS_SHOWN + 1]
+    assert len(client.get("/api/v1/tls-reports/a.example?days=7").json["reports"]) == (
+        REPORTS_SHOWN + 1
+    )

@@ -54,10 +54,14 @@ def tls_report_domain(domain: str) -> BaseResponse:
     detail = {**detail_of(name, window), "our_logs": our_logs_of(name, window),
               "reports": reports_of(name, window, ORIGINAL_PATH)}  # fmt: skip
     return _answer(signed_in, "tls_report_domain.html", detail, detail=detail,
-                   window=window.as_dict(), tls_versions=TLS_VERSIONS)  # fmt: skip
+                   window=window.as_dict(), tls_versions=TLS_VERSIONS,
+                   reports_shown=detail["reports"][::-1][:REPORTS_SHOWN])  # fmt: skip
 
 
 ORIGINAL_PATH = "/tls-reports/originals/"
+# The newest reports listed on a domain's page (a domain may get dozens a day); the API's
+# ``reports`` lists every one, so the page stays small at a 90-day window.
+REPORTS_SHOWN = 100
 
 
 @blp.get("/tls-reports/originals/<report>")
