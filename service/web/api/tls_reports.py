@@ -14,9 +14,11 @@ from flask.views import MethodView
 
 from service.core.paging import CursorError, decode_cursor, encode_cursor, query_digest, state_int
 from service.core.tlsrpt import ReportError, domain_value
+from service.core.tlsrpt_our_logs import DIRECTION, blocked_to_domain, our_inbound_logs
 from service.core.tlsrpt_views import CSV_COLUMNS, csv_row, domain_detail, domain_rows
 from service.core.windows import Window
-from service.store import tlsrpt_store
+from service.reports import views
+from service.store import blocked, tlsrpt_store
 from service.web import context
 from service.web.api.blueprint import Blueprint
 from service.web.api.schemas import WindowArgsSchema
@@ -126,10 +128,12 @@ class TlsReportDomain(MethodView):
     @blp.alt_response(304, description="Not modified (If-None-Match)")
     @blp.problem(422, "Bad parameters, or not a domain name")
     def get(self, domain: str, **args: Any) -> Response:
-        """One policy domain: daily series, failure details and the reports received
+        """One policy domain: daily series, failure details, reports received, our own logs
 
         An empty window gives zeros. Each report counted for the domain in the window is
-        listed with the link to download it as it was received.
+        listed with the link to download it as it was received. `our_logs` sets our own
+        logs beside the reports: the tenant's inbound mail per day by TLS version and transport
+        security class (our logs do not count inbound mail per recipient domain).
         """
         try:
             name = domain_value(domain, "domain")
@@ -138,13 +142,9 @@ class TlsReportDomain(MethodView):
                           errors=[{"field": "domain", "message": error.message}]) from None  # fmt: skip
         window = window_from_args(args)
         detail = detail_of(name, window)
-        client, tenant = context.client(), context.tenant()
         detail["window"] = window.as_dict()
-        detail["reports"] = [
-            {"id": r.identity, "day": r.day, "organization": r.organization,
-             "report_id": r.report_id, "download": ORIGINAL_PATH + r.identity}
-            for r in tlsrpt_store.list_reports(client, tenant, window.days) if name in r.domains
-        ]  # fmt: skip
+        detail["reports"] = reports_of(name, window, ORIGINAL_PATH)
+        detail["our_logs"] = our_logs_of(name, window)
         return _tagged(orjson.dumps(detail), "application/json")
 
 
@@ -162,6 +162,28 @@ def detail_of(domain: str, window: Window) -> dict[str, Any]:
     return detail
 
 
+def reports_of(domain: str, window: Window, download_path: str) -> list[dict[str, Any]]:
+    """Each report counted for the domain in the window, with its download link."""
+    return [
+        {"id": r.identity, "day": r.day, "organization": r.organization,
+         "report_id": r.report_id, "download": download_path + r.identity}
+        for r in tlsrpt_store.list_reports(context.client(), context.tenant(), window.days)
+        if domain in r.domains
+    ]  # fmt: skip
+
+
+def our_logs_of(domain: str, window: Window) -> dict[str, Any]:
+    """Our own logs beside a policy domain's reports (``our_inbound_logs``): the tenant's
+    inbound mail per day, from the cached view GET /api/v1/mailflow/tls serves, and the
+    domain's blocked inbound messages, from the blocked counters (one HGETALL a day)."""
+    client, tenant = context.client(), context.tenant()
+    view = views.tls_view(client, tenant, window, DIRECTION, context.now(),
+                          context.settings().view_cache_seconds)  # fmt: skip
+    refused = blocked.read_blocked(client, tenant, window.days).days
+    return our_inbound_logs(orjson.loads(view.body),
+                            blocked_to_domain(refused, window.days, domain))  # fmt: skip
+
+
 @blp.route("/originals/<report>")
 class TlsReportOriginal(MethodView):
     @blp.response(200, {"type": "string", "format": "binary"},
@@ -169,9 +191,15 @@ class TlsReportOriginal(MethodView):
     @blp.problem(404, "No such report (or no longer kept)")
     def get(self, report: str) -> Response:
         """Download a TLS-RPT report as received (its JSON, gzip'd)"""
-        kept = tlsrpt_store.original(context.client(), context.tenant(), report)
-        if kept is None:
-            raise Problem(404, f"no TLS-RPT report {report!r} is kept for this tenant")
-        name = f"tlsrpt-{report}.json.gz"
-        return _tagged(kept, "application/tlsrpt+gzip",
-                       {"Content-Disposition": f'attachment; filename="{name}"'})  # fmt: skip
+        return original_download(report)
+
+
+def original_download(report: str) -> Response:
+    """The tenant's kept original of ``report`` as a gzip'd attachment; 404 when this tenant
+    keeps none under that id (another tenant's id included)."""
+    kept = tlsrpt_store.original(context.client(), context.tenant(), report)
+    if kept is None:
+        raise Problem(404, f"no TLS-RPT report {report!r} is kept for this tenant")
+    name = f"tlsrpt-{report}.json.gz"
+    return _tagged(kept, "application/tlsrpt+gzip",
+                   {"Content-Disposition": f'attachment; filename="{name}"'})  # fmt: skip

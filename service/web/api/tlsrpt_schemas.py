@@ -6,7 +6,16 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from service.core import paging
-from service.web.api.schemas import StrictSchema, Text, WindowArgsSchema, _cursor_field
+from service.core.tls import TLS_VERSIONS
+from service.web.api.schemas import (
+    DirectionSummarySchema,
+    SecuritySummarySchema,
+    ShareSchema,
+    StrictSchema,
+    Text,
+    WindowArgsSchema,
+    _cursor_field,
+)
 
 
 class IntakeResultSchema(Schema):
@@ -140,8 +149,36 @@ class _StoredReportSchema(Schema):
     download = fields.String()
 
 
+class _OurLogsDaySchema(Schema):
+    date = fields.Date()
+    messages = fields.Integer()
+    tls = fields.Dict(keys=fields.String(validate=validate.OneOf(TLS_VERSIONS)),
+                      values=fields.Nested(ShareSchema))  # fmt: skip
+    security = fields.Nested(SecuritySummarySchema)
+    blocked_messages = fields.Integer(
+        metadata={"description": "Inbound messages to the policy domain blocked by a TLS policy"}
+    )
+
+
+class OurLogsSchema(DirectionSummarySchema):
+    scope = fields.String(
+        validate=validate.OneOf(["tenant-inbound"]),
+        metadata={"description": "tenant-inbound: every inbound message of the tenant (our "
+                  "logs count inbound mail per sender domain, not per recipient domain)"},
+    )  # fmt: skip
+    blocked_messages = fields.Integer(
+        metadata={"description": "Inbound messages to the policy domain blocked by a TLS policy"}
+    )
+    days = fields.List(fields.Nested(_OurLogsDaySchema))
+
+
 class TlsRptDomainDetailSchema(TlsRptDomainSchema):
     window = fields.Nested(_WindowOutSchema)
     days = fields.List(fields.Nested(_DaySchema))
     failure_details = fields.List(fields.Nested(_DetailSchema))
     reports = fields.List(fields.Nested(_StoredReportSchema))
+    our_logs = fields.Nested(
+        OurLogsSchema,
+        metadata={"description": "Our own logs beside the reports: the tenant's inbound mail "
+                  "(docs/tls-rpt.md, 'Beside our own logs')"},
+    )  # fmt: skip
