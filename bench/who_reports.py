@@ -33,7 +33,7 @@ from service.config import Settings
 from service.core.traces import IngestWindow, normalize_trace
 from service.core.who import DOMAINS, NameCounts, counter_fields
 from service.core.windows import Window
-from service.reports import who_reports
+from service.reports import who_reports, who_rows
 from service.store import keys
 from service.store import traces as trace_store
 from service.store.cursor_secret import CursorSecret
@@ -126,7 +126,7 @@ def main(runs: int = 5) -> list[dict[str, Any]]:
             fields = client.hlen(keys.who_counts(TENANT, DOMAINS.name, day))
 
             def build() -> None:
-                who_reports.build_rows_view(client, TENANT, DOMAINS, window())
+                who_rows.build_rows_view(client, TENANT, DOMAINS, window())
 
             build()  # the cached sums of the settled days, as the worker leaves them
             client.config_set("slowlog-log-slower-than", 1000)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 import redis
 
@@ -11,10 +11,13 @@ from service.core.connectors import ConnectorRows, build_rows, encode_rows, row_
 from service.core.snapshot import build_snapshot
 from service.core.timestamps import ms_to_rfc3339, rfc3339
 from service.core.tls_report import build_tls_report, daily_tls, directions_for
-from service.core.transit_report import build_transit_report
+from service.core.transit_report import build_transit_report, coverage_document, domain_coverage
+from service.core.who import DOMAINS
 from service.core.windows import Window
+from service.reports import who_rows
 from service.reports.view_cache import Built, serialise, tagged
 from service.store import aggregates, blocked, connectors_store, insights_store, window_sums
+from service.store.day_chunks import READ_ATTEMPTS
 
 
 def build_snapshot_view(client: redis.Redis, tenant: str, window: Window, now: datetime) -> Built:
@@ -69,18 +72,30 @@ def build_connector_rows_view(
 
 
 def build_transit_view(
-    client: redis.Redis, tenant: str, window: Window, now: datetime, direction: str | None
-) -> Built:
+    client: redis.Redis, tenant: str, window: Window, now: datetime, direction: str | None,
+    domain_retention_days: int,
+) -> Built:  # fmt: skip
     """The Transit security report: classes per day from the counters, blocked mail from its
-    own counters (read after; the view keeps the older of the two versions)."""
-    counters = connectors_store.read_report_counters(client, tenant, window.days, "tls")
+    own counters, mail delivered without TLS per recipient domain from the per-domain
+    counters over the days they are kept. Read again while the three reads are of different
+    data versions (a fold in between), so that the sections agree; the view keeps the oldest."""
+    covered = domain_coverage(window, now.astimezone(UTC).date(), domain_retention_days)
+    for _ in range(READ_ATTEMPTS):
+        counters = connectors_store.read_report_counters(client, tenant, window.days, "tls")
+        blocked_days = blocked.read_blocked(client, tenant, window.days)
+        domains = who_rows.read_rows(client, tenant, DOMAINS, covered) if covered else None
+        versions = {counters.version, blocked_days.version,
+                    domains.version if domains else counters.version}  # fmt: skip
+        if len(versions) == 1:
+            break
     daily = daily_tls(window.days, (unpack(p) for p in counters.packed))
-    blocked_days = blocked.read_blocked(client, tenant, window.days)
     document = build_transit_report(
         daily, blocked_days.days, window, directions_for(direction), generated_at=rfc3339(now),
         data_as_of=ms_to_rfc3339(counters.data_as_of_ms),
+        domain_rows=domains.rows if domains else (),
+        coverage=coverage_document(window, covered, domain_retention_days),
     )  # fmt: skip
-    return serialise(tenant, document), min(counters.version, blocked_days.version)
+    return serialise(tenant, document), min(versions)
 
 
 def build_blocked_view(

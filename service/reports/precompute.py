@@ -10,7 +10,7 @@ import redis
 from service.core.connectors import GROUPINGS
 from service.core.who import KINDS
 from service.core.windows import Window
-from service.reports import who_reports
+from service.reports import who_rows
 from service.reports.builders import (
     build_connector_rows_view,
     build_snapshot_view,
@@ -48,7 +48,7 @@ def refresh_precomputed(client: redis.Redis, tenant: str, now: datetime) -> int:
         elif report == "tls":
             views = [(("all",), build_tls_view(client, tenant, window, now, None))]
         elif report in WHO_KINDS:
-            views = [((), who_reports.fresh_rows_view(client, tenant, WHO_KINDS[report], window))]
+            views = [((), who_rows.fresh_rows_view(client, tenant, WHO_KINDS[report], window))]
         else:
             views = [
                 ((g,), build_connector_rows_view(client, tenant, window, g)) for g in GROUPINGS

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 import redis
 
+from service.core.transit_report import domain_coverage
 from service.core.windows import Window
 from service.reports.builders import (
     build_blocked_view,
@@ -57,14 +58,18 @@ def connector_rows_view(
 
 def transit_view(
     client: redis.Redis, tenant: str, window: Window, direction: str | None, now: datetime,
-    cache_seconds: int,
+    cache_seconds: int, domain_retention_days: int,
 ) -> CachedView:  # fmt: skip
-    """The Transit security report of ``window``, cached under the data version."""
+    """The Transit security report of ``window``, cached under the data version (which every
+    fold bumps, the per-domain counters' included: they are folded in the same call)."""
 
     def build() -> Built:
-        return build_transit_view(client, tenant, window, now, direction)
+        return build_transit_view(client, tenant, window, now, direction, domain_retention_days)
 
-    return cached_view(client, tenant, "transit", window, (direction or "all",), now,
+    # The days the per-domain counters cover move with the date, not with the data version.
+    covered = domain_coverage(window, now.astimezone(UTC).date(), domain_retention_days)
+    coverage = covered.start.isoformat() if covered else "none"
+    return cached_view(client, tenant, "transit", window, (direction or "all", coverage), now,
                        cache_seconds, build, precomputable=False)  # fmt: skip
 
 

@@ -30,11 +30,8 @@ from service.core.who_report import (
     DEFAULT_SORT,
     WhoFilter,
     WhoRow,
-    WhoRows,
-    build_rows,
     decode_row,
     decode_rows,
-    encode_rows,
     label,
     row_document,
     select_rows,
@@ -44,34 +41,11 @@ from service.core.windows import Window
 from service.reports import connector_pins
 from service.reports.connector_pages import CursorExpired, cursor_position
 from service.reports.first_pages import FIRST_PAGES
-from service.reports.view_cache import Built, cached_view, serialise, tagged
-from service.store import aggregates, keys, window_sums
+from service.reports.view_cache import Built, cached_view, serialise
+from service.reports.who_rows import build_rows_view
+from service.store import keys
 from service.store.cursor_secret import CursorSecret
 from service.store.views import CachedView
-
-
-def build_rows_view(client: redis.Redis, tenant: str, kind: WhoKind, window: Window) -> Built:
-    """Every row of ``kind``'s report over ``window``, unfiltered: what pages are cut from."""
-    summed = window_sums.sum_counters(
-        client, tenant, window,
-        lambda t, day: keys.who_counts(t, kind.name, day),
-        lambda t, day: keys.who_version(t, kind.name, day),
-        lambda t, first, last: keys.who_sum(t, kind.name, first, last),
-    )  # fmt: skip
-    rows = build_rows(summed.sums.items())
-    document = WhoRows(summed.version, ms_to_rfc3339(summed.data_as_of_ms), rows)
-    return tagged(tenant, encode_rows(document)), summed.version
-
-
-def fresh_rows_view(client: redis.Redis, tenant: str, kind: WhoKind, window: Window) -> Built:
-    """The stored (precomputed) rows view of ``window`` when it is of the current data
-    version, else built now: the worker's evaluation and its view refresh share one build."""
-    key = keys.view(tenant, kind.name, window.start.isoformat(), window.end.isoformat())
-    stored, body, etag = client.hmget(key, "version", "body", "etag")
-    current = stored is not None and int(stored) >= aggregates.data_version(client, tenant)
-    if current and body is not None and etag is not None:
-        return CachedView(body, etag.decode()), int(stored)
-    return build_rows_view(client, tenant, kind, window)
 
 
 def with_extras(

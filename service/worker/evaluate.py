@@ -21,7 +21,7 @@ from service.core.who import KINDS
 from service.core.who_insights import SUBJECT_KINDS, WhoFinding, evaluate_who
 from service.core.who_report import decode_rows
 from service.core.windows import Window
-from service.reports import who_reports
+from service.reports import who_rows
 from service.reports.view_cache import PRECOMPUTED_TTL_SECONDS, is_precomputed
 from service.store import blocked, connectors_store, insights_store, tlsrpt_store
 from service.store.views import put_view
@@ -70,7 +70,7 @@ def who_findings(
                    default=0)  # fmt: skip
         if days:
             window = Window(today - timedelta(days=days - 1), today)
-            view, version = who_reports.fresh_rows_view(client, tenant, kind, window)
+            view, version = who_rows.fresh_rows_view(client, tenant, kind, window)
             if is_precomputed(kind.name, window, today):
                 put_view(client, tenant, kind.name, (window.start.isoformat(), today.isoformat()),
                          view, version, PRECOMPUTED_TTL_SECONDS)  # fmt: skip

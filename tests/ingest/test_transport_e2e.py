@@ -261,8 +261,12 @@ def check_transit(body: dict[str, Any], expected: Expected) -> None:
         for (d, domain, _), (messages, errors) in expected.blocked_detail.items():
             if d == direction and any(NO_TLS_OFFERED.search(e) for e in errors):
                 not_offered[domain] += messages
-        offered = {r["recipient_domain"]: r["messages"] for r in section["no_tls_offered"]}
+        offered = {r["recipient_domain"]: r["blocked_not_offered"]
+                   for r in section["no_tls_offered"] if r["blocked_not_offered"]}  # fmt: skip
         assert offered == dict(not_offered), direction
+        if direction == "outbound":  # and the mail delivered without TLS, per recipient domain
+            plaintext = sum(r["delivered_without_tls"] for r in section["no_tls_offered"])
+            assert plaintext == expected.classes(direction)["none"]
 
 
 # -- the generated Postfix log ------------------------------------------------------------------

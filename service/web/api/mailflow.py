@@ -79,12 +79,15 @@ class TransitSecurity(MethodView):
 
         Per direction: messages per transport security class per UTC day (`sent`), mail
         blocked by a TLS policy per recipient domain and policy with its distinct errors
-        (`blocked`), and the domains whose servers did not offer TLS (`no_tls_offered`).
+        (`blocked`), and per recipient domain the mail delivered without TLS and blocked because
+        its server did not offer TLS (`no_tls_offered`, over the days
+        `no_tls_offered_coverage` names).
         `direction` keeps one direction only. See docs/transit-security.md.
         """
         view = views.transit_view(
             context.client(), context.tenant(), window_from_args(args), args.get("direction"),
             context.now(), context.settings().view_cache_seconds,
+            context.settings().domain_retention_days,
         )  # fmt: skip
         return cached_json(view)
 

@@ -348,8 +348,33 @@ class TransitBlockedSchema(Schema):
 
 
 class TransitDomainSchema(Schema):
-    recipient_domain = fields.String(allow_none=True)
-    messages = fields.Integer()
+    recipient_domain = fields.String(
+        allow_none=True,
+        metadata={"description": "null: mail naming no domain; `(other domains)`: the "
+                  "domains past the per-domain limit (docs/domains.md)"},
+    )  # fmt: skip
+    row = fields.String(metadata={"enum": ["domain", "other", "unknown"]})
+    delivered_without_tls = fields.Integer(
+        allow_none=True,
+        metadata={"description": "Outbound messages delivered without TLS (`tls_version` "
+                  "none) over the days `no_tls_offered_coverage` names; null for inbound"},
+    )  # fmt: skip
+    blocked_not_offered = fields.Integer(
+        metadata={"description": "Messages blocked by a TLS policy whose error says the "
+                  "server did not offer TLS, over the whole window"},
+    )  # fmt: skip
+
+
+class TransitCoverageSchema(Schema):
+    start = fields.Date(allow_none=True, metadata={"description": "null: no day covered"})
+    end = fields.Date(allow_none=True)
+    days = fields.Integer()
+    complete = fields.Boolean(
+        metadata={"description": "false: the window reaches before the per-domain counters' "
+                  "retention (MAILFLOW_DOMAIN_RETENTION_DAYS); `delivered_without_tls` "
+                  "covers only these days"},
+    )  # fmt: skip
+    domain_retention_days = fields.Integer()
 
 
 class TransitDirectionSchema(Schema):
@@ -384,6 +409,7 @@ class BlockedReportSchema(Schema):
 class TransitReportSchema(Schema):
     window = fields.Nested(WindowSchema)
     directions = fields.Dict(keys=fields.String(), values=fields.Nested(TransitDirectionSchema))
+    no_tls_offered_coverage = fields.Nested(TransitCoverageSchema)
     generated_at = fields.String()
     data_as_of = fields.String(allow_none=True)
 

@@ -1,0 +1,47 @@
+"""The rows of a per-domain or SMTP AUTH client report over a window (docs/domains.md), read
+the one way both use: from the counters summed by ``window_sums``, or the worker's precomputed
+view of the window while it is of the current data version. Shared by those reports
+(``who_reports``) and the Transit security report (its mail to domains without TLS).
+"""
+
+from __future__ import annotations
+
+import redis
+
+from service.core.timestamps import ms_to_rfc3339
+from service.core.who import WhoKind
+from service.core.who_report import WhoRows, build_rows, decode_rows, encode_rows
+from service.core.windows import Window
+from service.reports.view_cache import Built, tagged
+from service.store import aggregates, keys, window_sums
+from service.store.views import CachedView
+
+
+def build_rows_view(client: redis.Redis, tenant: str, kind: WhoKind, window: Window) -> Built:
+    """Every row of ``kind``'s report over ``window``, unfiltered: what pages are cut from."""
+    summed = window_sums.sum_counters(
+        client, tenant, window,
+        lambda t, day: keys.who_counts(t, kind.name, day),
+        lambda t, day: keys.who_version(t, kind.name, day),
+        lambda t, first, last: keys.who_sum(t, kind.name, first, last),
+    )  # fmt: skip
+    rows = build_rows(summed.sums.items())
+    document = WhoRows(summed.version, ms_to_rfc3339(summed.data_as_of_ms), rows)
+    return tagged(tenant, encode_rows(document)), summed.version
+
+
+def fresh_rows_view(client: redis.Redis, tenant: str, kind: WhoKind, window: Window) -> Built:
+    """The stored (precomputed) rows view of ``window`` when it is of the current data
+    version, else built now: the worker's evaluation and its view refresh share one build."""
+    key = keys.view(tenant, kind.name, window.start.isoformat(), window.end.isoformat())
+    stored, body, etag = client.hmget(key, "version", "body", "etag")
+    current = stored is not None and int(stored) >= aggregates.data_version(client, tenant)
+    if current and body is not None and etag is not None:
+        return CachedView(body, etag.decode()), int(stored)
+    return build_rows_view(client, tenant, kind, window)
+
+
+def read_rows(client: redis.Redis, tenant: str, kind: WhoKind, window: Window) -> WhoRows:
+    """Every row of ``kind`` over ``window`` with the data version they were read at."""
+    view, _ = fresh_rows_view(client, tenant, kind, window)
+    return decode_rows(view.body)
