@@ -26,6 +26,7 @@ test: $(STAMP)
 	$(BIN)/pytest --redis-mode cluster tests/test_spine_exact.py tests/test_spine_faults.py \
 	  tests/test_reports_tls.py tests/test_reports_connectors.py tests/test_reports_pagination.py \
 	  tests/test_reports_window_sums.py tests/test_store_lifetimes.py \
+	  tests/test_reports_day_rows.py \
 	  tests/test_insights_feed.py tests/test_insights_lifecycle.py tests/test_connectors_definitions.py \
 	  tests/test_cached_reads.py tests/test_ingest_script.py \
 	  tests/test_connector_limit.py tests/test_insights_bounded.py tests/test_dedupe_window.py \

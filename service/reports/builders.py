@@ -7,12 +7,13 @@ from datetime import datetime
 import redis
 
 from service.core.connectors import ConnectorRows, build_rows, encode_rows, row_key, unpack
+from service.core.rows_view import join_rows_view
 from service.core.snapshot import build_snapshot
 from service.core.timestamps import ms_to_rfc3339, rfc3339
 from service.core.tls_report import build_tls_report, daily_tls, directions_for
 from service.core.windows import Window
 from service.reports.view_cache import Built, serialise, tagged
-from service.store import aggregates, connectors_store, insights_store, window_sums
+from service.store import aggregates, connectors_store, day_rows, insights_store, window_sums
 
 
 def build_snapshot_view(client: redis.Redis, tenant: str, window: Window, now: datetime) -> Built:
@@ -43,16 +44,15 @@ def build_connector_rows_view(
     client: redis.Redis, tenant: str, window: Window, group_by: str
 ) -> Built:
     """Every row of the connector report, unfiltered and unsorted: what pages are cut from."""
-    if group_by == "connector":
-        counters = window_sums.read_window_sum(client, tenant, window)
-        rows = build_rows(unpack(counters.packed[0]), counters.definitions)
-    else:
-        counters = connectors_store.read_report_counters(client, tenant, window.days, "days")
-        rows = [
-            row
-            for day, packed in zip(window.days, counters.packed, strict=True)
-            for row in build_rows(unpack(packed), counters.definitions, date=day)
-        ]
+    if group_by == "day":
+        # Each day's rows as kept while the day holds, joined: see store.day_rows.
+        days = day_rows.read_day_rows(client, tenant, window.days)
+        body = join_rows_view(days.version, ms_to_rfc3339(days.data_as_of_ms), days.rows,
+                              days.messages)  # fmt: skip
+        return tagged(tenant, body), days.version
+    counters = window_sums.read_window_sum(client, tenant, window)
+    rows = build_rows(unpack(counters.packed[0]), counters.definitions)
     rows.sort(key=row_key)  # pages sort these again: presorted input makes that cheap
-    document = ConnectorRows(counters.version, ms_to_rfc3339(counters.data_as_of_ms), rows)
+    document = ConnectorRows(counters.version, ms_to_rfc3339(counters.data_as_of_ms), rows,
+                             [sum(row.counts) for row in rows])  # fmt: skip
     return tagged(tenant, encode_rows(document)), counters.version

@@ -15,13 +15,7 @@ from typing import Any
 
 import redis
 
-from service.core.connectors import (
-    RowFilter,
-    decode_rows,
-    default_sort,
-    row_document,
-    select_rows,
-)
+from service.core.connectors import RowFilter, decode_row, default_sort, row_document
 from service.core.paging import (
     CursorError,
     decode_cursor,
@@ -30,6 +24,7 @@ from service.core.paging import (
     state_int,
     state_str,
 )
+from service.core.rows_view import select_raw
 from service.core.windows import Window
 from service.reports import connector_pins, views
 from service.reports.first_pages import FIRST_PAGES
@@ -130,12 +125,13 @@ def report_page(
         if pinned is not None:
             rows, total, meta = pinned
         else:
-            document = decode_rows(view.body)
-            selected = select_rows(document.rows, query.row_filter, query.sort)
-            meta = {"data_as_of": document.data_as_of}
-            total, rows = len(selected), selected[: query.limit]
+            # Ordered as raw rows: only the page's rows are decoded (see core.rows_view).
+            selection = select_raw(view.body, query.row_filter, query.sort)
+            meta = {"data_as_of": selection.data_as_of}
+            total = len(selection.rows)
+            rows = [decode_row(raw) for raw in selection.rows[: query.limit]]
             if total > query.limit:
-                connector_pins.pin(client, key, selected, meta)
+                connector_pins.pin(client, key, selection.rows, meta)
     end = offset + query.limit
     next_cursor = None
     if end < total:
