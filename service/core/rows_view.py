@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 
 import msgspec
 import orjson
@@ -83,8 +84,9 @@ def select_raw(body: bytes, row_filter: RowFilter, sort: str) -> Selection:
         if column == "messages":
             # Stable also when reversed: equal messages keep their row-key order.
             order = sorted(range(len(raw.rows)), key=messages.__getitem__, reverse=descending)
-            rows = raw.rows
-            return Selection(raw.data_as_of, [rows[at] for at in order])
+            ordered: list[RawRow] = (list(itemgetter(*order)(raw.rows)) if len(order) > 1
+                                     else list(raw.rows))  # fmt: skip
+            return Selection(raw.data_as_of, ordered)
     document = decode_rows(body)
     chosen = select_rows(document.rows, row_filter, sort)
     return Selection(document.data_as_of, [encode_rows(row) for row in chosen])
