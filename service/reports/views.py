@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 import redis
 
@@ -12,7 +12,7 @@ from service.reports.builders import (
     build_snapshot_view,
     build_tls_view,
 )
-from service.reports.view_cache import Built, cached_view, is_precomputed
+from service.reports.view_cache import Built, cached_view
 from service.store.views import CachedView
 
 
@@ -50,8 +50,4 @@ def connector_rows_view(
     def build() -> Built:
         return build_connector_rows_view(client, tenant, window, group_by)
 
-    if group_by == "day" and not is_precomputed("connectors", window, now.astimezone(UTC).date()):
-        # Joined from each day's kept rows (store.day_rows), the view costs what reading a
-        # cached copy of its megabytes would: no copy is kept.
-        return build()[0]
     return cached_view(client, tenant, "connectors", window, (group_by,), now, cache_seconds, build)
