@@ -24,6 +24,7 @@ from service.core.connectors import (
 )
 from service.core.rows_view import encode_day, join_rows_view, select_raw
 from service.core.tls import TLS_VERSIONS
+from service.reports.builders import build_rows_of_days
 from service.store import keys
 from service.store.day_rows import read_day_rows
 from service.store.local_cluster import LocalCluster
@@ -216,8 +217,9 @@ def test_at_the_memory_limit_rows_are_not_kept_and_still_exact(
         redis_client.delete(key)
     redis_client.config_set("maxmemory", 1)  # every write refused: Redis answers OOM
     try:
-        read = read_day_rows(redis_client, TENANT, [(start + timedelta(days=n)).isoformat()
-                                                    for n in range(90)])  # fmt: skip
+        days = [(start + timedelta(days=n)).isoformat() for n in range(90)]
+        read = read_day_rows(redis_client, TENANT, days,
+                             lambda stale: build_rows_of_days(redis_client, TENANT, stale))  # fmt: skip
     finally:
         redis_client.config_set("maxmemory", 0)
     assert sum(int(m) for part in read.messages for m in part.split(b",") if m) == history.sent

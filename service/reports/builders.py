@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 import redis
 
-from service.core.connectors import ConnectorRows, build_rows, encode_rows, row_key, unpack
+from service.core.connectors import (
+    ConnectorRow,
+    ConnectorRows,
+    build_rows,
+    encode_rows,
+    row_key,
+    unpack,
+)
 from service.core.rows_view import join_rows_view
 from service.core.snapshot import build_snapshot
 from service.core.timestamps import ms_to_rfc3339, rfc3339
@@ -46,7 +54,8 @@ def build_connector_rows_view(
     """Every row of the connector report, unfiltered and unsorted: what pages are cut from."""
     if group_by == "day":
         # Each day's rows as kept while the day holds, joined: see store.day_rows.
-        days = day_rows.read_day_rows(client, tenant, window.days)
+        days = day_rows.read_day_rows(client, tenant, window.days,
+                                      lambda stale: build_rows_of_days(client, tenant, stale))  # fmt: skip
         body = join_rows_view(days.version, ms_to_rfc3339(days.data_as_of_ms), days.rows,
                               days.messages)  # fmt: skip
         return tagged(tenant, body), days.version
@@ -56,3 +65,12 @@ def build_connector_rows_view(
     document = ConnectorRows(counters.version, ms_to_rfc3339(counters.data_as_of_ms), rows,
                              [sum(row.counts) for row in rows])  # fmt: skip
     return tagged(tenant, encode_rows(document)), counters.version
+
+
+def build_rows_of_days(
+    client: redis.Redis, tenant: str, days: Sequence[str]
+) -> tuple[int, list[list[ConnectorRow]]]:
+    """The rows of each of ``days`` from its counters, and the data version they were read at."""
+    counters = connectors_store.read_report_counters(client, tenant, days, "days")
+    return counters.version, [build_rows(unpack(packed), counters.definitions, date=day)
+                              for day, packed in zip(days, counters.packed, strict=True)]  # fmt: skip

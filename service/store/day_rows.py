@@ -7,7 +7,8 @@ the day's data version (the fold sets it with the counters, atomically) and the 
 token (set with every definition change). A read takes a day's rows, its version, its
 counters' time to live and the tenant's version and token in one atomic read (a read-only
 script, ``read_day_rows.lua``) and uses the rows only while their stamp still matches; the
-other days (after a fold: usually today alone) are built again from their counters and kept.
+other days (after a fold: usually today alone) are built again (by the caller's
+``build_days``, from their counters) and kept.
 The result is exactly what building every day from its counters gives, by construction.
 
 The reads are made in chunks of ``DAYS_PER_READ`` days, so no call holds Redis long. They
@@ -20,16 +21,15 @@ the oldest version seen (see ``day_chunks``) and keeps nothing.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import redis
 
-from service.core.connectors import build_rows, unpack
+from service.core.connectors import ConnectorRow
 from service.core.rows_view import encode_day
 from service.store import day_chunks, keys
-from service.store.connectors_store import read_report_counters
 from service.store.scripts import script
 
 DAYS_PER_READ = 15
@@ -56,18 +56,26 @@ class _Read:
     stamps: list[str]  # per day: the stamp its rows have while they hold
 
 
-def read_day_rows(client: redis.Redis, tenant: str, days: Sequence[str]) -> DayRows:
-    """The rows of every day of ``days``, from kept rows while they hold, the others built."""
+# Builds the rows of some days from what they are made of (``reports.builders``): the tenant's
+# data version it read them at, and each day's rows.
+BuildDays = Callable[[Sequence[str]], tuple[int, list[list[ConnectorRow]]]]
+
+
+def read_day_rows(
+    client: redis.Redis, tenant: str, days: Sequence[str], build_days: BuildDays
+) -> DayRows:
+    """The rows of every day of ``days``, from kept rows while they hold, the others built
+    by ``build_days``."""
     for _ in range(day_chunks.READ_ATTEMPTS):
         read = _read_kept(client, tenant, days)
         seen = list(read.versions)
         stale = [at for at, kept in enumerate(read.kept) if kept is None]
         if stale:
-            counters = read_report_counters(client, tenant, [days[at] for at in stale], "days")
-            seen.append(counters.version)
+            version, built_days = build_days([days[at] for at in stale])
+            seen.append(version)
             consistent = len(set(seen)) == 1
-            for at, packed in zip(stale, counters.packed, strict=True):
-                built = encode_day(build_rows(unpack(packed), counters.definitions, date=days[at]))
+            for at, rows in zip(stale, built_days, strict=True):
+                built = encode_day(rows)
                 read.kept[at] = built
                 if consistent:
                     _keep(client, tenant, days[at], read.stamps[at], built)
