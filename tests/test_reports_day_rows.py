@@ -25,6 +25,7 @@ from service.core.connectors import (
 )
 from service.core.rows_view import encode_day, join_rows_view, select_raw
 from service.core.tls import TLS_VERSIONS
+from service.core.transport_security import SECURITY_CLASSES
 from service.reports.builders import build_rows_of_days
 from service.store import keys
 from service.store.day_rows import read_day_rows
@@ -48,8 +49,15 @@ def _rows(rng: random.Random, days: list[str]) -> list[ConnectorRow]:
             direction = rng.choice(("inbound", "outbound"))
             name = None if n == 0 else f"c{rng.randrange(20)}"
             counts = [rng.choice((0, 0, 1, 2, 5)) for _ in TLS_VERSIONS]
+            # Transport security classes of the delivered messages (none: a row kept before
+            # them), and blocked ones: the columns only a decoded row is sorted by.
+            classes = [0] * len(SECURITY_CLASSES)
+            for _ in range(sum(counts)):
+                classes[rng.randrange(len(classes))] += 1
+            security = classes if rng.random() < 0.8 else []
             rows.append(ConnectorRow(day, direction, name, rng.choice((None, "partner")),
-                                     rng.random() < 0.3, rng.random() < 0.3, counts))  # fmt: skip
+                                     rng.random() < 0.3, rng.random() < 0.3, counts, security,
+                                     rng.choice((0, 0, 1, 3))))  # fmt: skip
     unique = {(r.date, r.direction, r.name): r for r in rows}  # a row key is unique
     return list(unique.values())
 
@@ -72,7 +80,9 @@ def test_the_joined_view_is_the_view_encoded_row_by_row(seed):
 
 SORTS = [s for c in SORT_COLUMNS for s in (c, f"-{c}")]
 ROW_FILTERS = [RowFilter(), RowFilter(direction="inbound"), RowFilter(name="C1"),
-               RowFilter(type="internet"), RowFilter(forced_tls=True)]  # fmt: skip
+               RowFilter(type="internet"), RowFilter(forced_tls=True),
+               RowFilter(security=frozenset({"blocked"})),
+               RowFilter(security=frozenset({"dane", "none"}))]  # fmt: skip
 
 
 @pytest.mark.parametrize("sort", SORTS)
