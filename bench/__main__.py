@@ -3,11 +3,16 @@
 python -m bench                  # everything
 python -m bench --only ingest    # one or more sections (comma-separated)
 python -m bench --quick          # smaller runs, for a smoke check
+python -m bench --no-baseline    # without the same sections measured on commit 9cb2646
+
+Each section is measured again on commit 9cb2646 in the same run (``bench.baseline``) and
+shown beside it with the ratio. MAILFLOW_EMBEDDED_SERVER picks the embedded server measured.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
 import subprocess
@@ -15,6 +20,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from bench.baseline import BASELINE, baseline_tree, run_section, side_by_side
+from bench.harness import embedded_server
 
 Row = dict[str, Any]
 RESULTS = Path(__file__).with_name("RESULTS.md")
@@ -189,26 +197,45 @@ def commit() -> str:
         return "unknown"
 
 
+def compare_with_baseline(tree: Path, name: str, rows: list[Row], quick: bool) -> str:
+    """The section measured on the baseline commit, as a table beside ours."""
+    print(f"   (measuring the same on {BASELINE} ...)", flush=True)
+    theirs = run_section(tree, name, quick)
+    heading = f"\n### Beside commit {BASELINE} (ratio: this commit / {BASELINE})\n\n"
+    if isinstance(theirs, str):
+        return heading + theirs + "\n"
+    return heading + markdown_table(side_by_side(rows, theirs))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="mailflow benchmarks")
     parser.add_argument(
         "--only", default="", help="comma-separated sections: " + ", ".join(SECTIONS)
     )
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--no-baseline", action="store_true",
+                        help=f"skip measuring each section again on commit {BASELINE}")  # fmt: skip
     args = parser.parse_args()
     chosen = [s for s in args.only.split(",") if s] or list(SECTIONS)
     header = (f"# mailflow benchmark results\n\n{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, commit "
               f"{commit()}, {machine()}.\nProduced by `make bench` (`python -m bench"
               f"{' --quick' if args.quick else ''}`). Medians; machines here are shared and "
               "noisy, so compare the ratios measured in the same run.\n")  # fmt: skip
+    header += f"Embedded server measured: {embedded_server()}.\n"
     parts = [header]
-    for name in chosen:
-        title, run = SECTIONS[name]
-        print(f"\n== {title} ==", flush=True)
-        rows = run(args.quick)
-        table = markdown_table(rows)
-        print(table, flush=True)
-        parts.append(f"\n## {title}\n\n{table}")
+    with contextlib.ExitStack() as stack:
+        tree = None if args.no_baseline else stack.enter_context(baseline_tree())
+        for name in chosen:
+            title, run = SECTIONS[name]
+            print(f"\n== {title} ==", flush=True)
+            rows = run(args.quick)
+            table = markdown_table(rows)
+            print(table, flush=True)
+            parts.append(f"\n## {title}\n\n{table}")
+            if tree is not None:
+                compared = compare_with_baseline(tree, name, rows, args.quick)
+                print(compared, flush=True)
+                parts.append(compared)
     RESULTS.write_text("".join(parts))
     print(f"written to {RESULTS}")
 

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import redis
 
+from bench.harness import embedded_server
 from service.config import Settings
 from service.core.tls import TLS_VERSIONS
 from service.core.traces import AcceptedBatch, IngestWindow, counter_field, normalize_trace
@@ -176,7 +177,7 @@ def measure() -> dict[str, int]:
 
     settings = Settings()
     with tempfile.TemporaryDirectory() as folder:
-        server = EmbeddedRedis(Path(folder), port=free_port())
+        server = EmbeddedRedis(Path(folder), port=free_port(), server=embedded_server())
         server.start()
         client = redis.Redis.from_url(server.url)
         try:

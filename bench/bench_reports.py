@@ -38,6 +38,7 @@ from typing import Any
 import orjson
 import redis
 
+from bench.harness import embedded_server
 from service.core.connectors import RowFilter
 from service.core.tls import TLS_VERSIONS
 from service.core.traces import IngestWindow, counter_field, normalize_trace
@@ -241,7 +242,7 @@ def reported(client: redis.Redis, tenant: str) -> dict[tuple[str, str | None], d
 def main() -> list[dict[str, Any]]:
     rows = []
     with tempfile.TemporaryDirectory() as data:
-        server = EmbeddedRedis(Path(data), port=0).start()
+        server = EmbeddedRedis(Path(data), port=0, server=embedded_server()).start()
         try:
             client = redis.Redis.from_url(server.url)
             for label, tenant, traces, real in CASES:

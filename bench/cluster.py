@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 from redis.cluster import key_slot
 
-from bench.harness import UNLIMITED, Stack, gunicorn, make_key, median, workers
+from bench.harness import UNLIMITED, Stack, embedded_server, gunicorn, make_key, median, workers
 from bench.ingest import counted, make_bodies, post_all
 from service.core.traces import IngestWindow, normalize_trace
 from service.store import keys
@@ -35,7 +35,7 @@ Row = dict[str, Any]
 @contextmanager
 def cluster_stack() -> Iterator[tuple[Stack, LocalCluster]]:
     data_dir = Path(tempfile.mkdtemp(prefix="mailflow-cluster-bench-"))
-    cluster = LocalCluster(data_dir / "cluster").start()
+    cluster = LocalCluster(data_dir / "cluster", server=embedded_server()).start()
     env = {"MAILFLOW_REDIS_URL": cluster.url, "MAILFLOW_LOG_LEVEL": "WARNING",
            "MAILFLOW_RATE_LIMIT_PER_MINUTE": UNLIMITED,
            "MAILFLOW_RATE_LIMIT_INGEST_PER_MINUTE": UNLIMITED}  # fmt: skip

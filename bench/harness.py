@@ -17,6 +17,7 @@ from pathlib import Path
 
 import redis
 
+from service.config import Settings
 from service.store.api_keys import create_key
 from service.store.embedded import EmbeddedRedis, free_port
 
@@ -32,11 +33,18 @@ class Stack:
     data_dir: Path
 
 
+def embedded_server() -> str:
+    """The embedded server the benchmarks start: MAILFLOW_EMBEDDED_SERVER, as `mailflow run`."""
+    return Settings.from_env().embedded_server
+
+
 @contextmanager
 def redis_stack(fsync: str = "everysec") -> Iterator[Stack]:
     """An embedded Redis in a temp dir, and the environment every process of the run shares."""
     data_dir = Path(tempfile.mkdtemp(prefix="mailflow-bench-"))
-    server = EmbeddedRedis(data_dir / "redis", fsync=fsync, port=free_port()).start()
+    server = EmbeddedRedis(
+        data_dir / "redis", fsync=fsync, port=free_port(), server=embedded_server()
+    ).start()
     env = dict(os.environ, MAILFLOW_REDIS_URL=server.url, MAILFLOW_LOG_LEVEL="WARNING",
                MAILFLOW_RATE_LIMIT_PER_MINUTE=UNLIMITED,
                MAILFLOW_RATE_LIMIT_INGEST_PER_MINUTE=UNLIMITED)  # fmt: skip

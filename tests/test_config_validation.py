@@ -65,3 +65,16 @@ def test_the_cli_refuses_to_start(tmp_path, name, raw, command):
                           capture_output=True, text=True, timeout=60)  # fmt: skip
     assert done.returncode == 2, (done.returncode, done.stderr)
     assert name in done.stderr
+
+
+def test_the_embedded_server_setting_names_the_servers_the_store_starts():
+    from service import config
+    from service.store import embedded
+
+    assert config.EMBEDDED_SERVERS == embedded.EMBEDDED_SERVERS
+    assert Settings().embedded_server == embedded.DEFAULT_EMBEDDED_SERVER
+    for server in embedded.EMBEDDED_SERVERS:
+        assert Settings.from_env({"MAILFLOW_EMBEDDED_SERVER": server}).embedded_server == server
+        assert embedded.redis_server_binary(server).exists()
+    with pytest.raises(ValueError, match="MAILFLOW_EMBEDDED_SERVER"):
+        Settings.from_env({"MAILFLOW_EMBEDDED_SERVER": "redis7"})

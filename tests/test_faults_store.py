@@ -21,14 +21,14 @@ from service.store import traces as trace_store
 from service.store.api_keys import create_key
 from service.store.embedded import EmbeddedRedis
 from service.worker.loop import Worker
-from tests.conftest import ALL_SCOPES, KeyedClient, free_port
+from tests.conftest import ALL_SCOPES, TEST_SERVER, KeyedClient, free_port
 from tests.helpers import make_traces
 from tests.test_spine_faults import ingest_direct, total_counted
 
 
 @pytest.fixture
 def own_redis(tmp_path):
-    server = EmbeddedRedis(tmp_path / "redis", port=free_port()).start()
+    server = EmbeddedRedis(tmp_path / "redis", port=free_port(), server=TEST_SERVER).start()
     yield server
     server.stop()
 

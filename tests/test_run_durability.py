@@ -19,7 +19,7 @@ from service.config import Settings
 from service.store import aggregates
 from service.store.embedded import EmbeddedRedis
 from service.worker.loop import Worker
-from tests.conftest import free_port
+from tests.conftest import TEST_SERVER, free_port
 from tests.helpers import make_traces
 
 
@@ -90,7 +90,7 @@ def test_mailflow_run_restarted_after_redis_sigkill_counts_every_acknowledged_tr
     os.killpg(run.pid, signal.SIGTERM)  # a clean stop: worker finishes its batch, Redis exits
     assert run.wait(60) == 0
 
-    server = EmbeddedRedis(data_dir).start()
+    server = EmbeddedRedis(data_dir, server=TEST_SERVER).start()
     client = redis.Redis.from_url(server.url)
     try:
         # The first run's worker may have died holding entries: claim them at once.

@@ -20,7 +20,7 @@ from service.store import traces as trace_store
 from service.store.api_keys import create_key
 from service.store.embedded import EmbeddedRedis
 from service.worker.loop import Worker
-from tests.conftest import ALL_SCOPES, KeyedClient, free_port
+from tests.conftest import ALL_SCOPES, TEST_SERVER, KeyedClient, free_port
 from tests.helpers import make_traces
 
 
@@ -96,7 +96,9 @@ def test_sigkill_of_the_worker_mid_fold_then_restart_counts_exactly(redis_client
 
 @pytest.fixture
 def private_redis(tmp_path):
-    server = EmbeddedRedis(tmp_path / "redis", port=free_port(), fsync="always").start()
+    server = EmbeddedRedis(
+        tmp_path / "redis", port=free_port(), fsync="always", server=TEST_SERVER
+    ).start()
     yield server
     if server.process and server.process.poll() is None:
         os.kill(server.process.pid, signal.SIGCONT)

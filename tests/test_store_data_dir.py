@@ -17,7 +17,7 @@ from service.core.api_keys import parse_key
 from service.store import api_keys
 from service.store.api_keys import create_key
 from service.store.embedded import DataDirLocked, EmbeddedRedis
-from tests.conftest import free_port
+from tests.conftest import TEST_SERVER, free_port
 
 
 def keys_command(data_dir, *args: str):
@@ -28,7 +28,7 @@ def keys_command(data_dir, *args: str):
 @pytest.fixture
 def running_store(tmp_path):
     """The embedded server `mailflow run` starts, on ``tmp_path / "var"``."""
-    server = EmbeddedRedis(tmp_path / "var").start()
+    server = EmbeddedRedis(tmp_path / "var", server=TEST_SERVER).start()
     yield server
     server.stop()
 
@@ -61,8 +61,8 @@ def test_keys_fail_loudly_and_touch_nothing_while_the_running_store_is_stalled(
 
 
 def test_a_second_server_on_a_data_dir_in_use_is_refused(running_store, closing):
-    second = EmbeddedRedis(running_store.data_dir, port=free_port())
-    third = EmbeddedRedis(running_store.data_dir, port=free_port())
+    second = EmbeddedRedis(running_store.data_dir, port=free_port(), server=TEST_SERVER)
+    third = EmbeddedRedis(running_store.data_dir, port=free_port(), server=TEST_SERVER)
     try:
         with pytest.raises(DataDirLocked, match="in use by a running mailflow store"):
             second.start()
@@ -80,14 +80,14 @@ def test_a_second_server_on_a_data_dir_in_use_is_refused(running_store, closing)
 def test_a_server_started_without_the_lock_is_not_doubled_either(tmp_path):
     """A redis-server an older mailflow started (no lock): its pid file tells it runs."""
     data_dir = tmp_path / "var"
-    unlocked = EmbeddedRedis(data_dir)
+    unlocked = EmbeddedRedis(data_dir, server=TEST_SERVER)
     data_dir.mkdir()
     process = subprocess.Popen(unlocked.command_line(), stdin=subprocess.DEVNULL)
     try:
         unlocked.process = process
         unlocked._wait_ready(10)
         with pytest.raises(DataDirLocked, match=f"redis-server \\(pid {process.pid}\\)"):
-            EmbeddedRedis(data_dir).start()
+            EmbeddedRedis(data_dir, server=TEST_SERVER).start()
         assert unlocked.socket_path.exists()
         result = keys_command(data_dir, "list")  # it answers: the command uses it
         assert result.exit_code == 0, result.output
@@ -95,7 +95,7 @@ def test_a_server_started_without_the_lock_is_not_doubled_either(tmp_path):
         process.terminate()
         process.wait(15)
     # Gone (its pid file with it, or naming a dead process): the dir can be used again.
-    EmbeddedRedis(data_dir).start().stop()
+    EmbeddedRedis(data_dir, server=TEST_SERVER).start().stop()
 
 
 def test_keys_make_a_new_store_only_when_asked(tmp_path, monkeypatch):
@@ -128,7 +128,7 @@ def test_the_data_dir_and_its_files_are_owner_only(tmp_path, clock):
     os.chmod(data_dir, 0o755)
     (data_dir / "appendonly.aof").write_bytes(b"")  # as an older version left it
     os.chmod(data_dir / "appendonly.aof", 0o644)
-    server = EmbeddedRedis(data_dir).start()
+    server = EmbeddedRedis(data_dir, server=TEST_SERVER).start()
     try:
         client = redis.Redis.from_url(server.url)
         create_key(client, "acme", ("read",), "k", clock.now)

@@ -22,7 +22,7 @@ from service.store.api_keys import create_key
 from service.store.embedded import EmbeddedRedis
 from service.store.local_cluster import LocalCluster
 from service.worker.loop import Worker
-from tests.conftest import ALL_SCOPES, KeyedClient, free_port
+from tests.conftest import ALL_SCOPES, TEST_SERVER, KeyedClient, free_port
 from tests.helpers import make_traces
 from tests.test_spine_faults import total_counted
 
@@ -84,7 +84,10 @@ def refusal(request, redis_server, tmp_path) -> Iterator[Refusal]:
             pytest.skip("CONFIG SET on one node of a cluster")
         server, own = redis_server, False
     else:
-        server, own = EmbeddedRedis(tmp_path / "redis", port=free_port()).start(), True
+        # Valkey (as Redis 7) lets CONFIG SET move `dir` only when protected configs are on.
+        protected = ["--enable-protected-configs", "yes"] if TEST_SERVER == "valkey" else []
+        server, own = EmbeddedRedis(tmp_path / "redis", port=free_port(), server=TEST_SERVER,
+                                    extra_args=protected).start(), True  # fmt: skip
     admin = redis.Redis.from_url(server.url)
     admin.flushall()
     made = {"OOM": lambda: _out_of_memory(server, admin),

@@ -123,7 +123,7 @@ def run(host: str, port: int, demo: bool) -> None:
     serving. The embedded store is made in MAILFLOW_DATA_DIR if there is none.
     """
     from service.cli.supervisor import ChildProcess, Supervised, Supervisor
-    from service.store.embedded import DataDirLocked, EmbeddedRedis
+    from service.store.embedded import DataDirLocked, DataDirTooNew, EmbeddedRedis
 
     settings = _settings()
     # A port in use is a mistake to report, not a death to restart gunicorn after forever.
@@ -132,10 +132,12 @@ def run(host: str, port: int, demo: bool) -> None:
     env = dict(os.environ)
     supervisor = Supervisor()
     if settings.redis_url is None:
-        embedded = EmbeddedRedis(settings.data_path, fsync=settings.redis_fsync)
+        embedded = EmbeddedRedis(
+            settings.data_path, fsync=settings.redis_fsync, server=settings.embedded_server
+        )
         try:
             embedded.start()
-        except DataDirLocked as error:
+        except (DataDirLocked, DataDirTooNew) as error:
             raise click.ClickException(str(error)) from None
         env["MAILFLOW_REDIS_URL"] = embedded.url
         click.echo(f"embedded Redis: {embedded.url} (AOF, appendfsync {settings.redis_fsync})",

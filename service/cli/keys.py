@@ -70,7 +70,9 @@ def _store_client(settings: Settings, init: bool) -> Iterator[redis.Redis]:
         with _answering(settings.effective_redis_url, str(running)) as client:
             yield client
         return
-    server = EmbeddedRedis(data_dir, fsync=settings.redis_fsync, lock=lock)
+    server = EmbeddedRedis(
+        data_dir, fsync=settings.redis_fsync, lock=lock, server=settings.embedded_server
+    )
     try:
         server.start()
     except DataDirLocked as running:  # a server that holds no lock (an older mailflow's)

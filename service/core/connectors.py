@@ -95,6 +95,9 @@ class ConnectorRows(msgspec.Struct):
     version: int  # the data version the rows were built from
     data_as_of: str | None
     rows: list[ConnectorRow]
+    # Each row's messages, in row order: pages sorted by messages are ordered without decoding
+    # every row (``core.rows_view``). None in a view built before this field existed.
+    messages: list[int] | None = None
 
 
 _ROWS_DECODER = msgspec.json.Decoder(ConnectorRows)

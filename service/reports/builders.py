@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import redis
 
 from service.core.blocked import blocked_by_connector, blocked_records
-from service.core.connectors import ConnectorRows, build_rows, encode_rows, row_key, unpack
+from service.core.connectors import (
+    ConnectorRow,
+    ConnectorRows,
+    build_rows,
+    encode_rows,
+    row_key,
+    unpack,
+)
+from service.core.rows_view import join_rows_view
 from service.core.snapshot import build_snapshot
 from service.core.timestamps import ms_to_rfc3339, rfc3339
 from service.core.tls_report import build_tls_report, daily_tls, directions_for
@@ -16,7 +25,14 @@ from service.core.who import DOMAINS
 from service.core.windows import Window
 from service.reports import who_rows
 from service.reports.view_cache import Built, serialise, tagged
-from service.store import aggregates, blocked, connectors_store, insights_store, window_sums
+from service.store import (
+    aggregates,
+    blocked,
+    connectors_store,
+    day_rows,
+    insights_store,
+    window_sums,
+)
 from service.store.day_chunks import READ_ATTEMPTS
 
 
@@ -48,27 +64,42 @@ def build_connector_rows_view(
     client: redis.Redis, tenant: str, window: Window, group_by: str
 ) -> Built:
     """Every row of the connector report, unfiltered and unsorted: what pages are cut from."""
-    if group_by == "connector":
-        counters = window_sums.read_window_sum(client, tenant, window)
-        blocked_days = blocked.read_blocked(client, tenant, window.days)
-        per_connector = blocked_by_connector(blocked_days.days.values())
-        rows = build_rows(unpack(counters.packed[0]), counters.definitions,
-                          blocked=per_connector)  # fmt: skip
-    else:
-        counters = connectors_store.read_report_counters(client, tenant, window.days, "days")
-        blocked_days = blocked.read_blocked(client, tenant, window.days)
-        rows = [
-            row
-            for day, packed in zip(window.days, counters.packed, strict=True)
-            for row in build_rows(unpack(packed), counters.definitions, date=day,
-                                  blocked=blocked_by_connector([blocked_days.days.get(day, {})]))
-        ]  # fmt: skip
+    if group_by == "day":
+        # Each day's rows as kept while the day holds, joined: see store.day_rows.
+        days = day_rows.read_day_rows(client, tenant, window.days,
+                                      lambda stale: build_rows_of_days(client, tenant, stale))  # fmt: skip
+        body = join_rows_view(days.version, ms_to_rfc3339(days.data_as_of_ms), days.rows,
+                              days.messages)  # fmt: skip
+        return tagged(tenant, body), days.version
+    counters = window_sums.read_window_sum(client, tenant, window)
+    blocked_days = blocked.read_blocked(client, tenant, window.days)
+    per_connector = blocked_by_connector(blocked_days.days.values())
+    rows = build_rows(unpack(counters.packed[0]), counters.definitions, blocked=per_connector)
     rows.sort(key=row_key)  # pages sort these again: presorted input makes that cheap
     # Blocked counters read after the others: a fold between the two reads leaves the view
     # stamped with the older version, so the next refresh builds it again.
     version = min(counters.version, blocked_days.version)
-    document = ConnectorRows(version, ms_to_rfc3339(counters.data_as_of_ms), rows)
+    document = ConnectorRows(version, ms_to_rfc3339(counters.data_as_of_ms), rows,
+                             [sum(row.counts) for row in rows])  # fmt: skip
     return tagged(tenant, encode_rows(document)), version
+
+
+def build_rows_of_days(
+    client: redis.Redis, tenant: str, days: Sequence[str]
+) -> tuple[int, list[list[ConnectorRow]]]:
+    """The rows of each of ``days`` from its counters and its blocked counters, and the data
+    version they were read at.
+
+    The blocked counters are read after the others. When a fold came between the two reads,
+    the newer of the two versions is returned: ``day_rows`` then sees a read of two moments
+    and reads again (and keeps no rows of it), rather than answering with rows that mix them.
+    """
+    counters = connectors_store.read_report_counters(client, tenant, days, "days")
+    blocked_days = blocked.read_blocked(client, tenant, days)
+    rows = [build_rows(unpack(packed), counters.definitions, date=day,
+                       blocked=blocked_by_connector([blocked_days.days.get(day, {})]))
+            for day, packed in zip(days, counters.packed, strict=True)]  # fmt: skip
+    return max(counters.version, blocked_days.version), rows
 
 
 def build_transit_view(

@@ -18,10 +18,9 @@ import redis
 from service.core.connectors import (
     ConnectorRow,
     RowFilter,
-    decode_rows,
+    decode_row,
     default_sort,
     row_document,
-    select_rows,
 )
 from service.core.paging import (
     CursorError,
@@ -31,6 +30,7 @@ from service.core.paging import (
     state_int,
     state_str,
 )
+from service.core.rows_view import select_raw
 from service.core.windows import Window
 from service.reports import connector_pins, views
 from service.reports.first_pages import FIRST_PAGES
@@ -139,12 +139,13 @@ def _first_cut(client: redis.Redis, query: ReportQuery, view: CachedView, key: s
     if pinned is not None:
         rows, total, meta = pinned
     else:
-        document = decode_rows(view.body)
-        selected = select_rows(document.rows, query.row_filter, query.sort)
-        meta = {"data_as_of": document.data_as_of}
-        total, rows = len(selected), selected[: query.limit]
+        # Ordered as raw rows: only the page's rows are decoded (see core.rows_view).
+        selection = select_raw(view.body, query.row_filter, query.sort)
+        meta = {"data_as_of": selection.data_as_of}
+        total = len(selection.rows)
+        rows = [decode_row(raw) for raw in selection.rows[: query.limit]]
         if total > query.limit:
-            connector_pins.pin(client, key, selected, meta)
+            connector_pins.pin_raw(client, key, selection.rows, meta)
     return PageCut(query.window, view.etag.strip('"'), 0, rows, total, meta)
 
 

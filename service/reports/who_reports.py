@@ -119,7 +119,8 @@ def who_query(kind: WhoKind, args: dict[str, Any], window: Window) -> WhoQuery:
 
 def _pin_key(tenant: str, query: WhoQuery, window: Window, rows_tag: str) -> str:
     return keys.report_pin(tenant, query.kind.name, window.start.isoformat(),
-                           window.end.isoformat(), rows_tag, query.digest)  # fmt: skip
+                           window.end.isoformat(), rows_tag, query.digest,
+                           connector_pins.PIN_LAYOUT)  # fmt: skip
 
 
 def report_page(

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import redis
 
-from service.store import keys
+from service.store import day_chunks, keys
 
 
 @dataclass(frozen=True)
@@ -20,16 +20,24 @@ class BlockedCounters:
 
 
 def read_blocked(client: redis.Redis, tenant: str, days: Sequence[str]) -> BlockedCounters:
-    """The blocked counters of ``days``, in one transaction with the data version. Each day's
-    hash is bounded (``MAILFLOW_BLOCKED_FIELDS_PER_DAY`` plus its overflow fields), and most
-    days have none: one HGETALL per day."""
-    pipe = client.pipeline(transaction=True)
-    pipe.hget(keys.meta(tenant), "version")
-    for day in days:
-        pipe.hgetall(keys.day_blocked(tenant, day))
-    version, *hashes = pipe.execute()
+    """The blocked counters of ``days``, of one data version. Each day's hash is bounded
+    (``MAILFLOW_BLOCKED_FIELDS_PER_DAY`` plus its overflow fields), and most days have none:
+    one HGETALL per day, in one pipeline between two reads of the version (every fold bumps
+    it: equal, nothing changed in between). Not a MULTI: Redis 6.2 refuses every command of a
+    MULTI at its memory limit, reads too, and the reports are still answered there. A read
+    still mixing versions after ``day_chunks.READ_ATTEMPTS`` is answered with the older one,
+    so whatever is cached under it is built again at the next version check."""
+    for _ in range(day_chunks.READ_ATTEMPTS):
+        pipe = client.pipeline(transaction=False)
+        pipe.hget(keys.meta(tenant), "version")
+        for day in days:
+            pipe.hgetall(keys.day_blocked(tenant, day))
+        pipe.hget(keys.meta(tenant), "version")
+        before, *hashes, after = pipe.execute()
+        if before == after:
+            break
     return BlockedCounters(
-        version=int(version or 0),
+        version=int(before or 0),
         days={
             day: {field.decode(): int(count) for field, count in counts.items()}
             for day, counts in zip(days, hashes, strict=True)

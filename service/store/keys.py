@@ -58,6 +58,13 @@ def block_sum(tenant: str, first_day: str, last_day: str) -> str:
     return f"{_tenant(tenant)}:blocksum:{first_day}:{last_day}"
 
 
+def day_rows(tenant: str, day: str) -> str:
+    """Hash: ``day``'s rows of the connector report grouped by day (``rows``, ``messages``: JSON
+    parts) and the day version and definitions token they were built at (``stamp``); see
+    ``store.day_rows``."""
+    return f"{_tenant(tenant)}:dayrows:{day}"
+
+
 def meta(tenant: str) -> str:
     """Hash: ``version`` (bumped by every fold), ``data_as_of_ms`` (newest folded trace)."""
     return f"{_tenant(tenant)}:meta"

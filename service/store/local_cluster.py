@@ -15,7 +15,7 @@ from pathlib import Path
 
 import redis
 
-from service.store.embedded import EmbeddedRedis, redis_cli_binary
+from service.store.embedded import DEFAULT_EMBEDDED_SERVER, EmbeddedRedis, redis_cli_binary
 
 
 def _free_port() -> int:
@@ -40,6 +40,7 @@ class LocalCluster:
     masters: int = 3
     replicas_per_master: int = 1
     node_timeout_ms: int = 1000
+    server: str = DEFAULT_EMBEDDED_SERVER  # which embedded server every node runs
     nodes: list[EmbeddedRedis] = field(default_factory=list)
 
     @property
@@ -53,10 +54,10 @@ class LocalCluster:
             ports.add(_free_port())
         for index, port in enumerate(sorted(ports)):
             node = EmbeddedRedis(self.base_dir / f"node{index}", port=port,
-                                 extra_args=self._cluster_args())  # fmt: skip
+                                 extra_args=self._cluster_args(), server=self.server)  # fmt: skip
             self.nodes.append(node.start())
         subprocess.run(
-            [str(redis_cli_binary()), "--cluster", "create",
+            [str(redis_cli_binary(self.server)), "--cluster", "create",
              *(f"127.0.0.1:{n.port}" for n in self.nodes),
              "--cluster-replicas", str(self.replicas_per_master), "--cluster-yes"],
             check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=timeout,

@@ -111,8 +111,11 @@ class _Summer:
         for ttl in self.ttls[run.first : run.last + 1]:
             if 0 < ttl < life:
                 life = ttl
-        # The days' lives were read a moment ago: less the time since (rounded up).
-        life -= math.ceil((time.monotonic() - self.asked) * 1000)
+        # The days' lives were read a moment ago: less the time since (rounded up), and a
+        # second for the time until Redis runs the PEXPIRE below (on a loaded machine, some
+        # ms: a sum that outlived its days by them was seen); a sum gone a second early is
+        # only summed again if asked for.
+        life -= math.ceil((time.monotonic() - self.asked) * 1000) + 1000
         if life <= 0:
             return
         pipe = self.client.pipeline(transaction=True)

@@ -21,12 +21,12 @@ from service.store.connection import cluster_startup_nodes, connect, connect_url
 from service.store.local_cluster import LocalCluster
 from service.worker.loop import Worker
 from tests.cluster.support import tenants_on_every_master, total_counted, trace_batches
-from tests.conftest import ALL_SCOPES, KeyedClient
+from tests.conftest import ALL_SCOPES, TEST_SERVER, KeyedClient
 
 
 @pytest.fixture(scope="module")
 def shared_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
-    started = LocalCluster(Path(tmp_path_factory.mktemp("cluster"))).start()
+    started = LocalCluster(Path(tmp_path_factory.mktemp("cluster")), server=TEST_SERVER).start()
     yield started
     started.stop()
 
