@@ -18,7 +18,7 @@ are not counted: the first ``EXTRAS_PER_NAME`` of a name and day are kept with i
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Container, Mapping
 from dataclasses import dataclass
 
 from service.core.traces import BLOCKED, FIELD_SEP, RECORD_SEP
@@ -44,65 +44,71 @@ AUTH_USERS = WhoKind("auth", "(other users)", None, "client_ips")
 KINDS = (DOMAINS, AUTH_USERS)
 
 
-class NameCounts:
-    """What one name of one group adds: its (TLS version, connector, extra, messages) uses.
-    A plain list: the worker makes one per name of every fold, thousands a call."""
+class GroupCounts:
+    """What the traces of one group (kind, UTC day, direction) add: their (name, TLS version,
+    connector, messages) uses, and each name's remote hosts / client IPs. No object per name:
+    the worker fills one group for hundreds of thousands of names a second.
 
-    __slots__ = ("uses",)
+    A name's extras are kept up to ``EXTRAS_PER_NAME``, in the order seen: admission grants a
+    name's new extras in that order until it holds ``EXTRAS_PER_NAME``, so the first ones are
+    all it can take (those it holds already are among them or leave room for them)."""
+
+    __slots__ = ("extras", "uses")
 
     def __init__(self) -> None:
-        self.uses: list[tuple[str, str, str, int]] = []
+        self.extras: dict[str, list[str]] = {}  # name -> its extras, each once
+        self.uses: list[tuple[str, str, str, int]] = []  # (name, TLS version, connector, n)
 
-    def add(self, tls: str, connector: str, extra: str, messages: int) -> None:
-        self.uses.append((tls, connector, extra, messages))
+    def add(self, name: str, tls: str, connector: str, extra: str, messages: int) -> None:
+        self.uses.append((name, tls, connector, messages))
+        seen = self.extras.get(name)
+        if seen is None:
+            self.extras[name] = [extra] if extra else []
+        elif extra and len(seen) < EXTRAS_PER_NAME and extra not in seen:
+            seen.append(extra)
 
-    @property
-    def extras(self) -> list[str]:
-        """The remote hosts / client IPs, each once, in the order seen."""
-        return list(dict.fromkeys(use[2] for use in self.uses if use[2]))
+    def fields(self, direction: str, admitted: Container[str]) -> dict[str, int]:
+        """The counter fields of the group's uses; a name not ``admitted`` counts in the
+        ``OTHER`` row."""
+        fields: dict[str, int] = {}
+        get = fields.get
+        prefixes: dict[str, tuple[str, str]] = {}
+        for name, tls, connector, n in self.uses:
+            pair = prefixes.get(name)
+            if pair is None:
+                stored = name if name in admitted else OTHER
+                head = f"{direction}{FIELD_SEP}{stored}{FIELD_SEP}"
+                pair = prefixes[name] = (f"{head}{TLS_MARK}{FIELD_SEP}",
+                                         f"{head}{CONNECTOR_MARK}{FIELD_SEP}")  # fmt: skip
+            field = pair[0] + tls
+            fields[field] = get(field, 0) + n
+            if connector:
+                field = pair[1] + connector
+                fields[field] = get(field, 0) + n
+        return fields
 
 
 Group = tuple[str, str, str]  # (kind name, day, direction)
 
 
-def who_groups(who: Mapping[str, int]) -> dict[Group, dict[str, NameCounts]]:
-    """Who keys with their messages, as names per (kind, day, direction)."""
-    groups: dict[Group, dict[str, NameCounts]] = {}
+def who_groups(who: Mapping[str, int]) -> dict[Group, GroupCounts]:
+    """Who keys with their messages, as uses per (kind, day, direction)."""
+    groups: dict[Group, GroupCounts] = {}
     for key, messages in who.items():
         day, rest = key.split(RECORD_SEP, 1)
         direction, domain, tls, connector, host, user, ip = rest.split(FIELD_SEP)
         if tls == BLOCKED:  # not a message delivered: the names' totals equal the snapshot's
             continue
-        _name(groups, (DOMAINS.name, day, direction), domain).add(tls, connector, host, messages)
+        group = groups.get((DOMAINS.name, day, direction))
+        if group is None:
+            group = groups[(DOMAINS.name, day, direction)] = GroupCounts()
+        group.add(domain, tls, connector, host, messages)
         if user:
-            _name(groups, (AUTH_USERS.name, day, direction), user).add(tls, connector, ip,
-                                                                      messages)  # fmt: skip
+            group = groups.get((AUTH_USERS.name, day, direction))
+            if group is None:
+                group = groups[(AUTH_USERS.name, day, direction)] = GroupCounts()
+            group.add(user, tls, connector, ip, messages)
     return groups
-
-
-def _name(groups: dict[Group, dict[str, NameCounts]], group: Group, name: str) -> NameCounts:
-    names = groups.get(group)
-    if names is None:
-        names = groups[group] = {}
-    counts = names.get(name)
-    if counts is None:
-        counts = names[name] = NameCounts()
-    return counts
-
-
-def counter_fields(
-    direction: str, name: str, counts: NameCounts, extras: frozenset[str] | None
-) -> Iterator[tuple[str, int]]:
-    """The counter fields of one name; ``extras`` the ones admitted for it (kept with the
-    admission, not here), None: the name was not admitted, so its messages count in the
-    ``OTHER`` row."""
-    stored = name if extras is not None else OTHER
-    tls_prefix = f"{direction}{FIELD_SEP}{stored}{FIELD_SEP}{TLS_MARK}{FIELD_SEP}"
-    connector_prefix = f"{direction}{FIELD_SEP}{stored}{FIELD_SEP}{CONNECTOR_MARK}{FIELD_SEP}"
-    for tls, connector, _, n in counts.uses:  # a field may come twice: the caller adds up
-        yield tls_prefix + tls, n
-        if connector:
-            yield connector_prefix + connector, n
 
 
 def split_field(counter: str) -> tuple[str, str, str, str]:

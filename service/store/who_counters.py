@@ -22,8 +22,6 @@ from service.core.who import (
     DOMAINS,
     EXTRAS_PER_NAME,
     UNKNOWN,
-    NameCounts,
-    counter_fields,
     who_groups,
 )
 from service.store import aggregates, keys
@@ -84,15 +82,17 @@ def extra_counters(
             who[key] = who.get(key, 0) + n
     limits = {DOMAINS.name: settings.domain_limit, AUTH_USERS.name: settings.auth_user_limit}
     per_day: dict[tuple[str, str], dict[str, int]] = {}
-    for (kind, day, direction), names in who_groups(who).items():
+    for (kind, day, direction), group in who_groups(who).items():
         lifetime = aggregates.day_lifetime_ms(day, settings.domain_retention_days, now)
-        admitted = admit(client, keys.who_names(tenant, kind, direction, day), names,
+        admitted = admit(client, keys.who_names(tenant, kind, direction, day), group.extras,
                          limits[kind], lifetime)  # fmt: skip
-        counts = per_day.setdefault((kind, day), {})
-        get = counts.get
-        for name, name_counts in names.items():
-            for counter, n in counter_fields(direction, name, name_counts, admitted.get(name)):
-                counts[counter] = get(counter, 0) + n
+        fields = group.fields(direction, admitted)
+        counts = per_day.get((kind, day))
+        if counts is None:  # the day's first direction: its fields as they are
+            per_day[(kind, day)] = fields
+            continue
+        for counter, n in fields.items():  # distinct from the other direction's: no overlap
+            counts[counter] = n
     return [
         aggregates.ExtraCounters(
             keys.who_counts(tenant, kind, day),
@@ -105,31 +105,31 @@ def extra_counters(
 
 
 def admit(
-    client: redis.Redis, names_key: str, names: dict[str, NameCounts], limit: int, lifetime: int
+    client: redis.Redis, names_key: str, names: dict[str, list[str]], limit: int, lifetime: int
 ) -> dict[str, frozenset[str]]:
-    """The admitted names among ``names`` -> their admitted extras (absent: not admitted).
-    Traces without a name (``UNKNOWN``) are always counted as such, without extras."""
+    """The admitted names among ``names`` (each with its extras) -> their admitted extras
+    (absent: not admitted). Traces without a name (``UNKNOWN``) are always counted as such, without extras."""
     admitted: dict[str, frozenset[str]] = {}
     memo = _memo(client, names_key, limit)
     asked = []
-    for name, counts in names.items():
+    for name, extras in names.items():
         if name == UNKNOWN:
             admitted[UNKNOWN] = _NONE
             continue
         known = memo.get(name, _ASK)
         if known is None:
             continue  # refused: a day's set only grows, so it stays full
-        if known is not _ASK and (known is _FULL or known.issuperset(counts.extras)):
+        if known is not _ASK and (known is _FULL or known.issuperset(extras)):
             admitted[name] = known
         else:
             asked.append(name)
     for at in range(0, len(asked), ADMIT_CHUNK):
         chunk = asked[at : at + ADMIT_CHUNK]
         lines = "".join(f"{name}\n" for name in chunk)
-        extras = "".join(f"{_US.join(names[name].extras)}\n" for name in chunk)
+        wanted = "".join(f"{_US.join(names[name])}\n" for name in chunk)
         reply = script(client, "admit_names")(keys=[names_key],
                                               args=[limit, EXTRAS_PER_NAME, lifetime, lines,
-                                                    extras])  # fmt: skip
+                                                    wanted])  # fmt: skip
         text = reply.decode() if isinstance(reply, bytes) else str(reply)
         for name, answer in zip(chunk, text.split("\n"), strict=True):
             if answer[0] != "1":
@@ -138,7 +138,7 @@ def admit(
             granted = frozenset(answer[1:].split(_US)) if len(answer) > 1 else _NONE
             admitted[name] = granted
             # Some extra refused: the name has all it may have, none is worth asking for.
-            full = len(granted) < len(names[name].extras)
+            full = len(granted) < len(names[name])
             memo[name] = _FULL if full else granted | (memo.get(name) or _NONE)
     return admitted
 
