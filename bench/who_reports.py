@@ -58,14 +58,14 @@ def write_counters(client: redis.Redis, seed: int = 3) -> None:
         pipe = client.pipeline(transaction=False)
         fields: dict[str, int] = {}
         names: dict[str, str] = {}
-        group = GroupCounts()
+        group = GroupCounts("outbound")
         for n in range(DOMAINS_PER_DAY):
             domain = f"partner{n}.example"
             versions = ("TLS1.2", "TLS1.3") if n % 3 else ("TLS1.2",)
             for tls in versions:
                 group.add(domain, tls, "", f"mx{rng.randrange(2)}.{domain}", rng.randint(1, 40))
             names[domain] = "\x1f".join(group.extras[domain])
-        fields.update(group.fields("outbound", group.extras))
+        fields.update(group.fields(group.extras))
         items = list(fields.items())
         for at in range(0, len(items), 5000):
             pipe.hset(

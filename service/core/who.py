@@ -45,46 +45,47 @@ KINDS = (DOMAINS, AUTH_USERS)
 
 
 class GroupCounts:
-    """What the traces of one group (kind, UTC day, direction) add: their (name, TLS version,
-    connector, messages) uses, and each name's remote hosts / client IPs. No object per name:
-    the worker fills one group for hundreds of thousands of names a second.
+    """What the traces of one group (kind, UTC day, direction) add: their counter fields, each
+    name's as if it were admitted, and each name's remote hosts / client IPs. No object per
+    name: the worker fills one group for hundreds of thousands of names a second.
 
     A name's extras are kept up to ``EXTRAS_PER_NAME``, in the order seen: admission grants a
     name's new extras in that order until it holds ``EXTRAS_PER_NAME``, so the first ones are
     all it can take (those it holds already are among them or leave room for them)."""
 
-    __slots__ = ("extras", "uses")
+    __slots__ = ("counts", "direction", "extras")
 
-    def __init__(self) -> None:
+    def __init__(self, direction: str) -> None:
+        self.direction = direction
+        self.counts: dict[str, int] = {}  # counter field -> messages, names as they are
         self.extras: dict[str, list[str]] = {}  # name -> its extras, each once
-        self.uses: list[tuple[str, str, str, int]] = []  # (name, TLS version, connector, n)
 
     def add(self, name: str, tls: str, connector: str, extra: str, messages: int) -> None:
-        self.uses.append((name, tls, connector, messages))
+        counts = self.counts
+        head = f"{self.direction}{FIELD_SEP}{name}{FIELD_SEP}"
+        field = f"{head}{TLS_MARK}{FIELD_SEP}{tls}"
+        counts[field] = counts.get(field, 0) + messages
+        if connector:
+            field = f"{head}{CONNECTOR_MARK}{FIELD_SEP}{connector}"
+            counts[field] = counts.get(field, 0) + messages
         seen = self.extras.get(name)
         if seen is None:
             self.extras[name] = [extra] if extra else []
         elif extra and len(seen) < EXTRAS_PER_NAME and extra not in seen:
             seen.append(extra)
 
-    def fields(self, direction: str, admitted: Container[str]) -> dict[str, int]:
-        """The counter fields of the group's uses; a name not ``admitted`` counts in the
-        ``OTHER`` row."""
+    def fields(self, admitted: Container[str]) -> dict[str, int]:
+        """The group's counter fields; a name not ``admitted`` counts in the ``OTHER`` row.
+        Names are refused only once a day's set is full: until then the fields as added."""
+        refused = {name for name in self.extras if name not in admitted}
+        if not refused:
+            return self.counts
         fields: dict[str, int] = {}
-        get = fields.get
-        prefixes: dict[str, tuple[str, str]] = {}
-        for name, tls, connector, n in self.uses:
-            pair = prefixes.get(name)
-            if pair is None:
-                stored = name if name in admitted else OTHER
-                head = f"{direction}{FIELD_SEP}{stored}{FIELD_SEP}"
-                pair = prefixes[name] = (f"{head}{TLS_MARK}{FIELD_SEP}",
-                                         f"{head}{CONNECTOR_MARK}{FIELD_SEP}")  # fmt: skip
-            field = pair[0] + tls
-            fields[field] = get(field, 0) + n
-            if connector:
-                field = pair[1] + connector
-                fields[field] = get(field, 0) + n
+        for field, n in self.counts.items():
+            direction, name, marker, value = field.split(FIELD_SEP)
+            if name in refused:
+                field = FIELD_SEP.join((direction, OTHER, marker, value))
+            fields[field] = fields.get(field, 0) + n
         return fields
 
 
@@ -101,12 +102,12 @@ def who_groups(who: Mapping[str, int]) -> dict[Group, GroupCounts]:
             continue
         group = groups.get((DOMAINS.name, day, direction))
         if group is None:
-            group = groups[(DOMAINS.name, day, direction)] = GroupCounts()
+            group = groups[(DOMAINS.name, day, direction)] = GroupCounts(direction)
         group.add(domain, tls, connector, host, messages)
         if user:
             group = groups.get((AUTH_USERS.name, day, direction))
             if group is None:
-                group = groups[(AUTH_USERS.name, day, direction)] = GroupCounts()
+                group = groups[(AUTH_USERS.name, day, direction)] = GroupCounts(direction)
             group.add(user, tls, connector, ip, messages)
     return groups
 

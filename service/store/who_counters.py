@@ -87,9 +87,9 @@ def extra_counters(
                 aggregates.day_lifetime_ms(day, settings.domain_retention_days, now))
             for (kind, day, direction), group in groups.items()]  # fmt: skip
     per_day: dict[tuple[str, str], dict[str, int]] = {}
-    for ((kind, day, direction), group), admitted in zip(groups.items(), admit(client, asks),
-                                                         strict=True):  # fmt: skip
-        fields = group.fields(direction, admitted)
+    for ((kind, day, _), group), admitted in zip(groups.items(), admit(client, asks),
+                                                 strict=True):  # fmt: skip
+        fields = group.fields(admitted)
         counts = per_day.get((kind, day))
         if counts is None:  # the day's first direction: its fields as they are
             per_day[(kind, day)] = fields
