@@ -26,8 +26,9 @@ CONNECTORS = [None] * 6 + [f"Partner {i}" for i in range(20)] + [f"Site {i}" for
 
 # MAILFLOW_BENCH_WHO: "domains" gives every trace one of 20,000 remote domains (and a remote
 # host), "users" also one of 2,000 SMTP AUTH users: ingest with the per-domain and per-user
-# counters busy (docs/domains.md). Unset: one domain for all, as before.
-WHO_DOMAINS, WHO_USERS = 20_000, 2_000
+# counters busy (docs/domains.md); "realistic" one of 300 domains and one of 30 users. Unset:
+# one domain for all, as before.
+WHO_SIZES = {"domains": (20_000, 0), "users": (20_000, 2_000), "realistic": (300, 30)}
 
 
 def make_bodies(total: int, seed: int, prefix: str) -> list[bytes]:
@@ -52,13 +53,14 @@ def make_bodies(total: int, seed: int, prefix: str) -> list[bytes]:
             }
             if connector:
                 trace["connector_type"] = "partner" if connector.startswith("P") else "onpremises"
-            if who:
-                domain = f"partner{rng.randrange(WHO_DOMAINS)}.example"
+            domains, users = WHO_SIZES.get(who, (0, 0))
+            if domains:
+                domain = f"partner{rng.randrange(domains)}.example"
                 trace["recipient_domain" if trace["direction"] == "outbound"
                       else "sender_domain"] = domain  # fmt: skip
                 trace["remote_host"] = f"mx.{domain}"
-            if who == "users":
-                trace["auth_user"] = f"user{rng.randrange(WHO_USERS)}@example.com"
+            if users:
+                trace["auth_user"] = f"user{rng.randrange(users)}@example.com"
             batch.append(trace)
         bodies.append(orjson.dumps(batch))
     return bodies

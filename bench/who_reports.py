@@ -1,7 +1,7 @@
 """Per-domain report at the limits: 30 days x 20,000 domains a day (docs/domains.md).
 
 The per-domain counters of 30 days are written as the worker's fold leaves them (the same
-fields, ``core.who.counter_fields``; the same 20,000 domains every day, each with one or two
+fields, ``core.who.GroupCounts.fields``; the same 20,000 domains every day, each with one or two
 TLS versions, one connector and one or two remote hosts), plus the names hash the fold's
 admission keeps. Then, timed:
 - ``build after a fold into today``: one trace folded into today through the ingest script
@@ -31,7 +31,7 @@ import redis
 
 from service.config import Settings
 from service.core.traces import IngestWindow, normalize_trace
-from service.core.who import DOMAINS, NameCounts, counter_fields
+from service.core.who import DOMAINS, GroupCounts
 from service.core.windows import Window
 from service.reports import who_reports, who_rows
 from service.store import keys
@@ -58,14 +58,14 @@ def write_counters(client: redis.Redis, seed: int = 3) -> None:
         pipe = client.pipeline(transaction=False)
         fields: dict[str, int] = {}
         names: dict[str, str] = {}
+        group = GroupCounts("outbound")
         for n in range(DOMAINS_PER_DAY):
             domain = f"partner{n}.example"
-            counts = NameCounts()
             versions = ("TLS1.2", "TLS1.3") if n % 3 else ("TLS1.2",)
             for tls in versions:
-                counts.add(tls, "", f"mx{rng.randrange(2)}.{domain}", rng.randint(1, 40))
-            fields.update(counter_fields("outbound", domain, counts, frozenset(counts.extras)))
-            names[domain] = "\x1f".join(counts.extras)
+                group.add(domain, tls, "", f"mx{rng.randrange(2)}.{domain}", rng.randint(1, 40))
+            names[domain] = "\x1f".join(group.extras[domain])
+        fields.update(group.fields(group.extras))
         items = list(fields.items())
         for at in range(0, len(items), 5000):
             pipe.hset(

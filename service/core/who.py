@@ -18,7 +18,7 @@ are not counted: the first ``EXTRAS_PER_NAME`` of a name and day are kept with i
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Container, Mapping
 from dataclasses import dataclass
 
 from service.core.traces import BLOCKED, FIELD_SEP, RECORD_SEP
@@ -44,65 +44,72 @@ AUTH_USERS = WhoKind("auth", "(other users)", None, "client_ips")
 KINDS = (DOMAINS, AUTH_USERS)
 
 
-class NameCounts:
-    """What one name of one group adds: its (TLS version, connector, extra, messages) uses.
-    A plain list: the worker makes one per name of every fold, thousands a call."""
+class GroupCounts:
+    """What the traces of one group (kind, UTC day, direction) add: their counter fields, each
+    name's as if it were admitted, and each name's remote hosts / client IPs. No object per
+    name: the worker fills one group for hundreds of thousands of names a second.
 
-    __slots__ = ("uses",)
+    A name's extras are kept up to ``EXTRAS_PER_NAME``, in the order seen: admission grants a
+    name's new extras in that order until it holds ``EXTRAS_PER_NAME``, so the first ones are
+    all it can take (those it holds already are among them or leave room for them)."""
 
-    def __init__(self) -> None:
-        self.uses: list[tuple[str, str, str, int]] = []
+    __slots__ = ("counts", "direction", "extras")
 
-    def add(self, tls: str, connector: str, extra: str, messages: int) -> None:
-        self.uses.append((tls, connector, extra, messages))
+    def __init__(self, direction: str) -> None:
+        self.direction = direction
+        self.counts: dict[str, int] = {}  # counter field -> messages, names as they are
+        self.extras: dict[str, list[str]] = {}  # name -> its extras, each once
 
-    @property
-    def extras(self) -> list[str]:
-        """The remote hosts / client IPs, each once, in the order seen."""
-        return list(dict.fromkeys(use[2] for use in self.uses if use[2]))
+    def add(self, name: str, tls: str, connector: str, extra: str, messages: int) -> None:
+        counts = self.counts
+        head = f"{self.direction}{FIELD_SEP}{name}{FIELD_SEP}"
+        field = f"{head}{TLS_MARK}{FIELD_SEP}{tls}"
+        counts[field] = counts.get(field, 0) + messages
+        if connector:
+            field = f"{head}{CONNECTOR_MARK}{FIELD_SEP}{connector}"
+            counts[field] = counts.get(field, 0) + messages
+        seen = self.extras.get(name)
+        if seen is None:
+            self.extras[name] = [extra] if extra else []
+        elif extra and len(seen) < EXTRAS_PER_NAME and extra not in seen:
+            seen.append(extra)
+
+    def fields(self, admitted: Container[str]) -> dict[str, int]:
+        """The group's counter fields; a name not ``admitted`` counts in the ``OTHER`` row.
+        Names are refused only once a day's set is full: until then the fields as added."""
+        refused = {name for name in self.extras if name not in admitted}
+        if not refused:
+            return self.counts
+        fields: dict[str, int] = {}
+        for field, n in self.counts.items():
+            direction, name, marker, value = field.split(FIELD_SEP)
+            if name in refused:
+                field = FIELD_SEP.join((direction, OTHER, marker, value))
+            fields[field] = fields.get(field, 0) + n
+        return fields
 
 
 Group = tuple[str, str, str]  # (kind name, day, direction)
 
 
-def who_groups(who: Mapping[str, int]) -> dict[Group, dict[str, NameCounts]]:
-    """Who keys with their messages, as names per (kind, day, direction)."""
-    groups: dict[Group, dict[str, NameCounts]] = {}
+def who_groups(who: Mapping[str, int]) -> dict[Group, GroupCounts]:
+    """Who keys with their messages, as uses per (kind, day, direction)."""
+    groups: dict[Group, GroupCounts] = {}
     for key, messages in who.items():
         day, rest = key.split(RECORD_SEP, 1)
         direction, domain, tls, connector, host, user, ip = rest.split(FIELD_SEP)
         if tls == BLOCKED:  # not a message delivered: the names' totals equal the snapshot's
             continue
-        _name(groups, (DOMAINS.name, day, direction), domain).add(tls, connector, host, messages)
+        group = groups.get((DOMAINS.name, day, direction))
+        if group is None:
+            group = groups[(DOMAINS.name, day, direction)] = GroupCounts(direction)
+        group.add(domain, tls, connector, host, messages)
         if user:
-            _name(groups, (AUTH_USERS.name, day, direction), user).add(tls, connector, ip,
-                                                                      messages)  # fmt: skip
+            group = groups.get((AUTH_USERS.name, day, direction))
+            if group is None:
+                group = groups[(AUTH_USERS.name, day, direction)] = GroupCounts(direction)
+            group.add(user, tls, connector, ip, messages)
     return groups
-
-
-def _name(groups: dict[Group, dict[str, NameCounts]], group: Group, name: str) -> NameCounts:
-    names = groups.get(group)
-    if names is None:
-        names = groups[group] = {}
-    counts = names.get(name)
-    if counts is None:
-        counts = names[name] = NameCounts()
-    return counts
-
-
-def counter_fields(
-    direction: str, name: str, counts: NameCounts, extras: frozenset[str] | None
-) -> Iterator[tuple[str, int]]:
-    """The counter fields of one name; ``extras`` the ones admitted for it (kept with the
-    admission, not here), None: the name was not admitted, so its messages count in the
-    ``OTHER`` row."""
-    stored = name if extras is not None else OTHER
-    tls_prefix = f"{direction}{FIELD_SEP}{stored}{FIELD_SEP}{TLS_MARK}{FIELD_SEP}"
-    connector_prefix = f"{direction}{FIELD_SEP}{stored}{FIELD_SEP}{CONNECTOR_MARK}{FIELD_SEP}"
-    for tls, connector, _, n in counts.uses:  # a field may come twice: the caller adds up
-        yield tls_prefix + tls, n
-        if connector:
-            yield connector_prefix + connector, n
 
 
 def split_field(counter: str) -> tuple[str, str, str, str]:

@@ -92,15 +92,18 @@ def build_rows(sums: Iterable[tuple[str, int]]) -> list[WhoRow]:
         if used is None:
             uses = [("", sum(tally))]
         else:  # the messages no connector field names used none
-            uses = _most_first({**used, "": sum(tally) - sum(used.values())})
-            uses = [use for use in uses if use[1]]
+            uses = [use for use in (*used.items(), ("", sum(tally) - sum(used.values())))
+                    if use[1]]  # fmt: skip
+            if len(uses) > 1:  # most rows have one connector or none: no sort to pay for
+                uses.sort(key=_most_first)
         direction, name = key.split(FIELD_SEP)
         rows.append(WhoRow(direction, name, tally, uses, []))
     return rows
 
 
-def _most_first(counts: dict[str, int]) -> list[tuple[str, int]]:
-    return sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+def _most_first(item: tuple[str, int]) -> tuple[int, str]:
+    """The sort key of a row's connectors: most messages first, then by name."""
+    return -item[1], item[0]
 
 
 def label(kind: WhoKind, name: str) -> str:

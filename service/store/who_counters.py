@@ -3,7 +3,7 @@
 The counts are folded by the same atomic call as the daily counters (``aggregates.fold`` with
 ``extra``), so a trace's domain and user are counted exactly when its message is. What that
 call adds is decided just before it: which names of each day and direction are counted by
-name (``admit_names.lua``, idempotent, in chunks of ``ADMIT_CHUNK`` names); the others go to
+name (``admit_names.lua``, idempotent, in calls of at most ``ADMIT_CHUNK`` names); the others go to
 the ``(other ...)`` row. Entries are folded in groups of at most ``WHO_LINES_PER_FOLD`` who
 keys, so that no single call keeps Redis long (one entry of a big batch is a group alone).
 """
@@ -11,6 +11,7 @@ keys, so that no single call keeps Redis long (one entry of a big batch is a gro
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 import redis
@@ -22,14 +23,12 @@ from service.core.who import (
     DOMAINS,
     EXTRAS_PER_NAME,
     UNKNOWN,
-    NameCounts,
-    counter_fields,
     who_groups,
 )
 from service.store import aggregates, keys
 from service.store.scripts import script
 
-ADMIT_CHUNK = 1000
+ADMIT_CHUNK = 4000
 WHO_LINES_PER_FOLD = 5000
 _US = "\x1f"
 _NONE: frozenset[str] = frozenset()
@@ -83,16 +82,20 @@ def extra_counters(
         for key, n in entry.who.items():
             who[key] = who.get(key, 0) + n
     limits = {DOMAINS.name: settings.domain_limit, AUTH_USERS.name: settings.auth_user_limit}
+    groups = who_groups(who)
+    asks = [Ask(keys.who_names(tenant, kind, direction, day), group.extras, limits[kind],
+                aggregates.day_lifetime_ms(day, settings.domain_retention_days, now))
+            for (kind, day, direction), group in groups.items()]  # fmt: skip
     per_day: dict[tuple[str, str], dict[str, int]] = {}
-    for (kind, day, direction), names in who_groups(who).items():
-        lifetime = aggregates.day_lifetime_ms(day, settings.domain_retention_days, now)
-        admitted = admit(client, keys.who_names(tenant, kind, direction, day), names,
-                         limits[kind], lifetime)  # fmt: skip
-        counts = per_day.setdefault((kind, day), {})
-        get = counts.get
-        for name, name_counts in names.items():
-            for counter, n in counter_fields(direction, name, name_counts, admitted.get(name)):
-                counts[counter] = get(counter, 0) + n
+    for ((kind, day, _), group), admitted in zip(groups.items(), admit(client, asks),
+                                                 strict=True):  # fmt: skip
+        fields = group.fields(admitted)
+        counts = per_day.get((kind, day))
+        if counts is None:  # the day's first direction: its fields as they are
+            per_day[(kind, day)] = fields
+            continue
+        for counter, n in fields.items():  # distinct from the other direction's: no overlap
+            counts[counter] = n
     return [
         aggregates.ExtraCounters(
             keys.who_counts(tenant, kind, day),
@@ -104,32 +107,69 @@ def extra_counters(
     ]
 
 
-def admit(
-    client: redis.Redis, names_key: str, names: dict[str, NameCounts], limit: int, lifetime: int
-) -> dict[str, frozenset[str]]:
-    """The admitted names among ``names`` -> their admitted extras (absent: not admitted).
-    Traces without a name (``UNKNOWN``) are always counted as such, without extras."""
-    admitted: dict[str, frozenset[str]] = {}
-    memo = _memo(client, names_key, limit)
-    asked = []
-    for name, counts in names.items():
-        if name == UNKNOWN:
-            admitted[UNKNOWN] = _NONE
-            continue
-        known = memo.get(name, _ASK)
-        if known is None:
-            continue  # refused: a day's set only grows, so it stays full
-        if known is not _ASK and (known is _FULL or known.issuperset(counts.extras)):
-            admitted[name] = known
-        else:
-            asked.append(name)
-    for at in range(0, len(asked), ADMIT_CHUNK):
-        chunk = asked[at : at + ADMIT_CHUNK]
-        lines = "".join(f"{name}\n" for name in chunk)
-        extras = "".join(f"{_US.join(names[name].extras)}\n" for name in chunk)
-        reply = script(client, "admit_names")(keys=[names_key],
-                                              args=[limit, EXTRAS_PER_NAME, lifetime, lines,
-                                                    extras])  # fmt: skip
+@dataclass(frozen=True)
+class Ask:
+    """The names of one group (kind, day, direction) to admit to its set."""
+
+    names_key: str
+    names: dict[str, list[str]]  # each with its extras
+    limit: int
+    lifetime_ms: int
+
+
+def admit(client: redis.Redis, asks: Sequence[Ask]) -> list[dict[str, frozenset[str]]]:
+    """Per ask, its admitted names -> their admitted extras (absent: not admitted). Traces
+    without a name (``UNKNOWN``) are always counted as such, without extras. Names this
+    process knows the answer for are not asked again; the others are asked in calls of at
+    most ``ADMIT_CHUNK`` names, each call for as many groups as fit."""
+    results: list[dict[str, frozenset[str]]] = []
+    chunks: list[tuple[int, list[str]]] = []  # (position of the ask, names to ask Redis)
+    for position, ask in enumerate(asks):
+        admitted: dict[str, frozenset[str]] = {}
+        memo = _memo(client, ask.names_key, ask.limit)
+        asked = []
+        for name, extras in ask.names.items():
+            if name == UNKNOWN:
+                admitted[UNKNOWN] = _NONE
+                continue
+            known = memo.get(name, _ASK)
+            if known is None:
+                continue  # refused: a day's set only grows, so it stays full
+            if known is not _ASK and (known is _FULL or known.issuperset(extras)):
+                admitted[name] = known
+            else:
+                asked.append(name)
+        results.append(admitted)
+        chunks += [(position, asked[at : at + ADMIT_CHUNK])
+                   for at in range(0, len(asked), ADMIT_CHUNK)]  # fmt: skip
+    call: list[tuple[int, list[str]]] = []
+    for chunk in chunks:
+        if call and sum(len(names) for _, names in call) + len(chunk[1]) > ADMIT_CHUNK:
+            _ask(client, asks, call, results)
+            call = []
+        call.append(chunk)
+    if call:
+        _ask(client, asks, call, results)
+    return results
+
+
+def _ask(
+    client: redis.Redis,
+    asks: Sequence[Ask],
+    call: list[tuple[int, list[str]]],
+    results: list[dict[str, frozenset[str]]],
+) -> None:
+    """One admit_names.lua call for the chunks of ``call``; its answers into ``results`` and
+    the memo."""
+    args: list[object] = [EXTRAS_PER_NAME]
+    for position, chunk in call:
+        ask = asks[position]
+        args += [ask.limit, ask.lifetime_ms, "".join(f"{name}\n" for name in chunk),
+                 "".join(f"{_US.join(ask.names[name])}\n" for name in chunk)]  # fmt: skip
+    replies = script(client, "admit_names")(keys=[asks[p].names_key for p, _ in call], args=args)
+    for (position, chunk), reply in zip(call, replies, strict=True):
+        ask, admitted = asks[position], results[position]
+        memo = _memo(client, ask.names_key, ask.limit)
         text = reply.decode() if isinstance(reply, bytes) else str(reply)
         for name, answer in zip(chunk, text.split("\n"), strict=True):
             if answer[0] != "1":
@@ -138,9 +178,8 @@ def admit(
             granted = frozenset(answer[1:].split(_US)) if len(answer) > 1 else _NONE
             admitted[name] = granted
             # Some extra refused: the name has all it may have, none is worth asking for.
-            full = len(granted) < len(names[name].extras)
+            full = len(granted) < len(ask.names[name])
             memo[name] = _FULL if full else granted | (memo.get(name) or _NONE)
-    return admitted
 
 
 # What this process knows was admitted (or refused) already, so that a name seen again costs

@@ -19,7 +19,6 @@ from service.core.timestamps import rfc3339
 from service.core.tlsrpt_insights import evaluate_tlsrpt
 from service.core.who import KINDS
 from service.core.who_insights import SUBJECT_KINDS, WhoFinding, evaluate_who
-from service.core.who_report import decode_rows
 from service.core.windows import Window
 from service.reports import who_rows
 from service.reports.view_cache import PRECOMPUTED_TTL_SECONDS, is_precomputed
@@ -70,11 +69,11 @@ def who_findings(
                    default=0)  # fmt: skip
         if days:
             window = Window(today - timedelta(days=days - 1), today)
-            view, version = who_rows.fresh_rows_view(client, tenant, kind, window)
+            (view, version), rows[kind.name] = who_rows.fresh_rows(client, tenant, kind,
+                                                                   window)  # fmt: skip
             if is_precomputed(kind.name, window, today):
                 put_view(client, tenant, kind.name, (window.start.isoformat(), today.isoformat()),
                          view, version, PRECOMPUTED_TTL_SECONDS)  # fmt: skip
-            rows[kind.name] = decode_rows(view.body).rows
     return evaluate_who(rules, rows, today)
 
 

@@ -1,58 +1,70 @@
--- Admit the names (remote domains, SMTP AUTH users) of one day and direction to their counted
--- set, atomically, so that concurrent folds never take it past its limit: a name already
--- known is admitted, a new one only while the set holds fewer than the limit. With each name
--- its extras (remote hosts, client IPs) are admitted the same way, up to a number per name.
--- Admitting is idempotent: a fold made again after a crash admits what it admitted before.
--- KEYS[1] the names hash: name -> its admitted extras, joined by \x1f
--- ARGV[1] limit of names   ARGV[2] limit of extras per name
--- ARGV[3] the hash's lifetime in ms (a duration from the service's clock)
--- ARGV[4] the names, one per line   ARGV[5] their extras in this fold, one line per name,
---         joined by \x1f (may be empty). Packed, not an argument each: at thousands of names
---         a call, parsing arguments and replies cost more than the admission itself.
--- Returns one line per name: '0' not admitted, or '1' followed by its admitted extras joined
--- by \x1f. Work is bounded by the caller's chunk of names times the extras limit.
-local names, limit, per_name = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2])
-local asked, wanted = {}, {}
-for name in string.gmatch(ARGV[4], '([^\n]*)\n') do asked[#asked + 1] = name end
-for extras in string.gmatch(ARGV[5], '([^\n]*)\n') do wanted[#wanted + 1] = extras end
-local size = redis.call('HLEN', names)
-local known = redis.call('HMGET', names, unpack(asked))
-local out, writes = {}, {}
-for i, name in ipairs(asked) do
-  local have_text = known[i]
-  local changed = false
-  if not have_text and size < limit then
-    have_text, changed, size = '', true, size + 1
-  end
-  if not have_text then
-    out[i] = '0'
-  else
-    local have, count = {}, 0
-    for extra in string.gmatch(have_text, '[^\031]+') do
-      have[extra] = true
-      count = count + 1
+-- Admit the names (remote domains, SMTP AUTH users) of some days and directions to their
+-- counted sets, atomically, so that concurrent folds never take a set past its limit: a name
+-- already known is admitted, a new one only while the set holds fewer than the limit. With
+-- each name its extras (remote hosts, client IPs) are admitted the same way, up to a number
+-- per name. Admitting is idempotent: a fold made again after a crash admits what it admitted
+-- before. One call serves every set a fold needs (one round trip, not one per set).
+-- KEYS[g]  the names hash of set g: name -> its admitted extras, joined by \x1f
+-- ARGV[1] limit of extras per name; then for each set g, four arguments from 4g - 2:
+--   its limit of names; the hash's lifetime in ms (a duration from the service's clock);
+--   the names, one per line; their extras in this fold, one line per name, joined by \x1f
+--   (may be empty). Packed, not an argument each: at thousands of names a call, parsing
+--   arguments and replies cost more than the admission itself.
+-- Returns per set one string, one line per name: '0' not admitted, or '1' followed by its
+-- admitted extras joined by \x1f. Work is bounded by the caller's names per call times the
+-- extras limit.
+local per_name = tonumber(ARGV[1])
+
+local function admit(names, limit, lifetime, asked_text, wanted_text)
+  local asked, wanted = {}, {}
+  for name in string.gmatch(asked_text, '([^\n]*)\n') do asked[#asked + 1] = name end
+  for extras in string.gmatch(wanted_text, '([^\n]*)\n') do wanted[#wanted + 1] = extras end
+  local size = redis.call('HLEN', names)
+  local known = redis.call('HMGET', names, unpack(asked))
+  local out, writes = {}, {}
+  for i, name in ipairs(asked) do
+    local have_text = known[i]
+    local changed = false
+    if not have_text and size < limit then
+      have_text, changed, size = '', true, size + 1
     end
-    local admitted = {}
-    for extra in string.gmatch(wanted[i], '[^\031]+') do
-      if have[extra] then
-        admitted[#admitted + 1] = extra
-      elseif count < per_name then
-        have[extra], count, changed = true, count + 1, true
-        have_text = (have_text == '') and extra or (have_text .. '\031' .. extra)
-        admitted[#admitted + 1] = extra
+    if not have_text then
+      out[i] = '0'
+    else
+      local have, count = {}, 0
+      for extra in string.gmatch(have_text, '[^\031]+') do
+        have[extra] = true
+        count = count + 1
       end
+      local admitted = {}
+      for extra in string.gmatch(wanted[i], '[^\031]+') do
+        if have[extra] then
+          admitted[#admitted + 1] = extra
+        elseif count < per_name then
+          have[extra], count, changed = true, count + 1, true
+          have_text = (have_text == '') and extra or (have_text .. '\031' .. extra)
+          admitted[#admitted + 1] = extra
+        end
+      end
+      if changed then
+        writes[#writes + 1] = name
+        writes[#writes + 1] = have_text
+      end
+      out[i] = '1' .. table.concat(admitted, '\031')
     end
-    if changed then
-      writes[#writes + 1] = name
-      writes[#writes + 1] = have_text
-    end
-    out[i] = '1' .. table.concat(admitted, '\031')
   end
+  if #writes > 0 then
+    redis.call('HSET', names, unpack(writes))
+  end
+  if size > 0 then
+    redis.call('PEXPIRE', names, lifetime)
+  end
+  return table.concat(out, '\n')
 end
-if #writes > 0 then
-  redis.call('HSET', names, unpack(writes))
+
+local replies = {}
+for g = 1, #KEYS do
+  local at = 4 * g - 2
+  replies[g] = admit(KEYS[g], tonumber(ARGV[at]), ARGV[at + 1], ARGV[at + 2], ARGV[at + 3])
 end
-if size > 0 then
-  redis.call('PEXPIRE', names, ARGV[3])
-end
-return table.concat(out, '\n')
+return replies

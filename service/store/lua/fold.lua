@@ -30,8 +30,40 @@ end
 if #stale > 0 then
   return {0, stale}
 end
+-- The increments are added per hash with one HMGET and one HSET for a chunk of its fields,
+-- not one HINCRBY each: at some 20,000 fields a call (per-domain and per-user counters, store/
+-- who_counters.py) the calls themselves cost four fifths of the script. Same result: a field
+-- repeated in ARGV[5] is added up first, and counts stay integers (exact below 2^53).
+local adds, order = {}, {}
 for index, field, amount in string.gmatch(ARGV[5], '(%d+)\t([^\t\n]*)\t(%d+)\n') do
-  redis.call('HINCRBY', KEYS[tonumber(index)], field, amount)
+  local add = adds[index]
+  if not add then
+    add = {fields = {}, by = {}}
+    adds[index] = add
+    order[#order + 1] = index
+  end
+  if add.by[field] then
+    add.by[field] = add.by[field] + tonumber(amount)
+  else
+    add.fields[#add.fields + 1] = field
+    add.by[field] = tonumber(amount)
+  end
+end
+local CHUNK = 2000
+for _, index in ipairs(order) do
+  local hash, add = KEYS[tonumber(index)], adds[index]
+  local fields = add.fields
+  for first = 1, #fields, CHUNK do
+    local last = math.min(first + CHUNK - 1, #fields)
+    local have = redis.call('HMGET', hash, unpack(fields, first, last))
+    local writes = {}
+    for j = first, last do
+      local field = fields[j]
+      writes[#writes + 1] = field
+      writes[#writes + 1] = string.format('%.0f', (tonumber(have[j - first + 1]) or 0) + add.by[field])
+    end
+    redis.call('HSET', hash, unpack(writes))
+  end
 end
 local most = tonumber(ARGV[8])
 for index, field, overflow, amount in
