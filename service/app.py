@@ -24,6 +24,7 @@ from service.web.api import (
     mailflow,
     metrics,
     schemas,
+    tenant,
     traces,
 )
 from service.web.api.cached_reads import CachedReads
@@ -110,6 +111,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
         insights.blp,
         health.blp,
         metrics.blp,
+        tenant.blp,
     ):
         api.register_blueprint(blueprint)
     state_of(app).openapi = api.spec

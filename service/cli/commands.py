@@ -249,8 +249,10 @@ def main() -> None:
 
 def _register_groups() -> None:
     from service.cli.keys import keys_group
+    from service.cli.tenants import tenants_group
 
     cli.add_command(keys_group)
+    cli.add_command(tenants_group)
 
 
 _register_groups()

@@ -227,3 +227,25 @@ def dashboard_session(session_id: str) -> str:
     if not session_id.isalnum():
         raise ValueError(f"malformed dashboard session id: {session_id!r}")
     return f"{PREFIX}:{{session:{session_id}}}"
+
+
+# -- tenant administration: reset and delete (store/tenants.py) -------------------------------
+
+
+def day_counter_keys(tenant: str, day: str) -> list[str]:
+    """Every key holding counters of trace day ``day``, deleted together by a reset of that
+    day (the messages counters first). A new kind of per-day counter belongs in this list."""
+    return [day_counts(tenant, day)]
+
+
+def dedupe_resets(tenant: str) -> str:
+    """Hash UTC trace day -> how many times that day was reset. A trace of a reset day is
+    deduplicated under a digest salted with this number, so the ids seen before the reset
+    count as new once (see ``store.dedupe_resets``)."""
+    return f"{_tenant(tenant)}:dedupe:resets"
+
+
+def tenant_pattern(tenant: str, kind: str = "*") -> str:
+    """SCAN MATCH pattern of the tenant's keys (``kind``: e.g. ``view:*``; default all).
+    Tenant names are ``[a-z0-9_-]``, so nothing in them is a glob character."""
+    return f"{_tenant(tenant)}:{kind}"
