@@ -209,7 +209,7 @@ def demo_commands(base: str, keys: dict[str, str], now: datetime) -> str:
         f'"direction": "inbound", "tls_version": "TLSv1.2"}}]\'\n'
         f"  curl -s -X PUT {admin} -H 'Content-Type: application/json' \\\n"
         f"       {base}/api/v1/connectors/inbound/Contoso%20Partner "
-        f"-d '{{\"type\": \"partner\", \"forced_tls\": true}}'\n"
+        f'-d \'{{"type": "partner", "forced_tls": true}}\'\n'
         f"  curl -s {base}/readyz\n"
         f"  open {base}/ for the dashboard (sign in with the read key)\n"
         f"  open {base}/docs for the API reference\n"
