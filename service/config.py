@@ -53,6 +53,8 @@ class Settings:
     secret_key: str = ""  # signs cursors and dashboard cookies; empty: a random one in Redis
     session_idle_minutes: int = 30  # a dashboard session unused this long is signed out
     session_max_hours: int = 12  # and every session ends this long after its sign-in
+    metrics_token: str = ""  # set: /metrics needs `Authorization: Bearer <it>`, and only then
+    # carries tenant names (backlog per tenant, today's messages per tenant and connector)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
