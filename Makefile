@@ -43,6 +43,8 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check service tests bench
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+	# The Dockerfile (hadolint), docker-compose.yml (Compose schema), deploy/systemd (verify).
+	$(BIN)/python -m tests.deploy_checks
 
 openapi: $(STAMP)
 	$(BIN)/mailflow openapi
