@@ -25,6 +25,7 @@ def _settings() -> Settings:
 
 
 @click.group()
+@click.version_option(package_name="mailflow", message="mailflow %(version)s")
 def cli() -> None:
     """mailflow: how your mail is protected in transit."""
     from service.telemetry.logging import configure_logging
