@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test bench faults lint openapi screenshots clean
+.PHONY: run test bench faults lint openapi screenshots clean docs
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,12 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 	# The Dockerfile (hadolint), docker-compose.yml (Compose schema), deploy/systemd (verify).
 	$(BIN)/python -m tests.deploy_checks
+	$(MAKE) docs
+
+# The documentation site (mkdocs.yml, docs/) into site/; --strict: a broken link or a page
+# missing from the build fails.
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict --site-dir site
 
 openapi: $(STAMP)
 	$(BIN)/mailflow openapi
@@ -55,4 +61,4 @@ screenshots: $(STAMP)
 	$(BIN)/python -m bench.screenshots
 
 clean:
-	rm -rf $(VENV) var .pytest_cache
+	rm -rf $(VENV) var .pytest_cache site
