@@ -215,3 +215,36 @@ def test_cli_reset_removes_the_days_counters_and_says_so(
     bad = CliRunner().invoke(cli, ["tenants", "reset", "Bad!", "--start", day, "--end", day],
                              env=env)  # fmt: skip
     assert bad.exit_code == 2
+
+
+def test_a_new_mapping_after_a_reset_is_not_refused_for_the_old_ones_connectors(
+    redis_server, redis_client, clock, make_key, run_worker, closing
+) -> None:  # type: ignore[no-untyped-def]
+    from service.app import create_app
+
+    app = closing(create_app({"redis_url": redis_server.url, "CLOCK": clock,
+                              "max_connectors": 3}))  # fmt: skip
+    headers = {"Authorization": f"Bearer {make_key('default')}"}
+    yesterday = clock.now - timedelta(days=1)
+
+    def send(web, names, when, prefix):  # type: ignore[no-untyped-def]
+        traces = [{"id": f"{prefix}{n}", "timestamp": when.isoformat(), "direction": "inbound",
+                   "tls_version": "TLS1.2", "connector": name, "connector_type": "partner"}
+                  for n, name in enumerate(names)]  # fmt: skip
+        return web.post("/api/v1/traces", json=traces, headers=headers).json
+
+    with app.test_client() as web:
+        assert send(web, ["kept"], yesterday, "y")["accepted"] == 1  # kept: yesterday too
+        assert send(web, ["kept", "old-1", "old-2"], clock.now, "t")["accepted"] == 3
+        run_worker()
+        day = clock.now.date().isoformat()
+        reset = web.post("/api/v1/tenant/reset", json={"start": day, "end": day},
+                         headers=headers)  # fmt: skip
+        assert reset.status_code == 200
+        # old-1 and old-2 had only today: their places are free; `kept` keeps yesterday.
+        again = send(web, ["new-1", "new-2"], clock.now, "n")
+    assert (again["accepted"], again["rejected"]) == (2, 0), again
+    registry = redis_client.zrange(keys.connector_registry("default"), 0, -1, withscores=True)
+    assert {(m.decode().split("\x1f")[1], int(s)) for m, s in registry} == {
+        ("kept", yesterday.date().toordinal()), ("new-1", clock.now.date().toordinal()),
+        ("new-2", clock.now.date().toordinal())}  # fmt: skip

@@ -19,6 +19,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import redis
 
+from service.core.traces import FIELD_SEP
 from service.store import api_keys, keys, near_cache, refresh_lease, worker_signals
 from service.store.aggregates import day_lifetime_ms
 from service.store.scripts import script
@@ -135,6 +136,8 @@ def reset_days(
         finally:
             if done:
                 _forget_old_resets(client, tenant, now, retention_days)
+                _renew_connector_registry(client, tenant, date.fromisoformat(done[0]),
+                                          date.fromisoformat(done[-1]), now, retention_days)  # fmt: skip
                 near_cache.publish_invalidation(client, keys.dedupe_resets(tenant))
                 _drop_derived(client, tenant)
                 worker_signals.request_check(client, tenant, 0)  # rebuild views, evaluate
@@ -167,6 +170,35 @@ def _forget_old_resets(client: redis.Redis, tenant: str, now: datetime, retentio
     old = [d for d in client.hkeys(keys.dedupe_resets(tenant)) if _text(d) < first]
     if old:
         client.hdel(keys.dedupe_resets(tenant), *old)
+
+
+def _renew_connector_registry(
+    client: redis.Redis, tenant: str, first: date, last: date, now: datetime, retention: int
+) -> None:
+    """Connectors last seen on the reset days are seen only on the days kept: their newest day
+    moves back to the newest kept day with their counters, or they are forgotten, so a new
+    mapping's connectors are not refused for the old mapping's (MAILFLOW_MAX_CONNECTORS)."""
+    registry = keys.connector_registry(tenant)
+    affected = {_text(m) for m in client.zrangebyscore(registry, first.toordinal(),
+                                                       last.toordinal())}  # fmt: skip
+    if not affected:
+        return
+    newest: dict[str, int] = {}
+    earliest = now.astimezone(UTC).date() - timedelta(days=retention)
+    day = first - timedelta(days=1)
+    while day >= earliest and len(newest) < len(affected):  # newest day first: one read each
+        for counter in client.hkeys(keys.day_counts(tenant, day.isoformat())):
+            member = FIELD_SEP.join(_text(counter).split(FIELD_SEP, 2)[:2])
+            if member in affected:
+                newest.setdefault(member, day.toordinal())
+        day -= timedelta(days=1)
+    pipe = client.pipeline(transaction=True)
+    for member in affected:
+        if member in newest:
+            pipe.zadd(registry, {member: newest[member]}, xx=True)
+        else:
+            pipe.zrem(registry, member)
+    pipe.execute()
 
 
 def _drop_derived(client: redis.Redis, tenant: str) -> None:
