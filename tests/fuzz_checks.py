@@ -8,7 +8,9 @@ problem type and the parameter or field it names:
 - a cursor the service did not issue (an opaque, signed token: a generator can only invent one);
 - a trace timestamp outside the ingest window (relative to now), a trace's connector_type
   contradicting the connector's stored definition (state, not shape), and NDJSON lines (a
-  string body whose lines OpenAPI cannot describe).
+  string body whose lines OpenAPI cannot describe);
+- a tenant reset whose `end` is before its `start` or whose span is over the retention
+  period, and a tenant delete whose `confirm` is not the key's own tenant (state, not shape).
 `schema_invalid_requests_are_refused` is `negative_data_rejection` with 413 (over a documented
 limit) counted as the refusal it is.
 Any other 4xx for schema-valid data still fails, so every constraint the spec can state must
@@ -58,6 +60,11 @@ def documented_refusal(case: Any, response: Any) -> bool:
     if status == 422 and fields and fields <= WINDOW_PARAMETERS and WINDOW_PARAMETERS & set(query):
         return True
     if status == 400 and problem.get("type") == "/problems/invalid-cursor" and "cursor" in query:
+        return True
+    if case.path == "/api/v1/tenant/reset" and status == 422 and fields and fields <= {
+        "start", "end"}:  # fmt: skip
+        return True
+    if case.path == "/api/v1/tenant" and status == 422 and fields == {"confirm"}:
         return True
     if case.path == "/api/v1/traces":
         if case.media_type == "application/x-ndjson" and status in (400, 422):
