@@ -30,7 +30,7 @@ test: $(STAMP)
 	  tests/test_cached_reads.py tests/test_ingest_script.py \
 	  tests/test_connector_limit.py tests/test_insights_bounded.py tests/test_dedupe_window.py \
 	  tests/test_worker_loop.py tests/test_day_chunks.py tests/test_cursors_signed.py \
-	  tests/test_scripts_at_limits.py tests/test_tenants.py
+	  tests/test_scripts_at_limits.py tests/test_tenants.py tests/test_metrics_tenants.py
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
