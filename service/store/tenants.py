@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
@@ -253,20 +254,16 @@ def _lease_holder(client: redis.Redis, tenant: str) -> str | None:
     return None if holder is None else _text(holder)
 
 
-class _lease:  # noqa: N801 - used as ``with _lease(...)``, like a function
-    """Hold the tenant's refresh lease for the duration, or refuse with TenantBusy."""
-
-    def __init__(self, client: redis.Redis, tenant: str, refresh_seconds: float) -> None:
-        self.client, self.tenant, self.refresh_seconds = client, tenant, refresh_seconds
-        self.holder = f"admin:{uuid.uuid4().hex}"
-
-    def __enter__(self) -> str:
-        if not refresh_lease.take(self.client, self.tenant, self.holder, self.refresh_seconds):
-            raise TenantBusy(f"a worker is refreshing {self.tenant}'s views: run the command again")
-        return keys.refresh_lease(self.tenant)
-
-    def __exit__(self, *_: object) -> None:
-        refresh_lease.release(self.client, self.tenant, self.holder)
+@contextmanager
+def _lease(client: redis.Redis, tenant: str, refresh_seconds: float) -> Iterator[str]:
+    """Hold the tenant's refresh lease for the duration (its key), or refuse: TenantBusy."""
+    holder = f"admin:{uuid.uuid4().hex}"
+    if not refresh_lease.take(client, tenant, holder, refresh_seconds):
+        raise TenantBusy(f"a worker is refreshing {tenant}'s views: run the command again")
+    try:
+        yield keys.refresh_lease(tenant)
+    finally:
+        refresh_lease.release(client, tenant, holder)
 
 
 def _scan(client: redis.Redis, pattern: str) -> Iterator[str]:
