@@ -103,9 +103,12 @@ def test_reset_refuses_while_traces_of_those_days_wait_to_be_folded(
     trace = {"id": "a", "timestamp": clock.now.isoformat(), "direction": "inbound",
              "tls_version": "TLSv1.3"}  # fmt: skip
     assert client.post("/api/v1/traces", json=[trace]).json["accepted"] == 1
-    # Yesterday has nothing waiting: a reset of it goes ahead.
+    # Yesterday has nothing waiting: a reset of it goes ahead, alone or before today's refusal.
     assert client.post("/api/v1/tenant/reset",
                        json={"start": yesterday, "end": yesterday}).status_code == 200  # fmt: skip
+    partial = client.post("/api/v1/tenant/reset", json={"start": yesterday, "end": today})
+    assert partial.status_code == 409
+    assert partial.json["detail"].startswith(f"{yesterday}..{yesterday} were reset; ")
     refused = client.post("/api/v1/tenant/reset", json={"start": today, "end": today})
     assert refused.status_code == 409 and refused.mimetype == "application/problem+json"
     assert "waiting to be folded" in refused.json["detail"]

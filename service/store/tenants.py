@@ -134,6 +134,10 @@ def reset_days(
             for day in days:
                 removed += _reset_day(client, tenant, day, now, retention_days)
                 done.append(day)
+        except TenantBusy as busy:
+            if done:  # say what was done: running it again is safe
+                raise TenantBusy(f"{done[0]}..{done[-1]} were reset; {busy}") from None
+            raise
         finally:
             if done:
                 _forget_old_resets(client, tenant, now, retention_days)
