@@ -174,6 +174,10 @@ def test_delete_removes_the_tenant_and_its_keys_and_nothing_else(
     shown = json.loads(CliRunner().invoke(cli, ["tenants", "show", "kept", "--json"],
                                           env=env).stdout)  # fmt: skip
     assert shown["messages"] == 1 and len(shown["keys"]) == 1
+    day = clock.now.date().isoformat()
+    text = CliRunner().invoke(cli, ["tenants", "show", "kept"], env=env).stdout
+    assert f"tenant kept: 1 messages on 1 days ({day} .. {day})" in text
+    assert f"  {day}  1" in text and shown["keys"][0]["id"] in text
 
 
 def test_delete_refuses_while_a_worker_folds_and_keeps_everything(

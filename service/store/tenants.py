@@ -221,11 +221,7 @@ def delete_tenant(client: redis.Redis, tenant: str, refresh_seconds: float) -> D
         raise TenantBusy(f"a worker is refreshing {tenant}'s views: run the delete again")
     # Keys first: once they are gone (the PING below), no new request writes to the tenant.
     records = [r for r in api_keys.all_records(client) if r.tenant == tenant]
-    for record in records:
-        client.unlink(keys.api_key(record.key_id))
-        client.srem(keys.api_key_registry(), record.key_id)
-        near_cache.publish_invalidation(client, keys.api_key(record.key_id))
-    client.ping()
+    api_keys.delete(client, (record.key_id for record in records))
     deleted = 0
     with _lease(client, tenant, refresh_seconds) as lease_key:
         # Atomic against a worker's read: a stream a worker holds entries of is never deleted.
