@@ -19,7 +19,7 @@ MAX_DEDUPE_DAYS = 31
 
 @dataclass(frozen=True)
 class Settings:
-    """Every setting, with its default. The README's configuration table mirrors this class."""
+    """Every setting, with its default. The table in docs/configuration.md mirrors this class."""
 
     redis_url: str | None = None  # None: start / use the embedded Redis under data_dir
     data_dir: str = "./var"
@@ -146,8 +146,8 @@ def _refuse_unknown_names(environ: Mapping[str, str]) -> None:
             continue
         close = difflib.get_close_matches(name, known, n=1)
         hint = f"; did you mean {close[0]}?" if close else ""
-        raise ValueError(f"{name} is not a mailflow setting{hint} (see the README's "
-                         "configuration table)")  # fmt: skip
+        raise ValueError(f"{name} is not a mailflow setting{hint} (see the table in "
+                         "docs/configuration.md)")  # fmt: skip
 
 
 def _coerce(name: str, raw: str, kind: type) -> Any:

@@ -5,20 +5,27 @@ from __future__ import annotations
 import json
 import re
 import shlex
-from dataclasses import fields
 from pathlib import Path
 
 import pytest
 
-from service.config import Settings
+from service.config import setting_names
 
-README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text()
+# The configuration table lives in docs/configuration.md (the README links to it).
+CONFIGURATION = (ROOT / "docs" / "configuration.md").read_text()
+
+
+def _table_rows(text: str) -> set[str]:
+    return set(re.findall(r"^\| `(MAILFLOW_[A-Z0-9_]+)` \|", text, re.M))
 
 
 def test_every_setting_is_in_the_configuration_table():
-    missing = [f"MAILFLOW_{f.name.upper()}" for f in fields(Settings)
-               if f"`MAILFLOW_{f.name.upper()}`" not in README]  # fmt: skip
-    assert not missing, f"add to the README's configuration table: {missing}"
+    # A row added to the README (where the table used to be) still counts until moved.
+    rows = _table_rows(CONFIGURATION) | _table_rows(README)
+    missing = [name for name in setting_names() if name not in rows]
+    assert not missing, f"add to the configuration table in docs/configuration.md: {missing}"
 
 
 # The example's timestamp is the shell's current time; here it is the injected clock's.

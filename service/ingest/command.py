@@ -1,6 +1,6 @@
 """`mailflow ingest`: mail server logs (or trace files) into the mailflow API.
 
-Exit status (the README's ingest section lists the same):
+Exit status (docs/ingestion.md lists the same):
 - 0: every trace read was accepted or was already there (a duplicate); or nothing was sent
   (`--dry-run`, `--output`);
 - 1: the API rejected some or all traces (the summary says which and why); the rest went in;
