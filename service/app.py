@@ -24,6 +24,7 @@ from service.web.api import (
     mailflow,
     metrics,
     schemas,
+    tenant,
     tls_reports,
     tlsrpt,
     traces,
@@ -124,6 +125,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
         webhooks.blp,
         who.domains_blp,
         who.auth_clients_blp,
+        tenant.blp,
     ):
         api.register_blueprint(blueprint)
     # Webhook URLs are resolved with this (tests answer DNS themselves; see webhook_targets).

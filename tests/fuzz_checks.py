@@ -10,7 +10,9 @@ problem type and the parameter or field it names:
   over their limit;
 - a trace timestamp outside the ingest window (relative to now), a trace's connector_type
   contradicting the connector's stored definition (state, not shape), and NDJSON lines (a
-  string body whose lines OpenAPI cannot describe).
+  string body whose lines OpenAPI cannot describe);
+- a tenant reset whose `end` is before its `start` or whose span is over the retention
+  period, and a tenant delete whose `confirm` is not the key's own tenant (state, not shape).
 `schema_invalid_requests_are_refused` is `negative_data_rejection` with 413 (over a documented
 limit) counted as the refusal it is.
 Any other 4xx for schema-valid data still fails, so every constraint the spec can state must
@@ -68,6 +70,11 @@ def documented_refusal(case: Any, response: Any) -> bool:
     webhook_refusals = ("/problems/webhook-url-refused", "/problems/too-many-webhooks")
     webhook_paths = ("/api/v1/webhooks", "/api/v1/webhooks/{webhook_id}")
     if case.path in webhook_paths and status == 422 and problem.get("type") in webhook_refusals:
+        return True
+    if case.path == "/api/v1/tenant/reset" and status == 422 and fields and fields <= {
+        "start", "end"}:  # fmt: skip
+        return True
+    if case.path == "/api/v1/tenant" and status == 422 and fields == {"confirm"}:
         return True
     if case.path == "/api/v1/traces":
         if case.media_type == "application/x-ndjson" and status in (400, 422):

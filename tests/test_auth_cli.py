@@ -110,6 +110,9 @@ def test_the_printed_demo_curl_commands_work_as_printed(redis_server, redis_clie
     snapshot = json.loads(outputs[0].stdout)
     assert snapshot["directions"]["inbound"]["messages"] > 1000  # the demo week, tenant demo
     assert json.loads(outputs[2].stdout)["accepted"] == 1
+    assert json.loads(outputs[3].stdout) == {"direction": "inbound", "name": "Contoso Partner",
+                                             "type": "partner", "forced_tls": True,
+                                             "description": None}  # fmt: skip
     assert all(b"unauthorized" not in out.stdout for out in outputs)
 
 

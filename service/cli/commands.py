@@ -25,6 +25,7 @@ def _settings() -> Settings:
 
 
 @click.group()
+@click.version_option(package_name="mailflow", message="mailflow %(version)s")
 def cli() -> None:
     """mailflow: how your mail is protected in transit."""
     from service.telemetry.logging import configure_logging
@@ -190,7 +191,7 @@ def _require_free_port(host: str, port: int) -> None:
 
 
 def _load_demo(settings: Settings, now: datetime | None = None) -> dict[str, str]:
-    """Load the demo week into tenant ``demo``; return its read and ingest keys."""
+    """Load the demo week into tenant ``demo``; return its read, ingest and admin keys."""
     from service.cli.demo import DEMO_TENANT, demo_keys, demo_traces
     from service.core.traces import IngestWindow, normalize_trace
     from service.store import traces as trace_store
@@ -218,15 +219,20 @@ def demo_commands(base: str, keys: dict[str, str], now: datetime) -> str:
     """The commands ``run --demo`` prints; each works as printed (tests run the first)."""
     read = f"-H 'Authorization: Bearer {keys['read']}'"
     ingest = f"-H 'Authorization: Bearer {keys['ingest']}'"
+    admin = f"-H 'Authorization: Bearer {keys['admin']}'"
     return (
         f"\nmailflow is serving on {base}  (Ctrl-C stops it); tenant 'demo'\n"
         f"  read key:   {keys['read']}\n"
-        f"  ingest key: {keys['ingest']}\n\n"
+        f"  ingest key: {keys['ingest']}\n"
+        f"  admin key:  {keys['admin']}   (connector definitions, rule settings, tenant)\n\n"
         f"  curl -s {read} {base}/api/v1/mailflow/snapshot\n"
         f"  curl -s {read} '{base}/api/v1/mailflow/snapshot?days=1'\n"
         f"  curl -s -X POST {base}/api/v1/traces {ingest} -H 'Content-Type: application/json' \\\n"
         f'       -d \'[{{"timestamp": "{now.isoformat(timespec="seconds")}", '
         f'"direction": "inbound", "tls_version": "TLSv1.2"}}]\'\n'
+        f"  curl -s -X PUT {admin} -H 'Content-Type: application/json' \\\n"
+        f"       {base}/api/v1/connectors/inbound/Contoso%20Partner "
+        f'-d \'{{"type": "partner", "forced_tls": true}}\'\n'
         f"  curl -s {base}/readyz\n"
         f"  open {base}/ for the dashboard (sign in with the read key)\n"
         f"  open {base}/docs for the API reference\n"
@@ -271,9 +277,11 @@ def main() -> None:
 
 def _register_groups() -> None:
     from service.cli.keys import keys_group
+    from service.cli.tenants import tenants_group
     from service.cli.tlsrpt_tokens import tlsrpt_tokens_group
 
     cli.add_command(keys_group)
+    cli.add_command(tenants_group)
     cli.add_command(tlsrpt_tokens_group)
 
 

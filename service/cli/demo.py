@@ -82,11 +82,11 @@ def demo_traces(now: datetime, days: int = 7, seed: int = 7) -> Iterator[dict[st
 
 
 DEMO_TENANT = "demo"
-DEMO_KEY_SCOPES = {"read": ("read",), "ingest": ("ingest",)}
+DEMO_KEY_SCOPES = {"read": ("read",), "ingest": ("ingest",), "admin": ("admin",)}
 
 
 def demo_keys(client: Any, path: Path, now: datetime) -> dict[str, str]:
-    """The demo tenant's read and ingest keys, kept (mode 0600) in ``path`` so a second run
+    """The demo tenant's read, ingest and admin keys, kept (mode 0600) in ``path`` so a second run
     prints the same ones; a key missing from the store or revoked there is made anew."""
     from service.store.api_keys import create_key, key_is_valid
 

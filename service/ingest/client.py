@@ -29,6 +29,7 @@ __all__ = ["SendError", "SendStats", "TraceSender", "Transport"]
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 MAX_ERRORS_KEPT = 100  # error details kept for the summary; counts are always complete
+MAX_REASONS = 100  # distinct error reasons counted one by one
 STOP_CHECK_SECONDS = 1.0  # a stop request ends a backoff wait within this long
 
 
@@ -52,10 +53,23 @@ class SendStats:
     batches: int = 0
     retries: int = 0
     errors: list[dict[str, Any]] = field(default_factory=list)
+    # Every error, grouped by its reason (field, message) -> [traces, first trace index]: the
+    # summary names each reason once, with how many traces it refused, however many there are.
+    reasons: dict[tuple[str, str], list[int]] = field(default_factory=dict)
+    other_reasons: int = 0  # errors whose reason came after MAX_REASONS others
 
     def note_error(self, error: dict[str, Any]) -> None:
         if len(self.errors) < MAX_ERRORS_KEPT:
             self.errors.append(error)
+        reason = (str(error.get("field") or ""), str(error.get("message")))
+        found = self.reasons.get(reason)
+        if found is not None:
+            found[0] += 1
+        elif len(self.reasons) < MAX_REASONS:
+            index = error.get("index")
+            self.reasons[reason] = [1, index if isinstance(index, int) else -1]
+        else:
+            self.other_reasons += 1
 
 
 class TraceSender:
@@ -156,14 +170,19 @@ class TraceSender:
                 self.stats.sent += len(batch)
                 self.stats.rejected += len(batch)
                 problem = _json(data)
-                self.stats.note_error(
-                    {
-                        "index": start,
-                        "field": None,
-                        "message": f"HTTP {status}: batch of {len(batch)} refused: "
-                        + str(problem.get("detail") or problem.get("title") or _body_excerpt(data)),
-                    }
-                )
+                if not problem.get("errors"):
+                    # No trace named: the batch's own reason (unreadable, over the limits).
+                    # Otherwise each trace's reason says it all (a 422 names every trace).
+                    self.stats.note_error(
+                        {
+                            "index": start,
+                            "field": None,
+                            "message": f"HTTP {status}: batch of {len(batch)} refused: "
+                            + str(
+                                problem.get("detail") or problem.get("title") or _body_excerpt(data)
+                            ),
+                        }
+                    )
                 self._note_errors(problem, start)
                 return
             if status in (401, 403, 404, 405):

@@ -1,6 +1,6 @@
 """`mailflow ingest`: mail server logs (or trace files) into the mailflow API.
 
-Exit status (the README's ingest section lists the same):
+Exit status (docs/ingestion.md lists the same):
 - 0: every trace read was accepted or was already there (a duplicate); or nothing was sent
   (`--dry-run`, `--output`);
 - 1: the API rejected some or all traces (the summary says which and why); the rest went in;
@@ -17,12 +17,13 @@ from __future__ import annotations
 import signal
 import sys
 import time
-from collections.abc import Callable
-from datetime import UTC, tzinfo
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, tzinfo
 from typing import TYPE_CHECKING, TextIO
 
 import click
 
+from service.ingest.checks import TlsLoggingCheck, date_report
 from service.ingest.errors import SendError
 from service.ingest.pipeline import (
     FORMATS,
@@ -97,8 +98,10 @@ def format_summary(
     seconds: float,
     mode: str,
     stats: SendStats | None,
+    checks: Sequence[str] = (),
 ) -> str:
-    """The end-of-run report: what was read, what it became, and what happened to it."""
+    """The end-of-run report: what was read, what it became, what a run can tell about it
+    before the API does (``checks``: dates, retention, TLS logging), and what happened to it."""
     tally = sink.tally
     rate = parser.lines / seconds if seconds > 0 else 0.0
     out = [f"mailflow ingest: {parser.lines:,} lines read in {seconds:.2f} s ({rate:,.0f} lines/s)"]
@@ -108,6 +111,7 @@ def format_summary(
     out.append(f"  traces: {tally.traces:,}")
     for direction, parts in directions.items():
         out.append(f"    {direction}: {', '.join(parts)}")
+    out.extend(checks)
     if stats is None:
         out.append(f"  {mode}: nothing sent")
     else:
@@ -117,11 +121,7 @@ def format_summary(
             f"duplicates: {stats.duplicates:,}  rejected: {stats.rejected:,}  "
             f"failed: {stats.failed:,}  (batches {stats.batches:,}, retries {stats.retries:,})"
         )
-        for err in stats.errors[:10]:
-            field = f" {err.get('field')}" if err.get("field") else ""
-            out.append(f"    error at trace {err.get('index')}{field}: {err.get('message')}")
-        if len(stats.errors) > 10:
-            out.append(f"    ... {len(stats.errors) - 10} more errors")
+        out.extend(error_lines(stats))
         if missing:
             out.append(
                 f"  not delivered: {missing:,} traces (the API did not take them; "
@@ -141,6 +141,21 @@ def format_summary(
     if parser.evicted:
         out.append(f"  correlation entries evicted at the memory caps: {parser.evicted:,}")
     return "\n".join(out)
+
+
+def error_lines(stats: SendStats, shown: int = 10) -> list[str]:
+    """Each reason the API (or the run) gave, once, with how many traces it concerns: a
+    refused batch is named by its traces' own reasons, most frequent first."""
+    out = []
+    ordered = sorted(stats.reasons.items(), key=lambda kv: (-kv[1][0], kv[1][1]))
+    for (field, message), (count, first) in ordered[:shown]:
+        where = f" {field}" if field else ""
+        more = f" (and {count - 1:,} more traces like it)" if count > 1 else ""
+        out.append(f"    error at trace {first}{where}: {message}{more}")
+    hidden = sum(count for _, (count, _) in ordered[shown:]) + stats.other_reasons
+    if hidden:
+        out.append(f"    ... {hidden:,} more errors, for other reasons")
+    return out
 
 
 def not_delivered(sink: CountingSink, stats: SendStats) -> int:
@@ -269,6 +284,15 @@ def _zone(name: str) -> tzinfo:
     "With --follow there is no limit: batches are retried until the API takes them.",
 )
 @click.option(
+    "--retention-days",
+    type=click.IntRange(1, 3650),
+    envvar="MAILFLOW_RETENTION_DAYS",
+    default=90,
+    show_default=True,
+    help="The server's retention period [env MAILFLOW_RETENTION_DAYS, as the server reads it]: "
+    "the summary counts the traces outside it, which the API refuses.",
+)
+@click.option(
     "--progress/--no-progress",
     default=None,
     help="Progress line on stderr (default: when stderr is a terminal).",
@@ -288,6 +312,7 @@ def ingest(
     from_end: bool,
     host: str | None,
     max_retries: int,
+    retention_days: int,
     progress: bool | None,
 ) -> None:
     """Read mail server logs (Postfix, Exim) or trace files and send their traces to mailflow.
@@ -352,17 +377,22 @@ def ingest(
         inner = NdjsonSink(sys.stdout.buffer)
     sink = CountingSink(inner)
 
+    tls_check = TlsLoggingCheck() if fmt == "postfix" else None
+    watch = tls_check.observe if tls_check is not None else None
+
     def tick() -> None:
         errors = len(sender.stats.errors) if sender else 0
         bar.update(parser.lines, sink.tally.traces, errors)
+        if follow and tls_check is not None and (found := tls_check.warning_once()):
+            warn(f"mailflow ingest:{found[1:]}")
 
     started = time.monotonic()
     failure: str | None = None
     try:
         if follow:
-            _run_follow(files, from_end, parser, sink, tick, stop)
+            _run_follow(files, from_end, parser, sink, tick, stop, watch)
         else:
-            ingest_files(files, parser, sink, on_chunk=tick)
+            ingest_files(files, parser, sink, on_chunk=tick, watch=watch)
         if sender is not None:
             sender.close()
     except SendError as exc:
@@ -370,9 +400,12 @@ def ingest(
     bar.done()
     seconds = time.monotonic() - started
     mode = "dry run" if dry_run else "ndjson output"
-    click.echo(
-        format_summary(parser, sink, seconds, mode, sender.stats if sender else None), err=True
-    )
+    tally = sink.tally
+    checks = date_report(tally.days, tally.undated, datetime.now(UTC), retention_days).lines()
+    if tls_check is not None and (tls_warning := tls_check.warning()):
+        checks.append(tls_warning)
+    stats = sender.stats if sender else None
+    click.echo(format_summary(parser, sink, seconds, mode, stats, checks), err=True)
     if failure:
         click.echo(f"mailflow ingest: stopped: {failure}", err=True)
     status = exit_status(sink, sender.stats if sender else None, failure is not None)
@@ -387,13 +420,15 @@ def _run_follow(
     sink: Sink,
     tick: Callable[[], None],
     stop: StopFlag,
+    watch: Callable[[Sequence[str]], None] | None = None,
 ) -> None:
     def request_stop(signum: int, frame: object) -> None:
         stop.set = True  # handlers only set a flag; the loop (and any retrying) ends cleanly
 
     previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        loop = FollowLoop([Follower(p, from_end=from_end) for p in files], parser, sink)
+        loop = FollowLoop([Follower(p, from_end=from_end) for p in files], parser, sink,
+                          watch=watch)  # fmt: skip
         loop.run(stop, on_step=tick)
     finally:
         for sig, handler in previous.items():

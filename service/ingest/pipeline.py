@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 import orjson
 
+from service.ingest.checks import utc_day
 from service.ingest.readers import Follower, open_text
 from service.ingest.traces import Trace
 
@@ -78,15 +79,23 @@ class Tally:
 
     traces: int = 0
     by_direction_tls: dict[tuple[str, str], int] = field(default_factory=dict)
+    days: dict[str, int] = field(default_factory=dict)  # UTC day -> traces
+    undated: int = 0
 
     def count(self, traces: list[Trace]) -> None:
         self.traces += len(traces)
         table = self.by_direction_tls
+        days = self.days
         for t in traces:
             # A blocked record is mail that did not go: shown apart from the versions.
             tls = "blocked" if t.get("outcome") == "blocked" else t.get("tls_version") or "none"
             key = (str(t.get("direction")), str(tls))
             table[key] = table.get(key, 0) + 1
+            day = utc_day(t.get("timestamp"))
+            if day is None:
+                self.undated += 1
+            else:
+                days[day] = days.get(day, 0) + 1
 
 
 class CountingSink:
@@ -126,14 +135,18 @@ def ingest_files(
     parser: Parser,
     sink: Sink,
     on_chunk: Callable[[], None] = lambda: None,
+    watch: Callable[[Sequence[str]], None] | None = None,
 ) -> None:
-    """Read files in the order given (oldest first: state carries across rotated files)."""
+    """Read files in the order given (oldest first: state carries across rotated files).
+    ``watch`` sees every chunk of lines too (``checks.TlsLoggingCheck``)."""
     for path in paths:
         with open_text(path) as fh:
             while True:
                 chunk = fh.readlines(READ_CHUNK)
                 if not chunk:
                     break
+                if watch is not None:
+                    watch(chunk)
                 parser.feed_lines(chunk)
                 sink.add(parser.take())
                 on_chunk()
@@ -157,7 +170,9 @@ class FollowLoop:
         sink: Sink,
         clock: Callable[[], float] = time.monotonic,
         idle_flush: float = 1.0,
+        watch: Callable[[Sequence[str]], None] | None = None,
     ) -> None:
+        self.watch = watch
         self.followers = followers
         self.parser = parser
         self.sink = sink
@@ -173,6 +188,8 @@ class FollowLoop:
         for follower in self.followers:
             lines = follower.poll()
             got += len(lines)
+            if self.watch is not None and lines:
+                self.watch(lines)
             self.parser.feed_lines(lines)
         now = self.clock()
         if got:

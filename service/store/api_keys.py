@@ -86,6 +86,16 @@ def revoke(client: redis.Redis, key_id: str, revoked_at: str) -> bool:
     return True
 
 
+def delete(client: redis.Redis, key_ids: Iterable[str]) -> None:
+    """Delete keys outright (a tenant's delete; a revoked key is kept instead, for the audit
+    trail). Like ``revoke``: every API process forgets them before this returns."""
+    for key_id in key_ids:
+        client.unlink(keys.api_key(key_id))
+        client.srem(keys.api_key_registry(), key_id)
+        near_cache.publish_invalidation(client, keys.api_key(key_id))
+    client.ping()  # see ``revoke``
+
+
 def load_for_request(client: redis.Redis, key_id: str) -> KeyRecord | None:
     """The key's record for authenticating a request: from the near cache when it holds a live
     copy (revocation invalidates it at once), else from Redis. An unknown id is remembered as

@@ -368,3 +368,46 @@ def who_names(tenant: str, kind: str, direction: str, day: str) -> str:
 def who_sum(tenant: str, kind: str, first_day: str, last_day: str) -> str:
     """Hash: one kind's counters of the days first..last summed, as ``block_sum``."""
     return f"{_tenant(tenant)}:whosum:{kind}:{first_day}:{last_day}"
+
+
+# -- tenant administration: reset and delete (store/tenants.py) -------------------------------
+
+
+# The kinds of per-name counters (``core.who.KINDS``' names) and the directions: spelled out
+# here because keys are built from names only (tests/test_tenants.py holds them to core.who).
+WHO_KIND_NAMES = ("domains", "auth")
+WHO_DIRECTIONS = ("inbound", "outbound")
+
+
+def day_counter_keys(tenant: str, day: str) -> list[str]:
+    """Every key holding counters of trace day ``day``, deleted together by a reset of that
+    day (the messages counters first). A new kind of per-day counter belongs in this list,
+    and its version string in ``day_version_keys``."""
+    return [
+        day_counts(tenant, day),
+        day_blocked(tenant, day),
+        day_rows(tenant, day),
+        *(who_counts(tenant, kind, day) for kind in WHO_KIND_NAMES),
+        *(who_names(tenant, kind, direction, day)
+          for kind in WHO_KIND_NAMES for direction in WHO_DIRECTIONS),
+    ]  # fmt: skip
+
+
+def day_version_keys(tenant: str, day: str) -> list[str]:
+    """The version strings of ``day``'s other counters (besides ``day_version``): a reset sets
+    each to the new data version, so no sum or view cached over the day stays valid."""
+    return [day_blocked_version(tenant, day),
+            *(who_version(tenant, kind, day) for kind in WHO_KIND_NAMES)]  # fmt: skip
+
+
+def dedupe_resets(tenant: str) -> str:
+    """Hash UTC trace day -> how many times that day was reset. A trace of a reset day is
+    deduplicated under a digest salted with this number, so the ids seen before the reset
+    count as new once (see ``store.dedupe_resets``)."""
+    return f"{_tenant(tenant)}:dedupe:resets"
+
+
+def tenant_pattern(tenant: str, kind: str = "*") -> str:
+    """SCAN MATCH pattern of the tenant's keys (``kind``: e.g. ``view:*``; default all).
+    Tenant names are ``[a-z0-9_-]``, so nothing in them is a glob character."""
+    return f"{_tenant(tenant)}:{kind}"

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, time, timedelta
 import redis
 
 from service.core.traces import AcceptedBatch, AcceptedTrace
-from service.store import keys
+from service.store import dedupe_resets, keys
 from service.store.cluster import write_replicated
 from service.store.scripts import script
 
@@ -99,6 +99,7 @@ def ingest(
     batch = traces if isinstance(traces, AcceptedBatch) else AcceptedBatch.of(traces)
     if not batch:
         return IngestResult(0, 0)
+    batch = dedupe_resets.salted(batch, dedupe_resets.generations(client, tenant))
     key_names = [keys.stream(tenant), *(keys.seen(tenant, day) for day in window.bucket_days)]
     common = [keys.CONSUMER_GROUP, window.bucket_seconds, b"".join(batch.digests)]
     new = -1

@@ -83,8 +83,12 @@ def extra_counters(
             who[key] = who.get(key, 0) + n
     limits = {DOMAINS.name: settings.domain_limit, AUTH_USERS.name: settings.auth_user_limit}
     groups = who_groups(who)
+    # A reset of a day deletes its names sets: what this process remembers of them is then
+    # void, so the memo is kept per reset generation of the day.
+    resets = {_text(day): int(n) for day, n in client.hgetall(keys.dedupe_resets(tenant)).items()}
     asks = [Ask(keys.who_names(tenant, kind, direction, day), group.extras, limits[kind],
-                aggregates.day_lifetime_ms(day, settings.domain_retention_days, now))
+                aggregates.day_lifetime_ms(day, settings.domain_retention_days, now),
+                resets.get(day, 0))
             for (kind, day, direction), group in groups.items()]  # fmt: skip
     per_day: dict[tuple[str, str], dict[str, int]] = {}
     for ((kind, day, _), group), admitted in zip(groups.items(), admit(client, asks),
@@ -115,6 +119,7 @@ class Ask:
     names: dict[str, list[str]]  # each with its extras
     limit: int
     lifetime_ms: int
+    generation: int = 0  # how often the day was reset (tenants reset): a new memo each time
 
 
 def admit(client: redis.Redis, asks: Sequence[Ask]) -> list[dict[str, frozenset[str]]]:
@@ -126,7 +131,7 @@ def admit(client: redis.Redis, asks: Sequence[Ask]) -> list[dict[str, frozenset[
     chunks: list[tuple[int, list[str]]] = []  # (position of the ask, names to ask Redis)
     for position, ask in enumerate(asks):
         admitted: dict[str, frozenset[str]] = {}
-        memo = _memo(client, ask.names_key, ask.limit)
+        memo = _memo(client, ask)
         asked = []
         for name, extras in ask.names.items():
             if name == UNKNOWN:
@@ -169,7 +174,7 @@ def _ask(
     replies = script(client, "admit_names")(keys=[asks[p].names_key for p, _ in call], args=args)
     for (position, chunk), reply in zip(call, replies, strict=True):
         ask, admitted = asks[position], results[position]
-        memo = _memo(client, ask.names_key, ask.limit)
+        memo = _memo(client, ask)
         text = reply.decode() if isinstance(reply, bytes) else str(reply)
         for name, answer in zip(chunk, text.split("\n"), strict=True):
             if answer[0] != "1":
@@ -190,11 +195,15 @@ _FULL: frozenset[str] = frozenset({"\x00full"})
 MEMO_NAMES = 200_000
 
 
-def _memo(client: redis.Redis, names_key: str, limit: int) -> dict[str, frozenset[str] | None]:
-    memos: dict[tuple[str, int], dict[str, frozenset[str] | None]] | None = getattr(
+def _memo(client: redis.Redis, ask: Ask) -> dict[str, frozenset[str] | None]:
+    memos: dict[tuple[str, int, int], dict[str, frozenset[str] | None]] | None = getattr(
         client, "_mailflow_admitted", None
     )
     if memos is None or sum(map(len, memos.values())) > MEMO_NAMES:
         memos = {}
         client._mailflow_admitted = memos  # type: ignore[attr-defined]
-    return memos.setdefault((names_key, limit), {})
+    return memos.setdefault((ask.names_key, ask.limit, ask.generation), {})
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

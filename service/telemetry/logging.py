@@ -46,3 +46,15 @@ def configure_logging(level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+
+
+ADMIN_LOG = logging.getLogger("mailflow.admin")
+
+
+def log_admin_action(action: str, tenant: str, actor: str, **details: object) -> None:
+    """One line per administrative change of a tenant's data (``tenant.reset``,
+    ``tenant.delete``): what, to which tenant, by whom (an API key id, or ``cli`` and the
+    user), and its outcome. A WARNING, so it is kept at any usual log level."""
+    ADMIN_LOG.warning("admin action %s on tenant %s by %s", action, tenant, actor,
+                      extra={"admin_action": action, "tenant": tenant, "actor": actor,
+                             **details})  # fmt: skip

@@ -17,7 +17,7 @@ from functools import lru_cache
 
 import redis
 
-from service.core.traces import KNOWN_FIELDS
+from service.core.traces import KNOWN_FIELDS, split_counter_field
 from service.store import keys, webhooks_store
 
 Labels = tuple[tuple[str, str], ...]
@@ -92,6 +92,12 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "mailflow_webhook_queue_oldest_age_seconds": (
         "gauge",
         "Age of the oldest webhook delivery not yet delivered, over every tenant",
+    ),
+    "mailflow_messages_total": (
+        "counter",
+        "Messages counted into the current UTC day, per tenant, direction, connector and TLS "
+        "version (resets at midnight UTC: use rate() or increase()); only with "
+        "MAILFLOW_METRICS_TOKEN",
     ),
 }
 
@@ -202,16 +208,30 @@ class Metrics:
 METRICS = Metrics()  # one per process: every part of a process counts into the same place
 
 
-def render(client: redis.Redis, now: float, worker_stale_seconds: float, per_tenant: bool) -> str:
-    """The Prometheus text exposition of everything counted, plus gauges read now."""
+def render(
+    client: redis.Redis,
+    now: float,
+    worker_stale_seconds: float,
+    per_tenant: bool,
+    messages_day: str | None = None,
+) -> str:
+    """The Prometheus text exposition of everything counted, plus gauges read now;
+    ``messages_day``: also that UTC day's message counters per tenant (``tenant_messages``)."""
     stored = {k.decode(): float(v) for k, v in client.hgetall(keys.metrics()).items()}
     gauges = dict(_gauges(client, now, worker_stale_seconds, per_tenant))
+    if messages_day is not None:
+        gauges.update(tenant_messages(client, messages_day, per_tenant))
     lines: list[str] = []
+    # Each sample under its metric's name, found once (a histogram's series by their prefix).
+    by_base: dict[str, dict[str, float]] = {}
+    for series, value in {**stored, **gauges}.items():
+        by_base.setdefault(series.split("{", 1)[0], {})[series] = value
     for name, (kind, help_text) in CATALOGUE.items():
         lines.append(f"# HELP {name} {help_text}")
         lines.append(f"# TYPE {name} {kind}")
         prefix = (name + "_") if kind == "histogram" else name
-        samples = {s: v for s, v in {**stored, **gauges}.items() if _belongs(s, name, prefix)}
+        samples = {s: v for base, group in by_base.items() if _belongs(base, name, prefix)
+                   for s, v in group.items()}  # fmt: skip
         lines.extend(f"{series} {_number(value)}" for series, value in sorted(samples.items()))
     return "\n".join(lines) + "\n"
 
@@ -259,3 +279,57 @@ def _webhook_queue_age(client: redis.Redis, now: float) -> float:
               for tenant in webhooks_store.webhook_tenants(client)]  # fmt: skip
     found = [ms for ms in oldest if ms is not None]
     return round(max(0.0, now - min(found) / 1000), 3) if found else 0.0
+
+
+# Bounds on the message series (label cardinality): per tenant and direction, the connectors
+# with the most messages today are labelled by name, the rest summed as OTHER_CONNECTORS; over
+# MAX_MESSAGE_SERIES series in all, further tenants are summed into tenant OTHER.
+MAX_CONNECTORS_LABELLED = 50
+MAX_MESSAGE_SERIES = 20_000
+NO_CONNECTOR = "(none)"  # mail to or from the internet without a connector
+OTHER_CONNECTORS = "(other)"
+
+
+def tenant_messages(client: redis.Redis, day: str, per_tenant: bool) -> dict[str, float]:
+    """``mailflow_messages_total`` series from the tenants' counters of UTC ``day`` (today):
+    one HGETALL per tenant, in one pipeline (see docs/prometheus.md for its cost)."""
+    tenants = sorted(t.decode() for t in client.smembers(keys.tenants()))
+    pipe = client.pipeline(transaction=False)
+    for tenant in tenants:
+        pipe.hgetall(keys.day_counts(tenant, day))
+    replies = pipe.execute() if tenants else []
+    out: dict[str, float] = {}
+    for tenant, counts in zip(tenants, replies, strict=True):
+        label = tenant if per_tenant and len(out) < MAX_MESSAGE_SERIES else OTHER
+        prefix = f'mailflow_messages_total{{tenant="{_escape(label)}",direction="'
+        for (direction, connector, tls), n in _bounded_connectors(counts).items():
+            # Built here rather than by _series: thousands of distinct series per scrape
+            # would only churn its cache.
+            series = (f'{prefix}{_escape(direction)}",connector="{_escape(connector)}",'
+                      f'tls_version="{_escape(tls)}"}}')  # fmt: skip
+            out[series] = out.get(series, 0.0) + n
+    return out
+
+
+def _bounded_connectors(counts: dict[bytes, bytes]) -> dict[tuple[str, str, str], int]:
+    """A day's counters by (direction, connector, TLS version), at most
+    MAX_CONNECTORS_LABELLED connectors per direction named, by today's volume."""
+    rows: dict[tuple[str, str, str], int] = {}
+    volume: dict[tuple[str, str], int] = {}
+    for field, raw in counts.items():
+        try:
+            direction, connector, _, tls = split_counter_field(field.decode())
+        except ValueError:  # not a messages counter: a scrape never fails on one
+            continue
+        name = connector or NO_CONNECTOR
+        rows[(direction, name, tls)] = rows.get((direction, name, tls), 0) + int(raw)
+        volume[(direction, name)] = volume.get((direction, name), 0) + int(raw)
+    kept: set[tuple[str, str]] = set()
+    for direction in {d for d, _ in volume}:
+        ranked = sorted((k for k in volume if k[0] == direction), key=lambda k: (-volume[k], k))
+        kept.update(ranked[:MAX_CONNECTORS_LABELLED])
+    bounded: dict[tuple[str, str, str], int] = {}
+    for (direction, name, tls), n in rows.items():
+        key = (direction, name if (direction, name) in kept else OTHER_CONNECTORS, tls)
+        bounded[key] = bounded.get(key, 0) + n
+    return bounded
