@@ -35,7 +35,7 @@ class Settings:
     dedupe_days: int = 7
     max_batch: int = 5000
     max_body_bytes: int = 5 * 1024 * 1024
-    max_connectors: int = 1000  # distinct named connectors per tenant (see README, Limits)
+    max_connectors: int = 1000  # distinct named connectors per tenant (docs/security.md)
     refresh_seconds: float = 2.0
     view_cache_seconds: int = 60
     worker_stale_seconds: float = 15.0

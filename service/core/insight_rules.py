@@ -2,7 +2,7 @@
 
 A rule fires for a connector when, over the rule's window, the messages that match its metric
 (the TLS versions it names) are at least ``min_percent`` of the connector's messages in the
-rule's directions *and* at least ``min_messages`` in number. The README's "Insights" section explains each.
+rule's directions *and* at least ``min_messages`` in number. docs/insights.md explains each.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The rule for every string a client names or describes things with (the README's "Text").
+"""The rule for every string a client names or describes things with (docs/api.md, "Text").
 
 A string is stored in Unicode normalisation form NFC, so that look-alikes typed on different
 systems (``Zürich`` precomposed or as ``u`` plus a combining diaeresis) are one name, one row,

@@ -4,7 +4,7 @@ Postfix never logs the TLS version on a message line. The receiving side logs it
 session (`TLS connection established from`), the queue id appears later in the same process
 (`QID: client=`), and the sender only after that (`qmgr QID: from=`). The sending side logs the
 TLS line per connection and each delivery separately. This module follows those threads with
-small, bounded state and turns them into traces (the README's "Ingesting mail server logs" states the rules).
+small, bounded state and turns them into traces (docs/ingestion.md states the rules).
 
 Hot path: most lines of a busy log are postscreen, dnsblog or other programs. They are
 rejected after one regex match and a dictionary lookup on the daemon name; timestamps are

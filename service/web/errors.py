@@ -1,6 +1,6 @@
 """Every error as RFC 9457 problem+json: the documented error body and the real one are one.
 
-``type`` is a relative URI under ``/problems/``; the README lists each with its meaning.
+``type`` is a relative URI under ``/problems/``; docs/security.md lists each with its meaning.
 Validation problems carry ``errors``: a list of ``{index, field, message}`` naming the record
 (for query parameters: the parameter) and the field at fault.
 """
