@@ -1,9 +1,10 @@
 """What ``mailflow run`` does while it runs: restart a child that died, with backoff, and log it.
 
-Each child (the embedded Redis, the worker, gunicorn) is started again when it exits, after a
-delay that doubles from 0.5 s to 30 s while it keeps dying and starts again at 0.5 s once it has
-stayed up 30 s. A Redis restarted on its data dir replays its AOF; the worker and gunicorn
-reconnect by themselves, so nothing else is restarted with it.
+Each child (the embedded Redis, the worker, the webhook notifier, gunicorn) is started again
+when it exits, after a delay that doubles from 0.5 s to 30 s while it keeps dying and starts
+again at 0.5 s once it has stayed up 30 s. A Redis restarted on its data dir replays its AOF;
+the worker, the notifier and gunicorn reconnect by themselves, so nothing else is restarted
+with it.
 """
 
 from __future__ import annotations
