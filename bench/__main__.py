@@ -134,6 +134,12 @@ def section_domains(quick: bool) -> list[Row]:
     return main(runs=3 if quick else 5)
 
 
+def section_idle(quick: bool) -> list[Row]:
+    from bench.idle import section
+
+    return section(quick)
+
+
 SECTIONS: dict[str, tuple[str, Callable[[bool], list[Row]]]] = {
     "ingest": ("Ingest throughput", section_ingest),
     "reads": ("Cached reads against a bare Flask endpoint (same gunicorn settings, wrk)",
@@ -153,6 +159,7 @@ SECTIONS: dict[str, tuple[str, Callable[[bool], list[Row]]]] = {
     "tlsrpt": ("TLS-RPT intake (RFC 8460 reports over HTTP)", section_tlsrpt),
     "isolation": ("Isolation: a third tenant's uncached reads and /readyz under 16 slow uploads "
                   "and a maximal tenant's 90-day reports", section_isolation),
+    "idle": ("Idle worker: 1,000 tenants with no new mail", section_idle),
 }  # fmt: skip
 
 
