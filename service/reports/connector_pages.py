@@ -188,13 +188,9 @@ def report_page(
         view, key = _rows_and_pin_key(client, tenant, query, now, cache_seconds)
         # The page carries a cursor signed with this process's secret: part of what it is.
         memo_key = (key, query.limit, cursor_secret.get(client))
-        remembered = FIRST_PAGES.get(memo_key)
-        if remembered is not None:
-            page_view, pinned_here = remembered
-            # A pinned first page renews its pin, so the cursor it hands out gets the full
-            # PIN_SECONDS; a pin that expired meanwhile is made again below.
-            if not pinned_here or client.expire(key, connector_pins.PIN_SECONDS):
-                return page_view
+        page_view = FIRST_PAGES.still_served(client, memo_key)
+        if page_view is not None:
+            return page_view
         cut = _first_cut(client, query, view, key)
     end = cut.offset + query.limit
     next_cursor = None

@@ -1,9 +1,13 @@
-"""The process-wide memo of connector report first pages already served."""
+"""The process-wide memo of report first pages already served (the connector report, the
+per-domain and per-user reports)."""
 
 from __future__ import annotations
 
 import threading
 
+import redis
+
+from service.reports.connector_pins import PIN_SECONDS
 from service.store.views import CachedView
 
 
@@ -17,8 +21,17 @@ class FirstPageMemo:
         self._max_entries = max_entries
         self._lock = threading.Lock()
 
-    def get(self, key: tuple[str, int, bytes]) -> tuple[CachedView, bool] | None:
-        return self._entries.get(key)
+    def still_served(self, client: redis.Redis, key: tuple[str, int, bytes]) -> CachedView | None:
+        """The first page remembered under ``key`` (its first part the pin key), if it may be
+        served again: a pinned first page renews its pin, so the cursor it hands out gets the
+        full PIN_SECONDS; None when the pin expired meanwhile (the caller makes it again)."""
+        remembered = self._entries.get(key)
+        if remembered is None:
+            return None
+        page_view, pinned_here = remembered
+        if not pinned_here or client.expire(key[0], PIN_SECONDS):
+            return page_view
+        return None
 
     def put(self, key: tuple[str, int, bytes], value: tuple[CachedView, bool]) -> None:
         with self._lock:

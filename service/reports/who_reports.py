@@ -150,11 +150,9 @@ def report_page(
         rows_tag = view.etag.strip('"')
         key = _pin_key(tenant, query, window, rows_tag)
         memo_key = (key, query.limit, cursor_secret.get(client))
-        remembered = FIRST_PAGES.get(memo_key)
-        if remembered is not None:
-            page_view, pinned_here = remembered
-            if not pinned_here or client.expire(key, connector_pins.PIN_SECONDS):
-                return page_view
+        page_view = FIRST_PAGES.still_served(client, memo_key)
+        if page_view is not None:
+            return page_view
         pinned = connector_pins.page_of(client, key, 0, query.limit, decode_row)
         if pinned is not None:
             rows, total, meta = pinned
