@@ -17,6 +17,7 @@
 -- The new traces go to the stream as one entry: their number, the newest time, and how many
 -- there are per counting key — all the fold needs, whatever the batch size.
 -- Returns the number of new traces; the rest were duplicates.
+
 -- "line TAB count" lines of the lines of ``per_trace`` whose trace is new, in first-seen order.
 local function count_new_lines(per_trace, is_new)
   local counts, order, i = {}, {}, 0
@@ -89,28 +90,13 @@ if #fresh > 0 then
   redis.call('EXPIRE', KEYS[2], ARGV[2])
 end
 
-local counts, order, new, newest = {}, {}, 0, '0'
-local i = 0
-for key in string.gmatch(ARGV[4], '[^\n]+') do
-  i = i + 1
-  if is_new[i] then
-    if counts[key] then
-      counts[key] = counts[key] + 1
-    else
-      counts[key] = 1
-      order[#order + 1] = key
-    end
-    new = new + 1
-    local epoch = string.sub(epochs, i * 13 - 12, i * 13)
-    if epoch > newest then newest = epoch end
-  end
+local new, newest = #fresh, '0'
+for i in pairs(is_new) do
+  local epoch = string.sub(epochs, i * 13 - 12, i * 13)
+  if epoch > newest then newest = epoch end
 end
 if new > 0 then
-  local lines = {}
-  for j, key in ipairs(order) do
-    lines[j] = key .. '\t' .. counts[key]
-  end
-  local entry = {'n', new, 'newest', newest, 'counts', table.concat(lines, '\n')}
+  local entry = {'n', new, 'newest', newest, 'counts', count_new_lines(ARGV[4], is_new)}
   if ARGV[6] and ARGV[6] ~= '' then
     entry[#entry + 1] = 'who'
     entry[#entry + 1] = count_new_lines(ARGV[6], is_new)
