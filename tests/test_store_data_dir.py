@@ -7,6 +7,7 @@ import os
 import signal
 import stat
 import subprocess
+import time
 
 import pytest
 import redis
@@ -117,9 +118,28 @@ def test_keys_make_a_new_store_only_when_asked(tmp_path, monkeypatch):
 
 
 def _loose_modes(data_dir) -> dict[str, str]:
-    paths = [data_dir, *data_dir.rglob("*")]
-    return {str(p): oct(stat.S_IMODE(p.stat().st_mode)) for p in paths
-            if not p.is_symlink() and p.stat().st_mode & 0o077}  # fmt: skip
+    loose = {}
+    for path in [data_dir, *data_dir.rglob("*")]:
+        try:
+            mode = path.lstat().st_mode
+        except FileNotFoundError:  # a server's temporary file, gone between listing and stat
+            continue
+        if not stat.S_ISLNK(mode) and mode & 0o077:
+            loose[str(path)] = oct(stat.S_IMODE(mode))
+    return loose
+
+
+def _wait_for_the_aof_rewrite(client) -> None:
+    """The rewrite runs in a child; its files are final only once the server says it is done."""
+    deadline = time.monotonic() + 30  # bounded: a rewrite of a handful of keys takes ms
+    while time.monotonic() < deadline:
+        persistence = client.info("persistence")
+        if not persistence["aof_rewrite_in_progress"] and not persistence.get(
+            "aof_rewrite_scheduled"
+        ):
+            return
+        time.sleep(0.01)  # polling the server's own state, not waiting on our code
+    raise AssertionError("the AOF rewrite did not finish within 30 s")
 
 
 def test_the_data_dir_and_its_files_are_owner_only(tmp_path, clock):
@@ -133,6 +153,7 @@ def test_the_data_dir_and_its_files_are_owner_only(tmp_path, clock):
         client = redis.Redis.from_url(server.url)
         create_key(client, "acme", ("read",), "k", clock.now)
         client.bgrewriteaof()  # new AOF files too
+        _wait_for_the_aof_rewrite(client)
         client.close()
         assert _loose_modes(data_dir) == {}
     finally:
