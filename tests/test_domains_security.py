@@ -177,3 +177,31 @@ def test_reset_clears_the_class_counters(client, redis_client, run_worker, clock
     run_worker()
     (row,) = client.get("/api/v1/domains").json["rows"]
     assert _classes(row) == {**dict.fromkeys(CLASSES, 0), "encrypted": 2}
+
+
+def test_dashboard_domains_page_shows_the_split_columns_sorts_and_filters_them(
+    app, client, clock, make_key, run_worker
+):
+    from tests.html_cells import Page, sign_in
+
+    assert client.post("/api/v1/traces", json=_mix(clock)).status_code == 202
+    run_worker()
+    browser = sign_in(app, make_key("default", "read"))
+    query = "days=1&sort=-unauthenticated_percent&min_unauthenticated_percent=25"
+    answer = browser.get(f"/domains?{query}")
+    assert answer.status_code == 200, answer.data[:300]
+    page = Page(answer.get_data(as_text=True))
+    api = client.get(f"/api/v1/domains?{query}").json["rows"]
+    assert page.texts("td", "name") == [row["domain"] for row in api] == [
+        "opp.example", "plain.example", "mixed.example", "sts.example"]  # fmt: skip
+    for column in ("authenticated_percent", "dane_percent", "mta_sts_percent",
+                   "encrypted_only_percent", "unauthenticated_percent"):  # fmt: skip
+        assert page.texts("td", column) == [f"{row[column]:.1f}" for row in api], column
+        (header,) = page.elements("th", f"col-{column}")
+        assert header.get("aria-sort") == ("descending" if column == "unauthenticated_percent"
+                                           else None)  # fmt: skip
+    assert page.texts("td", "mta_sts_percent")[-1] == "75.0"
+    assert page.field("report-filters", "min_unauthenticated_percent") == "25.0"
+    exported = browser.get(f"/domains/export?{query}")
+    header = exported.get_data(as_text=True).splitlines()[0]
+    assert header.endswith("Encrypted only %,Unauthenticated %")

@@ -196,8 +196,9 @@ def report_page(
 
 _PERCENT_COLUMNS = ("none", "TLS1.0", "TLS1.1", "TLS1.2", "TLS1.3")
 _VERSION_HEADERS = ("No TLS %", "TLS 1.0 %", "TLS 1.1 %", "TLS 1.2 %", "TLS 1.3 %")
-# Transport security, after the other columns so theirs keep their positions.
-_SECURITY_HEADERS = {"authenticated_percent": "Authenticated %", "dane_percent": "DANE %",
+# Transport security columns and their headers (CSV: after the other columns, so theirs keep
+# their positions; the dashboard: after the TLS versions).
+SECURITY_HEADERS = {"authenticated_percent": "Authenticated %", "dane_percent": "DANE %",
                      "mta_sts_percent": "MTA-STS %", "encrypted_only_percent": "Encrypted only %",
                      "unauthenticated_percent": "Unauthenticated %"}  # fmt: skip
 
@@ -206,7 +207,7 @@ def csv_header(kind: WhoKind) -> list[str]:
     extras = "Client IPs" if kind.extras == "client_ips" else "Remote hosts"
     names = ["Sender address", "Domain"] if kind.name == "auth" else ["Domain"]
     return ["Direction", *names, *_VERSION_HEADERS, "Messages", "Connectors", extras,
-            *_SECURITY_HEADERS.values()]  # fmt: skip
+            *SECURITY_HEADERS.values()]  # fmt: skip
 
 
 def csv_cells(kind: WhoKind, row: WhoRow) -> list[str]:
@@ -220,7 +221,7 @@ def csv_cells(kind: WhoKind, row: WhoRow) -> list[str]:
         " ".join(row.extras),
     ]  # fmt: skip
     security = class_columns(row.classes, WHO_SECURITY_COLUMNS)
-    cells += [f"{security[column]:.1f}" for column in _SECURITY_HEADERS]
+    cells += [f"{security[column]:.1f}" for column in SECURITY_HEADERS]
     return [safe_cell(cell) for cell in cells]
 
 
