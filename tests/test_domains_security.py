@@ -205,3 +205,32 @@ def test_dashboard_domains_page_shows_the_split_columns_sorts_and_filters_them(
     exported = browser.get(f"/domains/export?{query}")
     header = exported.get_data(as_text=True).splitlines()[0]
     assert header.endswith("Encrypted only %,Unauthenticated %")
+
+
+def test_who_keys_carry_a_class_only_when_it_says_more_than_the_version():
+    from service.core.traces import counter_field, security_segments, who_tls_segment
+
+    def segment(tls: str, auth: str | None, policy: str | None, downgraded: bool = False) -> str:
+        field = counter_field("outbound", None, None, security_segments(tls, auth, policy,
+                                                                        downgraded))  # fmt: skip
+        return who_tls_segment(field)
+
+    assert segment("TLS1.2", None, None) == "TLS1.2"
+    assert segment("TLS1.2", None, "may", downgraded=True) == "TLS1.2"  # encrypted: the default
+    assert segment("none", None, "none", downgraded=True) == "none"
+    assert segment("TLS1.3", None, "dane") == "TLS1.3:dane"
+    assert segment("TLS1.2", "verified", "mta-sts") == "TLS1.2:mta-sts"
+    assert segment("TLS1.0", "verified", None) == "TLS1.0:authenticated"
+    assert who_tls_segment("outbound\x1f\x1f\x1fblocked\x1fdane\x1fx.example\x1freason") == (
+        "blocked")  # fmt: skip
+
+
+def test_rows_cached_before_the_split_read_as_their_versions_say():
+    from service.core.who_report import decode_row, encode_rows
+
+    # messages by TLS_VERSIONS (TLS1.3, TLS1.2, TLS1.1, TLS1.0, SSL3, none): 2 TLS 1.2, 1 none
+    old = decode_row(b'["outbound","a.example",[0,2,0,0,0,1],[["",3]],[]]')
+    assert old.classes == [0, 0, 0, 2, 1]
+    new = decode_row(encode_rows(old.__class__("outbound", "a.example", [0, 2, 0, 0, 0, 1],
+                                               [("", 3)], [], [1, 0, 0])))  # fmt: skip
+    assert new.classes == [1, 0, 0, 1, 1]
