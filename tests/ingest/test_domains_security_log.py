@@ -46,3 +46,37 @@ def test_postfix_log_classes_per_remote_domain(client, run_worker, clock):
     assert sorted((r["direction"], r["domain"]) for r in unauthenticated.json["rows"]) == sorted(
         key for key, counts in expected.items() if counts["encrypted"] + counts["none"]
     )
+
+
+def test_exim_log_classes_per_remote_domain(client, run_worker, clock):
+    from service.ingest.exim import EximParser
+
+    day = clock.now.date().isoformat()
+    # (recipient domain, X= and CV= of the delivery line, its class)
+    deliveries = [
+        ("dane.example", "X=TLS1.3:TLS_AES_256_GCM_SHA384:256 CV=dane", "dane"),
+        ("dane.example", "X=TLS1.3:TLS_AES_256_GCM_SHA384:256 CV=dane", "dane"),
+        ("verified.example", "X=TLS1.2:ECDHE-RSA-AES256-GCM-SHA384:256 CV=yes", "authenticated"),
+        ("verified.example", "X=TLS1.2:ECDHE-RSA-AES256-GCM-SHA384:256 CV=no", "encrypted"),
+        ("opportunistic.example", "X=TLS1.2:ECDHE-RSA-AES256-GCM-SHA384:256", "encrypted"),
+        ("plain.example", "", "none"),
+    ]
+    lines = [
+        f"{day} 10:00:{n:02d} 1tA{n:03d}-000000000a{n}-000{n} => r@{domain} R=dnslookup "
+        f'T=remote_smtp H=mx.{domain} [203.0.113.{n + 1}]:25 {tls} C="250 OK"\n'
+        for n, (domain, tls, _) in enumerate(deliveries)
+    ]
+    traces = feed_all(EximParser(), lines)
+    assert len(traces) == len(deliveries)
+    assert client.post("/api/v1/traces", json=traces).status_code == 202
+    run_worker()
+
+    expected: dict[str, Counter[str]] = {}
+    for domain, _, klass in deliveries:
+        expected.setdefault(domain, Counter())[klass] += 1
+    rows = client.get("/api/v1/domains?days=1").json["rows"]
+    got = {r["domain"]: {c: r["security"][c]["messages"] for c in CLASSES} for r in rows}
+    assert got == {domain: {c: counts[c] for c in CLASSES} for domain, counts in expected.items()}
+    half = client.get("/api/v1/domains?days=1&min_unauthenticated_percent=50&sort=domain")
+    assert [r["domain"] for r in half.json["rows"]] == ["opportunistic.example", "plain.example",
+                                                        "verified.example"]  # fmt: skip
