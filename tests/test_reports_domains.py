@@ -6,19 +6,7 @@ import csv
 import io
 from collections import Counter
 
-from tests.who_traffic import domain_traffic
-
-
-def _all_rows(client, query: str) -> list[dict]:
-    rows, cursor = [], None
-    while True:
-        url = f"/api/v1/domains?{query}" + (f"&cursor={cursor}" if cursor else "")
-        response = client.get(url)
-        assert response.status_code == 200, response.json
-        rows += response.json["rows"]
-        cursor = response.json["next_cursor"]
-        if cursor is None:
-            return rows
+from tests.who_traffic import all_domain_rows, domain_traffic
 
 
 def test_100k_domains_report_exact_kept_rows_other_row_and_snapshot_totals(
@@ -30,7 +18,7 @@ def test_100k_domains_report_exact_kept_rows_other_row_and_snapshot_totals(
         assert client.post("/api/v1/traces", json=traces[start : start + 5000]).status_code == 202
     run_worker(domain_limit=limit)
 
-    rows = _all_rows(client, "days=7&limit=1000&sort=domain")
+    rows = all_domain_rows(client, "days=7&limit=1000&sort=domain")
     assert len({(r["direction"], r["domain"]) for r in rows}) == len(rows)  # each row once
     kept = [r for r in rows if r["row"] == "domain"]
     assert len(kept) == limit * 14  # every day and direction is past its limit
@@ -106,7 +94,7 @@ def test_filters_sort_csv_etag_and_series(client, run_worker, clock):
     table = list(csv.reader(io.StringIO(exported.get_data(as_text=True))))
     assert table[0][:3] == ["Direction", "Domain", "No TLS %"]
     assert ["outbound", "old.example", "0.0", "60.0", "0.0", "40.0", "0.0", "10", "Partner A",
-            "mx.old.example"] in table  # fmt: skip
+            "mx.old.example"] in [row[:10] for row in table]  # fmt: skip
 
     series = client.get("/api/v1/domains/outbound/old.example?days=3").json
     assert [day["messages"] for day in series["series"]] == [0, 0, 10]

@@ -328,16 +328,31 @@ def security_columns(row: ConnectorRow) -> dict[str, Any]:
     """The transport security columns of a row: each share of its delivered messages (the
     authenticated share is the sum of the rounded dane, mta-sts and authenticated shares, so
     the numbers shown add up) and the blocked count."""
-    classes = row.classes
-    percents = dict(zip(SECURITY_CLASSES, shares(classes), strict=True))
-    columns: dict[str, Any] = {
-        column: round(sum(percents[c] for c in chosen), 1)
-        for column, chosen in SECURITY_COLUMNS.items()
-    }
+    columns = class_columns(row.classes)
     columns["blocked"] = row.blocked
-    columns["security"] = {c: {"messages": n, "percent": percents[c]}
-                           for c, n in zip(SECURITY_CLASSES, classes, strict=True)}  # fmt: skip
+    columns["security"] = columns.pop("security")  # after blocked, as before
     return columns
+
+
+def class_columns(
+    classes: list[int], columns: Mapping[str, frozenset[str]] = SECURITY_COLUMNS
+) -> dict[str, Any]:
+    """Each of ``columns``' shares of ``classes`` (messages by SECURITY_CLASSES: the sum of
+    the rounded shares of its classes, so the numbers shown add up) and ``security``: each
+    class's messages and percent."""
+    percents = dict(zip(SECURITY_CLASSES, shares(classes), strict=True))
+    shown: dict[str, Any] = {
+        column: round(sum(percents[c] for c in chosen), 1) for column, chosen in columns.items()
+    }
+    shown["security"] = {c: {"messages": n, "percent": percents[c]}
+                         for c, n in zip(SECURITY_CLASSES, classes, strict=True)}  # fmt: skip
+    return shown
+
+
+def exact_class_share(classes: list[int], chosen: frozenset[str]) -> float:
+    """The exact share of ``chosen`` classes in ``classes`` (0.0 without messages): what a
+    sort orders by, so equal rounded percents still order by their truth."""
+    return _exact_share(classes, [c in chosen for c in SECURITY_CLASSES])
 
 
 def is_direction(value: str) -> bool:

@@ -47,7 +47,7 @@ from service.core.traces import (
     counter_field,
     normalize_trace,
     security_segments,
-    split_counter_field,
+    who_tls_segment,
 )
 from service.core.transport_security import (
     MAX_POLICY_SPELLING,
@@ -228,7 +228,7 @@ def _who_keys(days: list[str], records: list[_Trace], fields: list[str]) -> list
                for direction, sender, recipient in zip(directions, map(_SENDER, records),
                                                        map(_RECIPIENT, records), strict=True)]  # fmt: skip
     # The version segment, as the exact path takes it (a blocked message's is BLOCKED).
-    tls_of = {counter: split_counter_field(counter)[3] for counter in set(fields)}
+    tls_of = {counter: who_tls_segment(counter) for counter in set(fields)}
     tls = list(map(tls_of.__getitem__, fields))
     columns = (directions, _normalised(domains, _normalised_domain), tls,
                _normalised(list(map(_CONNECTOR, records)), str),

@@ -318,7 +318,7 @@ def normalize_trace(
             day,
             direction,
             record.get(remote_domain_field(direction)),
-            split_counter_field(field)[3],  # the version, or BLOCKED (not counted per name)
+            who_tls_segment(field),  # the version (and class), or BLOCKED (not counted per name)
             connector,
             record.get("remote_host"),
             record.get("auth_user"),
@@ -488,3 +488,18 @@ def who_key(
     same key are counted together, so a batch carries one line per distinct key."""
     rest = (direction, domain or "", tls, connector or "", host or "", auth_user or "", ip or "")
     return f"{day}{RECORD_SEP}{FIELD_SEP.join(rest)}"
+
+
+# Between a who key's TLS version and its transport security class (no version holds it).
+WHO_CLASS_SEP = ":"
+
+
+def who_tls_segment(field: str) -> str:
+    """The TLS segment of a who key from a trace's counter field: its version, then its
+    transport security class only when that says more than the version alone (so most keys
+    keep their shape); BLOCKED for a blocked message."""
+    parts = field.split(FIELD_SEP, 5)
+    tls = parts[3]
+    if tls == BLOCKED or len(parts) < 5 or parts[4] == default_security_class(tls):
+        return tls
+    return f"{tls}{WHO_CLASS_SEP}{parts[4]}"

@@ -8,7 +8,8 @@ per tenant, kind, direction and day; the rest are counted in one ``OTHER`` row, 
 still equals the snapshot's.
 
 Counter fields (one hash per tenant, kind and day): ``direction US name US marker US value``
-where the marker is ``t`` (value: TLS version) or ``c`` (value: a named connector). The ``t``
+where the marker is ``t`` (value: TLS version), ``c`` (value: a named connector) or ``s``
+(value: a transport security class, ``SECURITY_MARK``). The ``t``
 fields add up to the messages; the ``c`` fields split some of the same messages by connector,
 and the rest used none (mail without a connector has no field of its own: most mail is such,
 and every field of a day is read again by each report build). The remote hosts / client IPs
@@ -21,12 +22,17 @@ from __future__ import annotations
 from collections.abc import Container, Mapping
 from dataclasses import dataclass
 
-from service.core.traces import BLOCKED, FIELD_SEP, RECORD_SEP
+from service.core.traces import BLOCKED, FIELD_SEP, RECORD_SEP, WHO_CLASS_SEP
 
 OTHER = "\x1d"  # the stored name of the "(other ...)" row: no trace value can hold it
 UNKNOWN = ""  # the stored name of traces without a remote domain
 EXTRAS_PER_NAME = 10  # remote hosts / client IPs kept per name and day
 TLS_MARK, CONNECTOR_MARK = "t", "c"
+# Messages of a transport security class other than the one its version alone says
+# (``transport_security.default_security_class``): dane, mta-sts, authenticated. The other
+# classes follow from the ``t`` fields (docs/domains.md), so mail logged without peer
+# authentication adds no field.
+SECURITY_MARK = "s"
 
 
 @dataclass(frozen=True)
@@ -63,6 +69,10 @@ class GroupCounts:
     def add(self, name: str, tls: str, connector: str, extra: str, messages: int) -> None:
         counts = self.counts
         head = f"{self.direction}{FIELD_SEP}{name}{FIELD_SEP}"
+        if WHO_CLASS_SEP in tls:  # the version, then the class (``traces.who_tls_segment``)
+            tls, klass = tls.split(WHO_CLASS_SEP)
+            field = f"{head}{SECURITY_MARK}{FIELD_SEP}{klass}"
+            counts[field] = counts.get(field, 0) + messages
         field = f"{head}{TLS_MARK}{FIELD_SEP}{tls}"
         counts[field] = counts.get(field, 0) + messages
         if connector:

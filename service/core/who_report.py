@@ -14,13 +14,21 @@ from typing import Any
 
 import msgspec
 
-from service.core.connectors import REPORT_VERSIONS, tls_split
+from service.core.connectors import (
+    REPORT_VERSIONS,
+    SECURITY_COLUMNS,
+    class_columns,
+    exact_class_share,
+    tls_split,
+)
 from service.core.tls import TLS_VERSIONS
 from service.core.traces import FIELD_SEP
+from service.core.transport_security import AUTHENTICATED_CLASSES, SECURITY_CLASSES
 from service.core.who import (
     AUTH_USERS,
     CONNECTOR_MARK,
     OTHER,
+    SECURITY_MARK,
     TLS_MARK,
     UNKNOWN,
     WhoKind,
@@ -31,6 +39,15 @@ SORT_COLUMNS: tuple[str, ...] = (
     "direction", "domain", "sender_address", "messages", *REPORT_VERSIONS,
 )  # fmt: skip
 DEFAULT_SORT = "-messages"
+# Transport security columns (docs/domains.md): the connector report's, and the share of mail
+# whose peer was not authenticated (encrypted only, or no TLS) that ``min_unauthenticated``
+# filters on.
+WHO_SECURITY_COLUMNS: dict[str, frozenset[str]] = {
+    **SECURITY_COLUMNS,
+    "unauthenticated_percent": frozenset(SECURITY_CLASSES) - AUTHENTICATED_CLASSES,
+}
+SORT_COLUMNS += tuple(WHO_SECURITY_COLUMNS)
+_NONE_INDEX = TLS_VERSIONS.index("none")
 
 
 class WhoRow(msgspec.Struct, array_like=True, frozen=True):
@@ -41,6 +58,17 @@ class WhoRow(msgspec.Struct, array_like=True, frozen=True):
     counts: list[int]  # messages by TLS_VERSIONS
     connectors: list[tuple[str, int]]  # connector ('' = none) and messages, most first
     extras: list[str]  # remote hosts / client IPs: filled for the rows of a page only
+    # Appended, so rows cached before it stay readable. Messages of the classes counted by
+    # their own fields (dane, mta-sts, authenticated, in that order); empty when none were.
+    verified: list[int] = msgspec.field(default_factory=list)
+
+    @property
+    def classes(self) -> list[int]:
+        """Messages by SECURITY_CLASSES: the verified ones as counted, the rest of the
+        encrypted mail ``encrypted``, the mail without TLS ``none``."""
+        none = self.counts[_NONE_INDEX]
+        verified = self.verified or [0, 0, 0]
+        return [*verified, sum(self.counts) - none - sum(verified), none]
 
 
 class WhoRows(msgspec.Struct):
@@ -72,8 +100,10 @@ def build_rows(sums: Iterable[tuple[str, int]]) -> list[WhoRow]:
     """One row per (direction, name) of summed counter fields, sorted by (direction, name)."""
     tallies: dict[str, list[int]] = {}  # by "direction US name"
     connectors: dict[str, dict[str, int]] = {}
+    verified: dict[str, list[int]] = {}
     width = len(TLS_VERSIONS)
     tls_tail, connector_tail = FIELD_SEP + TLS_MARK, FIELD_SEP + CONNECTOR_MARK
+    security_tail = FIELD_SEP + SECURITY_MARK
     for counter, count in sums:
         head, value = counter.rsplit(FIELD_SEP, 1)
         if head.endswith(tls_tail):
@@ -85,6 +115,11 @@ def build_rows(sums: Iterable[tuple[str, int]]) -> list[WhoRow]:
         elif head.endswith(connector_tail):
             named = connectors.setdefault(head[:-2], {})
             named[value] = named.get(value, 0) + count
+        elif head.endswith(security_tail):
+            by_class = verified.get(head[:-2])
+            if by_class is None:
+                by_class = verified[head[:-2]] = [0, 0, 0]
+            by_class[_VERIFIED_INDEX[value]] += count
     rows = []
     for key in sorted(tallies):
         tally = tallies[key]
@@ -97,8 +132,11 @@ def build_rows(sums: Iterable[tuple[str, int]]) -> list[WhoRow]:
             if len(uses) > 1:  # most rows have one connector or none: no sort to pay for
                 uses.sort(key=_most_first)
         direction, name = key.split(FIELD_SEP)
-        rows.append(WhoRow(direction, name, tally, uses, []))
+        rows.append(WhoRow(direction, name, tally, uses, [], verified.get(key, [])))
     return rows
+
+
+_VERIFIED_INDEX = {c: i for i, c in enumerate(SECURITY_CLASSES[:3])}  # dane, mta-sts, authenticated
 
 
 def _most_first(item: tuple[str, int]) -> tuple[int, str]:
@@ -136,6 +174,7 @@ class WhoFilter:
     name: str | None = None  # case-insensitive prefix of the shown name
     min_none_percent: float | None = None
     min_tls10_percent: float | None = None
+    min_unauthenticated_percent: float | None = None  # encrypted only or no TLS (docs/domains.md)
 
     def accepts(self, kind: WhoKind, row: WhoRow) -> bool:
         if self.direction is not None and row.direction != self.direction:
@@ -151,6 +190,10 @@ class WhoFilter:
                 not total or 100 * row.counts[_INDEX[version]] < minimum * total
             ):
                 return False
+        minimum = self.min_unauthenticated_percent
+        if minimum is not None:
+            unauthenticated = row.classes[-2:]  # encrypted, none
+            return bool(total) and 100 * sum(unauthenticated) >= minimum * total
         return True
 
 
@@ -161,6 +204,9 @@ def _sort_value(kind: WhoKind, column: str) -> Callable[[WhoRow], Any]:
         index = _INDEX[column]
         # The exact share, not the rounded percent: equal percents still order by their truth.
         return lambda row: row.counts[index] / total if (total := sum(row.counts)) else 0.0
+    if column in WHO_SECURITY_COLUMNS:
+        chosen = WHO_SECURITY_COLUMNS[column]
+        return lambda row: exact_class_share(row.classes, chosen)
     if column == "direction":
         return lambda row: row.direction
     if column == "domain" and kind is AUTH_USERS:
@@ -195,5 +241,6 @@ def row_document(kind: WhoKind, row: WhoRow) -> dict[str, Any]:
     else:
         document = {"direction": row.direction, "domain": shown, "row": special or "domain"}
     document.update(messages=sum(row.counts), tls=tls_split(row.counts), connectors=connectors)
+    document.update(class_columns(row.classes, WHO_SECURITY_COLUMNS))
     document[kind.extras] = row.extras
     return document

@@ -20,14 +20,16 @@ import msgspec
 import redis
 
 from service.core.connector_csv import safe_cell
-from service.core.connectors import tls_split
+from service.core.connectors import class_columns, tls_split
 from service.core.paging import decode_cursor, encode_cursor, query_digest
 from service.core.timestamps import ms_to_rfc3339
 from service.core.tls import TLS_VERSIONS
 from service.core.traces import FIELD_SEP
-from service.core.who import EXTRAS_PER_NAME, TLS_MARK, WhoKind
+from service.core.transport_security import SECURITY_CLASSES
+from service.core.who import EXTRAS_PER_NAME, SECURITY_MARK, TLS_MARK, WhoKind
 from service.core.who_report import (
     DEFAULT_SORT,
+    WHO_SECURITY_COLUMNS,
     WhoFilter,
     WhoRow,
     decode_row,
@@ -100,6 +102,8 @@ class WhoQuery:
 
 _QUERY_PARAMS = ("days", "start", "end", "direction", "name", "min_none_percent",
                  "min_tls10_percent", "sort")  # fmt: skip
+# Appended apart: a query without it keeps the digest (and the cursors) it had before.
+_SECURITY_PARAMS = ("min_unauthenticated_percent",)
 
 
 def who_query(kind: WhoKind, args: dict[str, Any], window: Window) -> WhoQuery:
@@ -109,11 +113,13 @@ def who_query(kind: WhoKind, args: dict[str, Any], window: Window) -> WhoQuery:
         kind=kind,
         window=window,
         row_filter=WhoFilter(args.get("direction"), args.get("name"),
-                             args.get("min_none_percent"), args.get("min_tls10_percent")),
+                             args.get("min_none_percent"), args.get("min_tls10_percent"),
+                             args.get("min_unauthenticated_percent")),
         sort=sort,
         limit=args["limit"],
         cursor=args.get("cursor"),
-        digest=query_digest({k: args.get(k) for k in _QUERY_PARAMS} | {"sort": sort}),
+        digest=query_digest({k: args.get(k) for k in _QUERY_PARAMS} | {"sort": sort}
+                            | {k: args[k] for k in _SECURITY_PARAMS if args.get(k) is not None}),
     )  # fmt: skip
 
 
@@ -190,12 +196,18 @@ def report_page(
 
 _PERCENT_COLUMNS = ("none", "TLS1.0", "TLS1.1", "TLS1.2", "TLS1.3")
 _VERSION_HEADERS = ("No TLS %", "TLS 1.0 %", "TLS 1.1 %", "TLS 1.2 %", "TLS 1.3 %")
+# Transport security columns and their headers (CSV: after the other columns, so theirs keep
+# their positions; the dashboard: after the TLS versions).
+SECURITY_HEADERS = {"authenticated_percent": "Authenticated %", "dane_percent": "DANE %",
+                     "mta_sts_percent": "MTA-STS %", "encrypted_only_percent": "Encrypted only %",
+                     "unauthenticated_percent": "Unauthenticated %"}  # fmt: skip
 
 
 def csv_header(kind: WhoKind) -> list[str]:
     extras = "Client IPs" if kind.extras == "client_ips" else "Remote hosts"
     names = ["Sender address", "Domain"] if kind.name == "auth" else ["Domain"]
-    return ["Direction", *names, *_VERSION_HEADERS, "Messages", "Connectors", extras]
+    return ["Direction", *names, *_VERSION_HEADERS, "Messages", "Connectors", extras,
+            *SECURITY_HEADERS.values()]  # fmt: skip
 
 
 def csv_cells(kind: WhoKind, row: WhoRow) -> list[str]:
@@ -208,6 +220,8 @@ def csv_cells(kind: WhoKind, row: WhoRow) -> list[str]:
         str(sum(row.counts)), " ".join(name or "-" for name, _ in row.connectors),
         " ".join(row.extras),
     ]  # fmt: skip
+    security = class_columns(row.classes, WHO_SECURITY_COLUMNS)
+    cells += [f"{security[column]:.1f}" for column in SECURITY_HEADERS]
     return [safe_cell(cell) for cell in cells]
 
 
@@ -239,6 +253,8 @@ def _csv_lines(
 
 # -- one name's daily series ----------------------------------------------------------------
 
+_VERIFIED_CLASSES = SECURITY_CLASSES[:3]  # counted by their own fields (WhoRow.verified)
+
 
 def series_view(
     client: redis.Redis,
@@ -257,19 +273,25 @@ def series_view(
     def build() -> Built:
         prefix = f"{direction}{FIELD_SEP}{name}{FIELD_SEP}{TLS_MARK}{FIELD_SEP}"
         fields = [prefix + version for version in TLS_VERSIONS]
+        head = f"{direction}{FIELD_SEP}{name}{FIELD_SEP}{SECURITY_MARK}{FIELD_SEP}"
+        fields += [head + klass for klass in _VERIFIED_CLASSES]
+        width = len(TLS_VERSIONS)
         pipe = client.pipeline(transaction=True)
         pipe.hmget(keys.meta(tenant), "version", "data_as_of_ms")
         for day in window.days:
             pipe.hmget(keys.who_counts(tenant, kind.name, day), fields)
         (version, as_of), *days = pipe.execute()
-        series, total = [], [0] * len(TLS_VERSIONS)
+        series, total = [], [0] * len(fields)
         for day, values in zip(window.days, days, strict=True):
             counts = [int(v or 0) for v in values]
             total = [a + b for a, b in zip(total, counts, strict=True)]
-            series.append({"date": day, "messages": sum(counts), "tls": tls_split(counts)})
+            day_row = WhoRow(direction, name, counts[:width], [], [], counts[width:])
+            series.append({"date": day, "messages": sum(counts[:width]),
+                           "tls": tls_split(counts[:width]),
+                           **class_columns(day_row.classes, WHO_SECURITY_COLUMNS)})  # fmt: skip
         document = None
-        if sum(total):
-            row = WhoRow(direction, name, total, [], [])
+        if sum(total[:width]):
+            row = WhoRow(direction, name, total[:width], [], [], total[width:])
             document = {**row_document(kind, row), "window": window.as_dict(), "series": series,
                         "data_as_of": ms_to_rfc3339(int(as_of) if as_of else None)}  # fmt: skip
             for unread in ("connectors", kind.extras):

@@ -708,6 +708,12 @@ def _who_args(name_description: str) -> dict[str, fields.Field]:
         "min_tls10_percent": fields.Float(
             validate=percent, metadata={"description": "Only rows with at least this share "
                                         "of TLS 1.0 (percent)"}),
+        "min_unauthenticated_percent": fields.Float(
+            validate=percent, metadata={"description": "Only rows with at least this share "
+                                        "of unauthenticated mail: the transport security "
+                                        "classes `encrypted` (TLS, peer not authenticated) "
+                                        "and `none` (no TLS), in percent "
+                                        "(docs/domains.md)"}),
         "sort": fields.String(
             validate=validate.OneOf(
                 [c for col in who_report.SORT_COLUMNS for c in (col, "-" + col)]
@@ -746,6 +752,22 @@ def _who_row_fields(extras: str, extras_description: str) -> dict[str, fields.Fi
                                      "percents sum to 100.0"}),
         "connectors": fields.List(fields.Nested(ConnectorUseSchema)),
         extras: fields.List(fields.String(), metadata={"description": extras_description}),
+        **_who_security_fields(),
+    }  # fmt: skip
+
+
+def _who_security_fields() -> dict[str, fields.Field]:
+    """The transport security columns of a per-domain or per-user row (and day)."""
+    return {
+        "authenticated_percent": fields.Float(metadata={"description": "dane + mta-sts + "
+                                                        "other verified"}),
+        "dane_percent": fields.Float(),
+        "mta_sts_percent": fields.Float(),
+        "encrypted_only_percent": fields.Float(metadata={"description": "TLS, peer not "
+                                                         "authenticated"}),
+        "unauthenticated_percent": fields.Float(metadata={"description": "encrypted only + "
+                                                          "no TLS"}),
+        "security": _class_shares_field(),
     }  # fmt: skip
 
 
@@ -776,10 +798,11 @@ DomainReportSchema = _who_page(DomainRowSchema, "DomainReport")
 AuthClientReportSchema = _who_page(AuthClientRowSchema, "AuthClientReport")
 
 
-class WhoDaySchema(Schema):
-    date = fields.Date()
-    messages = fields.Integer()
-    tls = fields.Dict(keys=fields.String(), values=fields.Nested(ShareSchema))
+WhoDaySchema = Schema.from_dict({
+    "date": fields.Date(), "messages": fields.Integer(),
+    "tls": fields.Dict(keys=fields.String(), values=fields.Nested(ShareSchema)),
+    **_who_security_fields(),
+}, name="WhoDay")  # fmt: skip
 
 
 _UNSUMMED = ("connectors", "remote_hosts", "client_ips")  # not in a series (docs/domains.md)

@@ -58,6 +58,7 @@ def report_blueprint(
     report_doc = {
         "summary": f"{what[0].upper()}{what[1:]} report",
         "description": f"One row per {subject} and direction: messages, the TLS version split, "
+        "the transport security split (`unauthenticated_percent`: encrypted only + no TLS), "
         f"the connectors its mail used and the {kind.extras.replace('_', ' ')} seen. Names "
         f"past the daily limit are one `{kind.other_label}` row, so totals equal the "
         "snapshot's. Pages follow `next_cursor`; a cursor pins the data of the first page.",
@@ -66,8 +67,8 @@ def report_blueprint(
                                          else "")  # fmt: skip
     series_doc = {
         "summary": f"One {subject}'s daily series",
-        "description": f"Messages and TLS split per day of the window; {special} name the "
-        "special rows.",
+        "description": "Messages, TLS and transport security split per day of the window; "
+        f"{special} name the special rows.",
     }
 
     @blp.route("")

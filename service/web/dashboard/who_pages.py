@@ -60,7 +60,8 @@ def _report_page(kind: WhoKind) -> BaseResponse:
     ]
     return page.answer("who.html", page_class=f"page-{kind.name}-report", report=report,
                        query=query, kind=kind, path=path, title=title, insights=insights,
-                       window_choices=WINDOW_CHOICES, tls_columns=TLS_COLUMNS)  # fmt: skip
+                       window_choices=WINDOW_CHOICES, tls_columns=TLS_COLUMNS,
+                       security_columns=who_reports.SECURITY_HEADERS.items())  # fmt: skip
 
 
 def _export(kind: WhoKind) -> BaseResponse:
