@@ -246,7 +246,7 @@ def _normalised(column: list[Any], normalise: Any) -> list[str]:
 
 
 def _instants(stamps: list[str], window: IngestWindow) -> tuple[list[str], list[int]]:
-    """(UTC days, epoch milliseconds) of the timestamps, if all are valid and in the window."""
+    """(the tenant's days, epoch milliseconds) of the timestamps, if all are valid and in the window."""
     if not all(map(_RFC3339.fullmatch, stamps)):
         _refuse()
     try:  # RFC 3339 in the shapes fromisoformat reads; lower-case "t" / "z" go the exact way
@@ -256,6 +256,8 @@ def _instants(stamps: list[str], window: IngestWindow) -> tuple[list[str], list[
     if min(whens) < window.earliest or max(whens) > window.latest:
         _refuse()
     epochs = [round(seconds * 1000) for seconds in map(datetime.timestamp, whens)]
+    if window.zone is not UTC:  # a tenant with local days (service.core.local_days)
+        return list(map(window.day_of, whens)), epochs
     if set(map(datetime.utcoffset, whens)) == {_ZERO}:
         return [stamp[:10] for stamp in stamps], epochs
     return [when.astimezone(UTC).date().isoformat() for when in whens], epochs

@@ -41,7 +41,7 @@ class Snapshot(MethodView):
         """
         window = window_from_args(args)
         view = views.snapshot_view(
-            context.client(), context.tenant(), window, context.now(),
+            context.client(), context.tenant(), window, context.tenant_now(),
             context.settings().view_cache_seconds,
         )  # fmt: skip
         return cached_json(view)
@@ -62,7 +62,7 @@ class TlsFlyout(MethodView):
         """
         view = views.tls_view(
             context.client(), context.tenant(), window_from_args(args), args.get("direction"),
-            context.now(), context.settings().view_cache_seconds,
+            context.tenant_now(), context.settings().view_cache_seconds,
         )  # fmt: skip
         return cached_json(view)
 
@@ -86,7 +86,7 @@ class TransitSecurity(MethodView):
         """
         view = views.transit_view(
             context.client(), context.tenant(), window_from_args(args), args.get("direction"),
-            context.now(), context.settings().view_cache_seconds,
+            context.tenant_now(), context.settings().view_cache_seconds,
             context.settings().domain_retention_days,
         )  # fmt: skip
         return cached_json(view)
@@ -108,6 +108,6 @@ class Blocked(MethodView):
         """
         view = views.blocked_view(
             context.client(), context.tenant(), window_from_args(args), args.get("direction"),
-            args["limit"], context.now(), context.settings().view_cache_seconds,
+            args["limit"], context.tenant_now(), context.settings().view_cache_seconds,
         )  # fmt: skip
         return cached_json(view)

@@ -233,7 +233,7 @@ class Page:
 def _snapshot(page: Page) -> dict[str, Any]:
     """The widget's snapshot: the default window, the view the worker keeps precomputed."""
     view = views.snapshot_view(context.client(), context.tenant(), window_from_args({}),
-                               context.now(), context.settings().view_cache_seconds)  # fmt: skip
+                               context.tenant_now(), context.settings().view_cache_seconds)  # fmt: skip
     document: dict[str, Any] = page.read(view)
     return document
 
@@ -394,7 +394,7 @@ def tls_flyout() -> BaseResponse:
     page = Page(signed_in)
     report = page.read(views.tls_view(
         context.client(), context.tenant(), window_from_args(args), args.get("direction"),
-        context.now(), context.settings().view_cache_seconds,
+        context.tenant_now(), context.settings().view_cache_seconds,
     ))  # fmt: skip
     daily = {
         direction: charts.stacked([(day["date"], charts.version_counts(day["directions"][direction]["tls"]))
@@ -419,7 +419,7 @@ def _daily_totals(
 ) -> list[tuple[str, dict[str, int]]]:
     """Per day and TLS version, the messages of the rows the filters select: the charts."""
     view = views.connector_rows_view(context.client(), context.tenant(), query.window, "day",
-                                     context.now(), context.settings().view_cache_seconds)  # fmt: skip
+                                     context.tenant_now(), context.settings().view_cache_seconds)  # fmt: skip
     rows = select_rows(page.read_rows(view), query.row_filter, "date")
     days: dict[str, dict[str, int]] = {day: dict.fromkeys(charts.VERSIONS, 0)
                                        for day in query.window.days}  # fmt: skip
@@ -447,7 +447,7 @@ def connector_report() -> BaseResponse:
         return signed_in
     query = _report_query()
     page = Page(signed_in)
-    client, tenant, now = context.client(), context.tenant(), context.now()
+    client, tenant, now = context.client(), context.tenant(), context.tenant_now()
     try:
         report = page.read(connector_pages.report_page(
             client, tenant, query, now, context.settings().view_cache_seconds,
@@ -484,7 +484,7 @@ def connector_export() -> BaseResponse:
     if rows not in EXPORT_ROWS:
         raise Problem(422, f"rows: must be one of {', '.join(EXPORT_ROWS)}")
     query = _report_query(drop=("format", "rows"))
-    client, tenant, now = context.client(), context.tenant(), context.now()
+    client, tenant, now = context.client(), context.tenant(), context.tenant_now()
     cache_seconds = context.settings().view_cache_seconds
     name = f"connector-report-{query.window.start}-{query.window.end}"
     if rows == "all":
@@ -531,7 +531,7 @@ def connector(direction: str, name: str) -> BaseResponse:
     page = Page(signed_in)
     view = connector_detail.connector_detail_view(
         context.client(), context.tenant(), direction, name, window_from_args(args),
-        context.now(), context.settings().view_cache_seconds,
+        context.tenant_now(), context.settings().view_cache_seconds,
     )  # fmt: skip
     if view is None:
         raise Problem(404, f"no {direction} connector {name!r} with traffic in the window "
@@ -555,7 +555,7 @@ def _define_connector(direction: str, name: str) -> None:
             "description": request.form.get("description") or None}  # fmt: skip
     definition = _args(ConnectorDefinitionSchema(), form)
     try:
-        define_connector(context.client(), context.tenant(), context.now().date(), direction,
+        define_connector(context.client(), context.tenant(), context.tenant_now().date(), direction,
                          name, definition, context.settings().max_connectors)  # fmt: skip
     except TextError as error:
         raise Problem(422, f"name: {error}") from None
