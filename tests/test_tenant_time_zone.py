@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import random
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -246,3 +247,32 @@ def test_both_ingest_paths_give_the_local_day(clock) -> None:
     assert batch.days == exact == [local.isoformat()] * 3 + [(local - timedelta(1)).isoformat()]
     assert window.earliest == datetime.combine(local - timedelta(days=89), datetime.min.time(),
                                                BERLIN)  # fmt: skip
+
+
+@pytest.mark.parametrize("zone_name", ["Europe/Berlin", "Asia/Kolkata", "America/St_Johns",
+                                       "Australia/Lord_Howe", "Africa/Casablanca"])  # fmt: skip
+def test_the_batch_path_names_the_exact_local_days_across_offset_changes(clock, zone_name):
+    """Random batches around the zone's offset changes, if it has any (and exact local
+    midnights, and a fraction rounding up to one): the all-valid path's days are the exact
+    path's."""
+    zone = ZoneInfo(zone_name)
+    window = IngestWindow(clock.now - timedelta(days=400), clock.now + timedelta(days=400), zone)
+    rng = random.Random(zone_name)
+    transitions = [day for day in (clock.now.date() + timedelta(days=n) for n in range(-380, 380))
+                   if _offset_changes(day, zone)] or [clock.now.date()]  # fmt: skip
+    for _ in range(40):
+        centre = datetime.combine(rng.choice(transitions), datetime.min.time(), zone)
+        span = rng.choice([3600, 86400, 6 * 86400, 8 * 86400])
+        stamps = [centre + timedelta(seconds=rng.uniform(-span, span)) for _ in range(50)]
+        midnight = datetime.combine(centre.date(), datetime.min.time(), zone)
+        stamps += [midnight, midnight - timedelta(microseconds=300)]
+        records = [trace(stamp.astimezone(rng.choice([zone, ZoneInfo("UTC")])))
+                   for stamp in stamps]  # fmt: skip
+        batch = accept_valid_batch(json.dumps(records).encode(), False, 100, window)
+        assert batch is not None
+        assert batch.days == [normalize_trace(record, window).day for record in records]
+
+
+def _offset_changes(day: date, zone: ZoneInfo) -> bool:
+    start = datetime.combine(day, datetime.min.time(), zone)
+    return start.utcoffset() != (start + timedelta(days=1)).utcoffset()
