@@ -11,7 +11,7 @@ import itertools
 import json
 import logging
 import random
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -21,6 +21,7 @@ from service.cli.commands import cli
 from service.core.trace_batch import accept_valid_batch
 from service.core.traces import IngestWindow, normalize_trace
 from service.store import keys
+from service.store.tenant_zone import ZONE_CACHE_SECONDS, ZoneCache, store_zone
 from tests.helpers import post_batches
 from tests.worker_loop import LoopDriver
 
@@ -276,3 +277,32 @@ def test_the_batch_path_names_the_exact_local_days_across_offset_changes(clock, 
 def _offset_changes(day: date, zone: ZoneInfo) -> bool:
     start = datetime.combine(day, datetime.min.time(), zone)
     return start.utcoffset() != (start + timedelta(days=1)).utcoffset()
+
+
+def test_a_worker_sees_a_change_within_seconds_and_reads_one_key_while_none_comes(
+    redis_client, clock
+) -> None:
+    seconds = [0.0]
+    cache = ZoneCache(redis_client, clock=lambda: seconds[0])
+    assert cache.zone("a") is UTC and cache.zone("b") is UTC
+    reads = _count_reads(redis_client, lambda: [cache.zone(t) for t in ("a", "b") * 50])
+    assert reads == 0  # within the check interval: memory only
+    seconds[0] += ZONE_CACHE_SECONDS + 1
+    reads = _count_reads(redis_client, lambda: [cache.zone(t) for t in ("a", "b") * 50])
+    assert reads == 1  # the version, once: no tenant's zone again
+    store_zone(redis_client, "a", "Europe/Berlin")
+    assert cache.zone("a") is UTC  # until the next check
+    seconds[0] += ZONE_CACHE_SECONDS + 1
+    assert cache.zone("a") == BERLIN
+    assert cache.zone("b") is UTC
+
+
+def _count_reads(client, work) -> int:  # type: ignore[no-untyped-def]
+    before = _commands(client)
+    work()
+    return _commands(client) - before - 1  # the INFO of the second count is one
+
+
+def _commands(client) -> int:  # type: ignore[no-untyped-def]
+    stats = client.info("stats")
+    return int(stats["total_commands_processed"])

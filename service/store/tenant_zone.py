@@ -2,8 +2,10 @@
 
 Every ingest request, report and worker pass needs the zone, and it changes about never: the
 API reads it through the near cache (one round trip per process until a change publishes the
-key), and a process without one (the worker, a cluster client) keeps each tenant's zone for
-``ZONE_CACHE_SECONDS``, so a change is picked up within seconds and no trace costs a read.
+key), and the worker keeps every tenant's zone while a global version number stays the same
+(``keys.time_zones_version``, read at most every ``ZONE_CACHE_SECONDS``), so a change is picked
+up within seconds, no trace costs a read, and an idle worker's pass over every tenant costs
+one read more, not one per tenant.
 """
 
 from __future__ import annotations
@@ -19,6 +21,9 @@ from service.core.local_days import DEFAULT_ZONE_NAME, zone_name, zone_named
 from service.store import keys, near_cache
 
 ZONE_CACHE_SECONDS = 2.0
+# A zone cached longer is read again even if the version did not move (a change whose version
+# bump was lost with its process): a bound on any failure of the above.
+ZONE_MAX_AGE_SECONDS = 300.0
 MAX_CACHED_TENANTS = 100_000
 
 
@@ -54,33 +59,44 @@ def store_zone(client: redis.Redis, tenant: str, name: str) -> tuple[str, str]:
         pipe.set(key, after)
     raw_before, _ = pipe.execute()
     near_cache.publish_invalidation(client, key)
+    client.incr(keys.time_zones_version())  # global (another slot on a cluster): not in MULTI
     return (DEFAULT_ZONE_NAME if raw_before is None else _text(raw_before)), after
 
 
 class ZoneCache:
-    """Each tenant's zone for a process without a near cache (the worker): read at most once
-    per ``max_age_seconds`` per tenant, on ``clock`` (seconds; the worker's injected clock,
-    so a test driving the loop sees a change as a worker would)."""
+    """Each tenant's zone for a process without a near cache (the worker): kept while the
+    global version (read at most every ``check_seconds``) stays the same, and at most
+    ``ZONE_MAX_AGE_SECONDS``; on ``clock`` (seconds; the worker's injected clock, so a test
+    driving the loop sees a change as a worker would)."""
 
     def __init__(
         self,
         client: redis.Redis,
-        max_age_seconds: float = ZONE_CACHE_SECONDS,
+        check_seconds: float = ZONE_CACHE_SECONDS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.client = client
-        self.max_age_seconds = max_age_seconds
+        self.check_seconds = check_seconds
         self.clock = clock
         self._zones: dict[str, tuple[float, tzinfo]] = {}
+        self._version: bytes | str | None = None
+        self._checked_at = float("-inf")
         self._lock = threading.Lock()
 
     def zone(self, tenant: str) -> tzinfo:
         if near_cache.of(self.client) is not None:
             return zone_of(self.client, tenant)
         now = self.clock()
+        if not 0 <= now - self._checked_at <= self.check_seconds:
+            version = self.client.get(keys.time_zones_version())
+            with self._lock:
+                if version != self._version:
+                    self._zones.clear()
+                    self._version = version
+                self._checked_at = now
         with self._lock:
             found = self._zones.get(tenant)
-        if found is not None and 0 <= now - found[0] <= self.max_age_seconds:
+        if found is not None and 0 <= now - found[0] <= ZONE_MAX_AGE_SECONDS:
             return found[1]
         zone = _zone_or_utc(stored_zone_name(self.client, tenant))
         with self._lock:

@@ -268,6 +268,7 @@ def delete_tenant(client: redis.Redis, tenant: str, refresh_seconds: float) -> D
         client.srem(keys.tenants(), tenant)
         client.srem(keys.tenants_with_entries(), tenant)
         client.zrem(keys.tenants_to_check(), tenant)
+        client.incr(keys.time_zones_version())  # its zone went with it: workers forget theirs
     client.ping()
     return DeleteResult(tenant, len(records), deleted)
 
