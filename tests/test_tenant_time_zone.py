@@ -306,3 +306,18 @@ def _count_reads(client, work) -> int:  # type: ignore[no-untyped-def]
 def _commands(client) -> int:  # type: ignore[no-untyped-def]
     stats = client.info("stats")
     return int(stats["total_commands_processed"])
+
+
+def test_a_reset_takes_local_days(app, loop) -> None:
+    client = app.test_client()
+    assert set_zone(client, "Europe/Berlin").status_code == 200
+    when = local_half_past_midnight(loop.clock.now, BERLIN)
+    post_batches(client, [trace(when)])
+    fold(loop)
+    utc_day = when.astimezone(UTC).date().isoformat()
+    local_day = when.date().isoformat()
+    response = client.post("/api/v1/tenant/reset", json={"start": utc_day, "end": utc_day})
+    assert response.json["messages_removed"] == 0  # the UTC day holds nothing of it
+    response = client.post("/api/v1/tenant/reset", json={"start": local_day, "end": local_day})
+    assert response.json["messages_removed"] == 1
+    assert per_day(client) == {}
