@@ -321,3 +321,26 @@ def test_a_reset_takes_local_days(app, loop) -> None:
     response = client.post("/api/v1/tenant/reset", json={"start": local_day, "end": local_day})
     assert response.json["messages_removed"] == 1
     assert per_day(client) == {}
+
+
+def test_blocked_and_per_domain_counters_take_the_local_day_too(app, make_key, loop) -> None:
+    berlin, utc = app.test_client(), app.test_client()
+    utc.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {make_key('utc')}"
+    assert set_zone(berlin, "Europe/Berlin").status_code == 200
+    when = local_half_past_midnight(loop.clock.now, BERLIN)
+    traces = [trace(when, direction="outbound", tls_version=None, outcome="blocked",
+                    blocked_reason="no STARTTLS", recipient_domain="example.net",
+                    tls_policy="encrypt"),
+              trace(when, sender_domain="partner.example")]  # fmt: skip
+    for client in (berlin, utc):
+        post_batches(client, [dict(t, id=f"{t['id']}-{id(client)}") for t in traces])
+    fold(loop)
+
+    def today(client) -> tuple[list[str], list[str]]:  # type: ignore[no-untyped-def]
+        blocked = client.get("/api/v1/mailflow/blocked", query_string={"days": 1}).json
+        domains = client.get("/api/v1/domains", query_string={"days": 1}).json
+        return ([r["date"] for r in blocked["records"]],
+                [r["domain"] for r in domains["rows"] if r["domain"]])  # fmt: skip
+
+    assert today(berlin) == ([when.date().isoformat()], ["partner.example"])
+    assert today(utc) == ([], [])  # the UTC day before
