@@ -23,6 +23,7 @@ from service.core.traces import IngestWindow, normalize_trace
 from service.store import keys
 from service.store.tenant_zone import ZONE_CACHE_SECONDS, ZoneCache, store_zone
 from tests.helpers import post_batches
+from tests.html_cells import Page, sign_in
 from tests.worker_loop import LoopDriver
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -344,3 +345,22 @@ def test_blocked_and_per_domain_counters_take_the_local_day_too(app, make_key, l
 
     assert today(berlin) == ([when.date().isoformat()], ["partner.example"])
     assert today(utc) == ([], [])  # the UTC day before
+
+
+def test_the_dashboard_shows_the_local_window_and_names_the_zone(app, make_key, loop) -> None:
+    loop.clock.now = loop.clock.now.replace(hour=23, minute=30)  # Berlin: the next day
+    post_batches(app.test_client(), [trace(loop.clock.now)])
+    fold(loop)
+    browser = sign_in(app, make_key("default", "read"))
+    first = browser.get("/")
+    assert "(UTC)" in first.get_data(as_text=True)
+    assert set_zone(app.test_client(), "Europe/Berlin").status_code == 200
+    for _ in range(2):  # the widget's lane answers the second request
+        page = browser.get("/")
+        assert page.status_code == 200
+        html = Page(page.get_data(as_text=True))
+        assert html.texts("time", "window-end") == [
+            loop.clock.now.astimezone(BERLIN).date().isoformat()
+        ]
+        assert "(Europe/Berlin)" in html.html
+        assert page.headers["ETag"] != first.headers["ETag"]

@@ -33,6 +33,7 @@ from service.core.connectors import (
     select_rows,
 )
 from service.core.insight_rules import RULES, effective_rules
+from service.core.local_days import zone_name
 from service.core.paging import CursorError
 from service.core.text import TextError
 from service.core.traces import CONNECTOR_TYPES
@@ -199,9 +200,11 @@ class Page:
 
     def __init__(self, signed_in: SignedIn) -> None:
         self.signed_in = signed_in
-        # What the widget's lane (``lane``) computes too, in the same order.
+        # What the widget's lane (``lane``) computes too, in the same order. The zone names
+        # the days the page shows.
+        self.time_zone = zone_name(context.tenant_zone_info())
         self.etags: list[str] = [request.full_path, signed_in.session.csrf,
-                                 str(signed_in.admin)]  # fmt: skip
+                                 str(signed_in.admin), self.time_zone]  # fmt: skip
 
     def read(self, view: CachedView) -> Any:
         self.etags.append(view.etag)
@@ -224,7 +227,7 @@ class Page:
         if html is None:
             html = render_template(
                 template, tenant=context.tenant(), admin=self.signed_in.admin,
-                csrf=self.signed_in.session.csrf, etag=etag, **values,
+                csrf=self.signed_in.session.csrf, etag=etag, time_zone=self.time_zone, **values,
             ).encode()  # fmt: skip
             RENDERED.put(etag, html)
         return Response(html, mimetype="text/html", headers=headers)
