@@ -78,7 +78,7 @@ class Tenant(MethodView):
     def get(self) -> Response:
         """The tenant
 
-        Its messages per UTC day, the batches waiting to be folded, the days reset, and its
+        Its time zone, its messages per day, the batches waiting to be folded, the days reset, and its
         API keys (ids, scopes and names; never secrets).
         """
         found = tenants.summary(context.client(), context.tenant())
