@@ -11,7 +11,7 @@ import click
 
 from service.cli.keys import _settings, open_store
 from service.core.api_keys import validate_tenant
-from service.store import tenants
+from service.store import tenant_zone, tenants
 from service.telemetry.logging import log_admin_action
 
 
@@ -31,7 +31,7 @@ def _actor() -> str:
 
 @click.group("tenants")
 def tenants_group() -> None:
-    """List, show, reset and delete tenants."""
+    """List, show, reset and delete tenants; set their time zone."""
 
 
 @tenants_group.command("list")
@@ -59,6 +59,7 @@ def show(tenant: str, as_json: bool) -> None:
     span = f"{min(days)} .. {max(days)}" if days else "none"
     click.echo(f"tenant {tenant}: {found.messages} messages on {len(days)} days ({span}), "
                f"{found.waiting_entries} batches waiting to be folded")  # fmt: skip
+    click.echo(f"  time zone {found.time_zone} (its days are local days there)")
     for day, messages in days.items():
         click.echo(f"  {day}  {messages}")
     for record in found.keys:
@@ -69,9 +70,9 @@ def show(tenant: str, as_json: bool) -> None:
 @tenants_group.command("reset")
 @click.argument("tenant")
 @click.option("--start", required=True, type=click.DateTime(["%Y-%m-%d"]),
-              help="First trace day to reset (UTC, inclusive).")  # fmt: skip
+              help="First trace day to reset (the tenant's local day, inclusive).")  # fmt: skip
 @click.option("--end", required=True, type=click.DateTime(["%Y-%m-%d"]),
-              help="Last trace day to reset (UTC, inclusive).")  # fmt: skip
+              help="Last trace day to reset (the tenant's local day, inclusive).")  # fmt: skip
 def reset(tenant: str, start: datetime, end: datetime) -> None:
     """Remove the counters and the seen trace ids of these days, so the same logs can be
     ingested again (with a new connector mapping, say). Reset every day your log covers."""
@@ -82,7 +83,8 @@ def reset(tenant: str, start: datetime, end: datetime) -> None:
         try:
             result = tenants.reset_days(client, tenant, start.date(), end.date(),
                                         datetime.now(UTC), settings.retention_days,
-                                        settings.refresh_seconds)  # fmt: skip
+                                        settings.refresh_seconds,
+                                        tenant_zone.zone_of(client, tenant))  # fmt: skip
         except ValueError as error:
             raise click.BadParameter(str(error), param_hint="--start/--end") from None
         except tenants.TenantBusy as error:
@@ -93,6 +95,24 @@ def reset(tenant: str, start: datetime, end: datetime) -> None:
                      messages_removed=result.messages_removed, **where)  # fmt: skip
     click.echo(f"reset {len(result.days)} days of {tenant}: {result.messages_removed} "
                "messages removed; ingest the logs again", err=True)  # fmt: skip
+
+
+@tenants_group.command("set-time-zone")
+@click.argument("tenant")
+@click.argument("zone")
+def set_time_zone(tenant: str, zone: str) -> None:
+    """Count the tenant's days in ZONE (an IANA name: Europe/Berlin; UTC is the default) from
+    now on. Days folded before the change stay as they were folded."""
+    tenant = _tenant_argument(tenant)
+    with open_store(_settings()) as client:
+        try:
+            before, after = tenants.set_time_zone(client, tenant, zone)
+        except ValueError as error:
+            raise click.BadParameter(str(error), param_hint="ZONE") from None
+    log_admin_action("tenant.time_zone", tenant, _actor(), outcome="done",
+                     time_zone=after, previous=before)  # fmt: skip
+    click.echo(f"time zone of {tenant}: {after} (was {before}); days folded before keep "
+               "their days", err=True)  # fmt: skip
 
 
 @tenants_group.command("delete")

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from itertools import chain
 from operator import attrgetter
 from typing import Annotated, Any, Literal, NoReturn
@@ -246,7 +246,7 @@ def _normalised(column: list[Any], normalise: Any) -> list[str]:
 
 
 def _instants(stamps: list[str], window: IngestWindow) -> tuple[list[str], list[int]]:
-    """(UTC days, epoch milliseconds) of the timestamps, if all are valid and in the window."""
+    """(the tenant's days, epoch milliseconds) of the timestamps, if all are valid and in the window."""
     if not all(map(_RFC3339.fullmatch, stamps)):
         _refuse()
     try:  # RFC 3339 in the shapes fromisoformat reads; lower-case "t" / "z" go the exact way
@@ -256,9 +256,45 @@ def _instants(stamps: list[str], window: IngestWindow) -> tuple[list[str], list[
     if min(whens) < window.earliest or max(whens) > window.latest:
         _refuse()
     epochs = [round(seconds * 1000) for seconds in map(datetime.timestamp, whens)]
+    if window.zone is not UTC:  # a tenant with local days (service.core.local_days)
+        return _local_days(whens, epochs, window), epochs
     if set(map(datetime.utcoffset, whens)) == {_ZERO}:
         return [stamp[:10] for stamp in stamps], epochs
     return [when.astimezone(UTC).date().isoformat() for when in whens], epochs
+
+
+# A zone changes its offset at most twice a year (Morocco's Ramadan pause: a month apart), so
+# a batch spanning less than this with one offset at both ends has that offset throughout.
+_ONE_OFFSET_SPAN = timedelta(days=7)
+_DAY_MS = 86_400_000
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+
+
+def _local_days(whens: list[datetime], epochs: list[int], window: IngestWindow) -> list[str]:
+    """Each instant's local day in the window's zone, as ``window.day_of`` names it: for a
+    batch under one offset, by integer arithmetic on the epoch milliseconds (a conversion per
+    distinct day, not per trace)."""
+    first, last = min(whens), max(whens)
+    offset = first.astimezone(window.zone).utcoffset()
+    if (
+        offset is None
+        or last - first >= _ONE_OFFSET_SPAN
+        or last.astimezone(window.zone).utcoffset() != offset
+    ):
+        return list(map(window.day_of, whens))
+    shift = int(offset.total_seconds() * 1000)
+    names: dict[int, str] = {}
+    days = []
+    for position, epoch_ms in enumerate(epochs):
+        number, rest = divmod(epoch_ms + shift, _DAY_MS)
+        if rest == 0:  # a local midnight, perhaps only by rounding up: ask the exact way
+            days.append(window.day_of(whens[position]))
+            continue
+        name = names.get(number)
+        if name is None:
+            name = names[number] = date.fromordinal(_EPOCH_ORDINAL + number).isoformat()
+        days.append(name)
+    return days
 
 
 # What _counter_field says of a blocked message's shape, before the field's resolved

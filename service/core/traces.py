@@ -16,12 +16,13 @@ import ipaddress
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from functools import lru_cache
 from typing import Any
 
 import orjson
 
+from service.core.local_days import day_start, local_date, local_today
 from service.core.text import TextError, checked_text
 from service.core.tls import canonical_tls_version
 from service.core.transport_security import (
@@ -99,11 +100,21 @@ class IngestWindow:
 
     earliest: datetime
     latest: datetime
+    # The tenant's time zone: a trace counts on the local date of its timestamp there, and
+    # the window starts at a local midnight (service.core.local_days).
+    zone: tzinfo = UTC
 
     @classmethod
-    def at(cls, now: datetime, retention_days: int) -> IngestWindow:
+    def at(cls, now: datetime, retention_days: int, zone: tzinfo = UTC) -> IngestWindow:
+        if zone is not UTC:
+            first = local_today(now, zone) - timedelta(days=retention_days - 1)
+            return cls(day_start(first, zone), now + FUTURE_TOLERANCE, zone)
         today = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
         return cls(today - timedelta(days=retention_days - 1), now + FUTURE_TOLERANCE)
+
+    def day_of(self, when: datetime) -> str:
+        """The day a trace at ``when`` counts on: its local date in the tenant's zone."""
+        return local_date(when, self.zone).isoformat()
 
 
 @dataclass(slots=True)
@@ -111,7 +122,7 @@ class AcceptedTrace:
     """A valid trace, reduced to what storage needs."""
 
     id: str
-    day: str  # UTC day, YYYY-MM-DD
+    day: str  # the tenant's local day (UTC by default), YYYY-MM-DD
     epoch_ms: int
     counter_field: str  # direction, connector, type, TLS version: one daily counter
     record: dict[str, Any]  # the normalised trace, kept in the stream for replay
@@ -404,9 +415,13 @@ def _timestamp(value: Any, window: IngestWindow) -> tuple[str, int, str]:
         raise TraceError("timestamp", f"more than {FUTURE_MINUTES} minutes in the future")
     epoch_ms = round(when.timestamp() * 1000)
     if is_utc:  # the common case needs no conversion: rebuild the string from its parts
-        return f"{date}T{time_of_day}{fraction}Z", epoch_ms, date
-    utc = when.astimezone(UTC)
-    return utc.isoformat().replace("+00:00", "Z"), epoch_ms, utc.date().isoformat()
+        stamp, day = f"{date}T{time_of_day}{fraction}Z", date
+    else:
+        utc = when.astimezone(UTC)
+        stamp, day = utc.isoformat().replace("+00:00", "Z"), utc.date().isoformat()
+    if window.zone is not UTC:  # a tenant with local days: the local date (the same record)
+        day = window.day_of(when)
+    return stamp, epoch_ms, day
 
 
 def _string(name: str, value: Any, limit: int) -> str:

@@ -1,4 +1,5 @@
-"""Report windows: whole UTC days, ``days=N`` ending today or ``start``/``end`` inclusive."""
+"""Report windows: whole days, ``days=N`` ending today or ``start``/``end`` inclusive. The days
+are the tenant's (UTC unless it set a time zone: ``core.local_days``); ``today`` is its today."""
 
 from __future__ import annotations
 
@@ -50,7 +51,7 @@ def resolve_window(
     if end < start:
         raise WindowError("end", "must not be before start")
     if end > today:
-        raise WindowError("end", f"must not be after today ({today.isoformat()}, UTC)")
+        raise WindowError("end", f"must not be after today ({today.isoformat()})")
     if start < earliest:
         raise WindowError("start", f"before the retention period (earliest {earliest.isoformat()})")
     return Window(start, end)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 
 import redis
 
@@ -16,6 +16,7 @@ from service.core.connectors import (
     row_key,
     unpack,
 )
+from service.core.local_days import today_of
 from service.core.rows_view import join_rows_view
 from service.core.snapshot import build_snapshot
 from service.core.timestamps import ms_to_rfc3339, rfc3339
@@ -110,7 +111,7 @@ def build_transit_view(
     own counters, mail delivered without TLS per recipient domain from the per-domain
     counters over the days they are kept. Read again while the three reads are of different
     data versions (a fold in between), so that the sections agree; the view keeps the oldest."""
-    covered = domain_coverage(window, now.astimezone(UTC).date(), domain_retention_days)
+    covered = domain_coverage(window, today_of(now), domain_retention_days)
     for _ in range(READ_ATTEMPTS):
         counters = connectors_store.read_report_counters(client, tenant, window.days, "tls")
         blocked_days = blocked.read_blocked(client, tenant, window.days)

@@ -3,11 +3,12 @@ worker after a fold, named here so a change of definitions can drop them."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 
 import redis
 
 from service.core.connectors import GROUPINGS
+from service.core.local_days import today_of
 from service.core.who import KINDS
 from service.core.windows import Window
 from service.reports import who_rows
@@ -37,7 +38,7 @@ def precomputed_keys(tenant: str, today: date, report: str) -> list[str]:
 
 def refresh_precomputed(client: redis.Redis, tenant: str, now: datetime) -> int:
     """Rebuild every precomputed window of a tenant (the worker, after a fold)."""
-    today = now.astimezone(UTC).date()
+    today = today_of(now)
     built = 0
     for report, days in PRECOMPUTED_WINDOWS:
         window = Window(today - timedelta(days=days - 1), today)

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import orjson
 import redis
 
+from service.core.local_days import today_of
 from service.core.windows import Window
 from service.store import aggregates
 from service.store.views import CachedView, get_view, put_view
@@ -67,7 +68,7 @@ def cached_view(
     are; any other view is keyed by the current data version, so it is rebuilt after a change.
     """
     parts: tuple[str, ...] = (window.start.isoformat(), window.end.isoformat(), *params)
-    if precomputable and is_precomputed(report, window, now.astimezone(UTC).date()):
+    if precomputable and is_precomputed(report, window, today_of(now)):
         ttl = PRECOMPUTED_TTL_SECONDS
     else:
         parts += (str(aggregates.data_version(client, tenant)),)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 import redis
 
+from service.core.local_days import today_of
 from service.core.transit_report import domain_coverage
 from service.core.windows import Window
 from service.reports.builders import (
@@ -67,7 +68,7 @@ def transit_view(
         return build_transit_view(client, tenant, window, now, direction, domain_retention_days)
 
     # The days the per-domain counters cover move with the date, not with the data version.
-    covered = domain_coverage(window, now.astimezone(UTC).date(), domain_retention_days)
+    covered = domain_coverage(window, today_of(now), domain_retention_days)
     coverage = covered.start.isoformat() if covered else "none"
     return cached_view(client, tenant, "transit", window, (direction or "all", coverage), now,
                        cache_seconds, build, precomputable=False)  # fmt: skip

@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any
 
 import redis
 
 from service.core.fold import EntryIncrements
+from service.core.local_days import day_start
 from service.core.traces import blocked_overflow_field, is_blocked_field
 from service.store import day_chunks, keys
 from service.store.scripts import script
@@ -56,6 +57,7 @@ def fold(
     now: datetime,
     blocked_fields_per_day: int = 1000,
     extra: ExtraOf | None = None,
+    zone: tzinfo = UTC,
 ) -> FoldResult:
     """Add the entries' counts to the daily hashes and ack the entries, in one Lua call.
 
@@ -73,7 +75,7 @@ def fold(
     skipped = 0
     while remaining:
         stale = _fold_once(client, tenant, consumer, remaining, retention_days, now,
-                           blocked_fields_per_day, extra)  # fmt: skip
+                           blocked_fields_per_day, extra, zone)  # fmt: skip
         if not stale:
             return FoldResult(len(remaining), sum(e.traces for e in remaining), skipped)
         skipped += len(stale)
@@ -90,6 +92,7 @@ def _fold_once(
     now: datetime,
     blocked_fields_per_day: int,
     extra: ExtraOf | None = None,
+    zone: tzinfo = UTC,
 ) -> set[str]:
     totals: Counter[tuple[str, str]] = Counter()
     for entry in entries:
@@ -103,7 +106,8 @@ def _fold_once(
         else:
             index = day_keys.setdefault((day, False), len(day_keys) + 3)
             lines.append(f"{index}\t{field}\t{amount}\n")
-    lifetimes = " ".join(str(day_lifetime_ms(day, retention_days, now)) for day, _ in day_keys)
+    lifetimes = " ".join(str(day_lifetime_ms(day, retention_days, now, zone))
+                         for day, _ in day_keys)  # fmt: skip
     # More hashes (the per-domain and per-user counters) follow the days' in KEYS, their
     # version strings after the days' versions: fold.lua treats each as it treats a day.
     extras = extra(entries) if extra is not None else ()
@@ -130,12 +134,16 @@ def _fold_once(
 MIN_DAY_LIFETIME_MS = 3_600_000
 
 
-def day_lifetime_ms(day: str, retention_days: int, now: datetime) -> int:
+def day_lifetime_ms(day: str, retention_days: int, now: datetime, zone: tzinfo = UTC) -> int:
     """How long ``day``'s counters live from ``now``: until one day past the retention period
     (so a window at its edge is always whole), as a duration. A duration, not an EXPIREAT
     moment, so that Redis's own clock never decides when a day ends: a Redis whose clock
     differs from the service's (or a test's injected clock) keeps every day exactly as long as
-    the service means to."""
+    the service means to. ``day`` is a local day of the tenant's ``zone``."""
+    if zone is not UTC:
+        midnight = day_start(date.fromisoformat(day), zone)
+        end_of_life = midnight + timedelta(days=retention_days + 1)
+        return max(MIN_DAY_LIFETIME_MS, int((end_of_life - now).total_seconds() * 1000))
     midnight = datetime.combine(date.fromisoformat(day), time(), tzinfo=UTC)
     end_of_life = midnight + timedelta(days=retention_days + 1)
     return max(MIN_DAY_LIFETIME_MS, int((end_of_life - now).total_seconds() * 1000))

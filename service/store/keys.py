@@ -411,3 +411,18 @@ def tenant_pattern(tenant: str, kind: str = "*") -> str:
     """SCAN MATCH pattern of the tenant's keys (``kind``: e.g. ``view:*``; default all).
     Tenant names are ``[a-z0-9_-]``, so nothing in them is a glob character."""
     return f"{_tenant(tenant)}:{kind}"
+
+
+# -- tenant settings ---------------------------------------------------------------------------
+
+
+def time_zone(tenant: str) -> str:
+    """String: the tenant's IANA time zone name, where its traces' days are counted (absent:
+    UTC); see ``store.tenant_zone``. Never expires."""
+    return f"{_tenant(tenant)}:timezone"
+
+
+def time_zones_version() -> str:
+    """Global string: a number bumped by every change of any tenant's time zone, so a worker
+    checks one key, not one per tenant, to know its cached zones still hold. No tenant data."""
+    return f"{PREFIX}:timezones:version"

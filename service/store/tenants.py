@@ -16,12 +16,20 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 
 import redis
 
+from service.core.local_days import local_today
 from service.core.traces import FIELD_SEP
-from service.store import api_keys, keys, near_cache, refresh_lease, worker_signals
+from service.store import (
+    api_keys,
+    keys,
+    near_cache,
+    refresh_lease,
+    tenant_zone,
+    worker_signals,
+)
 from service.store.aggregates import day_lifetime_ms
 from service.store.scripts import script
 
@@ -44,6 +52,7 @@ class TenantSummary:
     data_as_of_ms: int | None
     waiting_entries: int  # accepted, not yet folded
     reset_days: dict[str, int] = field(default_factory=dict)  # day -> times reset
+    time_zone: str = "UTC"  # where its days are counted (store.tenant_zone)
 
     @property
     def messages(self) -> int:
@@ -53,6 +62,7 @@ class TenantSummary:
         """As JSON: the same document for ``mailflow tenants show --json`` and the API."""
         return {
             "tenant": self.tenant,
+            "time_zone": self.time_zone,
             "messages": self.messages,
             "days": [{"date": day, "messages": n} for day, n in self.messages_per_day.items()],
             "data_as_of": _iso_ms(self.data_as_of_ms),
@@ -108,6 +118,7 @@ def summary(client: redis.Redis, tenant: str) -> TenantSummary:
         data_as_of_ms=int(as_of) if as_of else None,
         waiting_entries=int(waiting),
         reset_days={_text(day): int(n) for day, n in resets.items()},
+        time_zone=tenant_zone.stored_zone_name(client, tenant),
     )
 
 
@@ -119,9 +130,11 @@ def reset_days(
     now: datetime,
     retention_days: int,
     refresh_seconds: float,
+    zone: tzinfo = UTC,
 ) -> ResetResult:
     """Remove the counters and dedupe memory of trace days ``start``..``end``, one atomic
-    script per day; then the cached views, so every report is built again from the counters."""
+    script per day; then the cached views, so every report is built again from the counters.
+    Trace days are the tenant's local days (``zone``, service.core.local_days)."""
     if end < start:
         raise ValueError("the end day is before the start day")
     if (end - start).days >= retention_days + 1:
@@ -132,7 +145,7 @@ def reset_days(
     with _lease(client, tenant, refresh_seconds):
         try:
             for day in days:
-                removed += _reset_day(client, tenant, day, now, retention_days)
+                removed += _reset_day(client, tenant, day, now, retention_days, zone)
                 done.append(day)
         except TenantBusy as busy:
             if done:  # say what was done: running it again is safe
@@ -140,9 +153,10 @@ def reset_days(
             raise
         finally:
             if done:
-                _forget_old_resets(client, tenant, now, retention_days)
+                _forget_old_resets(client, tenant, now, retention_days, zone)
                 _renew_connector_registry(client, tenant, date.fromisoformat(done[0]),
-                                          date.fromisoformat(done[-1]), now, retention_days)  # fmt: skip
+                                          date.fromisoformat(done[-1]), now, retention_days,
+                                          zone)  # fmt: skip
                 near_cache.publish_invalidation(client, keys.dedupe_resets(tenant))
                 _drop_derived(client, tenant)
                 worker_signals.request_check(client, tenant, 0)  # rebuild views, evaluate
@@ -151,10 +165,11 @@ def reset_days(
 
 
 def _reset_day(
-    client: redis.Redis, tenant: str, day: str, now: datetime, retention_days: int
-) -> int:
+    client: redis.Redis, tenant: str, day: str, now: datetime, retention_days: int,
+    zone: tzinfo = UTC,
+) -> int:  # fmt: skip
     # The resets hash outlives every day it names: no trace of an older day can be accepted.
-    life_ms = max(day_lifetime_ms(day, retention_days, now),
+    life_ms = max(day_lifetime_ms(day, retention_days, now, zone),
                   (retention_days + 1) * 86_400_000)  # fmt: skip
     versions = keys.day_version_keys(tenant, day)
     names = [keys.stream(tenant), keys.meta(tenant), keys.day_version(tenant, day),
@@ -170,17 +185,20 @@ def _reset_day(
     return int(removed)
 
 
-def _forget_old_resets(client: redis.Redis, tenant: str, now: datetime, retention: int) -> None:
+def _forget_old_resets(
+    client: redis.Redis, tenant: str, now: datetime, retention: int, zone: tzinfo = UTC
+) -> None:
     """Drop the generations of days no trace may name any more (older than retention)."""
-    first = (now.astimezone(UTC).date() - timedelta(days=retention)).isoformat()
+    first = (local_today(now, zone) - timedelta(days=retention)).isoformat()
     old = [d for d in client.hkeys(keys.dedupe_resets(tenant)) if _text(d) < first]
     if old:
         client.hdel(keys.dedupe_resets(tenant), *old)
 
 
 def _renew_connector_registry(
-    client: redis.Redis, tenant: str, first: date, last: date, now: datetime, retention: int
-) -> None:
+    client: redis.Redis, tenant: str, first: date, last: date, now: datetime, retention: int,
+    zone: tzinfo = UTC,
+) -> None:  # fmt: skip
     """Connectors last seen on the reset days are seen only on the days kept: their newest day
     moves back to the newest kept day with their counters, or they are forgotten, so a new
     mapping's connectors are not refused for the old mapping's (MAILFLOW_MAX_CONNECTORS)."""
@@ -190,7 +208,7 @@ def _renew_connector_registry(
     if not affected:
         return
     newest: dict[str, int] = {}
-    earliest = now.astimezone(UTC).date() - timedelta(days=retention)
+    earliest = local_today(now, zone) - timedelta(days=retention)
     day = first - timedelta(days=1)
     while day >= earliest and len(newest) < len(affected):  # newest day first: one read each
         for counter in client.hkeys(keys.day_counts(tenant, day.isoformat())):
@@ -215,6 +233,19 @@ def _drop_derived(client: redis.Redis, tenant: str) -> None:
             near_cache.publish_invalidation(client, *batch)
 
 
+def set_time_zone(client: redis.Redis, tenant: str, name: str) -> tuple[str, str]:
+    """Set the zone the tenant's days are counted in from now on (ValueError: not a known
+    IANA zone); (the zone before, the zone now). Traces already folded keep their days. The
+    cached views go, and the worker is asked to evaluate and rebuild at once, so "today"
+    moves with the zone at the next request."""
+    before, after = tenant_zone.store_zone(client, tenant, name)
+    if before != after:
+        _drop_derived(client, tenant)
+        worker_signals.request_check(client, tenant, 0)
+        client.ping()  # the invalidations are in every API process's socket
+    return before, after
+
+
 def delete_tenant(client: redis.Redis, tenant: str, refresh_seconds: float) -> DeleteResult:
     """Delete the tenant's API keys, then every key of its hash tag, in bounded batches."""
     _refuse_if_folding(client, tenant)
@@ -237,6 +268,7 @@ def delete_tenant(client: redis.Redis, tenant: str, refresh_seconds: float) -> D
         client.srem(keys.tenants(), tenant)
         client.srem(keys.tenants_with_entries(), tenant)
         client.zrem(keys.tenants_to_check(), tenant)
+        client.incr(keys.time_zones_version())  # its zone went with it: workers forget theirs
     client.ping()
     return DeleteResult(tenant, len(records), deleted)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 
 import redis
 
@@ -41,6 +41,7 @@ def fold(
     entries: Sequence[EntryIncrements],
     settings: Settings,
     now: datetime,
+    zone: tzinfo = UTC,
 ) -> aggregates.FoldResult:
     """``aggregates.fold`` of ``entries`` with their per-domain and per-user counters, in
     groups of bounded size; the results added up."""
@@ -49,7 +50,7 @@ def fold(
         result = aggregates.fold(client, tenant, consumer, group, settings.retention_days, now,
                                  settings.blocked_fields_per_day,
                                  lambda chosen: extra_counters(client, tenant, chosen, settings,
-                                                               now))  # fmt: skip
+                                                               now, zone), zone)  # fmt: skip
         entries_done += result.entries
         traces += result.traces
         skipped += result.skipped
@@ -75,6 +76,7 @@ def extra_counters(
     entries: Sequence[EntryIncrements],
     settings: Settings,
     now: datetime,
+    zone: tzinfo = UTC,
 ) -> list[aggregates.ExtraCounters]:
     """The per-kind, per-day counter increments of ``entries``, names admitted first."""
     who: dict[str, int] = {}
@@ -87,7 +89,7 @@ def extra_counters(
     # void, so the memo is kept per reset generation of the day.
     resets = {_text(day): int(n) for day, n in client.hgetall(keys.dedupe_resets(tenant)).items()}
     asks = [Ask(keys.who_names(tenant, kind, direction, day), group.extras, limits[kind],
-                aggregates.day_lifetime_ms(day, settings.domain_retention_days, now),
+                aggregates.day_lifetime_ms(day, settings.domain_retention_days, now, zone),
                 resets.get(day, 0))
             for (kind, day, direction), group in groups.items()]  # fmt: skip
     per_day: dict[tuple[str, str], dict[str, int]] = {}
@@ -104,7 +106,7 @@ def extra_counters(
         aggregates.ExtraCounters(
             keys.who_counts(tenant, kind, day),
             keys.who_version(tenant, kind, day),
-            aggregates.day_lifetime_ms(day, settings.domain_retention_days, now),
+            aggregates.day_lifetime_ms(day, settings.domain_retention_days, now, zone),
             counts,
         )  # fmt: skip
         for (kind, day), counts in per_day.items()

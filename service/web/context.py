@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, tzinfo
 
 import redis
 from apispec import APISpec
 from flask import Flask, current_app, g
 
 from service.config import Settings
+from service.core import local_days
+from service.store import tenant_zone
 from service.store.cursor_secret import CursorSecret
 from service.store.near_cache import NearCache
 from service.store.rate_counters import RateLeases
@@ -70,3 +72,14 @@ def tenant() -> str:
 
 def cursor_secret() -> CursorSecret:
     return app_state().cursor_secret
+
+
+def tenant_now() -> datetime:
+    """The clock as the request's tenant sees it: the same instant in its time zone, so that
+    "today" and every window are its local days (service.core.local_days)."""
+    return local_days.tenant_now(now(), tenant_zone.zone_of(client(), tenant()))
+
+
+def tenant_zone_info() -> tzinfo:
+    """The request's tenant's time zone."""
+    return tenant_zone.zone_of(client(), tenant())

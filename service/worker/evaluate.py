@@ -7,13 +7,14 @@ at a UTC day rollover the oldest day leaves every rule's window.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import redis
 
 from service.core.connectors import unpack
 from service.core.insight_rules import BUILT_IN, Rule, effective_rules
 from service.core.insights import evaluate
+from service.core.local_days import today_of
 from service.core.security_insights import RECENT_DAYS, evaluate_security
 from service.core.timestamps import rfc3339
 from service.core.tlsrpt_insights import evaluate_tlsrpt
@@ -36,8 +37,9 @@ def marker_for(today: str, version: int, rules_version: int) -> str:
 def evaluate_tenant(
     client: redis.Redis, tenant: str, now: datetime, retention_days: int = 90
 ) -> int:
-    """Evaluate every rule for ``tenant`` at ``now``; the number of insight transitions."""
-    today = now.astimezone(UTC).date()
+    """Evaluate every rule for ``tenant`` at ``now``; the number of insight transitions.
+    ``now`` is the tenant's clock (``local_days.tenant_now``): its today ends every window."""
+    today = today_of(now)
     _, _, rules_version = insights_store.evaluation_marker(client, tenant)
     rules = effective_rules(insights_store.rule_settings(client, tenant))
     days = [(today - timedelta(days=back)).isoformat() for back in range(LONGEST_WINDOW_DAYS)]
@@ -62,7 +64,7 @@ def who_findings(
     window, of the current data version: the precomputed views may still be of the version
     before (they are rebuilt after the evaluation), and an insight must not lag. A window the
     worker keeps built is stored as such, so its rebuild just after finds it done."""
-    today = now.astimezone(UTC).date()
+    today = today_of(now)
     rows = {}
     for kind in KINDS:
         days = max((r.window_days for r in rules if SUBJECT_KINDS.get(r.subject) is kind),
@@ -84,6 +86,7 @@ def is_due(client: redis.Redis, tenant: str, now: datetime) -> bool:
 
 
 def is_due_given(marker: str | None, version: int, rules_version: int, now: datetime) -> bool:
-    """``is_due`` from values already read (the worker's tenant check reads them at once)."""
-    today = now.astimezone(UTC).date().isoformat()
+    """``is_due`` from values already read (the worker's tenant check reads them at once);
+    ``now`` is the tenant's clock, so its local midnight makes an evaluation due."""
+    today = today_of(now).isoformat()
     return marker != marker_for(today, version, rules_version)

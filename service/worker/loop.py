@@ -30,7 +30,8 @@ import redis
 
 from service.config import Settings
 from service.core.fold import EntryIncrements, entry_increments
-from service.store import health, keys, refresh_lease, who_counters, worker_signals
+from service.core.local_days import tenant_now
+from service.store import health, keys, refresh_lease, tenant_zone, who_counters, worker_signals
 from service.store.availability import describe, is_unavailable
 from service.telemetry.metrics import METRICS
 from service.worker.evaluate import is_due_given
@@ -91,6 +92,7 @@ class Worker:
         self._last_beat = -1e9
         self._instance: str | None = None
         self._evaluated_at: datetime | None = None
+        self._zones = tenant_zone.ZoneCache(self.client, clock=self._now)  # tenants' local days
 
     # -- control ---------------------------------------------------------------------------
 
@@ -208,8 +210,9 @@ class Worker:
         due_ms = int((self._now() + self.settings.refresh_seconds) * 1000)
         worker_signals.request_check(self.client, tenant, due_ms)
         result = who_counters.fold(
-            self.client, tenant, self.name, entries, self.settings, self.clock()
-        )
+            self.client, tenant, self.name, entries, self.settings, self.clock(),
+            self._zones.zone(tenant),
+        )  # fmt: skip
         if self.after_fold is not None:
             self.after_fold(tenant)
         METRICS.observe("mailflow_fold_duration_seconds", (), time.perf_counter() - started)
@@ -274,7 +277,7 @@ class Worker:
                 continue  # another worker is refreshing it; our change is in its data too
             try:
                 self.stats.views_built += refresh_tenant(
-                    self.client, tenant, self.clock(), self.settings
+                    self.client, tenant, self.clock(), self.settings, self._zones.zone(tenant)
                 )
                 if interval_ms:
                     self.client.set(keys.refreshed_recently(tenant), int(now * 1000),
@@ -306,8 +309,9 @@ class Worker:
     def check_tenant(self, tenant: str, score: float) -> None:
         self.stats.checks += 1
         state = worker_signals.tenant_state(self.client, tenant)
+        zone = self._zones.zone(tenant)
         evaluation_due = is_due_given(state.evaluation_marker, state.version,
-                                      state.rules_version, self.clock())  # fmt: skip
+                                      state.rules_version, tenant_now(self.clock(), zone))  # fmt: skip
         if state.views_behind or evaluation_due:
             if not self._take_lease(tenant):
                 self._check_again(tenant)  # the holder may have read the data before
@@ -315,11 +319,11 @@ class Worker:
             try:
                 if state.views_behind:
                     self.stats.views_built += refresh_tenant(
-                        self.client, tenant, self.clock(), self.settings
+                        self.client, tenant, self.clock(), self.settings, zone
                     )
                 else:
                     self.stats.evaluations += 1
-                    evaluate_tenant_now(self.client, tenant, self.clock(), self.settings)
+                    evaluate_tenant_now(self.client, tenant, self.clock(), self.settings, zone)
             finally:
                 self._release_lease(tenant)
             state = worker_signals.tenant_state(self.client, tenant)
@@ -333,17 +337,19 @@ class Worker:
         worker_signals.request_check(self.client, tenant, due_ms)
 
     def evaluate_due(self, force: bool = False) -> None:
-        """Re-evaluate every tenant every EVALUATE_EVERY_SECONDS and at each UTC day, even
-        without new mail: a new day, rule settings or connector definitions can open or resolve
-        insights on their own (a PUT also marks its tenant, checked at once)."""
+        """Re-evaluate every tenant every EVALUATE_EVERY_SECONDS and at each quarter hour (so
+        at every midnight, UTC or a tenant's local one: every zone's offset is a multiple of
+        15 minutes), even without new mail: a new day, rule settings or connector definitions
+        can open or resolve insights on their own (a PUT also marks its tenant, checked at
+        once)."""
         now = self.clock()
         last = self._evaluated_at
-        if (not force and last is not None and last.astimezone(UTC).date()
-                == now.astimezone(UTC).date()
+        if (not force and last is not None
+                and _quarter_hour(last) == _quarter_hour(now)
                 and (now - last).total_seconds() < EVALUATE_EVERY_SECONDS):  # fmt: skip
             return
         self.stats.evaluation_passes += 1
-        evaluate_all(self.client, now, self.settings, self.name)
+        evaluate_all(self.client, now, self.settings, self.name, self._zones.zone)
         self._evaluated_at = now
 
     def _take_lease(self, tenant: str) -> bool:
@@ -361,6 +367,12 @@ class Worker:
                              "until a worker is restarted on purpose", self._instance)  # fmt: skip
             METRICS.flush(self.client)
             self._last_beat = now
+
+
+def _quarter_hour(moment: datetime) -> int:
+    """Which quarter hour since the epoch ``moment`` is in: a new one starts at every
+    midnight of every time zone."""
+    return int(moment.timestamp() // 900)
 
 
 def _increments(entry_id: bytes | str, data: dict[bytes, bytes]) -> EntryIncrements:

@@ -17,16 +17,19 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
+from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
 import redis
 from flask import Flask
 
+from service.core.local_days import tenant_now
 from service.core.who import AUTH_USERS, DOMAINS, WhoKind
 from service.core.windows import Window, resolve_window
 from service.reports import connector_pages, views, who_reports
 from service.reports.insight_feed import DEFAULT_LIMIT, DEFAULT_STATE, feed_page
+from service.store import tenant_zone
 from service.store.views import CachedView
 from service.web import auth, request_log
 from service.web.api.schemas import ConnectorReportArgsSchema, DomainReportArgsSchema
@@ -43,18 +46,24 @@ _WINDOW_QUERIES: dict[str, int | None] = {"": None, "days=7": 7, "days=30": 30}
 _DEFAULT_QUERY: dict[str, int | None] = {"": None}
 
 
-def _window(state: AppState, days: int | None) -> Window:
-    today = state.clock().date()
-    return resolve_window(today, state.settings.retention_days, days=days, default_days=7)
+def _window(state: AppState, days: int | None, now: datetime) -> Window:
+    return resolve_window(now.date(), state.settings.retention_days, days=days, default_days=7)
+
+
+def _tenant_now(state: AppState, tenant: str) -> datetime:
+    """The clock as ``tenant`` sees it (its local days: service.core.local_days)."""
+    return tenant_now(state.clock(), tenant_zone.zone_of(state.client, tenant))
 
 
 def _snapshot(state: AppState, tenant: str, days: int | None) -> CachedView:
-    return views.snapshot_view(state.client, tenant, _window(state, days), state.clock(),
+    now = _tenant_now(state, tenant)
+    return views.snapshot_view(state.client, tenant, _window(state, days, now), now,
                                state.settings.view_cache_seconds)  # fmt: skip
 
 
 def _tls(state: AppState, tenant: str, days: int | None) -> CachedView:
-    return views.tls_view(state.client, tenant, _window(state, days), None, state.clock(),
+    now = _tenant_now(state, tenant)
+    return views.tls_view(state.client, tenant, _window(state, days, now), None, now,
                           state.settings.view_cache_seconds)  # fmt: skip
 
 
@@ -67,8 +76,9 @@ def _default_connector_query(days: int | None, window: Window) -> connector_page
 
 
 def _connectors(state: AppState, tenant: str, days: int | None) -> CachedView:
-    query = _default_connector_query(days, _window(state, days))
-    return connector_pages.report_page(state.client, tenant, query, state.clock(),
+    now = _tenant_now(state, tenant)
+    query = _default_connector_query(days, _window(state, days, now))
+    return connector_pages.report_page(state.client, tenant, query, now,
                                        state.settings.view_cache_seconds,
                                        state.cursor_secret)  # fmt: skip
 
@@ -85,11 +95,11 @@ def _who(kind: WhoKind) -> ViewOf:
     """The first page of a per-domain / SMTP AUTH client report (docs/domains.md)."""
 
     def view(state: AppState, tenant: str, days: int | None) -> CachedView:
-        today = state.clock().date()
-        window = resolve_window(today, state.settings.domain_retention_days, days=days,
+        now = _tenant_now(state, tenant)
+        window = resolve_window(now.date(), state.settings.domain_retention_days, days=days,
                                 default_days=7)  # fmt: skip
         query = who_reports.who_query(kind, {**_WHO_DEFAULTS, "days": days}, window)
-        return who_reports.report_page(state.client, tenant, query, state.clock(),
+        return who_reports.report_page(state.client, tenant, query, now,
                                        state.settings.view_cache_seconds,
                                        state.cursor_secret)  # fmt: skip
 

@@ -70,7 +70,7 @@ class ConnectorReport(MethodView):
         the data of the first page, so every row comes exactly once while mail keeps flowing.
         """
         query = _query(args)
-        client, tenant, now = context.client(), context.tenant(), context.now()
+        client, tenant, now = context.client(), context.tenant(), context.tenant_now()
         cache_seconds = context.settings().view_cache_seconds
         if _wants_csv(args):
             if query.cursor is not None:  # never ignored: a cursor sent is checked or refused
@@ -137,7 +137,7 @@ class Connector(MethodView):
         name = lookup_name(name)
         view = connector_detail.connector_detail_view(
             context.client(), context.tenant(), _checked_direction(direction), name,
-            window_from_args(args), context.now(), context.settings().view_cache_seconds,
+            window_from_args(args), context.tenant_now(), context.settings().view_cache_seconds,
         )  # fmt: skip
         if view is None:
             raise Problem(404, f"no {direction} connector {name!r} with traffic in the window "
@@ -163,7 +163,7 @@ class Connector(MethodView):
         _checked_direction(direction)
         try:
             name, stored = define_connector(context.client(), context.tenant(),
-                                            context.now().date(), direction, name,
+                                            context.tenant_now().date(), direction, name,
                                             definition, context.settings().max_connectors)  # fmt: skip
         except TextError as error:
             raise _invalid("name", str(error)) from None
@@ -184,7 +184,7 @@ class Connector(MethodView):
         _checked_direction(direction)
         name = lookup_name(name)
         client, tenant = context.client(), context.tenant()
-        stale = precompute.precomputed_keys(tenant, context.now().date(), "connectors")
+        stale = precompute.precomputed_keys(tenant, context.tenant_now().date(), "connectors")
         if not connectors_store.put_definition(client, tenant, direction, name, None, stale):
             raise Problem(404, f"no definition of the {direction} connector {name!r}")
         worker_signals.request_evaluation(client, tenant)

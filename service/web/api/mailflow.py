@@ -37,11 +37,12 @@ class Snapshot(MethodView):
         """Mail flow widget
 
         Per direction: messages, encrypted share and the split by TLS version over the window
-        (default: the 7 UTC days ending today). Served from a cache the worker keeps fresh.
+        (default: the 7 days ending today; the tenant's days, UTC unless it set a time zone).
+        Served from a cache the worker keeps fresh.
         """
         window = window_from_args(args)
         view = views.snapshot_view(
-            context.client(), context.tenant(), window, context.now(),
+            context.client(), context.tenant(), window, context.tenant_now(),
             context.settings().view_cache_seconds,
         )  # fmt: skip
         return cached_json(view)
@@ -58,11 +59,11 @@ class TlsFlyout(MethodView):
         """Message protected in transit (by TLS)
 
         Per direction and TLS version: messages and percent over the window, and the same
-        per UTC day for a chart (`series`). `direction` keeps one direction only.
+        per day for a chart (`series`). `direction` keeps one direction only.
         """
         view = views.tls_view(
             context.client(), context.tenant(), window_from_args(args), args.get("direction"),
-            context.now(), context.settings().view_cache_seconds,
+            context.tenant_now(), context.settings().view_cache_seconds,
         )  # fmt: skip
         return cached_json(view)
 
@@ -77,7 +78,7 @@ class TransitSecurity(MethodView):
     def get(self, **args: Any) -> Response:
         """Transit security
 
-        Per direction: messages per transport security class per UTC day (`sent`), mail
+        Per direction: messages per transport security class per day (`sent`), mail
         blocked by a TLS policy per recipient domain and policy with its distinct errors
         (`blocked`), and per recipient domain the mail delivered without TLS and blocked because
         its server did not offer TLS (`no_tls_offered`, over the days
@@ -86,7 +87,7 @@ class TransitSecurity(MethodView):
         """
         view = views.transit_view(
             context.client(), context.tenant(), window_from_args(args), args.get("direction"),
-            context.now(), context.settings().view_cache_seconds,
+            context.tenant_now(), context.settings().view_cache_seconds,
             context.settings().domain_retention_days,
         )  # fmt: skip
         return cached_json(view)
@@ -102,12 +103,12 @@ class Blocked(MethodView):
     def get(self, **args: Any) -> Response:
         """Mail blocked by a TLS policy
 
-        The blocked counters of the window, one record per UTC day, direction, connector,
+        The blocked counters of the window, one record per day, direction, connector,
         policy, recipient domain and reason, each day's with the most messages first; at most
         `limit` records (`truncated` says when there are more). See docs/transit-security.md.
         """
         view = views.blocked_view(
             context.client(), context.tenant(), window_from_args(args), args.get("direction"),
-            args["limit"], context.now(), context.settings().view_cache_seconds,
+            args["limit"], context.tenant_now(), context.settings().view_cache_seconds,
         )  # fmt: skip
         return cached_json(view)

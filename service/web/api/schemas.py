@@ -239,22 +239,24 @@ class IngestResultSchema(Schema):
 
 class WindowArgsSchema(StrictSchema):
     # Rules OpenAPI cannot state, enforced with a 422 naming the parameter: `days` or
-    # `start` and `end`, never both; start <= end <= today (UTC); start within the retention
-    # period. The bounds it can state are in the spec.
+    # `start` and `end`, never both; start <= end <= today (the tenant's); start within the
+    # retention period. The bounds it can state are in the spec.
     days = fields.Integer(
         strict=False,
-        metadata={"description": "Whole UTC days ending today (default 7); not with start/end",
+        metadata={"description": "Whole days ending today (default 7; the tenant's days: UTC "
+                  "unless it set a time zone); not with start/end",
                   "minimum": 1, "maximum": Settings.retention_days, "example": 30},
     )  # fmt: skip
     start = fields.Date(
         metadata={
-            "description": "First day, inclusive, UTC; with end, not "
+            "description": "First day, inclusive (the tenant's day); with end, not "
             "with days; within the retention period (default 90 days)"
         }
     )
     end = fields.Date(
         metadata={
-            "description": "Last day, inclusive, UTC; with start, not with days; not after today"
+            "description": "Last day, inclusive (the tenant's day); with start, not with days; "
+            "not after today"
         }
     )
 
@@ -695,7 +697,8 @@ def _who_args(name_description: str) -> dict[str, fields.Field]:
     return {
         "days": fields.Integer(
             strict=False,
-            metadata={"description": "Whole UTC days ending today (default 7); not with "
+            metadata={"description": "Whole days ending today (default 7; the tenant's days); "
+                      "not with "
                       "start/end; at most MAILFLOW_DOMAIN_RETENTION_DAYS", "minimum": 1,
                       "maximum": Settings.domain_retention_days, "example": 30},
         ),

@@ -42,9 +42,11 @@ class TenantKeySchema(StrictSchema):
 
 class TenantSchema(StrictSchema):
     tenant = fields.String()
+    time_zone = fields.String(metadata={"description": "IANA time zone its days are counted in"})
     messages = fields.Integer(metadata={"description": "Messages counted, all days kept"})
     days = fields.List(fields.Nested(TenantDaySchema),
-                       metadata={"description": "Each UTC day with counters"})  # fmt: skip
+                       metadata={"description": "Each day with counters (local days of "
+                                 "`time_zone`)"})  # fmt: skip
     data_as_of = fields.String(allow_none=True)
     waiting_batches = fields.Integer(
         metadata={"description": "Ingested batches a worker has not folded yet"}
@@ -54,8 +56,8 @@ class TenantSchema(StrictSchema):
 
 
 class TenantResetSchema(StrictSchema):
-    start = fields.Date(required=True, metadata={"description": "First UTC day, inclusive"})
-    end = fields.Date(required=True, metadata={"description": "Last UTC day, inclusive"})
+    start = fields.Date(required=True, metadata={"description": "First local day, inclusive"})
+    end = fields.Date(required=True, metadata={"description": "Last local day, inclusive"})
 
 
 class TenantResetResultSchema(StrictSchema):
@@ -76,7 +78,7 @@ class Tenant(MethodView):
     def get(self) -> Response:
         """The tenant
 
-        Its messages per UTC day, the batches waiting to be folded, the days reset, and its
+        Its time zone, its messages per day, the batches waiting to be folded, the days reset, and its
         API keys (ids, scopes and names; never secrets).
         """
         found = tenants.summary(context.client(), context.tenant())
@@ -120,7 +122,8 @@ class TenantReset(MethodView):
     def post(self, body: dict[str, Any]) -> Response:
         """Reset days
 
-        Removes the tenant's counters of the UTC days `start`..`end` and forgets the trace ids
+        Removes the tenant's counters of the days `start`..`end` (its local days, in its
+        `time_zone`) and forgets the trace ids
         of those days, so the same logs can be ingested again (with a new connector mapping,
         say). Atomic per day; a refused reset has done the days it names in its detail and
         may be sent again.
@@ -130,8 +133,8 @@ class TenantReset(MethodView):
         where = {"start": start.isoformat(), "end": end.isoformat()}
         try:
             result = tenants.reset_days(context.client(), tenant, start, end, context.now(),
-                                        settings.retention_days,
-                                        settings.refresh_seconds)  # fmt: skip
+                                        settings.retention_days, settings.refresh_seconds,
+                                        context.tenant_zone_info())  # fmt: skip
         except ValueError as error:
             raise Problem(
                 422, str(error), errors=[{"field": "end", "message": str(error)}]
@@ -144,6 +147,46 @@ class TenantReset(MethodView):
                          messages_removed=result.messages_removed, **where)  # fmt: skip
         return _json({"tenant": tenant, "days": result.days,
                       "messages_removed": result.messages_removed})  # fmt: skip
+
+
+class TenantTimeZoneSchema(StrictSchema):
+    time_zone = fields.String(
+        required=True,
+        metadata={"description": "An IANA time zone name, e.g. `Europe/Berlin`; `UTC` is the "
+                  "default", "example": "Europe/Berlin"},
+    )  # fmt: skip
+
+
+class TenantTimeZoneResultSchema(StrictSchema):
+    tenant = fields.String()
+    time_zone = fields.String(metadata={"description": "The zone from now on"})
+    previous = fields.String(metadata={"description": "The zone before"})
+
+
+@blp.route("/time-zone")
+class TenantTimeZone(MethodView):
+    @blp.arguments(TenantTimeZoneSchema)
+    @blp.response(200, TenantTimeZoneResultSchema)
+    @blp.problem(400, "The body cannot be read")
+    @blp.problem(413, "The body is too large")
+    @blp.problem(415, "The body is not application/json")
+    @blp.problem(422, "`time_zone` is not a known IANA time zone")
+    def put(self, body: dict[str, Any]) -> Response:
+        """Set the time zone
+
+        From now on the tenant's traces count on the local date of their timestamp in this
+        zone, and every report, window and insight ends on its local today. Days folded
+        before the change stay as they were folded.
+        """
+        tenant = context.tenant()
+        try:
+            before, after = tenants.set_time_zone(context.client(), tenant, body["time_zone"])
+        except ValueError as error:
+            raise Problem(422, f"time_zone: {error}",
+                          errors=[{"field": "time_zone", "message": str(error)}]) from None  # fmt: skip
+        log_admin_action("tenant.time_zone", tenant, _actor(), outcome="done",
+                         time_zone=after, previous=before)  # fmt: skip
+        return _json({"tenant": tenant, "time_zone": after, "previous": before})
 
 
 def _busy(error: tenants.TenantBusy) -> Problem:

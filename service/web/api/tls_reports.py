@@ -177,7 +177,7 @@ def our_logs_of(domain: str, window: Window) -> dict[str, Any]:
     inbound mail per day, from the cached view GET /api/v1/mailflow/tls serves, and the
     domain's blocked inbound messages, from the blocked counters (one HGETALL a day)."""
     client, tenant = context.client(), context.tenant()
-    view = views.tls_view(client, tenant, window, DIRECTION, context.now(),
+    view = views.tls_view(client, tenant, window, DIRECTION, context.tenant_now(),
                           context.settings().view_cache_seconds)  # fmt: skip
     refused = blocked.read_blocked(client, tenant, window.days).days
     return our_inbound_logs(orjson.loads(view.body),

@@ -21,7 +21,7 @@ from service.core.traces import (
     TraceError,
     normalize_trace,
 )
-from service.store import connector_registry, connectors_store, worker_signals
+from service.store import connector_registry, connectors_store, tenant_zone, worker_signals
 from service.store import traces as trace_store
 from service.telemetry.metrics import METRICS
 from service.web import context
@@ -72,7 +72,8 @@ class Traces(MethodView):
         if kind not in JSON_TYPES + NDJSON_TYPES:
             raise Problem(415, "send application/json or application/x-ndjson")
         body = read_body(request, settings.max_body_bytes)
-        window = IngestWindow.at(context.now(), settings.retention_days)
+        window = IngestWindow.at(context.now(), settings.retention_days,
+                                 tenant_zone.zone_of(context.client(), context.tenant()))  # fmt: skip
         defined = connectors_store.defined_types(context.client(), context.tenant())
         errors: list[dict[str, object]] = []
         accepted = accept_valid_batch(body, kind in NDJSON_TYPES, settings.max_batch, window,

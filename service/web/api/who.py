@@ -86,7 +86,7 @@ def report_blueprint(
         @blp.doc(**report_doc)
         def get(self, **args: Any) -> Response:
             query = who_reports.who_query(kind, args, _window(args))
-            client, tenant, now = context.client(), context.tenant(), context.now()
+            client, tenant, now = context.client(), context.tenant(), context.tenant_now()
             cache_seconds = context.settings().view_cache_seconds
             wants_csv = (args["format"] == "csv" if args.get("format") is not None
                          else prefers_csv(request.headers.get("Accept")))  # fmt: skip
@@ -127,7 +127,7 @@ def report_blueprint(
                 raise Problem(404, f"no direction {direction!r}; use inbound or outbound")
             view = who_reports.series_view(
                 context.client(), context.tenant(), kind, direction, stored_name(kind, name),
-                _window(args), context.now(), context.settings().view_cache_seconds,
+                _window(args), context.tenant_now(), context.settings().view_cache_seconds,
             )  # fmt: skip
             if view is None:
                 raise Problem(404, f"no {direction} messages of {name!r} in the window")

@@ -13,7 +13,7 @@ def window_from_args(
     args: dict[str, Any], default_days: int = 7, retention_days: int | None = None
 ) -> Window:
     """The window of ``args``, within ``retention_days`` (default MAILFLOW_RETENTION_DAYS)."""
-    today = context.now().date()
+    today = context.tenant_now().date()
     try:
         return resolve_window(
             today, retention_days or context.settings().retention_days, days=args.get("days"),

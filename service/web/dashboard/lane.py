@@ -21,9 +21,10 @@ from typing import Any
 
 from flask import Flask
 
+from service.core.local_days import tenant_now, zone_name
 from service.core.windows import resolve_window
 from service.reports import views
-from service.store import dashboard_sessions
+from service.store import dashboard_sessions, tenant_zone
 from service.store.dashboard_sessions import DashboardSession, Limits
 from service.web import auth, request_log
 from service.web.context import state_of
@@ -96,8 +97,12 @@ class WidgetLane:
             environ[session.LANE_GRANT] = (session_id, error)
             return None
         environ[session.LANE_GRANT] = (session_id, grant)
-        window = resolve_window(now.date(), settings.retention_days, default_days=7)
-        view = views.snapshot_view(client, grant.tenant, window, now, settings.view_cache_seconds)
-        etag = pages.page_etag(["/?", found.csrf, str("admin" in grant.scopes), view.etag])
+        zone = tenant_zone.zone_of(client, grant.tenant)
+        local_now = tenant_now(now, zone)
+        window = resolve_window(local_now.date(), settings.retention_days, default_days=7)
+        view = views.snapshot_view(client, grant.tenant, window, local_now,
+                                   settings.view_cache_seconds)  # fmt: skip
+        etag = pages.page_etag(["/?", found.csrf, str("admin" in grant.scopes), zone_name(zone),
+                                view.etag])  # fmt: skip
         html = pages.RENDERED.get(etag)
         return None if html is None else (grant, etag, html)

@@ -33,6 +33,7 @@ from service.core.connectors import (
     select_rows,
 )
 from service.core.insight_rules import RULES, effective_rules
+from service.core.local_days import zone_name
 from service.core.paging import CursorError
 from service.core.text import TextError
 from service.core.traces import CONNECTOR_TYPES
@@ -199,9 +200,11 @@ class Page:
 
     def __init__(self, signed_in: SignedIn) -> None:
         self.signed_in = signed_in
-        # What the widget's lane (``lane``) computes too, in the same order.
+        # What the widget's lane (``lane``) computes too, in the same order. The zone names
+        # the days the page shows.
+        self.time_zone = zone_name(context.tenant_zone_info())
         self.etags: list[str] = [request.full_path, signed_in.session.csrf,
-                                 str(signed_in.admin)]  # fmt: skip
+                                 str(signed_in.admin), self.time_zone]  # fmt: skip
 
     def read(self, view: CachedView) -> Any:
         self.etags.append(view.etag)
@@ -224,7 +227,7 @@ class Page:
         if html is None:
             html = render_template(
                 template, tenant=context.tenant(), admin=self.signed_in.admin,
-                csrf=self.signed_in.session.csrf, etag=etag, **values,
+                csrf=self.signed_in.session.csrf, etag=etag, time_zone=self.time_zone, **values,
             ).encode()  # fmt: skip
             RENDERED.put(etag, html)
         return Response(html, mimetype="text/html", headers=headers)
@@ -233,7 +236,7 @@ class Page:
 def _snapshot(page: Page) -> dict[str, Any]:
     """The widget's snapshot: the default window, the view the worker keeps precomputed."""
     view = views.snapshot_view(context.client(), context.tenant(), window_from_args({}),
-                               context.now(), context.settings().view_cache_seconds)  # fmt: skip
+                               context.tenant_now(), context.settings().view_cache_seconds)  # fmt: skip
     document: dict[str, Any] = page.read(view)
     return document
 
@@ -394,7 +397,7 @@ def tls_flyout() -> BaseResponse:
     page = Page(signed_in)
     report = page.read(views.tls_view(
         context.client(), context.tenant(), window_from_args(args), args.get("direction"),
-        context.now(), context.settings().view_cache_seconds,
+        context.tenant_now(), context.settings().view_cache_seconds,
     ))  # fmt: skip
     daily = {
         direction: charts.stacked([(day["date"], charts.version_counts(day["directions"][direction]["tls"]))
@@ -419,7 +422,7 @@ def _daily_totals(
 ) -> list[tuple[str, dict[str, int]]]:
     """Per day and TLS version, the messages of the rows the filters select: the charts."""
     view = views.connector_rows_view(context.client(), context.tenant(), query.window, "day",
-                                     context.now(), context.settings().view_cache_seconds)  # fmt: skip
+                                     context.tenant_now(), context.settings().view_cache_seconds)  # fmt: skip
     rows = select_rows(page.read_rows(view), query.row_filter, "date")
     days: dict[str, dict[str, int]] = {day: dict.fromkeys(charts.VERSIONS, 0)
                                        for day in query.window.days}  # fmt: skip
@@ -447,7 +450,7 @@ def connector_report() -> BaseResponse:
         return signed_in
     query = _report_query()
     page = Page(signed_in)
-    client, tenant, now = context.client(), context.tenant(), context.now()
+    client, tenant, now = context.client(), context.tenant(), context.tenant_now()
     try:
         report = page.read(connector_pages.report_page(
             client, tenant, query, now, context.settings().view_cache_seconds,
@@ -484,7 +487,7 @@ def connector_export() -> BaseResponse:
     if rows not in EXPORT_ROWS:
         raise Problem(422, f"rows: must be one of {', '.join(EXPORT_ROWS)}")
     query = _report_query(drop=("format", "rows"))
-    client, tenant, now = context.client(), context.tenant(), context.now()
+    client, tenant, now = context.client(), context.tenant(), context.tenant_now()
     cache_seconds = context.settings().view_cache_seconds
     name = f"connector-report-{query.window.start}-{query.window.end}"
     if rows == "all":
@@ -531,7 +534,7 @@ def connector(direction: str, name: str) -> BaseResponse:
     page = Page(signed_in)
     view = connector_detail.connector_detail_view(
         context.client(), context.tenant(), direction, name, window_from_args(args),
-        context.now(), context.settings().view_cache_seconds,
+        context.tenant_now(), context.settings().view_cache_seconds,
     )  # fmt: skip
     if view is None:
         raise Problem(404, f"no {direction} connector {name!r} with traffic in the window "
@@ -555,7 +558,7 @@ def _define_connector(direction: str, name: str) -> None:
             "description": request.form.get("description") or None}  # fmt: skip
     definition = _args(ConnectorDefinitionSchema(), form)
     try:
-        define_connector(context.client(), context.tenant(), context.now().date(), direction,
+        define_connector(context.client(), context.tenant(), context.tenant_now().date(), direction,
                          name, definition, context.settings().max_connectors)  # fmt: skip
     except TextError as error:
         raise Problem(422, f"name: {error}") from None

@@ -55,7 +55,7 @@ def transit_security() -> BaseResponse:
     page = Page(signed_in)
     report = page.read(views.transit_view(
         context.client(), context.tenant(), window_from_args(args), args.get("direction"),
-        context.now(), context.settings().view_cache_seconds,
+        context.tenant_now(), context.settings().view_cache_seconds,
         context.settings().domain_retention_days,
     ))  # fmt: skip
     daily = {direction: daily_chart(section["sent"])

@@ -49,7 +49,7 @@ def _report_page(kind: WhoKind) -> BaseResponse:
     page = Page(signed_in)
     try:
         report = page.read(who_reports.report_page(
-            context.client(), context.tenant(), query, context.now(),
+            context.client(), context.tenant(), query, context.tenant_now(),
             context.settings().view_cache_seconds, context.cursor_secret(),
         ))  # fmt: skip
     except (CursorExpired, CursorError):  # old or not ours: the first page
@@ -70,7 +70,7 @@ def _export(kind: WhoKind) -> BaseResponse:
         return signed_in
     query = _query(kind)
     etag, chunks = who_reports.report_csv(context.client(), context.tenant(), query,
-                                          context.now(), context.settings().view_cache_seconds)  # fmt: skip
+                                          context.tenant_now(), context.settings().view_cache_seconds)  # fmt: skip
     name = f"{_PAGES[kind.name][0].strip('/')}-{query.window.start}-{query.window.end}.csv"
     headers = {"ETag": etag, "Content-Disposition": f'attachment; filename="{name}"'}
     return Response(stream_with_context(chunks), mimetype="text/csv", headers=headers)
