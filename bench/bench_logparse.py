@@ -28,9 +28,10 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-SAMPLE = (
-    ROOT.parent / "shared" / "samples" / "postfix" / "pixelpark_postfix-logsums_test_mail.log.xz"
-)
+# The samples live next to the checkout; MAILFLOW_TEST_SHARED (as for the tests) names them
+# for a checkout that is not next to them (a worktree).
+SHARED = Path(os.environ.get("MAILFLOW_TEST_SHARED") or ROOT.parent / "shared")
+SAMPLE = SHARED / "samples" / "postfix" / "pixelpark_postfix-logsums_test_mail.log.xz"
 
 if str(ROOT) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(ROOT))
