@@ -106,8 +106,8 @@ class TlsLoggingCheck:
         self.warned = False
 
     def observe(self, lines: Sequence[str]) -> None:
-        if not lines:
-            return
+        if not lines or self.tls_lines:
+            return  # once Postfix is seen logging TLS there is nothing left to warn about
         text = "".join(lines)
         self.starttls_sessions += text.count(" starttls=1")
         self.tls_lines += text.count("TLS connection established ")

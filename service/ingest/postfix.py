@@ -14,6 +14,7 @@ only parsed for lines that change state.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -77,6 +78,8 @@ _NOT_DELIVERED = frozenset({"deferred", "bounced"})
 # A per-daemon handler gets (timestamp ts, host, program, pid, message) and returns True when
 # the line changed correlation state, else the kind to count it under.
 _Handler = Callable[[str, str, str, str, str], "bool | str"]
+# A `program[pid]:` tag's handler (None: count the line under `kind`), program and pid.
+_Route = tuple[_Handler | None, str, str, str]
 
 
 @dataclass(slots=True)
@@ -152,7 +155,7 @@ class PostfixParser:
         self.now = 0.0  # log time of the newest line that changed state
         self._next_sweep = 0.0
         self._clock_key = ""
-        self._routes: dict[str, tuple[_Handler | None, str]] = {}
+        self._tags: dict[str, _Route] = {}
         self._handlers: dict[str, _Handler] = {
             "smtpd": self._smtpd,
             "smtp": self._smtp,
@@ -167,15 +170,17 @@ class PostfixParser:
         self.feed_lines((line,))
 
     def feed_lines(self, lines: Sequence[str]) -> None:
-        """Feed lines in log order. The per-line hot loop: locals only, no method call per line.
+        """Feed lines in log order. The per-line hot loop: locals only, no method call per line
+        for the lines no handler wants (most of a busy log: postscreen, dnsblog, others).
 
-        The prefix is split by str.split rather than a regex, and the program name is looked
-        up in a cache, so most lines (postscreen, other programs) are counted and dropped after
-        a handful of operations.
+        The prefix is split by one str.split rather than a regex, and the whole `program[pid]:`
+        tag is looked up in a cache that gives its handler, program and pid at once. Lines
+        that are not used only have their kind appended to a list, counted once per chunk.
         """
-        routes = self._routes
-        kinds = self.kinds
+        tags = self._tags
         months = _MONTHS
+        not_used: list[str] = []
+        skip = not_used.append
         used = 0
         for line in lines:
             # One split() gives timestamp, host, `program[pid]:` and the message: fewer
@@ -183,42 +188,49 @@ class PostfixParser:
             if line[:1].isdigit():
                 parts = line.split(" ", 3)
                 if len(parts) < 4 or len(parts[0]) < 19 or parts[0][10] != "T":
-                    kinds["not_syslog"] = kinds.get("not_syslog", 0) + 1
+                    skip("not_syslog")
                     continue
                 ts, host, tag, msg = parts
             elif line[:3] in months and line[9:10] == ":" and line[15:16] == " ":
                 parts = line[16:].split(" ", 2)
                 if len(parts) < 3:
-                    kinds["not_syslog"] = kinds.get("not_syslog", 0) + 1
+                    skip("not_syslog")
                     continue
                 ts = line[:15]
                 host, tag, msg = parts
             else:
-                kind = "not_syslog" if line.strip() else "blank"
-                kinds[kind] = kinds.get(kind, 0) + 1
+                skip("not_syslog" if line.strip() else "blank")
                 continue
-            if tag[-1:] != ":":
-                kinds["not_syslog"] = kinds.get("not_syslog", 0) + 1
-                continue
-            b = tag.find("[")
-            program = tag[:b] if b > 0 else tag[:-1]
-            route = routes.get(program)
+            route = tags.get(tag)
             if route is None:
-                route = self._route(program)
-                if len(routes) < 4096:  # real logs have dozens; garbage must not grow it
-                    routes[program] = route
-            handler, kind = route
-            if handler is not None:
-                outcome = handler(
-                    ts, host, program, tag[b + 1 : -2] if b > 0 else "", msg.rstrip("\r\n")
-                )
-                if outcome is True:
-                    used += 1
-                    continue
-                kind = outcome or "postfix_other"
-            kinds[kind] = kinds.get(kind, 0) + 1
+                route = self._route_tag(tag)
+            handler, kind, program, pid = route
+            if handler is None:
+                skip(kind)
+                continue
+            outcome = handler(ts, host, program, pid, msg.rstrip("\r\n"))
+            if outcome is True:
+                used += 1
+            else:
+                skip(outcome or "postfix_other")
+        kinds = self.kinds
+        for kind, n in Counter(not_used).items():
+            kinds[kind] = kinds.get(kind, 0) + n
         self.lines += len(lines)
         self.used += used
+
+    def _route_tag(self, tag: str) -> _Route:
+        """What to do with the lines of one `program[pid]:` tag; remembered for the next."""
+        if tag[-1:] != ":":
+            return None, "not_syslog", "", ""
+        b = tag.find("[")
+        program = tag[:b] if b > 0 else tag[:-1]
+        handler, kind = self._route(program)
+        route = (handler, kind, program, tag[b + 1 : -2] if b > 0 else "")
+        # Real logs have a few thousand tags (pids recur); garbage must not grow the cache.
+        if len(self._tags) < 8192:
+            self._tags[tag] = route
+        return route
 
     def _route(self, program: str) -> tuple[_Handler | None, str]:
         """Decide once per distinct program name what to do with its lines."""
