@@ -14,7 +14,6 @@ The summary goes to stderr, so `--output ndjson` keeps stdout for the traces alo
 
 from __future__ import annotations
 
-import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -422,6 +421,8 @@ def _run_follow(
     stop: StopFlag,
     watch: Callable[[Sequence[str]], None] | None = None,
 ) -> None:
+    import signal  # only following a log installs handlers
+
     def request_stop(signum: int, frame: object) -> None:
         stop.set = True  # handlers only set a flag; the loop (and any retrying) ends cleanly
 
