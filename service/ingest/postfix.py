@@ -186,11 +186,15 @@ class PostfixParser:
             # One split() gives timestamp, host, `program[pid]:` and the message: fewer
             # interpreter steps than finding each space, which is what costs in CPython.
             if line[:1].isdigit():
-                parts = line.split(" ", 3)
-                if len(parts) < 4 or len(parts[0]) < 19 or parts[0][10] != "T":
+                try:
+                    ts, host, tag, msg = line.split(" ", 3)
+                except ValueError:  # fewer than four fields (a try costs nothing in 3.11)
                     skip("not_syslog")
                     continue
-                ts, host, tag, msg = parts
+                # `"T" < ts[10:19:8] < "U"`: the 11th character is T and there are 19 or more
+                if not "T" < ts[10:19:8] < "U":
+                    skip("not_syslog")
+                    continue
             elif line[:3] in months and line[9:10] == ":" and line[15:16] == " ":
                 parts = line[16:].split(" ", 2)
                 if len(parts) < 3:

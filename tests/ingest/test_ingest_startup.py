@@ -12,8 +12,9 @@ import pytest
 from service.ingest.synthetic import postfix_lines
 
 # Modules of the API, the worker and the store, none of which reading a log needs.
-NOT_NEEDED = ("redis", "flask", "werkzeug", "jinja2", "gunicorn", "asyncio", "ssl",
-              "service.store", "service.web", "service.worker", "service.config")  # fmt: skip
+NOT_NEEDED = ("redis", "flask", "werkzeug", "jinja2", "gunicorn", "asyncio", "ssl", "hashlib", "orjson",
+              "service.store", "service.web", "service.worker", "service.config",
+              "service.core.traces")  # fmt: skip
 
 PROBE = """
 import sys
