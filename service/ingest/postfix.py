@@ -156,6 +156,7 @@ class PostfixParser:
         self._next_sweep = 0.0
         self._clock_key = ""
         self._tags: dict[str, _Route] = {}
+        self._programs: dict[str, tuple[_Handler | None, str]] = {}
         self._handlers: dict[str, _Handler] = {
             "smtpd": self._smtpd,
             "smtp": self._smtp,
@@ -229,8 +230,12 @@ class PostfixParser:
             return None, "not_syslog", "", ""
         b = tag.find("[")
         program = tag[:b] if b > 0 else tag[:-1]
-        handler, kind = self._route(program)
-        route = (handler, kind, program, tag[b + 1 : -2] if b > 0 else "")
+        decided = self._programs.get(program)
+        if decided is None:
+            decided = self._route(program)
+            if len(self._programs) < 1024:  # real logs have dozens of programs
+                self._programs[program] = decided
+        route = (*decided, program, tag[b + 1 : -2] if b > 0 else "")
         # Real logs have a few thousand tags (pids recur); garbage must not grow the cache.
         if len(self._tags) < 8192:
             self._tags[tag] = route
