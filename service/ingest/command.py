@@ -197,6 +197,9 @@ def make_sender(
         should_stop=should_stop,
         warn=warn,
         target=url,
+        # A file is parsed while the API works on the previous batch; a followed log keeps one
+        # batch in hand at a time, so that an outage stops the reading (the log is the spool).
+        post_in_background=not follow,
     )
 
 
