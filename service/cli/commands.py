@@ -10,24 +10,50 @@ import time
 from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-import redis
 
-from service.config import Settings
+if TYPE_CHECKING:
+    from service.config import Settings
+
+# Redis, Flask and the store are imported by the commands that use them: `mailflow ingest`
+# runs beside a mail server, and a dry run on one log is mostly start-up time.
+
+
+class LazyGroup(click.Group):
+    """A group whose subcommands in ``lazy`` (name -> "module:attribute") are imported only
+    when named (or listed by --help), so that running one command loads none of the others."""
+
+    lazy: dict[str, str] = {}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in self.lazy:
+            import importlib
+
+            module, _, attribute = self.lazy[cmd_name].partition(":")
+            self.add_command(getattr(importlib.import_module(module), attribute), cmd_name)
+        return super().get_command(ctx, cmd_name)
 
 
 def _settings() -> Settings:
+    from service.config import Settings
+
     try:
         return Settings.from_env()
     except ValueError as error:
         raise click.UsageError(str(error)) from None
 
 
-@click.group()
+@click.group(cls=LazyGroup)
 @click.version_option(package_name="mailflow", message="mailflow %(version)s")
 def cli() -> None:
     """mailflow: how your mail is protected in transit."""
+    if click.get_current_context().invoked_subcommand == "ingest":
+        return  # it reports on stderr itself and logs nothing: no logging set-up to pay for
     from service.telemetry.logging import configure_logging
 
     configure_logging(os.environ.get("MAILFLOW_LOG_LEVEL", "INFO"))
@@ -74,6 +100,8 @@ def notifier(burst: bool) -> None:
 
 def _check_worker(settings: Settings, name: str | None) -> None:
     import socket
+
+    import redis
 
     from service.store import health
     from service.store.availability import describe
@@ -124,6 +152,7 @@ def run(host: str, port: int, demo: bool) -> None:
     serving. The embedded store is made in MAILFLOW_DATA_DIR if there is none.
     """
     from service.cli.supervisor import ChildProcess, Supervised, Supervisor
+    from service.config import Settings
     from service.store.embedded import DataDirLocked, DataDirTooNew, EmbeddedRedis
 
     settings = _settings()
@@ -263,9 +292,7 @@ def spec_json() -> str:
 
 
 def _register_commands() -> None:
-    from service.ingest.command import ingest
-
-    cli.add_command(ingest)
+    LazyGroup.lazy["ingest"] = "service.ingest.command:ingest"
 
 
 _register_commands()
@@ -276,13 +303,9 @@ def main() -> None:
 
 
 def _register_groups() -> None:
-    from service.cli.keys import keys_group
-    from service.cli.tenants import tenants_group
-    from service.cli.tlsrpt_tokens import tlsrpt_tokens_group
-
-    cli.add_command(keys_group)
-    cli.add_command(tenants_group)
-    cli.add_command(tlsrpt_tokens_group)
+    LazyGroup.lazy["keys"] = "service.cli.keys:keys_group"
+    LazyGroup.lazy["tenants"] = "service.cli.tenants:tenants_group"
+    LazyGroup.lazy["tlsrpt-tokens"] = "service.cli.tlsrpt_tokens:tlsrpt_tokens_group"
 
 
 _register_groups()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import gzip
 import random
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -95,6 +96,7 @@ class TraceSender:
         should_stop: Callable[[], bool] | None = None,
         warn: Callable[[str], None] = lambda _: None,
         target: str = "the API",
+        post_in_background: bool = False,
     ) -> None:
         self.transport = transport
         self.key = key
@@ -111,6 +113,13 @@ class TraceSender:
         self._buffer: list[Trace] = []
         self._index = 0  # position of the next trace in the whole run, for error reports
         self._outage_failures = 0  # failed attempts since the API last answered
+        # With post_in_background one batch is posted (and retried) by a thread while the
+        # caller reads on and builds the next: the log is parsed while the API works. Never
+        # more than one in flight, so batches keep their order and memory stays at two
+        # batches; the next batch, flush() and close() wait for it and raise what it raised.
+        self.post_in_background = post_in_background
+        self._in_flight: threading.Thread | None = None
+        self._in_flight_error: BaseException | None = None
 
     def add(self, traces: list[Trace]) -> None:
         self._buffer.extend(traces)
@@ -120,10 +129,12 @@ class TraceSender:
             self._send(batch)
 
     def flush(self) -> None:
-        """Send what is buffered, even a partial batch (end of input, or idle in follow mode)."""
+        """Send what is buffered, even a partial batch (end of input, or idle in follow mode),
+        and wait until the API has answered for all of it."""
         if self._buffer:
             batch, self._buffer = self._buffer, []
             self._send(batch)
+        self._wait_in_flight()
 
     @property
     def buffered(self) -> int:
@@ -136,7 +147,28 @@ class TraceSender:
     def _send(self, batch: list[Trace]) -> None:
         start = self._index
         self._index += len(batch)
-        self._post_batch(batch, start)
+        if not self.post_in_background:
+            self._post_batch(batch, start)
+            return
+        self._wait_in_flight()
+        self._in_flight = threading.Thread(
+            target=self._post_in_background, args=(batch, start), name="mailflow-post", daemon=True
+        )
+        self._in_flight.start()
+
+    def _post_in_background(self, batch: list[Trace], start: int) -> None:
+        try:
+            self._post_batch(batch, start)
+        except BaseException as exc:  # handed to the caller's thread by _wait_in_flight
+            self._in_flight_error = exc
+
+    def _wait_in_flight(self) -> None:
+        if self._in_flight is not None:
+            self._in_flight.join()
+            self._in_flight = None
+        if self._in_flight_error is not None:
+            error, self._in_flight_error = self._in_flight_error, None
+            raise error
 
     def _post_batch(self, batch: list[Trace], start: int) -> None:
         body = gzip.compress(b"\n".join(orjson.dumps(t) for t in batch) + b"\n", compresslevel=5)

@@ -14,7 +14,6 @@ The summary goes to stderr, so `--output ndjson` keeps stdout for the traces alo
 
 from __future__ import annotations
 
-import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -198,6 +197,9 @@ def make_sender(
         should_stop=should_stop,
         warn=warn,
         target=url,
+        # A file is parsed while the API works on the previous batch; a followed log keeps one
+        # batch in hand at a time, so that an outage stops the reading (the log is the spool).
+        post_in_background=not follow,
     )
 
 
@@ -422,6 +424,8 @@ def _run_follow(
     stop: StopFlag,
     watch: Callable[[Sequence[str]], None] | None = None,
 ) -> None:
+    import signal  # only following a log installs handlers
+
     def request_stop(signum: int, frame: object) -> None:
         stop.set = True  # handlers only set a flag; the loop (and any retrying) ends cleanly
 

@@ -12,8 +12,6 @@ from dataclasses import dataclass, field
 from datetime import tzinfo
 from typing import TYPE_CHECKING, BinaryIO, Protocol
 
-import orjson
-
 from service.ingest.checks import utc_day
 from service.ingest.readers import Follower, open_text
 from service.ingest.traces import Trace
@@ -121,10 +119,14 @@ class NdjsonSink:
     """`--output ndjson`: the traces themselves, one per line, instead of sending them."""
 
     def __init__(self, stream: BinaryIO) -> None:
+        import orjson  # here: a dry run serialises nothing
+
+        self.dumps = orjson.dumps
         self.stream = stream
 
     def add(self, traces: list[Trace]) -> None:
-        self.stream.write(b"".join(orjson.dumps(t) + b"\n" for t in traces))
+        dumps = self.dumps
+        self.stream.write(b"".join(dumps(t) + b"\n" for t in traces))
 
     def flush(self) -> None:
         self.stream.flush()

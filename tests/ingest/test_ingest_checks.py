@@ -6,7 +6,8 @@ from datetime import timedelta
 
 from click.testing import CliRunner
 
-from service.ingest.checks import TlsLoggingCheck, date_report, utc_day
+from service.core.traces import IngestWindow
+from service.ingest.checks import TlsLoggingCheck, date_report, first_kept_day, utc_day
 from service.ingest.command import ingest
 
 from .support import FIXTURES, dated_fixture
@@ -35,6 +36,14 @@ def test_date_report_counts_what_retention_refuses(clock) -> None:  # type: igno
     assert "outside retention (90 days" in text and ": 5 traces (3 older, 2 after today)" in text
     inside = date_report({today.isoformat(): 4}, 0, clock.now, 90).lines()
     assert "all within retention" in inside[1]
+
+
+def test_the_first_kept_day_is_the_servers_rule(clock) -> None:  # type: ignore[no-untyped-def]
+    # Restated in checks so that a run does not load the server's trace contract: same days.
+    for hours in range(0, 24 * 3, 5):
+        now = clock.now + timedelta(hours=hours, minutes=hours)
+        for retention in (1, 2, 30, 90, 366, 3650):
+            assert first_kept_day(now, retention) == IngestWindow.at(now, retention).earliest.date()
 
 
 def test_dry_run_prints_the_date_range_and_the_traces_outside_retention() -> None:

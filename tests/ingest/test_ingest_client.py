@@ -155,3 +155,52 @@ def test_a_stop_request_ends_the_retrying_and_counts_what_was_not_sent() -> None
     assert slept == [0.5, 1.0, 1.0]  # waits are cut in slices of at most a second
     assert (s.stats.failed, s.stats.accepted) == (3, 0)
     assert [e["message"] for e in s.stats.errors] == ["stopped: HTTP 503"] * 2
+
+
+class GatedTransport(FakeTransport):
+    """Holds every post until the test lets it through, and notes how many were in flight."""
+
+    def __init__(self, answers) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(answers)
+        import threading
+
+        self.arrived = threading.Semaphore(0)
+        self.release = threading.Semaphore(0)
+        self.in_flight = 0
+        self.most_in_flight = 0
+
+    def post(self, path, body, headers):  # type: ignore[no-untyped-def]
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        self.arrived.release()
+        assert self.release.acquire(timeout=10), "the test never let the post through"
+        try:
+            return super().post(path, body, headers)
+        finally:
+            self.in_flight -= 1
+
+
+def test_in_background_the_next_batch_is_built_while_one_is_posted() -> None:
+    t = GatedTransport([ok, ok, ok])
+    s = TraceSender(t, "k", batch_size=2, post_in_background=True)
+    s.add(traces(2))
+    assert t.arrived.acquire(timeout=10)  # the first batch is being posted ...
+    s.add(traces(1))  # ... and the caller goes on reading meanwhile
+    assert s.buffered == 1 and s.stats.batches == 0
+    for _ in range(3):
+        t.release.release()
+    s.add(traces(2))
+    s.close()
+    assert t.most_in_flight == 1  # one at a time, in order
+    assert [[x["id"] for x in r[1]] for r in t.requests] == [["t0", "t1"], ["t0", "t0"], ["t1"]]
+    assert s.stats.accepted == 5 and s.stats.batches == 3
+
+
+def test_in_background_a_refusal_reaches_the_caller_at_the_next_batch() -> None:
+    t = FakeTransport([(401, {}, b'{"title": "Unauthorized", "detail": "unknown key"}'), ok])
+    s = TraceSender(t, "wrong", batch_size=1, post_in_background=True)
+    s.add(traces(1))  # posted in the background: the refusal is not known yet
+    with pytest.raises(SendError, match="unknown key"):
+        s.add(traces(1))
+    assert len(t.requests) == 1 and s.stats.sent == 0  # the second batch was never posted
+    s.flush()  # the error was handed over once; nothing is left in flight
