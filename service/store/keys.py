@@ -411,3 +411,23 @@ def tenant_pattern(tenant: str, kind: str = "*") -> str:
     """SCAN MATCH pattern of the tenant's keys (``kind``: e.g. ``view:*``; default all).
     Tenant names are ``[a-z0-9_-]``, so nothing in them is a glob character."""
     return f"{_tenant(tenant)}:{kind}"
+
+
+# -- store format and upgrades (store/store_format.py, store/migrations/) --------------------
+
+
+def store_format() -> str:
+    """String: the format version of the whole store (one per deployment, so global). A store
+    with mailflow data but without it was written by 0.1.0 (format 1)."""
+    return f"{PREFIX}:store:format"
+
+
+def migration_progress(tenant: str, step: str) -> str:
+    """Hash: how far ``mailflow migrate`` got with one step for one tenant (``cursor`` of its
+    SCAN, ``done``), so an interrupted run goes on where it stopped."""
+    return f"{_tenant(tenant)}:migrate:{step}"
+
+
+def migration_global_progress(step: str) -> str:
+    """Hash: the progress of a step over keys that belong to no tenant."""
+    return f"{PREFIX}:migrate:{step}"
