@@ -165,3 +165,40 @@ def test_after_the_migration_the_new_worker_keeps_the_counters_equal(
         assert report_differences(app, make_key, COUNTER_REPORTS) == []
     finally:
         close_app(app)
+
+
+def test_after_the_migration_new_traces_add_to_the_old_counters(
+    old_store, redis_server, fixture_clock, make_key, settings
+) -> None:
+    from service.store.connection import connect_url
+    from service.worker.loop import Worker
+
+    assert mailflow(redis_server.url, "migrate", today=fixture_clock.now).exit_code == 0
+    path = "/api/v1/mailflow/snapshot?days=1"
+    before = next(a["body"] for a in DUMP["answers"]
+                  if a["tenant"] == "globex" and a["path"] == path)  # fmt: skip
+    new = [{"id": f"after-{direction}-{n}", "timestamp": fixture_clock.now.isoformat(),
+            "direction": direction, "connector": name, "connector_type": kind,
+            "tls_version": "TLSv1.2"}
+           for n in range(5) for direction, name, kind in (("inbound", "partner-a", "partner"),
+                                                            ("outbound", "smarthost", "onpremises"))]  # fmt: skip
+    app = create_app({"redis_url": redis_server.url, "CLOCK": fixture_clock})
+    try:
+        http = app.test_client()
+        answer = http.post("/api/v1/traces", json=new,
+                           headers={"Authorization": f"Bearer {make_key('globex', 'ingest')}"})  # fmt: skip
+        assert answer.status_code == 202, answer.data
+        assert answer.json["accepted"] == 10
+        worker_client = connect_url(redis_server.url)
+        try:
+            Worker(worker_client, settings, clock=fixture_clock).work(burst=True)
+        finally:
+            worker_client.close()
+        after = http.get(path, headers={"Authorization": f"Bearer {make_key('globex', 'read')}"})
+        for direction in ("inbound", "outbound"):
+            old, now = before["directions"][direction], after.json["directions"][direction]
+            assert now["messages"] == old["messages"] + 5
+            assert now["encrypted_messages"] == old["encrypted_messages"] + 5
+            assert now["tls"]["TLS1.2"]["messages"] == old["tls"]["TLS1.2"]["messages"] + 5
+    finally:
+        close_app(app)

@@ -426,8 +426,3 @@ def migration_progress(tenant: str, step: str) -> str:
     """Hash: how far ``mailflow migrate`` got with one step for one tenant (``cursor`` of its
     SCAN, ``done``), so an interrupted run goes on where it stopped."""
     return f"{_tenant(tenant)}:migrate:{step}"
-
-
-def migration_global_progress(step: str) -> str:
-    """Hash: the progress of a step over keys that belong to no tenant."""
-    return f"{PREFIX}:migrate:{step}"
