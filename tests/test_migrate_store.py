@@ -202,3 +202,15 @@ def test_after_the_migration_new_traces_add_to_the_old_counters(
             assert now["tls"]["TLS1.2"]["messages"] == old["tls"]["TLS1.2"]["messages"] + 5
     finally:
         close_app(app)
+
+
+def test_migrate_stamps_a_new_store_and_refuses_a_newer_one(redis_client, redis_server) -> None:
+    done = mailflow(redis_server.url, "migrate")
+    assert done.exit_code == 0, done.output
+    assert store_format.read_format(redis_client) == store_format.CURRENT
+    redis_client.set(keys.store_format(), store_format.CURRENT + 1)
+    refused = mailflow(redis_server.url, "migrate")
+    assert refused.exit_code == 1
+    assert "written by a newer mailflow" in refused.output
+    worker = mailflow(redis_server.url, "worker", "--burst")
+    assert worker.exit_code == 1 and "newer mailflow" in worker.output
