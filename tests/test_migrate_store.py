@@ -114,15 +114,23 @@ def test_mailflow_migrate_resumes_and_every_report_equals_the_previous_release(
     dry = mailflow(url, "migrate", "--dry-run")
     assert dry.exit_code == 0 and f"{len(STEPS)} steps to run" in dry.output
 
-    # Interrupted after two batches: not yet of the new format, progress kept in the store.
-    stopped = mailflow(url, "migrate", "--max-batches", "2", today=today)
-    assert stopped.exit_code == 3
-    assert "run `mailflow migrate` again" in stopped.output
-    assert store_format.read_format(old_store) == 1
-    assert old_store.hget(keys.migration_progress("acme", STEPS[0].name), "done") == b"1"
-
-    resumed = mailflow(url, "migrate", today=today)
+    # Interrupted after every single batch (mid-step too: a step of several batches records its
+    # cursor) and started again each time, until it is done; the store refused meanwhile.
+    runs = []
+    while not runs or runs[-1].exit_code == 3:
+        assert len(runs) < 100
+        runs.append(mailflow(url, "migrate", "--max-batches", "1", today=today))
+        if runs[-1].exit_code == 3:
+            assert "run `mailflow migrate` again" in runs[-1].output
+            assert store_format.read_format(old_store) == 1
+        if len(runs) == len(TENANTS) + 1:  # into the second step, a cursor in the middle
+            assert old_store.hget(keys.migration_progress(TENANTS[0], STEPS[1].name),
+                                  "cursor") == b"31"  # fmt: skip
+    resumed = runs[-1]
     assert resumed.exit_code == 0, resumed.output
+    # Each tenant: one batch to drop caches (a small store), three of 31 days of counters,
+    # one for the seen ids and one to signal the workers.
+    assert len(runs) == len(TENANTS) * 6
     assert f"now of format {store_format.CURRENT}" in resumed.output
     assert store_format.read_format(old_store) == store_format.CURRENT
     assert not list(old_store.scan_iter(match="mf:*migrate*", count=1000))

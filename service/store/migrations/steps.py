@@ -18,6 +18,7 @@ from service.store.cluster import node_client
 from service.store.migrations import dedupe
 
 SCAN_COUNT = 500
+DAYS_PER_BATCH = 31
 
 
 @dataclass(frozen=True)
@@ -72,28 +73,30 @@ def register_connectors(context: MigrationContext, tenant: str, cursor: int) -> 
     0.2.0 admits at most MAILFLOW_MAX_CONNECTORS distinct named connectors per tenant, counted
     in ``connectors:known`` with the newest day each was sent for; 0.1.0 kept no such registry.
     Without it, the connectors already in the reports would not count against the limit, and
-    a tenant could end above it. Days out of retention are left out (they left the reports).
+    a tenant could end above it. Only days in retention are read (the others left the
+    reports), ``DAYS_PER_BATCH`` of them per batch, named, not scanned for.
     """
-    next_cursor, names = _scan(context, tenant, cursor, "day:*")
-    oldest = context.today.toordinal() - context.retention_days
+    span = context.retention_days + 2  # today, the retention days before it, and tomorrow
+    first = context.today.toordinal() - context.retention_days
+    ordinals = range(first + cursor, first + min(cursor + DAYS_PER_BATCH, span))
+    pipe = context.client.pipeline(transaction=False)
+    for ordinal in ordinals:
+        pipe.hkeys(keys.day_counts(tenant, date.fromordinal(ordinal).isoformat()))
     newest: dict[str, int] = {}
-    for name in names:
-        ordinal = date.fromisoformat(name.rsplit(":", 1)[1]).toordinal()
-        if ordinal < oldest:
-            continue
-        for field in context.client.hkeys(name):
+    for ordinal, fields in zip(ordinals, pipe.execute(), strict=True):
+        for field in fields:
             direction, connector, _ = (field.decode() if isinstance(field, bytes) else field
                                        ).split("\x1f", 2)  # fmt: skip
             if connector:  # mail without a connector is not counted
-                member = f"{direction}\x1f{connector}"
-                newest[member] = max(newest.get(member, 0), ordinal)
+                newest[f"{direction}\x1f{connector}"] = ordinal  # days in order: the newest
     if newest:
         registry = keys.connector_registry(tenant)
         pipe = context.client.pipeline(transaction=False)
         pipe.zadd(registry, newest, gt=True)  # a newer day already there stays
         pipe.expire(registry, (context.retention_days + 1) * 86400)  # as admit_connectors.lua
         pipe.execute()
-    return next_cursor
+    done = cursor + DAYS_PER_BATCH
+    return done if done < span else 0
 
 
 def signal_workers(context: MigrationContext, tenant: str, cursor: int) -> int:
