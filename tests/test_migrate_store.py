@@ -45,10 +45,10 @@ def mailflow(redis_url: str, *args: str, today: datetime | None = None):
                               catch_exceptions=False)  # fmt: skip
 
 
-def report_differences(app, make_key, paths: tuple[str, ...] = ()) -> list[str]:
+def report_differences(app, paths: tuple[str, ...] = ()) -> list[str]:
     """Every difference between today's answers and the recorded ones (only the answers whose
-    path starts with one of ``paths``, if given)."""
-    readers = {tenant: make_key(tenant, "read", name="reader") for tenant in TENANTS}
+    path starts with one of ``paths``, if given), asked with the keys 0.1.0 made."""
+    readers = DUMP["api_keys"]
     http = app.test_client()
     found = []
     for answer in DUMP["answers"]:
@@ -81,7 +81,7 @@ def test_a_new_store_is_stamped_with_the_current_format(redis_client, client, cl
 
 
 def test_a_store_of_the_previous_release_is_refused_naming_mailflow_migrate(
-    old_store, redis_server, fixture_clock, make_key
+    old_store, redis_server, fixture_clock
 ) -> None:
     assert store_format.read_format(old_store) == 1
     app = create_app({"redis_url": redis_server.url, "CLOCK": fixture_clock})
@@ -90,7 +90,7 @@ def test_a_store_of_the_previous_release_is_refused_naming_mailflow_migrate(
         trace = {"id": "new-1", "timestamp": fixture_clock.now.isoformat(),
                  "direction": "inbound", "tls_version": "TLSv1.3"}  # fmt: skip
         refused = http.post("/api/v1/traces", json=[trace],
-                            headers={"Authorization": f"Bearer {make_key('acme', 'ingest')}"})  # fmt: skip
+                            headers={"Authorization": f"Bearer {DUMP['api_keys']['acme']}"})  # fmt: skip
         assert refused.status_code == 503
         assert refused.mimetype == "application/problem+json"
         assert "`mailflow migrate`" in refused.json["detail"]
@@ -108,7 +108,7 @@ def test_a_store_of_the_previous_release_is_refused_naming_mailflow_migrate(
 
 
 def test_mailflow_migrate_resumes_and_every_report_equals_the_previous_release(
-    old_store, redis_server, fixture_clock, make_key
+    old_store, redis_server, fixture_clock
 ) -> None:
     url, today = redis_server.url, fixture_clock.now
     dry = mailflow(url, "migrate", "--dry-run")
@@ -151,13 +151,13 @@ def test_mailflow_migrate_resumes_and_every_report_equals_the_previous_release(
 
     app = create_app({"redis_url": url, "CLOCK": fixture_clock})
     try:
-        assert report_differences(app, make_key) == []
+        assert report_differences(app) == []
     finally:
         close_app(app)
 
 
 def test_after_the_migration_the_new_worker_keeps_the_counters_equal(
-    old_store, redis_server, fixture_clock, make_key, settings
+    old_store, redis_server, fixture_clock, settings
 ) -> None:
     from service.store.connection import connect_url
     from service.worker.loop import Worker
@@ -170,13 +170,13 @@ def test_after_the_migration_the_new_worker_keeps_the_counters_equal(
         worker_client.close()
     app = create_app({"redis_url": redis_server.url, "CLOCK": fixture_clock})
     try:
-        assert report_differences(app, make_key, COUNTER_REPORTS) == []
+        assert report_differences(app, COUNTER_REPORTS) == []
     finally:
         close_app(app)
 
 
 def test_after_the_migration_new_traces_add_to_the_old_counters(
-    old_store, redis_server, fixture_clock, make_key, settings
+    old_store, redis_server, fixture_clock, settings
 ) -> None:
     from service.store.connection import connect_url
     from service.worker.loop import Worker
@@ -194,7 +194,7 @@ def test_after_the_migration_new_traces_add_to_the_old_counters(
     try:
         http = app.test_client()
         answer = http.post("/api/v1/traces", json=new,
-                           headers={"Authorization": f"Bearer {make_key('globex', 'ingest')}"})  # fmt: skip
+                           headers={"Authorization": f"Bearer {DUMP['api_keys']['globex']}"})  # fmt: skip
         assert answer.status_code == 202, answer.data
         assert answer.json["accepted"] == 10
         worker_client = connect_url(redis_server.url)
@@ -202,7 +202,7 @@ def test_after_the_migration_new_traces_add_to_the_old_counters(
             Worker(worker_client, settings, clock=fixture_clock).work(burst=True)
         finally:
             worker_client.close()
-        after = http.get(path, headers={"Authorization": f"Bearer {make_key('globex', 'read')}"})
+        after = http.get(path, headers={"Authorization": f"Bearer {DUMP['api_keys']['globex']}"})
         for direction in ("inbound", "outbound"):
             old, now = before["directions"][direction], after.json["directions"][direction]
             assert now["messages"] == old["messages"] + 5
