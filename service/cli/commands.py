@@ -185,6 +185,8 @@ def run(host: str, port: int, demo: bool) -> None:
 def _require_store_format(settings: Settings) -> None:
     """Refuse to start on a store of another format, naming ``mailflow migrate``; a store
     that does not answer yet is left to /readyz and the API's own check."""
+    import redis
+
     from service.store import store_format
     from service.store.connection import connect
 
@@ -309,7 +311,7 @@ _register_groups()
 
 
 def _register_migrate() -> None:
-    from service.cli.migrate import migrate
+    from service.cli.migrate import migrate  # a lazy command where the group has them
 
     cli.add_command(migrate)
 
