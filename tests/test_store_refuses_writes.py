@@ -178,7 +178,7 @@ def test_traces_stored_before_a_refused_worker_signal_are_a_202(
     redis_client.acl_setuser(
         "nosignal", enabled=True, passwords=["+pw"], commands=["+@all"], channels=["*"],
         keys=["mf:{*", "mf:tenants", "mf:metrics", "mf:apikeys", "mf:instance", "mf:worker*",
-              "mf:cursor-secret"],
+              "mf:cursor-secret", "mf:store:format"],
     )  # fmt: skip
     try:
         url = redis_server.url.replace("redis://", "redis://nosignal:pw@", 1)

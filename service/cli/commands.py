@@ -75,6 +75,7 @@ def worker(burst: bool, name: str | None, check: bool) -> None:
     if check:
         _check_worker(settings, name)
         return
+    _require_store_format(settings)
     w = Worker(connect(settings), settings)
     if name:
         w.name = name
@@ -137,6 +138,7 @@ def _gunicorn_command(settings: Settings, host: str, port: int) -> list[str]:
 def serve(host: str, port: int) -> None:
     """Serve the API under gunicorn (Redis and a worker must run elsewhere)."""
     settings = _settings()
+    _require_store_format(settings)
     os.execv(sys.executable, _gunicorn_command(settings, host, port))
 
 
@@ -188,6 +190,7 @@ def run(host: str, port: int, demo: bool) -> None:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     try:
+        _require_store_format(Settings.from_env(env))
         demo_keys = _load_demo(Settings.from_env(env)) if demo else None
         for name, child in (("worker", worker), ("notifier", notifier),
                             ("API (gunicorn)", api)):  # fmt: skip
@@ -206,6 +209,25 @@ def run(host: str, port: int, demo: bool) -> None:
         if embedded is not None:
             embedded.stop()
         click.echo("mailflow stopped", err=True)
+
+
+def _require_store_format(settings: Settings) -> None:
+    """Refuse to start on a store of another format, naming ``mailflow migrate``; a store
+    that does not answer yet is left to /readyz and the API's own check."""
+    import redis
+
+    from service.store import store_format
+    from service.store.connection import connect
+
+    client = connect(settings)
+    try:
+        store_format.require_current(client)
+    except store_format.StoreFormatError as error:
+        raise click.ClickException(str(error)) from None
+    except redis.RedisError:
+        pass
+    finally:
+        client.close()
 
 
 def _require_free_port(host: str, port: int) -> None:
@@ -293,6 +315,7 @@ def spec_json() -> str:
 
 def _register_commands() -> None:
     LazyGroup.lazy["ingest"] = "service.ingest.command:ingest"
+    LazyGroup.lazy["migrate"] = "service.cli.migrate:migrate"
 
 
 _register_commands()

@@ -78,3 +78,9 @@ def _node_client(client: redis.Redis | RedisCluster, key: str) -> redis.Redis:
 def _refresh_layout(client: RedisCluster) -> None:
     with contextlib.suppress(redis.RedisError, RedisClusterException):
         client.nodes_manager.initialize()
+
+
+def node_client(client: redis.Redis | RedisCluster, key: str) -> redis.Redis:
+    """The plain client of the master serving ``key`` (a SCAN of one tenant's keys asks the
+    node of its slot, with a cursor that node understands)."""
+    return _node_client(client, key)

@@ -426,3 +426,16 @@ def time_zones_version() -> str:
     """Global string: a number bumped by every change of any tenant's time zone, so a worker
     checks one key, not one per tenant, to know its cached zones still hold. No tenant data."""
     return f"{PREFIX}:timezones:version"
+# -- store format and upgrades (store/store_format.py, store/migrations/) --------------------
+
+
+def store_format() -> str:
+    """String: the format version of the whole store (one per deployment, so global). A store
+    with mailflow data but without it was written by 0.1.0 (format 1)."""
+    return f"{PREFIX}:store:format"
+
+
+def migration_progress(tenant: str, step: str) -> str:
+    """Hash: how far ``mailflow migrate`` got with one step for one tenant (``cursor`` of its
+    SCAN, ``done``), so an interrupted run goes on where it stopped."""
+    return f"{_tenant(tenant)}:migrate:{step}"

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, time, timedelta
 import redis
 
 from service.core.traces import AcceptedBatch, AcceptedTrace
-from service.store import dedupe_resets, keys
+from service.store import dedupe_resets, keys, store_format
 from service.store.cluster import write_replicated
 from service.store.scripts import script
 
@@ -38,12 +38,19 @@ def register_tenant(client: redis.Redis, tenant: str, replication: Replication =
 
     Repeated with every ingest call (one O(1) SADD), so a registration lost with a failed-over
     master is made again by the tenant's next call. With ``replication`` it is confirmed by the
-    replicas of the registry's own master, which on a cluster is not the tenant's."""
+    replicas of the registry's own master, which on a cluster is not the tenant's.
+
+    The registry without a format version is what a store of 0.1.0 looks like, so the first
+    registration of a new store stamps it (callers check the format first: ``store_format``)."""
     if replication.replicas:
         write_replicated(client, keys.tenants(), ("SADD", keys.tenants(), tenant),
                          replication.replicas, replication.timeout_ms)  # fmt: skip
+        store_format.stamp_new(client)
     else:
-        client.sadd(keys.tenants(), tenant)
+        pipe = client.pipeline(transaction=False)
+        pipe.sadd(keys.tenants(), tenant)
+        store_format.stamp_new(pipe)
+        pipe.execute()
 
 
 BUCKET_MARGIN_SECONDS = 3600  # a seen-bucket outlives its last lookup by this much

@@ -34,6 +34,8 @@ class AppState:
     served_instance: str | None = None
     # The API's OpenAPI document, for `mailflow openapi` (set once every blueprint is in).
     openapi: APISpec | None = None
+    # The store was found of the current format once: it never goes back (see store_format).
+    store_format_current: bool = False
 
 
 def state_of(app: Flask) -> AppState:

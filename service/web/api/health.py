@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 import orjson
@@ -15,6 +16,7 @@ from service.web import context
 from service.web.api.blueprint import Blueprint
 from service.web.api.schemas import HealthSchema
 from service.web.errors import problem_response
+from service.web.store_format_guard import store_format_check
 
 blp = Blueprint("health", __name__, description="Liveness and readiness (no tenant data)")
 
@@ -49,6 +51,9 @@ class Ready(MethodView):
                 state.served_instance = report.instance  # remember the data we served
             checks.update(report.checks)
             ready = report.ready
+            with contextlib.suppress(redis.RedisError):  # already said by the checks above
+                checks["store_format"] = store_format_check()
+                ready = ready and checks["store_format"] == "ok"
         except redis.RedisError as error:  # PING itself is refused on MISCONF
             checks["redis"] = describe(error)
             ready = False

@@ -32,6 +32,7 @@ from service.web.api.tlsrpt_schemas import (
     TokenRequestSchema,
 )
 from service.web.errors import Problem
+from service.web.store_format_guard import require_current_store
 
 log = logging.getLogger("mailflow.ingest")
 
@@ -66,6 +67,7 @@ def _intake_errors(view: Any) -> Any:
 
 def ingest_report() -> Response:
     """Read, check and count one report for the request's tenant."""
+    require_current_store()
     settings = context.settings()
     if media_type(request) not in MEDIA_TYPES:
         raise Problem(415, f"send the report as {', '.join(MEDIA_TYPES)}")

@@ -29,6 +29,7 @@ from service.web.api.blueprint import Blueprint
 from service.web.api.body import JSON_TYPES, NDJSON_TYPES, media_type, parse_records, read_body
 from service.web.api.schemas import IngestResultSchema
 from service.web.errors import Problem
+from service.web.store_format_guard import require_current_store
 
 log = logging.getLogger("mailflow.ingest")
 
@@ -67,6 +68,7 @@ class Traces(MethodView):
         Good records are accepted even when others in the batch are bad. A 202 means the new
         traces are durable in Redis; `duplicates` counts ids accepted before.
         """
+        require_current_store()
         settings = context.settings()
         kind = media_type(request)
         if kind not in JSON_TYPES + NDJSON_TYPES:
