@@ -28,6 +28,7 @@ from bench.ingest import BATCH, make_bodies
 from service.core.traces import AcceptedBatch, IngestWindow, normalize_trace
 from service.store import keys
 from service.store import traces as trace_store
+from service.store.seen_buckets import day_buckets
 from service.store.traces import DedupeWindow
 
 TENANT = "bench"
@@ -71,10 +72,11 @@ def measure(ids: int, dedupe_days: int = 7, timed_batches: int = 10) -> dict[str
         stream_bytes = client.memory_usage(keys.stream(TENANT), samples=0) or 0
         used_delta = int(client.info("memory")["used_memory"]) - before - stream_bytes
         window = DedupeWindow(now, dedupe_days)
-        bucket_keys = [keys.seen(TENANT, day) for day in window.bucket_days]
+        bucket_keys = [key for day in window.bucket_days for key in day_buckets(TENANT, day)]
         bucket_keys = [key for key in bucket_keys if client.exists(key)]  # not tomorrow's
         seen_bytes = sum(client.memory_usage(key, samples=0) or 0 for key in bucket_keys)
         encodings = sorted({client.object("encoding", key).decode() for key in bucket_keys})
+        largest = max(client.scard(key) for key in bucket_keys)
 
         fast, exact = [], []
         for n in range(timed_batches):
@@ -97,6 +99,8 @@ def measure(ids: int, dedupe_days: int = 7, timed_batches: int = 10) -> dict[str
         "ids": ids,
         "dedupe days": dedupe_days,
         "seen-buckets read per lookup (+ tomorrow, absent)": dedupe_days + 1,
+        "buckets (sets)": len(bucket_keys),
+        "largest bucket": largest,
         "bucket encodings": ", ".join(encodings),
         "MEMORY USAGE, bytes per id": round(seen_bytes / ids, 1),
         "INFO used_memory delta, bytes per id": round(used_delta / ids, 1),
@@ -108,31 +112,21 @@ def measure(ids: int, dedupe_days: int = 7, timed_batches: int = 10) -> dict[str
     }  # fmt: skip
 
 
-def intset_shards(ids: int, buckets: int = 8, shards: int = 256) -> dict[str, object]:
-    """The structure a later change may adopt, measured as a prototype (written directly, not
-    through the service): each bucket split by the digest's first byte into ``shards`` sets of
-    the next 8 bytes as integers, which Redis keeps as intsets below ``set-max-intset-entries``
-    (raised here, on this benchmark's own Redis, above the largest shard)."""
-    per_set: dict[str, set[int]] = {}
-    for i in range(ids):
-        digest = hashlib.blake2b(f"id{i}".encode(), digest_size=16).digest()
-        key = f"{keys.seen(TENANT, str(i % buckets))}:{digest[0] % shards:02x}"
-        per_set.setdefault(key, set()).add(int.from_bytes(digest[1:9], "big", signed=True))
-    largest = max(len(members) for members in per_set.values())
+def one_set_per_day(ids: int, buckets: int = 8) -> dict[str, object]:
+    """The format before: one set of whole 16-byte digests per acceptance day (written
+    directly, on a server of its own), for the memory side by side."""
     with redis_stack() as stack:
         client = stack.client
-        client.config_set("set-max-intset-entries", max(512, largest))
         pipe = client.pipeline(transaction=False)
-        for key, members in per_set.items():
-            pipe.sadd(key, *members)
+        for start in range(0, ids, BATCH):
+            digests = [hashlib.blake2b(f"id{i}".encode(), digest_size=16).digest()
+                       for i in range(start, min(start + BATCH, ids))]  # fmt: skip
+            pipe.sadd(f"{keys.seen(TENANT, str(start // BATCH % buckets))}", *digests)
         pipe.execute()
-        used = sum(client.memory_usage(key, samples=0) or 0 for key in per_set)
-        encodings = sorted({client.object("encoding", key).decode() for key in per_set})
+        used = sum(client.memory_usage(keys.seen(TENANT, str(b)), samples=0) or 0
+                   for b in range(buckets))  # fmt: skip
     return {
-        "prototype: intset shards, sets": len(per_set),
-        "prototype: largest set": largest,
-        "prototype: encodings": ", ".join(encodings),
-        "prototype: MEMORY USAGE, bytes per id": round(used / ids, 1),
+        "before: one set per day, MiB per million ids": round(used / ids * 1_000_000 / MIB, 1),
     }
 
 
@@ -142,7 +136,7 @@ def main() -> None:
     parser.add_argument("--dedupe-days", type=int, default=7)
     args = parser.parse_args()
     results = measure(args.ids, args.dedupe_days)
-    results.update(intset_shards(args.ids, args.dedupe_days + 1))
+    results.update(one_set_per_day(args.ids, args.dedupe_days + 1))
     for name, value in results.items():
         print(f"{name:50} {value}")
 

@@ -411,3 +411,10 @@ def tenant_pattern(tenant: str, kind: str = "*") -> str:
     """SCAN MATCH pattern of the tenant's keys (``kind``: e.g. ``view:*``; default all).
     Tenant names are ``[a-z0-9_-]``, so nothing in them is a glob character."""
     return f"{_tenant(tenant)}:{kind}"
+
+
+def seen_bucket(tenant: str, day: str, prefix: int) -> str:
+    """Set of the trace ids first accepted on UTC ``day`` whose digest starts with byte
+    ``prefix``: one of the 256 buckets of that day (see ``store.seen_buckets``). Its members
+    are the digest's bytes 8..15 as a signed 64-bit integer, so Redis keeps it as an intset."""
+    return f"{seen(tenant, day)}:{prefix:02x}"

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, time, timedelta
 import redis
 
 from service.core.traces import AcceptedBatch, AcceptedTrace
-from service.store import dedupe_resets, keys
+from service.store import dedupe_resets, keys, seen_buckets
 from service.store.cluster import write_replicated
 from service.store.scripts import script
 
@@ -100,10 +100,11 @@ def ingest(
     if not batch:
         return IngestResult(0, 0)
     batch = dedupe_resets.salted(batch, dedupe_resets.generations(client, tenant))
-    key_names = [keys.stream(tenant), *(keys.seen(tenant, day) for day in window.bucket_days)]
-    common = [keys.CONSUMER_GROUP, window.bucket_seconds, b"".join(batch.digests)]
+    seen = seen_buckets.lookup(tenant, batch.digests, window.bucket_days)
+    key_names = [keys.stream(tenant), *seen.key_names]
+    common = [keys.CONSUMER_GROUP, window.bucket_seconds, seen.ids]
     new = -1
-    if len(set(batch.digests)) == len(batch):  # distinct ids: likely all new, counted here
+    if seen.distinct:  # distinct ids: likely all new, counted here
         counts = Counter(batch.counting_keys)
         lines = "\n".join(f"{key}\t{n}" for key, n in counts.items())
         new = _call(client, "ingest_new", key_names,

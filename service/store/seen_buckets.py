@@ -1,0 +1,88 @@
+"""Where the dedupe window keeps a trace id: a small integer set per acceptance day and digest
+prefix.
+
+A trace id's 16-byte digest (salted after a reset, see ``dedupe_resets``) is cut in two: its
+first byte names one of 256 buckets of the acceptance day (``keys.seen_bucket``), and its bytes
+8..15, read as a signed 64-bit integer, are the member kept there. Redis keeps a set of
+integers as an ``intset`` (a sorted array, 8 bytes a member, binary search) while it holds at
+most ``set-max-intset-entries`` members; a bigger one becomes a hash table, as exact and about
+five times bigger (docs/redis-versions.md). 72 bits of the digest decide whether an id is
+known: docs/internals.md gives the chance of a false "duplicate".
+
+The ingest scripts receive, per batch, the bucket keys of only the prefixes the batch holds
+(every key they touch is in KEYS, all under the tenant's hash tag), and per trace the index of
+its prefix among them.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+import redis
+
+from service.store import keys
+
+PREFIX_BITS = 8  # of the digest's first byte: they name the bucket
+PREFIXES = 1 << PREFIX_BITS  # buckets per acceptance day
+_TO_PREFIX = bytes(byte >> (8 - PREFIX_BITS) for byte in range(256))
+# The embedded server's ``set-max-intset-entries`` (Redis's default: 512): a bucket holds 1/256
+# of a tenant's ids of one day, so 2,048 keeps every bucket an intset up to ~450,000 ids per
+# tenant and day, where the default stops at ~110,000. Bigger intsets cost more per insert (a
+# sorted array: a memmove of half of it), so not more.
+SEEN_BUCKET_INTSET_ENTRIES = 2048
+_MEMBER = struct.Struct("<8xq")  # of a 16-byte digest: bytes 8..15, a signed 64-bit integer
+
+
+@dataclass(frozen=True)
+class SeenLookup:
+    """A batch's ids as the ingest scripts take them.
+
+    ``key_names``: per window day (today's first, as ``DedupeWindow.bucket_days``), the bucket
+    of each prefix the batch holds, in one order. ``ids``: ARGV of the scripts, "n LF", then n
+    bytes (each trace's prefix index in that order), then the n members separated by spaces.
+    ``distinct``: no two traces of the batch share an id (prefix and member)."""
+
+    key_names: list[str]
+    ids: bytes
+    distinct: bool
+
+
+def split(digests: Sequence[bytes]) -> tuple[bytes, list[int]]:
+    """Each digest's bucket prefix (one byte each) and the member kept in that bucket."""
+    blob = b"".join(digests)
+    if len(blob) != 16 * len(digests):
+        raise ValueError("trace id digests are 16 bytes")
+    return blob[::16].translate(_TO_PREFIX), [member for (member,) in _MEMBER.iter_unpack(blob)]
+
+
+def lookup(tenant: str, digests: Sequence[bytes], bucket_days: Sequence[str]) -> SeenLookup:
+    prefixes, members = split(digests)
+    present = sorted(set(prefixes))
+    if len(present) < PREFIXES:  # renumber the prefixes present 0..len-1
+        order = bytearray(PREFIXES)
+        for index, prefix in enumerate(present):
+            order[prefix] = index
+        prefixes = prefixes.translate(order)
+    key_names = [name for day in bucket_days for name in _day_keys(tenant, day, tuple(present))]
+    text = " ".join(map(str, members)).encode()
+    distinct = len(set(members)) == len(members)  # else the exact path: as exact, slower
+    return SeenLookup(key_names, b"%d\n" % len(members) + prefixes + text, distinct)
+
+
+@lru_cache(maxsize=4096)
+def _day_keys(tenant: str, day: str, present: tuple[int, ...]) -> list[str]:
+    return [keys.seen_bucket(tenant, day, prefix) for prefix in present]
+
+
+def day_buckets(tenant: str, day: str) -> list[str]:
+    """Every bucket key of one acceptance day (most exist only once ids were accepted)."""
+    return list(_day_keys(tenant, day, tuple(range(PREFIXES))))
+
+
+def memory_usage(client: redis.Redis, tenant: str, days: Sequence[str]) -> int:
+    """Bytes the buckets of these acceptance days take (``MEMORY USAGE``): the benchmarks'."""
+    return sum(client.memory_usage(name, samples=0) or 0
+               for day in days for name in day_buckets(tenant, day))  # fmt: skip
