@@ -1,5 +1,5 @@
-"""The dedupe window kept in small integer sets: 256 buckets per acceptance day, named by the
-first byte of an id's digest, holding the next 8 bytes as an integer (store/seen_buckets.py).
+"""The dedupe window kept in small integer sets: 128 buckets per acceptance day, named by the
+first bits of an id's digest, holding its bytes 8..15 as an integer (store/seen_buckets.py).
 Exact whatever encoding the server chooses for them."""
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def test_ids_are_kept_as_integers_in_the_buckets_their_digests_name(redis_client
     day = clock.now.date().isoformat()
     assert not redis_client.exists(keys.seen(TENANT, day))  # no set of whole digests
     found = buckets_of_today(redis_client, clock)
-    assert 200 < len(found) <= 256
+    assert len(found) == seen_buckets.PREFIXES  # 3,000 ids fill all 128
     assert sum(redis_client.scard(name) for name in found) == 3000
     assert {redis_client.object("encoding", name) for name in found} == {b"intset"}
     for one in accepted(clock, records[:50]):
@@ -116,11 +116,11 @@ def test_exact_against_a_model_over_the_days_of_the_window(redis_client, clock):
 
 
 def test_a_big_batch_splits_its_ids_over_every_bucket_of_each_day(redis_client, clock):
-    """5,000 ids land in all 256 buckets; resent a day later (another day's buckets read) with
+    """5,000 ids land in all 128 buckets; resent a day later (another day's buckets read) with
     5,000 new ones, in one batch: half are duplicates, exactly."""
     records = [trace(clock, f"id{n}") for n in range(5000)]
     assert ingest(redis_client, clock, records) == (5000, 0)
-    assert len(buckets_of_today(redis_client, clock)) == 256
+    assert len(buckets_of_today(redis_client, clock)) == seen_buckets.PREFIXES
     clock.advance(days=1)
     more = [trace(clock, f"more{n}") for n in range(5000)]
     assert ingest(redis_client, clock, records + more) == (5000, 5000)

@@ -414,7 +414,7 @@ def tenant_pattern(tenant: str, kind: str = "*") -> str:
 
 
 def seen_bucket(tenant: str, day: str, prefix: int) -> str:
-    """Set of the trace ids first accepted on UTC ``day`` whose digest starts with byte
-    ``prefix``: one of the 256 buckets of that day (see ``store.seen_buckets``). Its members
-    are the digest's bytes 8..15 as a signed 64-bit integer, so Redis keeps it as an intset."""
+    """Set of the trace ids first accepted on UTC ``day`` whose digest starts with the bits
+    ``prefix``: one of the buckets of that day (see ``store.seen_buckets``). Its members are
+    the digest's bytes 8..15 as a signed 64-bit integer, so Redis keeps it as an intset."""
     return f"{seen(tenant, day)}:{prefix:02x}"

@@ -1,13 +1,19 @@
 """Where the dedupe window keeps a trace id: a small integer set per acceptance day and digest
 prefix.
 
-A trace id's 16-byte digest (salted after a reset, see ``dedupe_resets``) is cut in two: its
-first byte names one of 256 buckets of the acceptance day (``keys.seen_bucket``), and its bytes
-8..15, read as a signed 64-bit integer, are the member kept there. Redis keeps a set of
+A trace id's 16-byte digest (salted after a reset, see ``dedupe_resets``) is cut in two: the
+first 7 bits name one of 128 buckets of the acceptance day (``keys.seen_bucket``), and its
+bytes 8..15, read as a signed 64-bit integer, are the member kept there. Redis keeps a set of
 integers as an ``intset`` (a sorted array, 8 bytes a member, binary search) while it holds at
-most ``set-max-intset-entries`` members; a bigger one becomes a hash table, as exact and about
-five times bigger (docs/redis-versions.md). 72 bits of the digest decide whether an id is
-known: docs/internals.md gives the chance of a false "duplicate".
+most ``set-max-intset-entries`` members; a bigger one becomes a listpack or a hash table, as
+exact and two to five times bigger (docs/redis-versions.md). 71 bits of the digest decide
+whether an id is known: docs/internals.md gives the chance of a false "duplicate".
+
+Why 128 buckets a day: every bucket of every day of the window is a key the call passes and a
+command the script runs, so fewer, bigger buckets make a batch cheaper to look up, until an
+insertion into a big intset (a memmove of half of it) costs more. Measured with
+``bench.dedupe_memory`` against 64 and 256: 128 was the fastest at 200,000 and at 1,000,000
+ids in the window.
 
 The ingest scripts receive, per batch, the bucket keys of only the prefixes the batch holds
 (every key they touch is in KEYS, all under the tenant's hash tag), and per trace the index of
@@ -25,14 +31,14 @@ import redis
 
 from service.store import keys
 
-PREFIX_BITS = 8  # of the digest's first byte: they name the bucket
+PREFIX_BITS = 7  # the digest's first bits: they name the bucket
 PREFIXES = 1 << PREFIX_BITS  # buckets per acceptance day
 _TO_PREFIX = bytes(byte >> (8 - PREFIX_BITS) for byte in range(256))
-# The embedded server's ``set-max-intset-entries`` (Redis's default: 512): a bucket holds 1/256
-# of a tenant's ids of one day, so 2,048 keeps every bucket an intset up to ~450,000 ids per
-# tenant and day, where the default stops at ~110,000. Bigger intsets cost more per insert (a
-# sorted array: a memmove of half of it), so not more.
-SEEN_BUCKET_INTSET_ENTRIES = 2048
+# The embedded server's ``set-max-intset-entries`` (Redis's default: 512): a bucket holds 1/128
+# of a tenant's ids of one day, so 4,096 keeps every bucket an intset up to ~480,000 ids per
+# tenant and day, where the default stops at ~55,000. Bigger intsets cost more per insert (a
+# sorted array: a memmove of half of it, 16 KiB here), so not more.
+SEEN_BUCKET_INTSET_ENTRIES = 4096
 _MEMBER = struct.Struct("<8xq")  # of a 16-byte digest: bytes 8..15, a signed 64-bit integer
 
 
@@ -45,7 +51,7 @@ class SeenLookup:
     bytes (each trace's prefix index in that order), then the n members separated by spaces.
     ``distinct``: no two traces of the batch share an id (prefix and member)."""
 
-    key_names: list[str]
+    key_names: list[bytes]
     ids: bytes
     distinct: bool
 
@@ -62,7 +68,7 @@ def lookup(tenant: str, digests: Sequence[bytes], bucket_days: Sequence[str]) ->
     prefixes, members = split(digests)
     present = sorted(set(prefixes))
     if len(present) < PREFIXES:  # renumber the prefixes present 0..len-1
-        order = bytearray(PREFIXES)
+        order = bytearray(256)  # a translation table: one byte for each byte
         for index, prefix in enumerate(present):
             order[prefix] = index
         prefixes = prefixes.translate(order)
@@ -73,13 +79,15 @@ def lookup(tenant: str, digests: Sequence[bytes], bucket_days: Sequence[str]) ->
 
 
 @lru_cache(maxsize=4096)
-def _day_keys(tenant: str, day: str, present: tuple[int, ...]) -> list[str]:
-    return [keys.seen_bucket(tenant, day, prefix) for prefix in present]
+def _day_keys(tenant: str, day: str, present: tuple[int, ...]) -> list[bytes]:
+    # Encoded once: redis-py packs a bytes argument in half the time of a str, and a batch
+    # of 5,000 passes 128 bucket names per day of the window.
+    return [keys.seen_bucket(tenant, day, prefix).encode() for prefix in present]
 
 
 def day_buckets(tenant: str, day: str) -> list[str]:
     """Every bucket key of one acceptance day (most exist only once ids were accepted)."""
-    return list(_day_keys(tenant, day, tuple(range(PREFIXES))))
+    return [keys.seen_bucket(tenant, day, prefix) for prefix in range(PREFIXES)]
 
 
 def memory_usage(client: redis.Redis, tenant: str, days: Sequence[str]) -> int:

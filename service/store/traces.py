@@ -101,7 +101,7 @@ def ingest(
         return IngestResult(0, 0)
     batch = dedupe_resets.salted(batch, dedupe_resets.generations(client, tenant))
     seen = seen_buckets.lookup(tenant, batch.digests, window.bucket_days)
-    key_names = [keys.stream(tenant), *seen.key_names]
+    key_names: list[str | bytes] = [keys.stream(tenant), *seen.key_names]
     common = [keys.CONSUMER_GROUP, window.bucket_seconds, seen.ids]
     new = -1
     if seen.distinct:  # distinct ids: likely all new, counted here
@@ -121,7 +121,7 @@ def ingest(
 def _call(
     client: redis.Redis,
     name: str,
-    key_names: list[str],
+    key_names: Sequence[str | bytes],
     argv: list[object],
     replication: Replication,
 ) -> int:
@@ -129,7 +129,9 @@ def _call(
     if not replication.replicas:
         return int(ingest_script(keys=key_names, args=argv))
     command = ("EVALSHA", ingest_script.sha, len(key_names), *key_names, *argv)
-    return int(write_replicated(client, key_names[0], command, replication.replicas,
+    stream = key_names[0]  # the tenant's stream, a str; the seen-buckets after it are bytes
+    assert isinstance(stream, str)
+    return int(write_replicated(client, stream, command, replication.replicas,
                                 replication.timeout_ms, ingest_script.script))  # fmt: skip
 
 
