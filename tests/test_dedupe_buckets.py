@@ -7,14 +7,15 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import date, timedelta
 
 import pytest
 
 from service.core.traces import IngestWindow, normalize_trace
-from service.store import keys, seen_buckets
+from service.store import keys, seen_buckets, tenants
 from service.store import traces as trace_store
 from service.store.local_cluster import LocalCluster
+from service.worker.loop import Worker
 
 TENANT = "default"
 
@@ -135,3 +136,17 @@ def test_the_shortest_and_the_longest_window(redis_client, clock, dedupe_days):
     assert ingest(redis_client, clock, records, dedupe_days) == (0, 600)
     clock.advance(days=1, seconds=1)
     assert ingest(redis_client, clock, records, dedupe_days) == (600, 0)
+
+
+def test_after_a_reset_the_ids_of_the_day_count_once_more(redis_client, settings, clock):
+    """A reset trace day's ids are looked up under digests keyed with its generation: new once
+    (whichever buckets the first copies sit in), known again after that."""
+    reset = [trace(clock, f"r{n}", hours_ago=30) for n in range(400)]  # one trace day
+    kept = [trace(clock, f"k{n}", hours_ago=1) for n in range(400)]  # another
+    assert ingest(redis_client, clock, reset + kept) == (800, 0)
+    Worker(redis_client, settings, clock=clock).work(burst=True)
+    day = date.fromisoformat(accepted(clock, reset[:1])[0].day)
+    tenants.reset_days(redis_client, TENANT, day, day, clock.now, 90, 5.0)
+    clock.advance(days=1)  # resent the next day: the first copies are in yesterday's buckets
+    assert ingest(redis_client, clock, kept + reset + reset[:7]) == (400, 407)
+    assert ingest(redis_client, clock, reset[::-1] + kept) == (0, 800)
