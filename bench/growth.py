@@ -142,7 +142,7 @@ def memory_per_million(traces: int = 200_000) -> list[dict]:
     return [
         {"structure": "stream backlog (accepted, not yet folded)", "MiB per million traces":
          round(stream * scale / mib, 1), "note": f"after the fold: {after_fold} bytes (entries trimmed)"},
-        {"structure": f"dedupe window (seen-buckets, 72-bit ids as intsets) for {traces:,} ids",
+        {"structure": f"dedupe window (seen-buckets, 71-bit ids as intsets) for {traces:,} ids",
          "MiB per million traces": round(seen * scale / mib, 1), "note": "kept MAILFLOW_DEDUPE_DAYS"},
         {"structure": "daily counters (36 connectors x 2 directions x 6 versions x 7 days)",
          "MiB per million traces": round(counters / mib, 3),
