@@ -49,7 +49,9 @@ class SeenLookup:
     ``key_names``: per window day (today's first, as ``DedupeWindow.bucket_days``), the bucket
     of each prefix the batch holds, in one order. ``ids``: ARGV of the scripts, "n LF", then n
     bytes (each trace's prefix index in that order), then the n members separated by spaces.
-    ``distinct``: no two traces of the batch share an id (prefix and member)."""
+    ``distinct``: no two traces of the batch share a member, so the ids are distinct and the
+    fast path may count the batch (two ids with one member and two prefixes, ~never, only
+    send the batch down the exact path)."""
 
     key_names: list[bytes]
     ids: bytes
@@ -72,7 +74,8 @@ def lookup(tenant: str, digests: Sequence[bytes], bucket_days: Sequence[str]) ->
         for index, prefix in enumerate(present):
             order[prefix] = index
         prefixes = prefixes.translate(order)
-    key_names = [name for day in bucket_days for name in _day_keys(tenant, day, tuple(present))]
+    chosen = tuple(present)
+    key_names = [name for day in bucket_days for name in _day_keys(tenant, day, chosen)]
     text = " ".join(map(str, members)).encode()
     distinct = len(set(members)) == len(members)  # else the exact path: as exact, slower
     return SeenLookup(key_names, b"%d\n" % len(members) + prefixes + text, distinct)
