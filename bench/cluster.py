@@ -111,7 +111,7 @@ def memory(traces: int = 100_000) -> list[Row]:
         seen = seen_buckets.memory_usage(client, tenant, all_days)
         rows.append({"what": "stream backlog (not yet folded)", "bytes": stream,
                      "per trace": round(stream / traces, 1)})  # fmt: skip
-        rows.append({"what": "seen-buckets (dedupe window, 7 days)", "bytes": seen,
+        rows.append({"what": "seen-sets (dedupe window, 7 days)", "bytes": seen,
                      "per trace": round(seen / traces, 1)})  # fmt: skip
         Worker(client, Settings(redis_url=stack.redis_url)).work(burst=True)
         counters = sum(client.memory_usage(keys.day_counts(tenant, d), samples=0) or 0

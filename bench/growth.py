@@ -142,8 +142,10 @@ def memory_per_million(traces: int = 200_000) -> list[dict]:
     return [
         {"structure": "stream backlog (accepted, not yet folded)", "MiB per million traces":
          round(stream * scale / mib, 1), "note": f"after the fold: {after_fold} bytes (entries trimmed)"},
-        {"structure": f"dedupe window (seen-buckets, 71-bit ids as intsets) for {traces:,} ids",
-         "MiB per million traces": round(seen * scale / mib, 1), "note": "kept MAILFLOW_DEDUPE_DAYS"},
+        # The label stays the older commit's, so that make bench puts the two side by side.
+        {"structure": f"dedupe window (seen-sets, 16-byte digests) for {traces:,} ids",
+         "MiB per million traces": round(seen * scale / mib, 1),
+         "note": "kept MAILFLOW_DEDUPE_DAYS; now 71 bits of each digest, as intset buckets"},
         {"structure": "daily counters (36 connectors x 2 directions x 6 versions x 7 days)",
          "MiB per million traces": round(counters / mib, 3),
          "note": "grows with days x connectors, not with traces"},
