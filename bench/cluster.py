@@ -23,7 +23,7 @@ from redis.cluster import key_slot
 from bench.harness import UNLIMITED, Stack, embedded_server, gunicorn, make_key, median, workers
 from bench.ingest import counted, make_bodies, post_all
 from service.core.traces import IngestWindow, normalize_trace
-from service.store import keys
+from service.store import keys, seen_buckets
 from service.store import traces as trace_store
 from service.store.connection import connect_url
 from service.store.local_cluster import LocalCluster
@@ -108,7 +108,7 @@ def memory(traces: int = 100_000) -> list[Row]:
         days = sorted({t.day for t in accepted})
         all_days = [(now.date().fromordinal(now.date().toordinal() - i)).isoformat()
                     for i in range(8)]  # fmt: skip
-        seen = sum(client.memory_usage(keys.seen(tenant, d), samples=0) or 0 for d in all_days)
+        seen = seen_buckets.memory_usage(client, tenant, all_days)
         rows.append({"what": "stream backlog (not yet folded)", "bytes": stream,
                      "per trace": round(stream / traces, 1)})  # fmt: skip
         rows.append({"what": "seen-sets (dedupe window, 7 days)", "bytes": seen,

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, time, timedelta
 import pytest
 
 from service.app import create_app
-from service.store import keys
+from service.store import keys, seen_buckets
 from tests.conftest import Clock
 
 
@@ -61,14 +61,14 @@ def test_the_window_runs_from_the_first_acceptance_on_the_service_clock(
     """Known until DEDUPE_DAYS have passed (a resend does not extend that); new once the
     injected clock is past the window, although the old bucket still exists in Redis."""
     sent_at = clock.now
-    first_bucket = keys.seen("default", sent_at.date().isoformat())
+    first_bucket = seen_buckets.day_buckets("default", sent_at.date().isoformat())
     assert post(client, [trace("a", sent_at)]) == (1, 0)
     clock.advance(days=3)
     assert post(client, [trace("a", sent_at)]) == (0, 1)  # another acceptance day's lookup
     clock.advance(days=4, seconds=-1)  # 7 days after the first acceptance, less a second
     assert post(client, [trace("a", sent_at), trace("b", sent_at)]) == (1, 1)
     clock.advance(days=1, seconds=1)  # 8 days: past the window of the first acceptance
-    assert redis_client.exists(first_bucket)  # Redis has not expired it; the lookup ignores it
+    assert redis_client.exists(*first_bucket)  # Redis has not expired it; the lookup ignores it
     assert post(client, [trace("a", sent_at)]) == (1, 0)
     assert post(client, [trace("b", sent_at)]) == (0, 1)  # b was first accepted a day later
     run_worker()
@@ -93,7 +93,10 @@ def test_buckets_expire_by_a_duration_from_the_service_clock(client, clock, redi
     """Today's bucket lives until no lookup reads it, 7 days after today ends, plus a margin
     of an hour: a duration counted from the injected clock, whatever Redis's clock says."""
     assert post(client, [trace("a", clock.now)]) == (1, 0)
-    ttl = redis_client.ttl(keys.seen("default", clock.now.date().isoformat()))
+    (bucket,) = redis_client.scan_iter(
+        match=f"{keys.seen('default', clock.now.date().isoformat())}:*"
+    )
+    ttl = redis_client.ttl(bucket)
     today_ends = datetime.combine(clock.now.date() + timedelta(days=1), time(), UTC)
     last_read_ends = today_ends + timedelta(days=7)
     assert ttl == pytest.approx((last_read_ends - clock.now).total_seconds() + 3600, abs=5)

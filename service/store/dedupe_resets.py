@@ -1,6 +1,6 @@
 """Dedupe after a reset: the trace ids of a reset day count once more.
 
-The seen-sets remember digests of trace ids by the day they were ACCEPTED, not by the day the
+The seen-buckets remember digests of trace ids by the day they were ACCEPTED, not by the day the
 trace names (see ``store.traces.DedupeWindow``), so the ids of one trace day cannot be picked
 out of them. A reset instead bumps that trace day's generation (``keys.dedupe_resets``); a
 trace of a day with generation ``g > 0`` is deduplicated under its digest keyed with ``g``.

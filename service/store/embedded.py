@@ -24,6 +24,8 @@ from pathlib import Path
 
 import redis
 
+from service.store.seen_buckets import SEEN_BUCKET_INTSET_ENTRIES
+
 
 def free_port() -> int:
     """A loopback TCP port nobody listens on now (embedded servers, fixtures, benchmarks)."""
@@ -204,6 +206,8 @@ class EmbeddedRedis:
             "--daemonize", "no",
             "--logfile", str(self.data_dir / "redis.log"),
             "--pidfile", str(self.data_dir / "redis.pid"),
+            # the dedupe window's buckets stay intsets up to this size (store/seen_buckets.py)
+            "--set-max-intset-entries", str(SEEN_BUCKET_INTSET_ENTRIES),
             *self.extra_args,
         ]  # fmt: skip
 

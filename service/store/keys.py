@@ -439,3 +439,8 @@ def migration_progress(tenant: str, step: str) -> str:
     """Hash: how far ``mailflow migrate`` got with one step for one tenant (``cursor`` of its
     SCAN, ``done``), so an interrupted run goes on where it stopped."""
     return f"{_tenant(tenant)}:migrate:{step}"
+def seen_bucket(tenant: str, day: str, prefix: int) -> str:
+    """Set of the trace ids first accepted on UTC ``day`` whose digest starts with the bits
+    ``prefix``: one of the buckets of that day (see ``store.seen_buckets``). Its members are
+    the digest's bytes 8..15 as a signed 64-bit integer, so Redis keeps it as an intset."""
+    return f"{seen(tenant, day)}:{prefix:02x}"

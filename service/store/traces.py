@@ -11,7 +11,7 @@ from datetime import UTC, datetime, time, timedelta
 import redis
 
 from service.core.traces import AcceptedBatch, AcceptedTrace
-from service.store import dedupe_resets, keys, store_format
+from service.store import dedupe_resets, keys, seen_buckets, store_format
 from service.store.cluster import write_replicated
 from service.store.scripts import script
 
@@ -107,10 +107,11 @@ def ingest(
     if not batch:
         return IngestResult(0, 0)
     batch = dedupe_resets.salted(batch, dedupe_resets.generations(client, tenant))
-    key_names = [keys.stream(tenant), *(keys.seen(tenant, day) for day in window.bucket_days)]
-    common = [keys.CONSUMER_GROUP, window.bucket_seconds, b"".join(batch.digests)]
+    seen = seen_buckets.lookup(tenant, batch.digests, window.bucket_days)
+    key_names: list[str | bytes] = [keys.stream(tenant), *seen.key_names]
+    common = [keys.CONSUMER_GROUP, window.bucket_seconds, seen.ids]
     new = -1
-    if len(set(batch.digests)) == len(batch):  # distinct ids: likely all new, counted here
+    if seen.distinct:  # distinct ids: likely all new, counted here
         counts = Counter(batch.counting_keys)
         lines = "\n".join(f"{key}\t{n}" for key, n in counts.items())
         new = _call(client, "ingest_new", key_names,
@@ -127,7 +128,7 @@ def ingest(
 def _call(
     client: redis.Redis,
     name: str,
-    key_names: list[str],
+    key_names: Sequence[str | bytes],
     argv: list[object],
     replication: Replication,
 ) -> int:
@@ -135,7 +136,9 @@ def _call(
     if not replication.replicas:
         return int(ingest_script(keys=key_names, args=argv))
     command = ("EVALSHA", ingest_script.sha, len(key_names), *key_names, *argv)
-    return int(write_replicated(client, key_names[0], command, replication.replicas,
+    stream = key_names[0]  # the tenant's stream, a str; the seen-buckets after it are bytes
+    assert isinstance(stream, str)
+    return int(write_replicated(client, stream, command, replication.replicas,
                                 replication.timeout_ms, ingest_script.script))  # fmt: skip
 
 
