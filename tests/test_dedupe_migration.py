@@ -1,5 +1,5 @@
-"""Converting a tenant's dedupe window from one set of digests per acceptance day (the format
-before the buckets) to the buckets: in bounded steps, carried on after a stop, losing no id."""
+"""Converting a tenant's dedupe window from 0.1.0's seen-sets (whole digests, one set per day
+the traces name) to the buckets: in bounded steps, carried on after a stop, losing no id."""
 
 from __future__ import annotations
 
@@ -31,59 +31,67 @@ def ingest(redis_client, clock, batch: list[dict]) -> tuple[int, int]:
     return result.accepted, result.duplicates
 
 
-def old_set(redis_client, clock, days_ago: int, batch: list[dict]) -> str:
-    """The ids of ``batch`` as the format before kept them: accepted ``days_ago``."""
+def old_set(redis_client, clock, days_ago: int, batch: list[dict], lives_days: float) -> str:
+    """The ids of ``batch`` as 0.1.0 kept them: in the set named by the traces' day
+    (``days_ago``), living ``lives_days`` more (the window after its last addition)."""
     day = (clock.now - timedelta(days=days_ago)).date().isoformat()
     key = keys.seen(TENANT, day)
     redis_client.sadd(key, *digests(clock, batch))
-    redis_client.expire(key, 9 * 86400)
+    redis_client.pexpire(key, int(lives_days * 86400 * 1000))
     return key
 
 
-def test_old_sets_move_into_buckets_in_bounded_steps(redis_client, clock):
-    today, before = records(clock, "t", 2500), records(clock, "b", 1200)
-    kept = [old_set(redis_client, clock, 0, today), old_set(redis_client, clock, 6, before)]
-    over = old_set(redis_client, clock, 9, records(clock, "o", 300))  # its window is over
-    days = [(clock.now - timedelta(days=n)).date().isoformat() for n in (0, 6)]
+def today_buckets(redis_client, clock) -> list[str]:
+    today = clock.now.date().isoformat()
+    return [name for name in seen_buckets.day_buckets(TENANT, today) if redis_client.exists(name)]
+
+
+def test_old_sets_move_into_todays_buckets_in_bounded_steps(redis_client, clock):
+    # A set named by today, one by 6 days ago and one by 40 days ago (a log of last month read
+    # yesterday): what counts is how long each still lives, not the day in its name.
+    batches = [records(clock, "t", 2500), records(clock, "b", 1200), records(clock, "o", 300)]
+    kept = [old_set(redis_client, clock, 0, batches[0], 7),
+            old_set(redis_client, clock, 6, batches[1], 1),
+            old_set(redis_client, clock, 40, batches[2], 6)]  # fmt: skip
     steps = []
     while True:
         progress = dedupe_migration.convert_tenant(redis_client, TENANT, clock.now, 7, budget=1000)
         steps.append(progress)
         left = sum(redis_client.scard(key) for key in kept)
-        in_buckets = sum(redis_client.scard(name)
-                         for day in days for name in seen_buckets.day_buckets(TENANT, day))  # fmt: skip
-        assert left + in_buckets == 3700  # every id in one place or the other, after each call
+        in_buckets = sum(redis_client.scard(name) for name in today_buckets(redis_client, clock))
+        assert left + in_buckets == 4000  # every id in one place or the other, after each call
         assert len(steps) <= 10
         if progress.done:
             break
-        assert (
-            1000 <= progress.moved < 1000 + dedupe_migration.STEP
-        )  # the budget, a step at most over
-    assert sum(step.moved for step in steps) == 3700
-    assert sum(step.dropped_days for step in steps) == 1
-    assert not redis_client.exists(*kept, over)
-    assert len(steps) >= 4  # 3,700 ids at most about 1,000 a call
-    # Every converted id is known to the ingest scripts; the dropped day's ids are new.
-    assert ingest(redis_client, clock, today + before) == (0, 3700)
-    assert ingest(redis_client, clock, records(clock, "o", 300)) == (300, 0)
+        assert 1000 <= progress.moved < 1000 + dedupe_migration.STEP  # a step at most over
+    assert sum(step.moved for step in steps) == 4000
+    assert sum(step.sets for step in steps) == 3
+    assert not redis_client.exists(*kept)
+    assert len(steps) >= 4  # 4,000 ids at most about 1,000 a call
+    # Every converted id is known to the ingest scripts, the 40-day-old set's too.
+    assert ingest(redis_client, clock, [r for batch in batches for r in batch]) == (0, 4000)
 
 
-def test_buckets_live_as_long_as_ingest_would_keep_them(redis_client, clock):
-    old_set(redis_client, clock, 2, records(clock, "x", 10))
+def test_buckets_live_at_least_as_long_as_the_old_sets_would_have(redis_client, clock):
+    old_set(redis_client, clock, 2, records(clock, "x", 10), 3)
     assert dedupe_migration.convert_tenant(redis_client, TENANT, clock.now, 7).done
-    day = clock.now.date() - timedelta(days=2)
-    found = [name for name in seen_buckets.day_buckets(TENANT, day.isoformat())
-             if redis_client.exists(name)]  # fmt: skip
+    found = today_buckets(redis_client, clock)
     assert found
-    window = trace_store.DedupeWindow(clock.now - timedelta(days=2), 7)
-    expected = window.bucket_seconds - 2 * 86400
+    expected = 3 * 86400 + trace_store.BUCKET_MARGIN_SECONDS
     for name in found:
         assert abs(redis_client.ttl(name) - expected) <= 3
+    # A bucket already living longer (today's, after new mail) keeps its lifetime.
+    for name in found:
+        redis_client.expire(name, 8 * 86400)
+    old_set(redis_client, clock, 5, records(clock, "x", 10), 1)  # the same ids, once more
+    assert dedupe_migration.convert_tenant(redis_client, TENANT, clock.now, 7).done
+    for name in found:
+        assert redis_client.ttl(name) > 7 * 86400
 
 
 def test_a_conversion_stopped_midway_carries_on(redis_client, clock):
     batch = records(clock, "s", 3000)
-    old_set(redis_client, clock, 1, batch)
+    old_set(redis_client, clock, 1, batch, 6)
     first = dedupe_migration.convert_tenant(redis_client, TENANT, clock.now, 7, budget=1)
     assert (first.moved, first.done) == (1000, False)
     rest = dedupe_migration.convert_tenant(redis_client, TENANT, clock.now, 7)

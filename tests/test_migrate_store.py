@@ -222,3 +222,30 @@ def test_migrate_stamps_a_new_store_and_refuses_a_newer_one(redis_client, redis_
     assert "written by a newer mailflow" in refused.output
     worker = mailflow(redis_server.url, "worker", "--burst")
     assert worker.exit_code == 1 and "newer mailflow" in worker.output
+
+
+def test_ids_the_previous_release_accepted_stay_duplicates_after_the_migration(
+    old_store, redis_server, fixture_clock
+) -> None:
+    """0.1.0 named its seen-sets by the traces' days, which may lie days before their
+    acceptance; its promise was the dedupe window after the last acceptance. Three days after
+    the fixture's clock, every id acme sent three days before it is still known."""
+    from datetime import timedelta
+
+    from tests.fixtures.make_store_9cb2646 import traces
+
+    assert mailflow(redis_server.url, "migrate", today=fixture_clock.now).exit_code == 0
+    first_sent = fixture_clock.now - timedelta(days=3)  # as make_store_9cb2646 sent them
+    again = traces("acme", 1, first_sent, days=3, count=60)
+    later = Clock(fixture_clock.now + timedelta(days=3))
+    app = create_app({"redis_url": redis_server.url, "CLOCK": later})
+    try:
+        answer = app.test_client().post(
+            "/api/v1/traces",
+            json=again,
+            headers={"Authorization": f"Bearer {DUMP['api_keys']['acme']}"},
+        )
+        assert answer.status_code == 202, answer.data
+        assert (answer.json["accepted"], answer.json["duplicates"]) == (0, 60)
+    finally:
+        close_app(app)

@@ -41,7 +41,8 @@ def migrate(max_batches: int | None, dry_run: bool, today: datetime | None) -> N
             return
         try:
             report = run_migrations(client, day, settings.retention_days, max_batches,
-                                    progress=lambda line: click.echo(line, err=True))  # fmt: skip
+                                    progress=lambda line: click.echo(line, err=True),
+                                    dedupe_days=settings.dedupe_days)  # fmt: skip
         except store_format.StoreFormatError as error:
             raise click.ClickException(str(error)) from None
     if not report.finished:

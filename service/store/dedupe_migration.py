@@ -1,30 +1,33 @@
-"""Converting a tenant's dedupe window from one set per acceptance day to the buckets.
+"""Converting a tenant's dedupe window from 0.1.0's seen-sets to the buckets.
 
-Before ``store.seen_buckets``, a tenant's seen trace ids were one set per UTC acceptance day,
-``keys.seen(tenant, day)``, of whole 16-byte digests. ``convert_tenant`` moves them into that
-day's buckets in steps of ``STEP`` ids, each one atomic script call (``convert_seen.lua``: the
-ids are added to the buckets and removed from the old set together), so it can stop anywhere
-(a crash, its ``budget`` spent) and be called again to carry on; the old set is gone when it is
-empty. Ids still in an old set are not known to the ingest scripts, so the conversion must end
-before the service takes traces again (the store format migration runs it first).
+0.1.0 kept a tenant's seen trace ids in one set per day *named by the traces' own timestamps*,
+``keys.seen(tenant, day)``, of whole 16-byte digests, each set expiring the dedupe window after
+its last addition. The day in such a set's name says nothing about when its ids were accepted
+(a log of last month read yesterday lands in last month's set), so the set's remaining lifetime
+is what says how long its ids must still be known.
 
-A day whose window is over (no lookup reads it any more) is not converted, only deleted.
-The buckets live as ingest would have them live: until the last lookup that reads the day,
-plus the margin, a duration from the service's clock.
+``convert_tenant`` moves the ids into the buckets of the migration's own acceptance day (the
+buckets every lookup reads for the whole dedupe window from now on), in steps of ``STEP`` ids,
+each one atomic script call (``convert_seen.lua``: the ids are added to the buckets and removed
+from the old set together), so it can stop anywhere (a crash, its ``budget`` spent) and be
+called again to carry on; the old set is gone when it is empty. The buckets then live at least
+as long as the old set would have (never shorter than they already do), so an id is known
+exactly as long as 0.1.0 promised. Ids still in an old set are not known to the ingest scripts,
+so the conversion must end before the service takes traces again: the store format migration
+runs it (``migrations/dedupe.py``) while the new release refuses ingest.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, datetime, time
 
 import redis
 
 from service.store import keys, seen_buckets
 from service.store.scripts import script
-from service.store.traces import BUCKET_MARGIN_SECONDS
+from service.store.traces import BUCKET_MARGIN_SECONDS, DedupeWindow
 
 STEP = 1000  # ids per atomic script call
 SCAN_COUNT = 500
@@ -33,7 +36,7 @@ SCAN_COUNT = 500
 @dataclass(frozen=True)
 class ConversionProgress:
     moved: int  # ids moved into buckets by this call
-    dropped_days: int  # old sets past their window, deleted
+    sets: int  # old sets emptied (and so gone) by this call
     done: bool  # no old set is left
 
 
@@ -46,41 +49,43 @@ def convert_tenant(
 ) -> ConversionProgress:
     """Move at most about ``budget`` ids (rounded up to a step) of ``tenant``'s old seen-sets
     into buckets; call again until ``done``."""
-    moved = dropped = 0
-    for day, old_key in _old_sets(client, tenant):
-        lifetime_ms = _bucket_ms(day, now, dedupe_days)
-        if lifetime_ms <= 0:
-            client.delete(old_key)
-            dropped += 1
+    today = DedupeWindow(now, dedupe_days).bucket_days[0]
+    moved = emptied = 0
+    for old_key in _old_sets(client, tenant):
+        lifetime_ms = _lifetime_ms(client, old_key, now, dedupe_days)
+        if lifetime_ms is None:  # expired between the scan and now
             continue
         while moved < budget:
-            step = _move_step(client, tenant, day.isoformat(), old_key, lifetime_ms)
+            step = _move_step(client, tenant, today, old_key, lifetime_ms)
             if not step:
+                emptied += 1
                 break
             moved += step
         if moved >= budget:
-            return ConversionProgress(moved, dropped, done=not any(_old_sets(client, tenant)))
-    return ConversionProgress(moved, dropped, done=True)
+            left = any(_old_sets(client, tenant))
+            return ConversionProgress(moved, emptied, done=not left)
+    return ConversionProgress(moved, emptied, done=True)
 
 
-def _old_sets(client: redis.Redis, tenant: str) -> Iterator[tuple[date, str]]:
+def _old_sets(client: redis.Redis, tenant: str) -> Iterator[str]:
     """The old sets: ``seen:YYYY-MM-DD``, not the buckets (``seen:YYYY-MM-DD:xx``)."""
     pattern = keys.tenant_pattern(tenant, "seen:????-??-??")
     for name in client.scan_iter(match=pattern, count=SCAN_COUNT):
-        text = name.decode() if isinstance(name, bytes) else name
-        try:
-            day = date.fromisoformat(text.rsplit(":", 1)[1])
-        except ValueError:
-            continue
-        if text == keys.seen(tenant, day.isoformat()):
-            yield day, text
+        yield name.decode() if isinstance(name, bytes) else name
 
 
-def _bucket_ms(day: date, now: datetime, dedupe_days: int) -> int:
-    """How long the buckets of acceptance ``day`` must still live (as DedupeWindow's)."""
-    last_read = datetime.combine(day, time(), UTC) + timedelta(days=dedupe_days + 1)
-    seconds = (last_read - now).total_seconds()
-    return math.ceil(seconds * 1000) + BUCKET_MARGIN_SECONDS * 1000 if seconds > 0 else 0
+def _lifetime_ms(client: redis.Redis, old_key: str, now: datetime, dedupe_days: int) -> int | None:
+    """How long the ids of ``old_key`` must stay known: as long as the set would have lived,
+    plus the buckets' margin. A set without an expiry (0.1.0 always set one) is kept for the
+    whole window of today's buckets, counted from today's midnight (a little longer: harmless).
+    None: the set is gone."""
+    remaining = int(client.pttl(old_key))
+    if remaining == -2:
+        return None
+    if remaining == -1:
+        midnight = datetime.combine(now.astimezone(UTC).date(), time(), UTC)
+        return DedupeWindow(midnight, dedupe_days).bucket_seconds * 1000
+    return remaining + BUCKET_MARGIN_SECONDS * 1000
 
 
 def _move_step(client: redis.Redis, tenant: str, day: str, old_key: str, lifetime_ms: int) -> int:

@@ -426,6 +426,8 @@ def time_zones_version() -> str:
     """Global string: a number bumped by every change of any tenant's time zone, so a worker
     checks one key, not one per tenant, to know its cached zones still hold. No tenant data."""
     return f"{PREFIX}:timezones:version"
+
+
 # -- store format and upgrades (store/store_format.py, store/migrations/) --------------------
 
 
@@ -439,6 +441,8 @@ def migration_progress(tenant: str, step: str) -> str:
     """Hash: how far ``mailflow migrate`` got with one step for one tenant (``cursor`` of its
     SCAN, ``done``), so an interrupted run goes on where it stopped."""
     return f"{_tenant(tenant)}:migrate:{step}"
+
+
 def seen_bucket(tenant: str, day: str, prefix: int) -> str:
     """Set of the trace ids first accepted on UTC ``day`` whose digest starts with the bits
     ``prefix``: one of the buckets of that day (see ``store.seen_buckets``). Its members are

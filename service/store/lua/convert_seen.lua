@@ -1,10 +1,11 @@
--- Move trace ids from a seen-set of the format before the buckets (one set of 16-byte digests
--- per acceptance day) into that day's buckets (store/seen_buckets.py), atomically: an id is
--- in one place or the other at every moment, so a conversion stopped anywhere loses nothing
--- and carries on where it stopped (store/dedupe_migration.py).
--- KEYS[1]    the old seen-set of one acceptance day
--- KEYS[2..]  the buckets of that day the ids go to, in the order of their prefix indexes
--- ARGV[1]    ms the buckets must live from now (a duration from the service's clock)
+-- Move trace ids from one of 0.1.0's seen-sets (16-byte digests) into buckets of one acceptance
+-- day (store/seen_buckets.py), atomically: an id is in one place or the other at every moment,
+-- so a conversion stopped anywhere loses nothing and carries on where it stopped
+-- (store/dedupe_migration.py).
+-- KEYS[1]    the old seen-set
+-- KEYS[2..]  the buckets the ids go to, in the order of their prefix indexes
+-- ARGV[1]    ms the buckets must live at least from now (a duration from the service's clock;
+--            a bucket that already lives longer keeps its lifetime)
 -- ARGV[2]    the n old members (16-byte digests), concatenated
 -- ARGV[3]    n bytes: each id's prefix index (0-based, into KEYS[2..])
 -- ARGV[4..]  the n new members, in the same order
@@ -23,7 +24,10 @@ for i = 1, n do
 end
 for k, list in pairs(by_bucket) do
   redis.call('SADD', KEYS[k], unpack(list))
-  redis.call('PEXPIRE', KEYS[k], ARGV[1])
+  local left = redis.call('PTTL', KEYS[k])
+  if left >= 0 and left < tonumber(ARGV[1]) or left == -1 then
+    redis.call('PEXPIRE', KEYS[k], ARGV[1])
+  end
 end
 local old = {}
 for i = 1, n do

@@ -35,6 +35,7 @@ def run_migrations(
     retention_days: int,
     max_batches: int | None = None,
     progress: Callable[[str], None] = lambda _line: None,
+    dedupe_days: int = 7,
 ) -> MigrationReport:
     """Upgrade the store to ``store_format.CURRENT``; stop early after ``max_batches`` batches
     (``finished`` is False then: run it again to go on). Raises ``StoreFormatError`` for a
@@ -43,7 +44,7 @@ def run_migrations(
     report = MigrationReport(found, store_format.CURRENT)
     if found is not None and found > store_format.CURRENT:
         raise store_format.StoreFormatError(found)
-    context = MigrationContext(client, today, retention_days)
+    context = MigrationContext(client, today, retention_days, dedupe_days)
     steps = pending_steps(found)
     names = tenants.known_tenants(client)
     for step in steps:

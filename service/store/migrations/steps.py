@@ -26,6 +26,7 @@ class MigrationContext:
     client: redis.Redis
     today: date  # the service's clock (injected), never Redis's
     retention_days: int
+    dedupe_days: int = 7  # MAILFLOW_DEDUPE_DAYS
 
 
 StepFunction = Callable[[MigrationContext, str, int], int]
