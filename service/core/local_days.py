@@ -8,8 +8,9 @@ before a change of zone stay as they were folded.
 
 from __future__ import annotations
 
+import importlib.resources
 from datetime import UTC, date, datetime, time, tzinfo
-from functools import lru_cache
+from functools import cache, lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 DEFAULT_ZONE_NAME = "UTC"
@@ -23,12 +24,20 @@ def zone_named(name: str) -> tzinfo:
     return _zone(name)
 
 
+@cache
+def known_zone_names() -> tuple[str, ...]:
+    """The IANA names a tenant may choose: those of the pinned ``tzdata`` package, so every
+    machine (whatever its system zone files) accepts the same names, and the API spec can list
+    them. zoneinfo is never asked to read a file by a name not on this list."""
+    listed = (importlib.resources.files("tzdata") / "zones").read_text(encoding="utf-8")
+    return tuple(sorted(set(listed.split()) | {DEFAULT_ZONE_NAME}))
+
+
 @lru_cache(maxsize=512)
 def _zone(name: str) -> tzinfo:
     if name == DEFAULT_ZONE_NAME:
         return UTC  # the same object every UTC-only path compares with
-    # zoneinfo reads files by name: refuse anything that is not a plain zone name.
-    if name.startswith(("/", ".")) or ".." in name or "\\" in name or "\x00" in name:
+    if name not in _known_zones():
         raise ValueError(f"unknown time zone {name[:40]!r}; use an IANA name like Europe/Berlin")
     try:
         return ZoneInfo(name)
@@ -36,6 +45,11 @@ def _zone(name: str) -> tzinfo:
         raise ValueError(
             f"unknown time zone {name[:40]!r}; use an IANA name like Europe/Berlin"
         ) from None
+
+
+@cache
+def _known_zones() -> frozenset[str]:
+    return frozenset(known_zone_names())
 
 
 def zone_name(zone: tzinfo) -> str:
