@@ -9,6 +9,7 @@ definitions change and while days go by (the injected clock).
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -34,6 +35,7 @@ from service.core.rows_view import (
 from service.core.tls import TLS_VERSIONS
 from service.core.transport_security import SECURITY_CLASSES
 from service.reports.builders import build_rows_of_days
+from service.reports.day_views import day_rows_view
 from service.store import keys
 from service.store.day_rows import HELD, DayPart, HeldParts, part_digest, read_day_rows
 from service.store.local_cluster import LocalCluster
@@ -372,3 +374,27 @@ def test_by_day_report_answers_304_until_mail_arrives_and_cursors_hold(client, c
         cursor = page["next_cursor"]
     assert sum(r["messages"] for r in rows) == sent_before
     assert [r["messages"] for r in rows] == sorted((r["messages"] for r in rows), reverse=True)
+
+
+def test_a_by_day_view_is_joined_here_not_stored_and_tagged_by_its_days(
+    client, clock, history, redis_client
+):
+    today = clock.now.date()
+    start = today - timedelta(days=89)
+    params = {"start": start.isoformat(), "end": today.isoformat(), "group_by": "day"}
+    assert client.get("/api/v1/connectors", query_string=params).status_code == 200
+    # No copy of the joined rows (megabytes for a large tenant) is written to Redis (the worker
+    # keeps the 7- and 30-day windows built, as every report's).
+    stored = keys.view(TENANT, "connectors", start.isoformat(), today.isoformat(), "day")
+    assert list(redis_client.scan_iter(match=f"{stored}*")) == []
+    days = [(start + timedelta(days=n)).isoformat() for n in range(90)]
+    read = _read_all(redis_client, days)
+    view = day_rows_view(TENANT, read, "2026-01-01T00:00:00Z")
+    assert day_rows_view(TENANT, _read_all(redis_client, days), "2026-01-01T00:00:00Z") is view
+    assert view.body == join_rows_view(read.version, "2026-01-01T00:00:00Z", read.rows,
+                                       read.messages)  # fmt: skip
+    # Another day's content, another tenant, another time of the newest data: another tag.
+    other_day = replace(read, parts=[*read.parts[:-1], DayPart(b"", b"", b"\0" * 16)])
+    assert day_rows_view(TENANT, other_day, "2026-01-01T00:00:00Z").etag != view.etag
+    assert day_rows_view("another", read, "2026-01-01T00:00:00Z").etag != view.etag
+    assert day_rows_view(TENANT, read, "2026-01-02T00:00:00Z").etag != view.etag
