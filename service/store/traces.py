@@ -110,10 +110,9 @@ def ingest(
                     [*common, lines, f"{max(batch.epochs_ms):013d}", *_who_counts(batch)],
                     replication)  # fmt: skip
     if new < 0:
-        # Some id is known already, or repeated in the batch: the script counts trace by trace.
-        per_trace = ["\n".join(batch.counting_keys),
-                     "".join(map("{:013d}".format, batch.epochs_ms)), *_who_lines(batch)]  # fmt: skip
-        new = _call(client, "ingest", key_names, [*common, *per_trace], replication)
+        # Some id is known already, or repeated in the batch: the script takes the known ones
+        # off the batch's counts.
+        new = _call(client, "ingest", key_names, _exact_argv(batch, window), replication)
     return IngestResult(accepted=new, duplicates=len(batch) - new)
 
 
@@ -143,6 +142,25 @@ def _who_counts(batch: AcceptedBatch) -> list[str]:
     return ["\n".join(f"{key}\t{n}" for key, n in Counter(batch.who_keys).items())]
 
 
-def _who_lines(batch: AcceptedBatch) -> list[str]:
-    """ingest.lua's optional ARGV[6]: one who key per trace."""
-    return ["\n".join(batch.who_keys)] if _has_who(batch) else []
+def _exact_argv(batch: AcceptedBatch, window: DedupeWindow) -> list[object]:
+    """ingest.lua's arguments: the first trace of each id, the batch of those counted with each
+    one's line by number, and where its newest time is."""
+    if len(set(batch.digests)) < len(batch):  # a repeated id: its later traces are duplicates
+        first = {digest: at for at, digest in reversed(list(enumerate(batch.digests)))}
+        batch = batch.select(sorted(first.values()))
+    counts, key_numbers = _counted(batch.counting_keys)
+    who, who_numbers = _counted(batch.who_keys) if _has_who(batch) else ("", b"")
+    newest = max(batch.epochs_ms)
+    at_newest = [at for at, epoch in enumerate(batch.epochs_ms, start=1) if epoch == newest]
+    return [keys.CONSUMER_GROUP, window.bucket_seconds, b"".join(batch.digests), counts,
+            "".join(map("{:013d}".format, batch.epochs_ms)), who, key_numbers, who_numbers,
+            f"{newest:013d}", b"".join(at.to_bytes(3, "big") for at in at_newest)]  # fmt: skip
+
+
+def _counted(values: list[str]) -> tuple[str, bytes]:
+    """ "value TAB count" lines of ``values`` and, per value, the number of its line in 3
+    bytes (ingest.lua takes the known traces off the counts by number)."""
+    counts = Counter(values)
+    numbers = {value: n.to_bytes(3, "big") for n, value in enumerate(counts, start=1)}
+    lines = "\n".join(f"{value}\t{n}" for value, n in counts.items())
+    return lines, b"".join(map(numbers.__getitem__, values))

@@ -5,36 +5,54 @@
 --            for a host whose clock runs ahead around midnight): read, never written
 -- ARGV[1]    consumer group name (created with the stream, so no entry is ever missed)
 -- ARGV[2]    seconds today's bucket must live (until no lookup reads it)
--- ARGV[3]    per trace, 16 bytes: the digest of its id
--- ARGV[4]    per trace, one line: its counting key "day RS direction US connector US type US tls"
+-- ARGV[3]    per trace, 16 bytes: the digest of its id (the caller sends each id once: its
+--            first trace; the later ones are duplicates)
+-- ARGV[4]    the batch's counts, "counting key TAB count" lines ("day RS direction US
+--            connector US type US tls"), as if every trace were new
 -- ARGV[5]    per trace, 13 digits: its time in epoch milliseconds
--- ARGV[6]    optional, per trace, one line: its who key (remote domain, SMTP AUTH user; see
---            service.core.traces.who_key), counted for the new traces like ARGV[4], as 'who'
--- A trace is new when no bucket holds its digest and no earlier trace of the batch has it,
--- whatever day its timestamp names. Blobs rather than arguments per trace, and SMISMEMBER per
--- bucket + one SADD rather than a command per trace: at 5,000 traces a call, per-trace
--- commands cost more than everything else.
+-- ARGV[6]    optional: the batch's who counts likewise (remote domain, SMTP AUTH user; see
+--            service.core.traces.who_key), counted as 'who' ('' for none)
+-- ARGV[7]    per trace, 3 bytes (big-endian): the number of its line in ARGV[4]
+-- ARGV[8]    with ARGV[6], per trace, 3 bytes: the number of its line in ARGV[6]
+-- ARGV[9]    the newest time in the batch, 13 digits
+-- ARGV[10]   3 bytes each: the positions (from 1) of the traces of that time
+-- A trace is new when no bucket holds its digest, whatever day its timestamp names. Blobs
+-- rather than arguments per trace, and SMISMEMBER per bucket + one SADD rather than a command
+-- per trace: at 5,000 traces a call, per-trace commands cost more than everything else. The
+-- counts come made for the whole batch; the known traces (usually one, or all: a resend) are
+-- taken off them here, so the work per trace beyond the lookups is reading a few bytes.
 -- The new traces go to the stream as one entry: their number, the newest time, and how many
 -- there are per counting key — all the fold needs, whatever the batch size.
 -- Returns the number of new traces; the rest were duplicates.
 
--- "line TAB count" lines of the lines of ``per_trace`` whose trace is new, in first-seen order.
-local function count_new_lines(per_trace, is_new)
-  local counts, order, i = {}, {}, 0
-  for line in string.gmatch(per_trace, '[^\n]+') do
-    i = i + 1
-    if is_new[i] then
-      if counts[line] then
-        counts[line] = counts[line] + 1
-      else
-        counts[line] = 1
-        order[#order + 1] = line
-      end
+-- The number a trace's 3 bytes at ``at`` give.
+local function number_at(numbers, at)
+  local a, b, c = string.byte(numbers, at * 3 - 2, at * 3)
+  return a * 65536 + b * 256 + c
+end
+
+-- The "line TAB count" lines of ``counts`` less the traces not new (``is_new`` false among
+-- the ``n``), each trace naming its line by number in ``numbers``; lines left at 0 go.
+local function without_known(counts, numbers, is_new, n)
+  local less = {}
+  for i = 1, n do
+    if not is_new[i] then
+      local k = number_at(numbers, i)
+      less[k] = (less[k] or 0) + 1
     end
   end
-  local out = {}
-  for j, line in ipairs(order) do
-    out[j] = line .. '\t' .. counts[line]
+  local out, k = {}, 0
+  for line in string.gmatch(counts, '[^\n]+') do
+    k = k + 1
+    if less[k] then
+      local key, count = string.match(line, '^(.*)\t(%d+)$')
+      count = tonumber(count) - less[k]
+      if count > 0 then
+        out[#out + 1] = key .. '\t' .. count
+      end
+    else
+      out[#out + 1] = line
+    end
   end
   return table.concat(out, '\n')
 end
@@ -73,34 +91,45 @@ for k = 2, #KEYS do
   end
 end
 
--- Of the unknown ones, the first trace of each id is new; later copies are duplicates.
-local is_new, in_batch, fresh = {}, {}, {}
+-- The unknown ones are new (the caller sent each id once).
+local is_new, fresh = {}, {}
 for _, i in ipairs(unknown) do
-  local digest = digest_of[i]
-  if not in_batch[digest] then
-    in_batch[digest] = true
-    fresh[#fresh + 1] = digest
-    is_new[i] = true
-  end
+  fresh[#fresh + 1] = digest_of[i]
+  is_new[i] = true
 end
-if #fresh > 0 then
-  for first = 1, #fresh, 4000 do
-    redis.call('SADD', KEYS[2], unpack(fresh, first, math.min(first + 3999, #fresh)))
-  end
-  redis.call('EXPIRE', KEYS[2], ARGV[2])
+local n, new = #digests / 16, #fresh
+if new == 0 then
+  return 0
 end
+for first = 1, new, 4000 do
+  redis.call('SADD', KEYS[2], unpack(fresh, first, math.min(first + 3999, new)))
+end
+redis.call('EXPIRE', KEYS[2], ARGV[2])
 
-local new, newest = #fresh, '0'
-for i in pairs(is_new) do
-  local epoch = string.sub(epochs, i * 13 - 12, i * 13)
-  if epoch > newest then newest = epoch end
-end
-if new > 0 then
-  local entry = {'n', new, 'newest', newest, 'counts', count_new_lines(ARGV[4], is_new)}
-  if ARGV[6] and ARGV[6] ~= '' then
-    entry[#entry + 1] = 'who'
-    entry[#entry + 1] = count_new_lines(ARGV[6], is_new)
+local counts, who, newest = ARGV[4], ARGV[6], nil
+if new < n then
+  counts = without_known(counts, ARGV[7], is_new, n)
+  if who and who ~= '' then
+    who = without_known(who, ARGV[8], is_new, n)
   end
-  redis.call('XADD', stream, '*', unpack(entry))
 end
+for j = 1, #ARGV[10] / 3 do  -- the newest time of a new trace: usually the batch's
+  if is_new[number_at(ARGV[10], j)] then
+    newest = ARGV[9]
+    break
+  end
+end
+if not newest then  -- every trace of the batch's newest time was known
+  newest = '0'
+  for i in pairs(is_new) do
+    local epoch = string.sub(epochs, i * 13 - 12, i * 13)
+    if epoch > newest then newest = epoch end
+  end
+end
+local entry = {'n', new, 'newest', newest, 'counts', counts}
+if who and who ~= '' then
+  entry[#entry + 1] = 'who'
+  entry[#entry + 1] = who
+end
+redis.call('XADD', stream, '*', unpack(entry))
 return new
