@@ -76,7 +76,7 @@ def test_the_parts_give_what_the_exact_path_gives(batch, style, ensure_ascii, de
 
 def test_only_the_doubtful_records_go_the_exact_path():
     # 200 valid records and three doubtful ones: an escaped id (set aside at once), a time
-    # outside the window and an unknown field (found by halving).
+    # outside the window and an unknown field (found by cutting the rest in parts).
     batch = [{**VALID[n % 2], "id": f"t{n}"} for n in range(200)]
     batch[7]["id"] = 'quote"d'
     batch[90]["timestamp"] = "2020-01-01T00:00:00Z"

@@ -2,14 +2,15 @@
 path.
 
 One record with a backslash, one repeated field or one bad timestamp used to send a whole batch
-of 5,000 down the per-record path (``normalize_trace``), some eight times the cost of the batch
+of 5,000 down the per-record path (``normalize_trace``), several times the cost of the batch
 path. Here the records are cut apart at C speed (msgspec, as raw JSON; NDJSON by line); those
 holding a backslash or a DEL, which the batch path never takes, go aside at once, and the rest
-go through the batch path (``core.trace_batch.accept_valid_batch``) in halves, and halves of the
-refused halves, until the doubtful ones are found among few. Those few go the exact path, as a
-body of their own, and every accepted trace is put back in its record's place: the batch path
-only takes records the exact path accepts and gives them the same columns (a property test
-holds it to that), so the result is the exact path's, record for record, errors included.
+go through the batch path (``core.trace_batch.accept_valid_batch``) in eighths, and eighths of
+the refused eighths, until the doubtful ones are found among few (bounded: MAX_REFUSED). Those
+few go the exact path, as a body of their own, and every accepted trace is put back in its
+record's place: the batch path only takes records the exact path accepts and gives them the
+same columns (a property test holds it to that), so the result is the exact path's, record for
+record, errors included.
 
 Whatever is not plain (not an array of records, more records than allowed, a body the exact
 path refuses as a whole) is left to the exact path over the whole body, which answers it as
@@ -28,9 +29,13 @@ from service.web.errors import Problem
 
 # Parts this small that the batch path refuses go the exact path whole.
 SMALLEST_PART = 16
-# Refusals allowed before the rest goes the exact path: finding one doubtful record among
-# 5,000 takes about nine; a batch of mostly bad records stops looking soon.
-MAX_REFUSALS = 24
+# A refused part is cut in this many: one doubtful record among 5,000 is found in three steps,
+# each looking again at an eighth of the records before it.
+PARTS = 8
+# Records the batch path may refuse, in all, as a multiple of the batch's (one doubtful record
+# among 5,000 takes about 1.2); past that the rest go the exact path, so a batch of mostly bad
+# records costs at most that much more than the exact path alone.
+MAX_REFUSED = 2
 
 Record = tuple[int, bytes]  # (the record's index as the exact path numbers it, its JSON)
 AcceptEach = Callable[
@@ -57,7 +62,9 @@ def accept_partitioned(
         return None
     aside = [r for r in records if b"\\" in r[1] or b"\x7f" in r[1]]
     clean = [r for r in records if not (b"\\" in r[1] or b"\x7f" in r[1])] if aside else records
-    taken, doubtful = _batch_path_parts(clean, ndjson, max_records, window, defined)
+    # Nothing set aside: the batch path refused these very records already, so cut them first.
+    taken, doubtful = _batch_path_parts(clean, ndjson, max_records, window, defined,
+                                        refused=not aside)  # fmt: skip
     doubtful = sorted(aside + doubtful)
     found: list[dict[str, object]] = []
     if doubtful:
@@ -107,28 +114,37 @@ def _batch_path_parts(
     max_records: int,
     window: IngestWindow,
     defined: Mapping[tuple[str, str], str],
+    refused: bool,
 ) -> tuple[list[tuple[list[int], AcceptedBatch]], list[Record]]:
     """The parts the batch path takes (their records' indexes, their columns), and the records
-    left doubtful."""
+    left doubtful. ``refused``: the batch path refused ``records`` as a whole already."""
     taken: list[tuple[list[int], AcceptedBatch]] = []
     doubtful: list[Record] = []
-    pending, refusals = [records] if records else [], 0
+    pending = _cut(records) if refused and len(records) > SMALLEST_PART else [records]
+    budget = MAX_REFUSED * len(records)
     while pending:
         part = pending.pop()
-        if refusals >= MAX_REFUSALS:
+        if not part:
+            continue
+        if budget <= 0:
             doubtful += part
             continue
         batch = accept_valid_batch(_body(part, ndjson), ndjson, max_records, window, defined)
         if batch is not None:
             taken.append(([index for index, _ in part], batch))
             continue
-        refusals += 1
+        budget -= len(part)
         if len(part) <= SMALLEST_PART:
             doubtful += part
         else:
-            half = len(part) // 2
-            pending += [part[half:], part[:half]]
+            pending += _cut(part)
     return taken, doubtful
+
+
+def _cut(part: list[Record]) -> list[list[Record]]:
+    """``part`` in PARTS parts of nearly equal size, the last first (they are popped)."""
+    size = -(-len(part) // PARTS)
+    return [part[at : at + size] for at in range(0, len(part), size)][::-1]
 
 
 def _in_record_order(
