@@ -103,6 +103,7 @@ def ingest(
     key_names = [keys.stream(tenant), *(keys.seen(tenant, day) for day in window.bucket_days)]
     common = [keys.CONSUMER_GROUP, window.bucket_seconds, b"".join(batch.digests)]
     new = -1
+    counts: Counter[str] | None = None  # made for ingest_new.lua, used again by ingest.lua
     if len(set(batch.digests)) == len(batch):  # distinct ids: likely all new, counted here
         counts = Counter(batch.counting_keys)
         lines = "\n".join(f"{key}\t{n}" for key, n in counts.items())
@@ -112,7 +113,7 @@ def ingest(
     if new < 0:
         # Some id is known already, or repeated in the batch: the script takes the known ones
         # off the batch's counts.
-        new = _call(client, "ingest", key_names, _exact_argv(batch, window), replication)
+        new = _call(client, "ingest", key_names, _exact_argv(batch, window, counts), replication)
     return IngestResult(accepted=new, duplicates=len(batch) - new)
 
 
@@ -142,25 +143,40 @@ def _who_counts(batch: AcceptedBatch) -> list[str]:
     return ["\n".join(f"{key}\t{n}" for key, n in Counter(batch.who_keys).items())]
 
 
-def _exact_argv(batch: AcceptedBatch, window: DedupeWindow) -> list[object]:
+def _exact_argv(
+    batch: AcceptedBatch, window: DedupeWindow, counts: Counter[str] | None
+) -> list[object]:
     """ingest.lua's arguments: the first trace of each id, the batch of those counted with each
-    one's line by number, and where its newest time is."""
+    one's line by number, and where its newest time is. ``counts``: the batch's counting keys
+    counted already (its ids are distinct)."""
     if len(set(batch.digests)) < len(batch):  # a repeated id: its later traces are duplicates
         first = {digest: at for at, digest in reversed(list(enumerate(batch.digests)))}
-        batch = batch.select(sorted(first.values()))
-    counts, key_numbers = _counted(batch.counting_keys)
-    who, who_numbers = _counted(batch.who_keys) if _has_who(batch) else ("", b"")
+        batch, counts = batch.select(sorted(first.values())), None
+    lines, key_numbers = _counted(batch.counting_keys, counts)
+    who, who_numbers = _counted(batch.who_keys, None) if _has_who(batch) else ("", b"")
     newest = max(batch.epochs_ms)
     at_newest = [at for at, epoch in enumerate(batch.epochs_ms, start=1) if epoch == newest]
-    return [keys.CONSUMER_GROUP, window.bucket_seconds, b"".join(batch.digests), counts,
+    return [keys.CONSUMER_GROUP, window.bucket_seconds, b"".join(batch.digests), lines,
             "".join(map("{:013d}".format, batch.epochs_ms)), who, key_numbers, who_numbers,
-            f"{newest:013d}", b"".join(at.to_bytes(3, "big") for at in at_newest)]  # fmt: skip
+            f"{newest:013d}", b"".join(map(_line_numbers(len(batch)).__getitem__,
+                                           (at - 1 for at in at_newest)))]  # fmt: skip
 
 
-def _counted(values: list[str]) -> tuple[str, bytes]:
+def _counted(values: list[str], counts: Counter[str] | None) -> tuple[str, bytes]:
     """ "value TAB count" lines of ``values`` and, per value, the number of its line in 3
     bytes (ingest.lua takes the known traces off the counts by number)."""
-    counts = Counter(values)
-    numbers = {value: n.to_bytes(3, "big") for n, value in enumerate(counts, start=1)}
+    counts = counts if counts is not None else Counter(values)
+    numbers = dict(zip(counts, _line_numbers(len(counts)), strict=False))
     lines = "\n".join(f"{value}\t{n}" for value, n in counts.items())
     return lines, b"".join(map(numbers.__getitem__, values))
+
+
+_LINE_NUMBERS: list[bytes] = []
+
+
+def _line_numbers(count: int) -> list[bytes]:
+    """1, 2, ... in 3 bytes each, at least ``count`` of them (made once, kept)."""
+    if len(_LINE_NUMBERS) < count:
+        _LINE_NUMBERS.extend(n.to_bytes(3, "big") for n in range(len(_LINE_NUMBERS) + 1,
+                                                                 max(count, 8192) + 1))  # fmt: skip
+    return _LINE_NUMBERS

@@ -45,10 +45,10 @@ local function without_known(counts, numbers, is_new, n)
   for line in string.gmatch(counts, '[^\n]+') do
     k = k + 1
     if less[k] then
-      local key, count = string.match(line, '^(.*)\t(%d+)$')
-      count = tonumber(count) - less[k]
+      local tab = string.find(line, '\t%d+$')  -- before the count, as core/fold.py splits
+      local count = tonumber(string.sub(line, tab + 1)) - less[k]
       if count > 0 then
-        out[#out + 1] = key .. '\t' .. count
+        out[#out + 1] = string.sub(line, 1, tab) .. count
       end
     else
       out[#out + 1] = line
