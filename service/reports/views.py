@@ -54,7 +54,7 @@ def connector_rows_view(
     def build() -> Built:
         return build_connector_rows_view(client, tenant, window, group_by)
 
-    if group_by == "day" and not is_precomputed("connectors", window, now.astimezone(UTC).date()):
+    if group_by == "day" and not is_precomputed("connectors", window, today_of(now)):
         # Joined from the days' rows this process holds (store.day_rows), checked in one read:
         # as cheap as reading a cached copy, while storing one (8 MB for a tenant of 500
         # connectors, written to the AOF too) would cost a build more than all the rest.
