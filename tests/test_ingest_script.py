@@ -146,3 +146,52 @@ def test_a_batch_over_300_trace_days_is_one_call_and_exact(redis_client, setting
                                 trace_store.DedupeWindow(clock.now, 7))  # fmt: skip
     assert (result.accepted, result.duplicates) == (300, 100)
     assert redis_client.xlen(keys.stream("default")) == 1
+
+
+def _entry(redis_client) -> dict[bytes, bytes] | None:
+    entries = redis_client.xrevrange(keys.stream("default"), count=1)
+    return dict(entries[0][1]) if entries else None
+
+
+def _lines(text: bytes) -> dict[str, int]:
+    return {line.rsplit("\t", 1)[0]: int(line.rsplit("\t", 1)[1])
+            for line in text.decode().split("\n") if line}  # fmt: skip
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_known_traces_are_taken_off_the_batch_counts_exactly(redis_client, clock, seed):
+    # The stream entry of a batch with known ids, repeated ids, the newest trace among the
+    # known ones or not, with recipient domains or not: its count, newest time, counts and who
+    # counts are those of its new traces, counted here.
+    rng = random.Random(seed)
+    window = IngestWindow.at(clock.now, 90)
+    who = seed % 2 == 0
+    pool = []
+    for n in range(400):
+        record = trace(clock, f"k{n}", rng.uniform(0, 60), rng.choice(["TLSv1.2", "TLSv1", None]))
+        if who:
+            record |= {"direction": "outbound", "recipient_domain": f"d{rng.randrange(30)}.example"}
+        pool.append(record)
+    known: set[str] = set()
+    for size in (150, 300, 300, 200):
+        batch = [rng.choice(pool) for _ in range(size)]
+        if rng.random() < 0.5:  # the newest trace one known already, or not
+            batch.append(max(pool, key=lambda r: r["timestamp"]))
+        before = _entry(redis_client)
+        result = ingest(redis_client, clock, batch)
+        accepted = [normalize_trace(r, window) for r in batch]
+        new, ids = [], set(known)
+        for one in accepted:
+            if one.id not in ids:
+                ids.add(one.id)
+                new.append(one)
+        known = ids
+        assert (result.accepted, result.duplicates) == (len(new), len(batch) - len(new))
+        entry = _entry(redis_client)
+        if not new:
+            assert entry == before  # nothing appended
+            continue
+        assert int(entry[b"n"]) == len(new)
+        assert int(entry[b"newest"]) == max(one.epoch_ms for one in new)
+        assert _lines(entry[b"counts"]) == Counter(one.counting_key for one in new)
+        assert _lines(entry[b"who"]) == Counter(one.who for one in new)

@@ -9,7 +9,9 @@ definitions change and while days go by (the injected clock).
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import msgspec
 import pytest
@@ -23,12 +25,19 @@ from service.core.connectors import (
     encode_rows,
     select_rows,
 )
-from service.core.rows_view import encode_day, join_rows_view, select_raw
+from service.core.rows_view import (
+    encode_day,
+    join_rows_view,
+    raw_view_of_days,
+    select_raw,
+    split_day,
+)
 from service.core.tls import TLS_VERSIONS
 from service.core.transport_security import SECURITY_CLASSES
 from service.reports.builders import build_rows_of_days
+from service.reports.day_views import day_rows_view
 from service.store import keys
-from service.store.day_rows import read_day_rows
+from service.store.day_rows import HELD, DayPart, HeldParts, part_digest, read_day_rows
 from service.store.local_cluster import LocalCluster
 from tests import test_reports_window_sums
 from tests.helpers import post_batches
@@ -96,6 +105,14 @@ def test_raw_selection_orders_rows_as_decoded_selection_does(sort):
         for row_filter in ROW_FILTERS:
             selected = select_raw(body, row_filter, sort)
             assert [decode_row(raw) for raw in selected.rows] == select_rows(rows, row_filter, sort)
+    # The same view given as its days already split (a view joined in this process).
+    parts = [encode_day([r for r in rows if r.date == day]) for day in days]
+    body = join_rows_view(1, "2026-11-05T00:00:00Z", [p[0] for p in parts], [p[1] for p in parts])
+    split = raw_view_of_days(1, "2026-11-05T00:00:00Z", [split_day(*p) for p in parts])
+    for row_filter in ROW_FILTERS:
+        selected = select_raw(body, row_filter, sort, split)
+        assert selected == select_raw(body, row_filter, sort)
+        assert [decode_row(raw) for raw in selected.rows] == select_rows(rows, row_filter, sort)
 
 
 # -- the store, against a truth counted here --------------------------------------------------
@@ -164,7 +181,11 @@ def _alter_kept_rows(redis_client, day: date) -> None:
     counts = list(first.counts)
     counts[TLS_VERSIONS.index("TLS1.2")] += 1000
     altered = msgspec.structs.replace(first, counts=counts)
-    redis_client.hset(key, "rows", msgspec.json.encode([altered, *rest])[1:-1])
+    rows = msgspec.json.encode([altered, *rest])[1:-1]
+    # Under the digest of what it now holds: an API process holding the day's rows in memory
+    # takes them by that name (store.day_rows.HeldParts).
+    digest = part_digest(rows, redis_client.hget(key, "messages"))
+    redis_client.hset(key, mapping={"rows": rows, "digest": digest})
 
 
 _DAY_DECODER = msgspec.json.Decoder(list[ConnectorRow])
@@ -282,3 +303,98 @@ def test_blocked_mail_on_a_kept_day_shows_in_the_report(
         assert sum(r["messages"] for r in rows) == history.sent
     after = _stamps(redis_client, [past, quiet])
     assert all(after[d] and after[d] != before[d] for d in (past, quiet))  # kept again, anew
+
+
+def _read_all(redis_client, days: list[str]):
+    return read_day_rows(redis_client, TENANT, days,
+                         lambda stale: build_rows_of_days(redis_client, TENANT, stale))  # fmt: skip
+
+
+def test_rows_held_in_memory_are_not_sent_again_and_stay_exact(
+    client, clock, history, redis_client
+):
+    today = clock.now.date()
+    days = [(today - timedelta(days=n)).isoformat() for n in range(89, -1, -1)]
+    first = _read_all(redis_client, days)  # every day kept, and held here
+    assert all(HELD.get(TENANT, day) == part for day, part in zip(days, first.parts, strict=True))
+    # The script leaves out exactly the rows whose digest the caller sends.
+    names = [keys.meta(TENANT)]
+    for day in days[:3]:
+        names += [keys.day_version(TENANT, day), keys.day_blocked_version(TENANT, day),
+                  keys.day_rows(TENANT, day)]  # fmt: skip
+    held = [first.parts[0].digest, b"", b"not this one"]
+    _, _, *per_day = redis_client.eval(_READ_SCRIPT, len(names), *names, *held)
+    assert per_day[2:4] == [None, None]
+    assert per_day[6:8] == [first.parts[1].rows, first.parts[1].messages]
+    assert per_day[10:12] == [first.parts[2].rows, first.parts[2].messages]
+
+    # Rows changed in Redis under a new digest are taken; a day that changed is built again.
+    history.add([today], 20, clock.now)
+    again = _read_all(redis_client, days)
+    assert again.parts[:-1] == first.parts[:-1] and again.parts[-1] != first.parts[-1]
+    assert sum(int(m) for part in again.messages for m in part.split(b",") if m) == history.sent
+    assert HELD.get(TENANT, days[-1]) == again.parts[-1]
+
+
+_READ_SCRIPT = (Path(__file__).parent.parent / "service/store/lua/read_day_rows.lua").read_text()
+
+
+def test_held_rows_are_bounded_in_bytes():
+    held = HeldParts(max_bytes=120)
+    parts = [DayPart(b"x" * 30, b"1" * 10, part_digest(b"x" * 30, b"1" * 10)) for _ in range(4)]
+    for n, part in enumerate(parts):
+        held.put("t", f"2026-11-0{n + 1}", part)
+    assert held.get("t", "2026-11-01") is None  # the oldest went first
+    assert [held.get("t", f"2026-11-0{n}") for n in (2, 3, 4)] == parts[1:]
+    held.put("t", "2026-11-05", DayPart(b"y" * 200, b"", b"big"))  # larger than the bound
+    assert held.get("t", "2026-11-05") is None and held.get("t", "2026-11-04") == parts[3]
+
+
+def test_by_day_report_answers_304_until_mail_arrives_and_cursors_hold(client, clock, history):
+    # The rows view of a window nobody precomputes is tagged from its days' digests: the
+    # page's ETag holds while nothing changed and moves with new mail; a cursor handed out
+    # before the mail keeps paging the rows it was cut from.
+    today = clock.now.date()
+    params = {"start": (today - timedelta(days=89)).isoformat(), "end": today.isoformat(),
+              "group_by": "day", "sort": "-messages", "limit": 50}  # fmt: skip
+    first = client.get("/api/v1/connectors", query_string=params)
+    assert first.status_code == 200 and first.json["next_cursor"]
+    etag = first.headers["ETag"]
+    again = client.get("/api/v1/connectors", query_string=params, headers={"If-None-Match": etag})
+    assert again.status_code == 304
+    sent_before = history.sent
+    history.add([today], 7, clock.now)
+    changed = client.get("/api/v1/connectors", query_string=params,
+                         headers={"If-None-Match": etag})  # fmt: skip
+    assert changed.status_code == 200 and changed.headers["ETag"] != etag
+    rows, cursor = list(first.json["rows"]), first.json["next_cursor"]
+    while cursor:
+        page = client.get("/api/v1/connectors", query_string=params | {"cursor": cursor}).json
+        rows += page["rows"]
+        cursor = page["next_cursor"]
+    assert sum(r["messages"] for r in rows) == sent_before
+    assert [r["messages"] for r in rows] == sorted((r["messages"] for r in rows), reverse=True)
+
+
+def test_a_by_day_view_is_joined_here_not_stored_and_tagged_by_its_days(
+    client, clock, history, redis_client
+):
+    today = clock.now.date()
+    start = today - timedelta(days=89)
+    params = {"start": start.isoformat(), "end": today.isoformat(), "group_by": "day"}
+    assert client.get("/api/v1/connectors", query_string=params).status_code == 200
+    # No copy of the joined rows (megabytes for a large tenant) is written to Redis (the worker
+    # keeps the 7- and 30-day windows built, as every report's).
+    stored = keys.view(TENANT, "connectors", start.isoformat(), today.isoformat(), "day")
+    assert list(redis_client.scan_iter(match=f"{stored}*")) == []
+    days = [(start + timedelta(days=n)).isoformat() for n in range(90)]
+    read = _read_all(redis_client, days)
+    view = day_rows_view(TENANT, read, "2026-01-01T00:00:00Z")
+    assert day_rows_view(TENANT, _read_all(redis_client, days), "2026-01-01T00:00:00Z") is view
+    assert view.body == join_rows_view(read.version, "2026-01-01T00:00:00Z", read.rows,
+                                       read.messages)  # fmt: skip
+    # Another day's content, another tenant, another time of the newest data: another tag.
+    other_day = replace(read, parts=[*read.parts[:-1], DayPart(b"", b"", b"\0" * 16)])
+    assert day_rows_view(TENANT, other_day, "2026-01-01T00:00:00Z").etag != view.etag
+    assert day_rows_view("another", read, "2026-01-01T00:00:00Z").etag != view.etag
+    assert day_rows_view(TENANT, read, "2026-01-02T00:00:00Z").etag != view.etag

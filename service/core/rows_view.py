@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import chain
 from operator import itemgetter
 
 import msgspec
@@ -34,7 +35,7 @@ from service.core.connectors import (
 RawRow = bytes | msgspec.Raw  # one row's JSON text, as ``encode_rows`` writes it
 
 
-class _RawRows(msgspec.Struct):
+class RawRows(msgspec.Struct):
     """A rows view (``ConnectorRows``) with each row left as its JSON text."""
 
     version: int
@@ -43,7 +44,10 @@ class _RawRows(msgspec.Struct):
     messages: list[int] | None = None
 
 
-_RAW_DECODER = msgspec.json.Decoder(_RawRows)
+_RAW_DECODER = msgspec.json.Decoder(RawRows)
+_RAW_LIST = msgspec.json.Decoder(list[msgspec.Raw])
+_INTS = msgspec.json.Decoder(list[int])
+RawDay = tuple[list[msgspec.Raw], list[int]]  # one day's rows, each its JSON, and messages
 _UNFILTERED = RowFilter()
 
 
@@ -63,6 +67,19 @@ def join_rows_view(
                      b",".join(p for p in messages if p), b"]}"))  # fmt: skip
 
 
+def split_day(rows: bytes, messages: bytes) -> RawDay:
+    """One day's parts (``encode_day``) as its rows' JSON texts and their messages."""
+    return _RAW_LIST.decode(b"[%s]" % rows), _INTS.decode(b"[%s]" % messages)
+
+
+def raw_view_of_days(version: int, data_as_of: str | None, days: Sequence[RawDay]) -> RawRows:
+    """What ``select_raw`` reads from the rows view ``join_rows_view`` makes of the same days,
+    made from the days as split already."""
+    rows = list(chain.from_iterable(day[0] for day in days))
+    messages = list(chain.from_iterable(day[1] for day in days))
+    return RawRows(version, data_as_of, rows, messages)
+
+
 @dataclass(frozen=True)
 class Selection:
     """The rows of one query, in its order, each as its JSON text."""
@@ -71,10 +88,13 @@ class Selection:
     rows: list[RawRow]
 
 
-def select_raw(body: bytes, row_filter: RowFilter, sort: str) -> Selection:
+def select_raw(
+    body: bytes, row_filter: RowFilter, sort: str, split: RawRows | None = None
+) -> Selection:
     """The rows of the rows view ``body`` that ``row_filter`` accepts, ordered by ``sort`` as
-    ``select_rows`` orders them (ties by row key, ascending)."""
-    raw = _RAW_DECODER.decode(body)
+    ``select_rows`` orders them (ties by row key, ascending). ``split``: ``body`` as
+    ``raw_view_of_days`` gives it, when at hand (not decoded again)."""
+    raw = split if split is not None else _RAW_DECODER.decode(body)
     column, descending = sort.lstrip("-"), sort.startswith("-")
     messages = raw.messages if row_filter == _UNFILTERED else None
     if messages is not None and len(messages) == len(raw.rows):

@@ -17,7 +17,6 @@ from service.core.connectors import (
     unpack,
 )
 from service.core.local_days import today_of
-from service.core.rows_view import join_rows_view
 from service.core.snapshot import build_snapshot
 from service.core.timestamps import ms_to_rfc3339, rfc3339
 from service.core.tls_report import build_tls_report, daily_tls, directions_for
@@ -25,6 +24,7 @@ from service.core.transit_report import build_transit_report, coverage_document,
 from service.core.who import DOMAINS
 from service.core.windows import Window
 from service.reports import who_rows
+from service.reports.day_views import day_rows_view
 from service.reports.view_cache import Built, serialise, tagged
 from service.store import (
     aggregates,
@@ -69,9 +69,7 @@ def build_connector_rows_view(
         # Each day's rows as kept while the day holds, joined: see store.day_rows.
         days = day_rows.read_day_rows(client, tenant, window.days,
                                       lambda stale: build_rows_of_days(client, tenant, stale))  # fmt: skip
-        body = join_rows_view(days.version, ms_to_rfc3339(days.data_as_of_ms), days.rows,
-                              days.messages)  # fmt: skip
-        return tagged(tenant, body), days.version
+        return day_rows_view(tenant, days, ms_to_rfc3339(days.data_as_of_ms)), days.version
     counters = window_sums.read_window_sum(client, tenant, window)
     blocked_days = blocked.read_blocked(client, tenant, window.days)
     per_connector = blocked_by_connector(blocked_days.days.values())

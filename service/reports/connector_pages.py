@@ -33,6 +33,7 @@ from service.core.paging import (
 from service.core.rows_view import select_raw
 from service.core.windows import Window
 from service.reports import connector_pins, views
+from service.reports.day_views import JOINED_DAYS
 from service.reports.first_pages import FIRST_PAGES
 from service.reports.view_cache import serialise
 from service.store.cursor_secret import CursorSecret
@@ -140,7 +141,8 @@ def _first_cut(client: redis.Redis, query: ReportQuery, view: CachedView, key: s
         rows, total, meta = pinned
     else:
         # Ordered as raw rows: only the page's rows are decoded (see core.rows_view).
-        selection = select_raw(view.body, query.row_filter, query.sort)
+        split = JOINED_DAYS.raw_rows(view.etag) if query.group_by == "day" else None
+        selection = select_raw(view.body, query.row_filter, query.sort, split)
         meta = {"data_as_of": selection.data_as_of}
         total = len(selection.rows)
         rows = [decode_row(raw) for raw in selection.rows[: query.limit]]

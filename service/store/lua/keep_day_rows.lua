@@ -4,6 +4,7 @@
 -- KEYS[1] meta hash   KEYS[2] day version string   KEYS[3] day blocked version string
 -- KEYS[4] kept rows hash   KEYS[5] counters   KEYS[6] blocked counters
 -- ARGV[1] stamp   ARGV[2] rows   ARGV[3] messages   ARGV[4] life of a day without counters
+-- ARGV[5] the digest of the rows and messages (read_day_rows.lua: not sent to who holds it)
 -- Returns 1 when kept, 0 when the day or the definitions changed since (nothing kept).
 local token = redis.call('HGET', KEYS[1], 'definitions_token') or ''
 local holds = (redis.call('GET', KEYS[2]) or '0') .. ':' ..
@@ -22,6 +23,7 @@ else
   life = life - 1000
   if life <= 0 then return 0 end
 end
-redis.call('HSET', KEYS[4], 'stamp', ARGV[1], 'rows', ARGV[2], 'messages', ARGV[3])
+redis.call('HSET', KEYS[4], 'stamp', ARGV[1], 'rows', ARGV[2], 'messages', ARGV[3],
+           'digest', ARGV[5] or '')
 redis.call('PEXPIRE', KEYS[4], life)
 return 1

@@ -27,6 +27,7 @@ from service.telemetry.metrics import METRICS
 from service.web import context
 from service.web.api.blueprint import Blueprint
 from service.web.api.body import JSON_TYPES, NDJSON_TYPES, media_type, parse_records, read_body
+from service.web.api.partitioned_batch import accept_partitioned
 from service.web.api.schemas import IngestResultSchema
 from service.web.errors import Problem
 from service.web.store_format_guard import require_current_store
@@ -84,6 +85,12 @@ class Traces(MethodView):
         # path a position in the array, or a non-blank line of NDJSON.
         indexes: list[int] | _LineNumbers | None = None
         if accepted is None:  # something is wrong: the exact path finds and names it
+            # Among records the batch path takes: only the doubtful ones go record by record.
+            partitioned = accept_partitioned(body, kind, kind in NDJSON_TYPES, settings.max_batch,
+                                             window, defined, errors, _accept_each)  # fmt: skip
+            if partitioned is not None:
+                accepted, indexes = partitioned
+        if accepted is None:
             accepted, indexes = _accept_each(body, kind, settings.max_batch, window, defined,
                                              errors)  # fmt: skip
         if accepted:
