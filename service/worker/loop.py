@@ -30,6 +30,7 @@ import redis
 
 from service.config import Settings
 from service.core.fold import EntryIncrements, entry_increments
+from service.reports.who_rows import sum_stale_days
 from service.store import health, keys, refresh_lease, who_counters, worker_signals
 from service.store.availability import describe, is_unavailable
 from service.telemetry.metrics import METRICS
@@ -51,6 +52,15 @@ HEARTBEAT_SECONDS = 1.0
 SWEEP_SECONDS = 30.0
 SIGNALLED_PER_LOOP = 1000  # tenants with new entries taken per loop
 CHECKS_PER_LOOP = 100  # due tenant checks taken per loop
+# While a tenant's backlog is folded, its views are rebuilt at most every this many refresh
+# intervals, and never more than a 1/REFRESH_DUTY share of the time: a rebuild of views whose
+# days keep changing costs seconds, and the counters, not the views, are what is behind.
+BACKLOG_REFRESH_INTERVALS = 5
+REFRESH_DUTY = 4
+# A tenant's per-name sums are summed in slices of about this many fields, other tenants
+# served between them (``who_rows.sum_stale_days``); at most SLICES_PER_REBUILD per rebuild.
+VIEW_SLICE_FIELDS = 100_000
+SLICES_PER_REBUILD = 8
 
 
 @dataclass
@@ -63,6 +73,7 @@ class WorkerStats:
     checks: int = 0  # marked tenants checked
     evaluations: int = 0  # evaluations a check found due
     evaluation_passes: int = 0  # passes over every tenant (evaluate_all)
+    view_slices: int = 0  # slices of per-name sums done ahead of a rebuild
 
 
 @dataclass
@@ -77,6 +88,7 @@ class Worker:
     sleep: Callable[[float], object] | None = None
     # Called after each committed fold, before any refresh: fault tests stop a worker there.
     after_fold: Callable[[str], None] | None = None
+    view_slice_fields: int = VIEW_SLICE_FIELDS
 
     def __post_init__(self) -> None:
         self._stop = threading.Event()
@@ -91,6 +103,9 @@ class Worker:
         self._last_beat = -1e9
         self._instance: str | None = None
         self._evaluated_at: datetime | None = None
+        self._backlog: set[str] = set()  # tenants whose last read filled a batch
+        self._slices: dict[str, int] = {}  # tenants with a sliced rebuild under way: slices
+        self._rebuild_seconds: dict[str, float] = {}  # what each one's last rebuild took
 
     # -- control ---------------------------------------------------------------------------
 
@@ -185,6 +200,10 @@ class Worker:
         for tenant in sorted(self._to_read):
             if self._stop.is_set():
                 break
+            if tenant in self._slices:
+                # Its views are summed in slices: folding meanwhile would change the days
+                # being summed. It is read again once they are built (a few passes).
+                continue
             total += self.fold_tenant(tenant, claim=claim)
             self._to_read.discard(tenant)
         return total
@@ -200,6 +219,9 @@ class Worker:
         if len(new) >= self.settings.fold_batch_entries:
             # More may wait: signal it again, so this or another worker reads on.
             worker_signals.signal_new_entries(self.client, tenant)
+            self._backlog.add(tenant)
+        else:
+            self._backlog.discard(tenant)
         entries = claimed + new
         if not entries:
             return 0
@@ -268,14 +290,16 @@ class Worker:
             last = self._refreshed_at.get(tenant, -1e18)
             if not force and now - last < self.settings.refresh_seconds:
                 continue
+            if not force and self._backlog_waits(tenant, now - last):
+                continue
             if not force and interval_ms and self._refreshed_recently(tenant, now, interval_ms):
                 continue
             if not self._take_lease(tenant):
                 continue  # another worker is refreshing it; our change is in its data too
             try:
-                self.stats.views_built += refresh_tenant(
-                    self.client, tenant, self.clock(), self.settings
-                )
+                if not force and self._sliced(tenant):
+                    continue  # the rebuild comes at a later pass
+                self.stats.views_built += self._rebuild(tenant)
                 if interval_ms:
                     self.client.set(keys.refreshed_recently(tenant), int(now * 1000),
                                     px=interval_ms)  # fmt: skip
@@ -283,6 +307,40 @@ class Worker:
                 self._release_lease(tenant)
             self._changed.discard(tenant)
             self._refreshed_at[tenant] = now
+
+    def _rebuild(self, tenant: str) -> int:
+        started = time.perf_counter()
+        built = refresh_tenant(self.client, tenant, self.clock(), self.settings)
+        self._rebuild_seconds[tenant] = time.perf_counter() - started
+        self._slices.pop(tenant, None)  # a forced rebuild ends a sliced one too
+        return built
+
+    def _backlog_waits(self, tenant: str, since_rebuild: float) -> bool:
+        """Whether the views of a tenant whose backlog this worker folds wait a while longer
+        (see BACKLOG_REFRESH_INTERVALS): the folds go first, and their views come at the end
+        of the backlog or once they are that old."""
+        if tenant not in self._backlog:
+            return False
+        wait = max(BACKLOG_REFRESH_INTERVALS * self.settings.refresh_seconds,
+                   REFRESH_DUTY * self._rebuild_seconds.get(tenant, 0.0))  # fmt: skip
+        return since_rebuild < wait
+
+    def _sliced(self, tenant: str) -> bool:
+        """One slice of the tenant's per-name sums, when they need more than what is left of
+        one (the caller holds the lease): whether its rebuild waits for a later pass. Other
+        tenants fold and refresh between slices, so a tenant at the per-domain limit holds
+        the others for one slice, not for its whole cold rebuild."""
+        done = self._slices.get(tenant, 0)
+        today = self.clock().astimezone(UTC).date()
+        if done < SLICES_PER_REBUILD and sum_stale_days(self.client, tenant, today,
+                                                        self.view_slice_fields):  # fmt: skip
+            self._slices[tenant] = done + 1
+            self.stats.view_slices += 1
+            return True
+        # Done, or at the cap (days that keep changing, or sums Redis refused to keep): the
+        # rebuild sums what is left itself.
+        self._slices.pop(tenant, None)
+        return False
 
     def _refreshed_recently(self, tenant: str, now: float, interval_ms: int) -> bool:
         # The marker holds the refresh time on the workers' clock; its expiry only cleans up.
@@ -301,22 +359,33 @@ class Worker:
                                                        CHECKS_PER_LOOP):  # fmt: skip
             if self._stop.is_set():
                 break
-            self.check_tenant(tenant, score)
+            self.check_tenant(tenant, score, force)
 
-    def check_tenant(self, tenant: str, score: float) -> None:
+    def check_tenant(self, tenant: str, score: float, force: bool = False) -> None:
         self.stats.checks += 1
         state = worker_signals.tenant_state(self.client, tenant)
         evaluation_due = is_due_given(state.evaluation_marker, state.version,
                                       state.rules_version, self.clock())  # fmt: skip
+        if (
+            state.views_behind
+            and not force
+            and self._backlog_waits(tenant, self._now() - self._refreshed_at.get(tenant, -1e18))
+        ):
+            self._changed.add(tenant)  # rebuilt by refresh_due when its wait is over
+            self._check_again(tenant)
+            return
         if state.views_behind or evaluation_due:
             if not self._take_lease(tenant):
                 self._check_again(tenant)  # the holder may have read the data before
                 return
             try:
+                if state.views_behind and not force and self._sliced(tenant):
+                    self._changed.add(tenant)  # refresh_due goes on at the next pass
+                    self._check_again(tenant)
+                    return
                 if state.views_behind:
-                    self.stats.views_built += refresh_tenant(
-                        self.client, tenant, self.clock(), self.settings
-                    )
+                    self.stats.views_built += self._rebuild(tenant)
+                    self._refreshed_at[tenant] = self._now()
                 else:
                     self.stats.evaluations += 1
                     evaluate_tenant_now(self.client, tenant, self.clock(), self.settings)

@@ -43,11 +43,12 @@ def refresh_tenant(client: redis.Redis, tenant: str, now: datetime, settings: Se
 
 
 def evaluate_tenant_now(client: redis.Redis, tenant: str, now: datetime, settings: Settings) -> int:
-    """Evaluate one tenant (the caller holds its lease); its views are rebuilt only when an
-    insight changed (they show the active count). The number of transitions."""
+    """Evaluate one tenant (the caller holds its lease); its snapshot views are rebuilt only
+    when an insight changed (they show the active count). The number of transitions. The
+    other views follow the data, rebuilt by the worker's refresh (in slices where big)."""
     changed = evaluate.evaluate_tenant(client, tenant, now, settings.retention_days)
     if changed > 0:
-        precompute.refresh_precomputed(client, tenant, now)
+        precompute.refresh_precomputed(client, tenant, now, only="snapshot")
     return max(changed, 0)
 
 

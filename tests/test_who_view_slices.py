@@ -1,0 +1,107 @@
+"""The worker keeps the per-name views of one tenant from holding up the others, and from
+holding up its own folds: a cold rebuild of a tenant's per-domain sums is done in slices with
+other tenants folded and refreshed between them, and while a backlog is folded its views are
+rebuilt only now and then. Each test drives the real loop (``Worker.work``) on the injected
+clock; what the views then show equals what was ingested."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+
+from service.core.traces import IngestWindow, normalize_trace
+from service.core.who import DOMAINS
+from service.core.who_report import decode_rows
+from service.store import keys, worker_signals
+from service.store import traces as trace_store
+from service.store.traces import DedupeWindow
+from service.worker.loop import BACKLOG_REFRESH_INTERVALS, SLICES_PER_REBUILD
+from tests.worker_loop import LoopDriver
+
+BIG, SMALL = "a-big", "b-small"  # the big one comes first in every pass over tenants
+DAYS, DOMAINS_PER_DAY = 30, 20
+
+
+def ingest(redis_client, clock, tenant: str, traces: list[dict]) -> None:
+    window = IngestWindow.at(clock.now, 90)
+    trace_store.register_tenant(redis_client, tenant)
+    trace_store.ingest(redis_client, tenant, [normalize_trace(t, window) for t in traces],
+                       DedupeWindow(clock.now, 1))  # fmt: skip
+    worker_signals.signal_new_entries(redis_client, tenant)
+
+
+def trace(tenant: str, number: int, when, domain: str) -> dict:
+    return {"id": f"{tenant}-{number}", "timestamp": when.isoformat(), "direction": "outbound",
+            "tls_version": "TLS1.2", "recipient_domain": domain}  # fmt: skip
+
+
+def fresh(redis_client, tenant: str) -> bool:
+    """Its mail folded and its views built from that."""
+    state = worker_signals.tenant_state(redis_client, tenant)
+    return state.version > 0 and not state.views_behind
+
+
+def stored_rows(redis_client, tenant: str, clock, days: int) -> dict[str, int]:
+    today = clock.now.date()
+    key = keys.view(tenant, DOMAINS.name, (today - timedelta(days=days - 1)).isoformat(),
+                    today.isoformat())  # fmt: skip
+    body = redis_client.hget(key, "body")
+    assert body is not None
+    return {row.name: sum(row.counts) for row in decode_rows(body).rows}
+
+
+def test_a_big_tenants_cold_rebuild_does_not_hold_up_a_small_tenant(redis_client, settings, clock):
+    history = [
+        trace(BIG, day * DOMAINS_PER_DAY + n, clock.now - timedelta(days=day), f"d{n}.example")
+        for day in range(DAYS)
+        for n in range(DOMAINS_PER_DAY)
+    ]
+    ingest(redis_client, clock, BIG, history)
+    ingest(redis_client, clock, SMALL, [trace(SMALL, 0, clock.now, "small.example")])
+    loop = LoopDriver(redis_client, settings, clock)
+    # A slice sums about one block of days of the big tenant (8 days x 20 domains).
+    loop.worker.view_slice_fields = 100
+
+    loop.run(timedelta(seconds=30), until=lambda: fresh(redis_client, SMALL))
+
+    assert fresh(redis_client, SMALL)
+    assert not fresh(redis_client, BIG)  # its sums are still being summed, slice by slice
+    assert loop.worker.stats.view_slices == 1
+    assert stored_rows(redis_client, SMALL, clock, 7) == {"small.example": 1}
+
+    loop.run(timedelta(seconds=30), until=lambda: fresh(redis_client, BIG))
+
+    assert fresh(redis_client, BIG)
+    assert 2 <= loop.worker.stats.view_slices <= SLICES_PER_REBUILD
+    expected = {f"d{n}.example": DAYS for n in range(DOMAINS_PER_DAY)}
+    assert stored_rows(redis_client, BIG, clock, 30) == expected
+    assert stored_rows(redis_client, BIG, clock, 7) == {name: 7 for name in expected}
+
+
+def test_views_are_rebuilt_now_and_then_while_a_backlog_is_folded_and_at_its_end(
+    redis_client, settings, clock
+):
+    batches = 12
+    for batch in range(batches):  # one stream entry each, folded one per pass
+        ingest(redis_client, clock, SMALL,
+               [trace(SMALL, batch * 10 + n, clock.now, f"d{n}.example") for n in range(10)])  # fmt: skip
+    seen_versions = []
+
+    def slow_fold(tenant: str) -> None:
+        # Each fold takes a whole refresh interval: without coalescing every fold is followed
+        # by a rebuild of the tenant's views.
+        clock.advance(seconds=settings.refresh_seconds)
+        seen_versions.append(worker_signals.tenant_state(redis_client, tenant).views_version)
+
+    loop = LoopDriver(redis_client, replace(settings, fold_batch_entries=1), clock)
+    loop.worker.after_fold = slow_fold
+
+    loop.run(timedelta(minutes=5), until=lambda: fresh(redis_client, SMALL) and len(
+        seen_versions) == batches)  # fmt: skip
+
+    rebuilds_during_backlog = len(set(seen_versions)) - 1  # the first value is before any
+    assert 1 <= rebuilds_during_backlog <= -(-batches // BACKLOG_REFRESH_INTERVALS)
+    assert fresh(redis_client, SMALL)
+    assert stored_rows(redis_client, SMALL, clock, 7) == {
+        f"d{n}.example": batches for n in range(10)
+    }
