@@ -15,7 +15,7 @@ from service.core.who_report import decode_rows
 from service.store import keys, worker_signals
 from service.store import traces as trace_store
 from service.store.traces import DedupeWindow
-from service.worker.loop import BACKLOG_REFRESH_INTERVALS, SLICES_PER_REBUILD
+from service.worker.loop import BACKLOG_REFRESH_INTERVALS, REFRESH_DUTY, SLICES_PER_REBUILD
 from tests.worker_loop import LoopDriver
 
 BIG, SMALL = "a-big", "b-small"  # the big one comes first in every pass over tenants
@@ -105,3 +105,45 @@ def test_views_are_rebuilt_now_and_then_while_a_backlog_is_folded_and_at_its_end
     assert stored_rows(redis_client, SMALL, clock, 7) == {
         f"d{n}.example": batches for n in range(10)
     }
+
+
+class TickingClock:
+    """The test clock, moved on by ``tick`` at every reading: work takes time on it."""
+
+    def __init__(self, clock, tick: timedelta) -> None:
+        self.clock, self.tick = clock, tick
+
+    @property
+    def now(self):
+        return self.clock.now
+
+    def __call__(self):
+        self.clock.now += self.tick
+        return self.clock.now
+
+    def advance(self, **delta: float) -> None:
+        self.clock.advance(**delta)
+
+
+def test_rebuilds_take_a_bounded_share_of_a_worker_under_steady_mail(redis_client, settings, clock):
+    ticking = TickingClock(clock, timedelta(seconds=0.1))
+    batches = iter(range(60))
+
+    def one_batch_per_pass() -> bool:  # mail arriving all the time, a little at a time
+        batch = next(batches, None)
+        if batch is not None:
+            ingest(redis_client, clock, SMALL,
+                   [trace(SMALL, batch * 5 + n, clock.now, f"d{n}.example") for n in range(5)])  # fmt: skip
+        return batch is None
+
+    loop = LoopDriver(redis_client, replace(settings, refresh_seconds=0.5), ticking)
+    started = clock.now
+    loop.run(timedelta(hours=1), until=one_batch_per_pass)
+    elapsed = (clock.now - started).total_seconds()
+
+    stats = loop.worker.stats
+    assert stats.traces == 300
+    assert stats.views_built > 0
+    # Rebuilt at every refresh interval, the views would take a sixth of the time here.
+    last_rebuild = 0.5  # a rebuild reads the clock a few times: each reading is 0.1 s
+    assert stats.rebuild_seconds <= elapsed / (REFRESH_DUTY + 1) + last_rebuild

@@ -52,11 +52,12 @@ HEARTBEAT_SECONDS = 1.0
 SWEEP_SECONDS = 30.0
 SIGNALLED_PER_LOOP = 1000  # tenants with new entries taken per loop
 CHECKS_PER_LOOP = 100  # due tenant checks taken per loop
-# While a tenant's backlog is folded, its views are rebuilt at most every this many refresh
-# intervals, and never more than a 1/REFRESH_DUTY share of the time: a rebuild of views whose
-# days keep changing costs seconds, and the counters, not the views, are what is behind.
+# A tenant's views are rebuilt no sooner than REFRESH_DUTY times its last rebuild after it,
+# so rebuilds take at most a 1/(REFRESH_DUTY + 1) share of a worker (at the per-domain limit
+# with mail for past days, one costs seconds); and while a backlog of it is folded, at most
+# every BACKLOG_REFRESH_INTERVALS refresh intervals: then the counters are what is behind.
+REFRESH_DUTY = 6
 BACKLOG_REFRESH_INTERVALS = 5
-REFRESH_DUTY = 4
 # A tenant's per-name sums are summed in slices of about this many fields, other tenants
 # served between them (``who_rows.sum_stale_days``); at most SLICES_PER_REBUILD per rebuild.
 VIEW_SLICE_FIELDS = 100_000
@@ -74,6 +75,7 @@ class WorkerStats:
     evaluations: int = 0  # evaluations a check found due
     evaluation_passes: int = 0  # passes over every tenant (evaluate_all)
     view_slices: int = 0  # slices of per-name sums done ahead of a rebuild
+    rebuild_seconds: float = 0.0  # time spent rebuilding views and their slices (its clock)
 
 
 @dataclass
@@ -106,6 +108,7 @@ class Worker:
         self._backlog: set[str] = set()  # tenants whose last read filled a batch
         self._slices: dict[str, int] = {}  # tenants with a sliced rebuild under way: slices
         self._rebuild_seconds: dict[str, float] = {}  # what each one's last rebuild took
+        self._slice_seconds: dict[str, float] = {}  # what the slices of one under way took
 
     # -- control ---------------------------------------------------------------------------
 
@@ -128,7 +131,7 @@ class Worker:
                         # refuses writes waits for it like every other pass, never exits.
                         self._instance = health.claim_instance(self.client, None)
                     folded = self.fold_all() if burst else self.fold_signalled()
-                    self.refresh_due(force=burst and not folded)
+                    sliced = self.refresh_due(force=burst and not folded)
                     self.check_due(force=burst and not folded)
                     self.evaluate_due(force=burst and not folded)
                     self.heartbeat()
@@ -144,7 +147,7 @@ class Worker:
                     continue
                 if burst and not folded:
                     break
-                if not folded:
+                if not folded and not sliced:
                     self._sleep(IDLE_WAIT_SECONDS)
         finally:
             # Stopping while Redis is down or refuses writes: the flush and the goodbye are
@@ -280,17 +283,19 @@ class Worker:
 
     # -- views -----------------------------------------------------------------------------
 
-    def refresh_due(self, force: bool = False) -> None:
+    def refresh_due(self, force: bool = False) -> int:
         """Rebuild views of changed tenants, each at most every MAILFLOW_REFRESH_SECONDS — by
         all workers together: a marker in Redis keeps a second worker that folded for the same
-        tenant from rebuilding it again within the interval (the change waits for the next)."""
+        tenant from rebuilding it again within the interval (the change waits for the next).
+        The number of slices done of rebuilds that go on at the next pass."""
+        sliced = 0
         now = self._now()
         interval_ms = int(self.settings.refresh_seconds * 1000)
         for tenant in sorted(self._changed):
             last = self._refreshed_at.get(tenant, -1e18)
             if not force and now - last < self.settings.refresh_seconds:
                 continue
-            if not force and self._backlog_waits(tenant, now - last):
+            if not force and self._rebuild_waits(tenant, now - last):
                 continue
             if not force and interval_ms and self._refreshed_recently(tenant, now, interval_ms):
                 continue
@@ -298,6 +303,7 @@ class Worker:
                 continue  # another worker is refreshing it; our change is in its data too
             try:
                 if not force and self._sliced(tenant):
+                    sliced += 1
                     continue  # the rebuild comes at a later pass
                 self.stats.views_built += self._rebuild(tenant)
                 if interval_ms:
@@ -307,22 +313,24 @@ class Worker:
                 self._release_lease(tenant)
             self._changed.discard(tenant)
             self._refreshed_at[tenant] = now
+        return sliced
 
     def _rebuild(self, tenant: str) -> int:
-        started = time.perf_counter()
+        # Timed on the injected clock, like every schedule of the loop (the real one in use).
+        started = self._now()
         built = refresh_tenant(self.client, tenant, self.clock(), self.settings)
-        self._rebuild_seconds[tenant] = time.perf_counter() - started
+        took = self._now() - started
+        self.stats.rebuild_seconds += took
+        self._rebuild_seconds[tenant] = took + self._slice_seconds.pop(tenant, 0.0)
         self._slices.pop(tenant, None)  # a forced rebuild ends a sliced one too
         return built
 
-    def _backlog_waits(self, tenant: str, since_rebuild: float) -> bool:
-        """Whether the views of a tenant whose backlog this worker folds wait a while longer
-        (see BACKLOG_REFRESH_INTERVALS): the folds go first, and their views come at the end
-        of the backlog or once they are that old."""
-        if tenant not in self._backlog:
-            return False
-        wait = max(BACKLOG_REFRESH_INTERVALS * self.settings.refresh_seconds,
-                   REFRESH_DUTY * self._rebuild_seconds.get(tenant, 0.0))  # fmt: skip
+    def _rebuild_waits(self, tenant: str, since_rebuild: float) -> bool:
+        """Whether a changed tenant's views wait longer than the refresh interval (see
+        REFRESH_DUTY and BACKLOG_REFRESH_INTERVALS): its folds go first."""
+        wait = (REFRESH_DUTY + 1) * self._rebuild_seconds.get(tenant, 0.0)
+        if tenant in self._backlog:
+            wait = max(wait, BACKLOG_REFRESH_INTERVALS * self.settings.refresh_seconds)
         return since_rebuild < wait
 
     def _sliced(self, tenant: str) -> bool:
@@ -332,8 +340,12 @@ class Worker:
         the others for one slice, not for its whole cold rebuild."""
         done = self._slices.get(tenant, 0)
         today = self.clock().astimezone(UTC).date()
+        started = self._now()
         if done < SLICES_PER_REBUILD and sum_stale_days(self.client, tenant, today,
                                                         self.view_slice_fields):  # fmt: skip
+            took = self._now() - started
+            self.stats.rebuild_seconds += took
+            self._slice_seconds[tenant] = self._slice_seconds.get(tenant, 0.0) + took
             self._slices[tenant] = done + 1
             self.stats.view_slices += 1
             return True
@@ -369,7 +381,7 @@ class Worker:
         if (
             state.views_behind
             and not force
-            and self._backlog_waits(tenant, self._now() - self._refreshed_at.get(tenant, -1e18))
+            and self._rebuild_waits(tenant, self._now() - self._refreshed_at.get(tenant, -1e18))
         ):
             self._changed.add(tenant)  # rebuilt by refresh_due when its wait is over
             self._check_again(tenant)
