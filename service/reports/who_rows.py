@@ -79,19 +79,24 @@ def read_rows(client: redis.Redis, tenant: str, kind: WhoKind, window: Window) -
 
 
 def sum_stale_days(client: redis.Redis, tenant: str, today: date, fields_budget: int) -> bool:
-    """One bounded slice of the work of building the per-name windows the worker keeps built:
-    their runs of days not yet summed (or changed since), summed and cached until about
-    ``fields_budget`` fields; whether some remain. The build after the last slice reads them
-    cached, so its cost is that of a build after a fold into today, whatever the history."""
+    """One bounded slice of the work of building the per-name windows the worker keeps built,
+    when that work is more than one slice (``fields_budget`` counter fields): their runs of
+    days not yet summed (or changed since), summed and cached; whether a slice was done. The
+    build after the last slice reads them cached; work of one slice or less is left to the
+    build, which sums it as it always did."""
+    stale = [
+        window_sums.stale_runs(client, tenant, Window(today - timedelta(days=days - 1), today),
+                               *_counter_keys(kind))
+        for kind in KINDS
+        for report, days in PRECOMPUTED_WINDOWS
+        if report == kind.name
+    ]  # fmt: skip
+    if sum(runs.fields for runs in stale) <= fields_budget:
+        return False
     budget = fields_budget
-    for kind in KINDS:
-        for report, days in PRECOMPUTED_WINDOWS:
-            if report != kind.name:
-                continue
-            window = Window(today - timedelta(days=days - 1), today)
-            summed, remain = window_sums.sum_stale_runs(client, tenant, window,
-                                                        *_counter_keys(kind), budget)  # fmt: skip
-            if remain:
-                return True
-            budget -= summed
-    return False
+    for runs in stale:
+        summed, remain = runs.sum(budget)
+        budget -= summed
+        if remain or budget <= 0:
+            break
+    return True

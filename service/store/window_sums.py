@@ -192,24 +192,43 @@ def sum_counters(
     return CounterSums(min(seen), int(as_of) if as_of else None, sums)
 
 
-def sum_stale_runs(
+@dataclass
+class StaleRuns:
+    """The cached runs of a window's ``sum_counters`` plan that are not valid, the runs inside
+    a run first, each with the counter fields of its days (what summing it reads at most)."""
+
+    summer: _Summer
+    runs: list[tuple[CachedRun, int]]
+
+    @property
+    def fields(self) -> int:
+        return sum(cost for _, cost in self.runs)
+
+    def sum(self, fields_budget: int) -> tuple[int, bool]:
+        """Sum and cache them in order until about ``fields_budget`` fields; the fields
+        summed, and whether some remain. It stops after the run that passes the budget, so
+        it reads at most the budget and one run (a block of ``sum_plan.BLOCK_DAYS`` days, or
+        a window's edge days and its blocks)."""
+        summed = 0
+        for run, cost in self.runs:
+            if summed >= fields_budget:
+                return summed, True
+            self.summer.sum_parts([run])
+            summed += cost
+        return summed, False
+
+
+def stale_runs(
     client: redis.Redis,
     tenant: str,
     window: Window,
     day_key: day_chunks.DayKey,
     version_key: day_chunks.DayKey,
     sum_key: Callable[[str, str, str], str],
-    fields_budget: int,
-) -> tuple[int, bool]:
-    """Sum and cache the cached runs of ``window``'s ``sum_counters`` plan that are not valid,
-    the runs inside a run first, until their days hold about ``fields_budget`` counter fields;
-    those fields, and whether some runs remain. One bounded slice of a cold build: the worker
-    serves other tenants between slices, and the build after them reads these runs cached. A
-    slice ends after the run that passes the budget, so it reads at most the budget and one
-    run (a block of ``sum_plan.BLOCK_DAYS`` days, or a window's edge days and its blocks)."""
+) -> StaleRuns:
+    """What a ``sum_counters`` of ``window`` would sum again before using: summed ahead in
+    slices, a cold build's cost is cut into pieces, and the build after reads them cached."""
     runs = list(_inner_runs_first(plan_window_sum(window, recent_days=1)))
-    if not runs:
-        return 0, False
     pipe = client.pipeline(transaction=False)
     _ask_days(pipe, tenant, window, day_key, version_key)
     for day in window.days:
@@ -222,16 +241,12 @@ def sum_stale_runs(
     ttls, sizes, stamps = replies[:count], replies[count : 2 * count], replies[2 * count :]
     summer = _Summer(client, tenant, window.days, versions, ttls, asked, day_key, sum_key,
                      packed_reads=True)  # fmt: skip
-    summed = 0
+    stale = []
     for run, stamp in zip(runs, stamps, strict=True):
         newest = max(int(v or 0) for v in versions[run.first : run.last + 1])
-        if stamp is not None and int(stamp) == newest:
-            continue
-        if summed >= fields_budget:
-            return summed, True
-        summer.sum_parts([run])
-        summed += sum(sizes[run.first : run.last + 1])
-    return summed, False
+        if stamp is None or int(stamp) != newest:
+            stale.append((run, sum(sizes[run.first : run.last + 1])))
+    return StaleRuns(summer, stale)
 
 
 def _ask_days(
