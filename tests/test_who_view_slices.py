@@ -12,7 +12,7 @@ from datetime import timedelta
 from service.core.traces import IngestWindow, normalize_trace
 from service.core.who import DOMAINS
 from service.core.who_report import decode_rows
-from service.store import keys, worker_signals
+from service.store import insights_store, keys, worker_signals
 from service.store import traces as trace_store
 from service.store.traces import DedupeWindow
 from service.worker.loop import BACKLOG_REFRESH_INTERVALS, REFRESH_DUTY, SLICES_PER_REBUILD
@@ -67,11 +67,15 @@ def test_a_big_tenants_cold_rebuild_does_not_hold_up_a_small_tenant(redis_client
     assert fresh(redis_client, SMALL)
     assert not fresh(redis_client, BIG)  # its sums are still being summed, slice by slice
     assert loop.worker.stats.view_slices == 1
+    # Nor did the minute's evaluation pass build its rows in one go: it is evaluated with
+    # its rebuild.
+    assert insights_store.evaluation_marker(redis_client, BIG)[0] is None
     assert stored_rows(redis_client, SMALL, clock, 7) == {"small.example": 1}
 
     loop.run(timedelta(seconds=30), until=lambda: fresh(redis_client, BIG))
 
     assert fresh(redis_client, BIG)
+    assert insights_store.evaluation_marker(redis_client, BIG)[0] is not None
     assert 2 <= loop.worker.stats.view_slices <= SLICES_PER_REBUILD
     expected = {f"d{n}.example": DAYS for n in range(DOMAINS_PER_DAY)}
     assert stored_rows(redis_client, BIG, clock, 30) == expected

@@ -424,7 +424,7 @@ class Worker:
                 and (now - last).total_seconds() < EVALUATE_EVERY_SECONDS):  # fmt: skip
             return
         self.stats.evaluation_passes += 1
-        evaluate_all(self.client, now, self.settings, self.name)
+        evaluate_all(self.client, now, self.settings, self.name, refreshing=self._changed)
         self._evaluated_at = now
 
     def _take_lease(self, tenant: str) -> bool:

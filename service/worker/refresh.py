@@ -7,6 +7,7 @@ stored, as a second line of defence.
 
 from __future__ import annotations
 
+from collections.abc import Container
 from datetime import UTC, datetime, timedelta
 
 import redis
@@ -52,17 +53,26 @@ def evaluate_tenant_now(client: redis.Redis, tenant: str, now: datetime, setting
     return max(changed, 0)
 
 
-def evaluate_all(client: redis.Redis, now: datetime, settings: Settings, holder: str) -> int:
+def evaluate_all(
+    client: redis.Redis,
+    now: datetime,
+    settings: Settings,
+    holder: str,
+    refreshing: Container[str] = (),
+) -> int:
     """Re-evaluate every tenant whose evaluation is out of date (a new UTC day, new data or new
     rule settings), each under its refresh lease; the number of insight transitions.
 
     Cheap when nothing changed: one round trip per tenant. The worker calls this every
     EVALUATE_EVERY_SECONDS and at each UTC day, so time passing resolves insights too. A
-    tenant whose lease another worker holds is marked to be checked again shortly.
+    tenant whose lease another worker holds is marked to be checked again shortly. Tenants
+    ``refreshing`` (changed, with a rebuild of their views pending in this worker, which
+    evaluates them too) are left to it: their rebuild may be in slices, and evaluating them
+    here would build their per-name rows in one go.
     """
     transitions = 0
     for tenant in worker_signals.all_tenants(client):
-        if not evaluate.is_due(client, tenant, now):
+        if tenant in refreshing or not evaluate.is_due(client, tenant, now):
             continue
         if not refresh_lease.take(client, tenant, holder, settings.refresh_seconds):
             due_ms = int((now.timestamp() + settings.refresh_seconds) * 1000)
