@@ -151,3 +151,37 @@ def test_rebuilds_take_a_bounded_share_of_a_worker_under_steady_mail(redis_clien
     # Rebuilt at every refresh interval, the views would take a sixth of the time here.
     last_rebuild = 0.5  # a rebuild reads the clock a few times: each reading is 0.1 s
     assert stats.rebuild_seconds <= elapsed / (REFRESH_DUTY + 1) + last_rebuild
+
+
+def test_new_rule_settings_are_evaluated_while_a_rebuild_waits(
+    client, redis_client, settings, clock
+):
+    def tls10_mail(first: int) -> list[dict]:
+        return [{"id": f"rules{first + n}", "timestamp": clock.now.isoformat(),
+                 "direction": "inbound", "connector": "Contoso", "connector_type": "partner",
+                 "tls_version": "TLS1.0" if n < 12 else "TLS1.2"} for n in range(100)]  # fmt: skip
+
+    def active() -> int:
+        return insights_store.count_active(redis_client, "default")
+
+    for batch in range(20):  # a backlog: one stream entry folded per pass
+        assert client.post("/api/v1/traces", json=tls10_mail(100 * batch)).status_code == 202
+    loop = LoopDriver(redis_client, replace(settings, fold_batch_entries=1), clock)
+    loop.worker.after_fold = lambda tenant: clock.advance(seconds=0.5)  # a fold takes time
+    passes = []
+
+    def put_rules_at_the_third_pass() -> bool:
+        passes.append(1)
+        if len(passes) == 3:
+            assert active() == 1  # the views and insights of the first fold
+            put = client.put("/api/v1/insight-rules/inbound-partner-tls10",
+                             json={"enabled": False})  # fmt: skip
+            assert put.status_code == 200
+        return len(passes) > 3 and active() == 0
+
+    loop.run(timedelta(minutes=5), until=put_rules_at_the_third_pass)
+
+    assert active() == 0
+    # Its rule settings read a refresh interval after the last (4 folds), evaluated then.
+    assert len(passes) <= 3 + 2 * settings.refresh_seconds + 2
+    assert not fresh(redis_client, "default")  # its views wait for the end of the backlog

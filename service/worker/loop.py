@@ -31,10 +31,17 @@ import redis
 from service.config import Settings
 from service.core.fold import EntryIncrements, entry_increments
 from service.reports.who_rows import sum_stale_days
-from service.store import health, keys, refresh_lease, who_counters, worker_signals
+from service.store import (
+    health,
+    insights_store,
+    keys,
+    refresh_lease,
+    who_counters,
+    worker_signals,
+)
 from service.store.availability import describe, is_unavailable
 from service.telemetry.metrics import METRICS
-from service.worker.evaluate import is_due_given
+from service.worker.evaluate import is_due_given, settings_or_day_changed
 from service.worker.refresh import (
     EVALUATE_EVERY_SECONDS,
     evaluate_all,
@@ -109,6 +116,7 @@ class Worker:
         self._slices: dict[str, int] = {}  # tenants with a sliced rebuild under way: slices
         self._rebuild_seconds: dict[str, float] = {}  # what each one's last rebuild took
         self._slice_seconds: dict[str, float] = {}  # what the slices of one under way took
+        self._settings_read_at: dict[str, float] = {}  # waiting tenants' rule settings read
 
     # -- control ---------------------------------------------------------------------------
 
@@ -296,6 +304,10 @@ class Worker:
             if not force and now - last < self.settings.refresh_seconds:
                 continue
             if not force and self._rebuild_waits(tenant, now - last):
+                if now - self._settings_read_at.get(tenant, -1e18) >= self.settings.refresh_seconds:
+                    self._settings_read_at[tenant] = now
+                    marker, _, rules_version = insights_store.evaluation_marker(self.client, tenant)
+                    self._evaluate_while_waiting(tenant, marker, rules_version)
                 continue
             if not force and interval_ms and self._refreshed_recently(tenant, now, interval_ms):
                 continue
@@ -332,6 +344,19 @@ class Worker:
         if tenant in self._backlog:
             wait = max(wait, BACKLOG_REFRESH_INTERVALS * self.settings.refresh_seconds)
         return since_rebuild < wait
+
+    def _evaluate_while_waiting(self, tenant: str, marker: str | None, rules_version: int) -> None:
+        """New rule settings or a new UTC day are evaluated at once, not kept waiting by a
+        tenant's rebuild (each waiting tenant's settings are read once per refresh interval);
+        new data alone is evaluated with the rebuild."""
+        if settings_or_day_changed(marker, rules_version, self.clock()) and self._take_lease(
+            tenant
+        ):
+            try:
+                self.stats.evaluations += 1
+                evaluate_tenant_now(self.client, tenant, self.clock(), self.settings)
+            finally:
+                self._release_lease(tenant)
 
     def _sliced(self, tenant: str) -> bool:
         """One slice of the tenant's per-name sums, when they need more than what is left of
@@ -385,6 +410,7 @@ class Worker:
         ):
             self._changed.add(tenant)  # rebuilt by refresh_due when its wait is over
             self._check_again(tenant)
+            self._evaluate_while_waiting(tenant, state.evaluation_marker, state.rules_version)
             return
         if state.views_behind or evaluation_due:
             if not self._take_lease(tenant):
