@@ -111,6 +111,35 @@ def test_views_are_rebuilt_now_and_then_while_a_backlog_is_folded_and_at_its_end
     }
 
 
+def test_views_wait_while_the_folds_fall_behind_the_mail(redis_client, settings, clock):
+    """Not only a full batch: more entries arriving during each fold than it took."""
+    folds = 12
+    ingest(redis_client, clock, SMALL, [trace(SMALL, 0, clock.now, "d0.example")])
+    seen_versions, arrived = [], [1]
+
+    def more_arrives_meanwhile(tenant: str) -> None:
+        clock.advance(seconds=0.5)  # each fold takes a quarter of a refresh interval
+        seen_versions.append(worker_signals.tenant_state(redis_client, tenant).views_version)
+        if len(seen_versions) < folds:  # one entry more than the fold took, each of 5 traces
+            for _ in range(len(seen_versions) + 1):
+                first = 5 * sum(arrived)
+                ingest(redis_client, clock, SMALL,
+                       [trace(SMALL, first + n, clock.now, f"d{n}.example") for n in range(5)])  # fmt: skip
+                arrived.append(1)
+
+    loop = LoopDriver(redis_client, settings, clock)
+    loop.worker.after_fold = more_arrives_meanwhile
+
+    loop.run(timedelta(minutes=5), until=lambda: len(seen_versions) >= folds and fresh(
+        redis_client, SMALL))  # fmt: skip
+
+    rebuilds_while_behind = len(set(seen_versions[:folds])) - 1
+    # Every refresh interval (4 folds) before: 2 or 3; now the first fold's rebuild only.
+    assert rebuilds_while_behind <= 1
+    assert fresh(redis_client, SMALL)
+    assert loop.worker.stats.traces == 1 + 5 * (len(arrived) - 1)
+
+
 class TickingClock:
     """The test clock, moved on by ``tick`` at every reading: work takes time on it."""
 

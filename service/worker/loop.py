@@ -61,8 +61,8 @@ SIGNALLED_PER_LOOP = 1000  # tenants with new entries taken per loop
 CHECKS_PER_LOOP = 100  # due tenant checks taken per loop
 # A tenant's views are rebuilt no sooner than REFRESH_DUTY times its last rebuild after it,
 # so rebuilds take at most a 1/(REFRESH_DUTY + 1) share of a worker (at the per-domain limit
-# with mail for past days, one costs seconds); and while a backlog of it is folded, at most
-# every BACKLOG_REFRESH_INTERVALS refresh intervals: then the counters are what is behind.
+# with mail for past days, one costs seconds); and while its folds fall behind its mail, at
+# most every BACKLOG_REFRESH_INTERVALS refresh intervals: then the counters are behind.
 REFRESH_DUTY = 6
 BACKLOG_REFRESH_INTERVALS = 5
 # A tenant's per-name sums are summed in slices of about this many fields, other tenants
@@ -112,7 +112,7 @@ class Worker:
         self._last_beat = -1e9
         self._instance: str | None = None
         self._evaluated_at: datetime | None = None
-        self._backlog: set[str] = set()  # tenants whose last read filled a batch
+        self._backlog: set[str] = set()  # tenants whose folds fall behind their mail
         self._slices: dict[str, int] = {}  # tenants with a sliced rebuild under way: slices
         self._rebuild_seconds: dict[str, float] = {}  # what each one's last rebuild took
         self._slice_seconds: dict[str, float] = {}  # what the slices of one under way took
@@ -230,11 +230,9 @@ class Worker:
         if len(new) >= self.settings.fold_batch_entries:
             # More may wait: signal it again, so this or another worker reads on.
             worker_signals.signal_new_entries(self.client, tenant)
-            self._backlog.add(tenant)
-        else:
-            self._backlog.discard(tenant)
         entries = claimed + new
         if not entries:
+            self._backlog.discard(tenant)
             return 0
         # Marked after the read (the entries are pending) and before the fold: if this
         # worker dies after the fold commits, another one finds the views behind the data.
@@ -245,6 +243,14 @@ class Worker:
         )
         if self.after_fold is not None:
             self.after_fold(tenant)
+        # Behind: a full batch read, or more entries arrived meanwhile than this fold took
+        # (folded entries leave the stream, so its length is what waits).
+        if len(new) >= self.settings.fold_batch_entries or self.client.xlen(
+            keys.stream(tenant)
+        ) > len(entries):
+            self._backlog.add(tenant)
+        else:
+            self._backlog.discard(tenant)
         METRICS.observe("mailflow_fold_duration_seconds", (), time.perf_counter() - started)
         METRICS.inc("mailflow_fold_batches_total")
         METRICS.inc("mailflow_folded_traces_total", (), result.traces)
