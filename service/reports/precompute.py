@@ -36,11 +36,16 @@ def precomputed_keys(tenant: str, today: date, report: str) -> list[str]:
     return names
 
 
-def refresh_precomputed(client: redis.Redis, tenant: str, now: datetime) -> int:
-    """Rebuild every precomputed window of a tenant (the worker, after a fold)."""
+def refresh_precomputed(
+    client: redis.Redis, tenant: str, now: datetime, only: str | None = None
+) -> int:
+    """Rebuild every precomputed window of a tenant (the worker, after a fold), or those of
+    report ``only``."""
     today = today_of(now)
     built = 0
     for report, days in PRECOMPUTED_WINDOWS:
+        if only is not None and report != only:
+            continue
         window = Window(today - timedelta(days=days - 1), today)
         start_end = (window.start.isoformat(), window.end.isoformat())
         views: list[tuple[tuple[str, ...], Built]]

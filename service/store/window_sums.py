@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -180,9 +180,7 @@ def sum_counters(
     for _ in range(day_chunks.READ_ATTEMPTS):
         pipe = client.pipeline(transaction=False)
         pipe.hmget(keys.meta(tenant), "version", "data_as_of_ms")
-        pipe.execute_command("MGET", *(version_key(tenant, day) for day in window.days))
-        for day in window.days:
-            pipe.pttl(day_key(tenant, day))
+        _ask_days(pipe, tenant, window, day_key, version_key)
         asked = time.monotonic()
         (version, as_of), versions, *ttls = pipe.execute()
         summer = _Summer(client, tenant, window.days, versions, ttls, asked, day_key, sum_key,
@@ -192,3 +190,81 @@ def sum_counters(
         if client.hget(keys.meta(tenant), "version") == version:
             break
     return CounterSums(min(seen), int(as_of) if as_of else None, sums)
+
+
+@dataclass
+class StaleRuns:
+    """The cached runs of a window's ``sum_counters`` plan that are not valid, the runs inside
+    a run first, each with the counter fields of its days (what summing it reads at most)."""
+
+    summer: _Summer
+    runs: list[tuple[CachedRun, int]]
+
+    @property
+    def fields(self) -> int:
+        return sum(cost for _, cost in self.runs)
+
+    def sum(self, fields_budget: int) -> tuple[int, bool]:
+        """Sum and cache them in order until about ``fields_budget`` fields; the fields
+        summed, and whether some remain. It stops after the run that passes the budget, so
+        it reads at most the budget and one run (a block of ``sum_plan.BLOCK_DAYS`` days, or
+        a window's edge days and its blocks)."""
+        summed = 0
+        for run, cost in self.runs:
+            if summed >= fields_budget:
+                return summed, True
+            self.summer.sum_parts([run])
+            summed += cost
+        return summed, False
+
+
+def stale_runs(
+    client: redis.Redis,
+    tenant: str,
+    window: Window,
+    day_key: day_chunks.DayKey,
+    version_key: day_chunks.DayKey,
+    sum_key: Callable[[str, str, str], str],
+) -> StaleRuns:
+    """What a ``sum_counters`` of ``window`` would sum again before using: summed ahead in
+    slices, a cold build's cost is cut into pieces, and the build after reads them cached."""
+    runs = list(_inner_runs_first(plan_window_sum(window, recent_days=1)))
+    pipe = client.pipeline(transaction=False)
+    _ask_days(pipe, tenant, window, day_key, version_key)
+    for day in window.days:
+        pipe.hlen(day_key(tenant, day))
+    for run in runs:
+        pipe.hget(sum_key(tenant, window.days[run.first], window.days[run.last]), "stamp")
+    asked = time.monotonic()
+    versions, *replies = pipe.execute()
+    count = len(window.days)
+    ttls, sizes, stamps = replies[:count], replies[count : 2 * count], replies[2 * count :]
+    summer = _Summer(client, tenant, window.days, versions, ttls, asked, day_key, sum_key,
+                     packed_reads=True)  # fmt: skip
+    stale = []
+    for run, stamp in zip(runs, stamps, strict=True):
+        newest = max(int(v or 0) for v in versions[run.first : run.last + 1])
+        if stamp is None or int(stamp) != newest:
+            stale.append((run, sum(sizes[run.first : run.last + 1])))
+    return StaleRuns(summer, stale)
+
+
+def _ask_days(
+    pipe: Any,
+    tenant: str,
+    window: Window,
+    day_key: day_chunks.DayKey,
+    version_key: day_chunks.DayKey,
+) -> None:
+    """Queue what a ``_Summer`` is given about the window's days: their data versions (one
+    MGET) and their counters' time to live."""
+    pipe.execute_command("MGET", *(version_key(tenant, day) for day in window.days))
+    for day in window.days:
+        pipe.pttl(day_key(tenant, day))
+
+
+def _inner_runs_first(parts: Sequence[Part]) -> Iterator[CachedRun]:
+    for part in parts:
+        if isinstance(part, CachedRun):
+            yield from _inner_runs_first(part.parts)
+            yield part

@@ -85,6 +85,15 @@ def is_due(client: redis.Redis, tenant: str, now: datetime) -> bool:
     return is_due_given(marker, version, rules_version, now)
 
 
+def settings_or_day_changed(marker: str | None, rules_version: int, now: datetime) -> bool:
+    """Whether the last evaluation was on another day or with other rule settings (not only
+    with other data): what the worker evaluates at once even when a rebuild waits. ``now`` is
+    the tenant's clock (``tenant_now``), so its local midnight is its new day."""
+    today = today_of(now).isoformat()
+    day, _, rest = (marker or "").partition("|")
+    return day != today or rest.rpartition("|")[2] != str(rules_version)
+
+
 def is_due_given(marker: str | None, version: int, rules_version: int, now: datetime) -> bool:
     """``is_due`` from values already read (the worker's tenant check reads them at once);
     ``now`` is the tenant's clock, so its local midnight makes an evaluation due."""

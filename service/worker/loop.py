@@ -30,11 +30,20 @@ import redis
 
 from service.config import Settings
 from service.core.fold import EntryIncrements, entry_increments
-from service.core.local_days import tenant_now
-from service.store import health, keys, refresh_lease, tenant_zone, who_counters, worker_signals
+from service.core.local_days import tenant_now, today_of
+from service.reports.who_rows import sum_stale_days
+from service.store import (
+    health,
+    insights_store,
+    keys,
+    refresh_lease,
+    tenant_zone,
+    who_counters,
+    worker_signals,
+)
 from service.store.availability import describe, is_unavailable
 from service.telemetry.metrics import METRICS
-from service.worker.evaluate import is_due_given
+from service.worker.evaluate import is_due_given, settings_or_day_changed
 from service.worker.refresh import (
     EVALUATE_EVERY_SECONDS,
     evaluate_all,
@@ -52,6 +61,16 @@ HEARTBEAT_SECONDS = 1.0
 SWEEP_SECONDS = 30.0
 SIGNALLED_PER_LOOP = 1000  # tenants with new entries taken per loop
 CHECKS_PER_LOOP = 100  # due tenant checks taken per loop
+# A tenant's views are rebuilt no sooner than REFRESH_DUTY times its last rebuild after it,
+# so rebuilds take at most a 1/(REFRESH_DUTY + 1) share of a worker (at the per-domain limit
+# with mail for past days, one costs seconds); and while its folds fall behind its mail, at
+# most every BACKLOG_REFRESH_INTERVALS refresh intervals: then the counters are behind.
+REFRESH_DUTY = 6
+BACKLOG_REFRESH_INTERVALS = 5
+# A tenant's per-name sums are summed in slices of about this many fields, other tenants
+# served between them (``who_rows.sum_stale_days``); at most SLICES_PER_REBUILD per rebuild.
+VIEW_SLICE_FIELDS = 100_000
+SLICES_PER_REBUILD = 8
 
 
 @dataclass
@@ -64,6 +83,8 @@ class WorkerStats:
     checks: int = 0  # marked tenants checked
     evaluations: int = 0  # evaluations a check found due
     evaluation_passes: int = 0  # passes over every tenant (evaluate_all)
+    view_slices: int = 0  # slices of per-name sums done ahead of a rebuild
+    rebuild_seconds: float = 0.0  # time spent rebuilding views and their slices (its clock)
 
 
 @dataclass
@@ -78,6 +99,7 @@ class Worker:
     sleep: Callable[[float], object] | None = None
     # Called after each committed fold, before any refresh: fault tests stop a worker there.
     after_fold: Callable[[str], None] | None = None
+    view_slice_fields: int = VIEW_SLICE_FIELDS
 
     def __post_init__(self) -> None:
         self._stop = threading.Event()
@@ -93,6 +115,11 @@ class Worker:
         self._instance: str | None = None
         self._evaluated_at: datetime | None = None
         self._zones = tenant_zone.ZoneCache(self.client, clock=self._now)  # tenants' local days
+        self._backlog: set[str] = set()  # tenants whose folds fall behind their mail
+        self._slices: dict[str, int] = {}  # tenants with a sliced rebuild under way: slices
+        self._rebuild_seconds: dict[str, float] = {}  # what each one's last rebuild took
+        self._slice_seconds: dict[str, float] = {}  # what the slices of one under way took
+        self._settings_read_at: dict[str, float] = {}  # waiting tenants' rule settings read
 
     # -- control ---------------------------------------------------------------------------
 
@@ -115,7 +142,7 @@ class Worker:
                         # refuses writes waits for it like every other pass, never exits.
                         self._instance = health.claim_instance(self.client, None)
                     folded = self.fold_all() if burst else self.fold_signalled()
-                    self.refresh_due(force=burst and not folded)
+                    sliced = self.refresh_due(force=burst and not folded)
                     self.check_due(force=burst and not folded)
                     self.evaluate_due(force=burst and not folded)
                     self.heartbeat()
@@ -131,7 +158,7 @@ class Worker:
                     continue
                 if burst and not folded:
                     break
-                if not folded:
+                if not folded and not sliced:
                     self._sleep(IDLE_WAIT_SECONDS)
         finally:
             # Stopping while Redis is down or refuses writes: the flush and the goodbye are
@@ -187,6 +214,10 @@ class Worker:
         for tenant in sorted(self._to_read):
             if self._stop.is_set():
                 break
+            if tenant in self._slices:
+                # Its views are summed in slices: folding meanwhile would change the days
+                # being summed. It is read again once they are built (a few passes).
+                continue
             total += self.fold_tenant(tenant, claim=claim)
             self._to_read.discard(tenant)
         return total
@@ -204,6 +235,7 @@ class Worker:
             worker_signals.signal_new_entries(self.client, tenant)
         entries = claimed + new
         if not entries:
+            self._backlog.discard(tenant)
             return 0
         # Marked after the read (the entries are pending) and before the fold: if this
         # worker dies after the fold commits, another one finds the views behind the data.
@@ -215,6 +247,14 @@ class Worker:
         )  # fmt: skip
         if self.after_fold is not None:
             self.after_fold(tenant)
+        # Behind: a full batch read, or more entries arrived meanwhile than this fold took
+        # (folded entries leave the stream, so its length is what waits).
+        if len(new) >= self.settings.fold_batch_entries or self.client.xlen(
+            keys.stream(tenant)
+        ) > len(entries):
+            self._backlog.add(tenant)
+        else:
+            self._backlog.discard(tenant)
         METRICS.observe("mailflow_fold_duration_seconds", (), time.perf_counter() - started)
         METRICS.inc("mailflow_fold_batches_total")
         METRICS.inc("mailflow_folded_traces_total", (), result.traces)
@@ -261,24 +301,33 @@ class Worker:
 
     # -- views -----------------------------------------------------------------------------
 
-    def refresh_due(self, force: bool = False) -> None:
+    def refresh_due(self, force: bool = False) -> int:
         """Rebuild views of changed tenants, each at most every MAILFLOW_REFRESH_SECONDS — by
         all workers together: a marker in Redis keeps a second worker that folded for the same
-        tenant from rebuilding it again within the interval (the change waits for the next)."""
+        tenant from rebuilding it again within the interval (the change waits for the next).
+        The number of slices done of rebuilds that go on at the next pass."""
+        sliced = 0
         now = self._now()
         interval_ms = int(self.settings.refresh_seconds * 1000)
         for tenant in sorted(self._changed):
             last = self._refreshed_at.get(tenant, -1e18)
             if not force and now - last < self.settings.refresh_seconds:
                 continue
+            if not force and self._rebuild_waits(tenant, now - last):
+                if now - self._settings_read_at.get(tenant, -1e18) >= self.settings.refresh_seconds:
+                    self._settings_read_at[tenant] = now
+                    marker, _, rules_version = insights_store.evaluation_marker(self.client, tenant)
+                    self._evaluate_while_waiting(tenant, marker, rules_version)
+                continue
             if not force and interval_ms and self._refreshed_recently(tenant, now, interval_ms):
                 continue
             if not self._take_lease(tenant):
                 continue  # another worker is refreshing it; our change is in its data too
             try:
-                self.stats.views_built += refresh_tenant(
-                    self.client, tenant, self.clock(), self.settings, self._zones.zone(tenant)
-                )
+                if not force and self._sliced(tenant):
+                    sliced += 1
+                    continue  # the rebuild comes at a later pass
+                self.stats.views_built += self._rebuild(tenant)
                 if interval_ms:
                     self.client.set(keys.refreshed_recently(tenant), int(now * 1000),
                                     px=interval_ms)  # fmt: skip
@@ -286,6 +335,60 @@ class Worker:
                 self._release_lease(tenant)
             self._changed.discard(tenant)
             self._refreshed_at[tenant] = now
+        return sliced
+
+    def _rebuild(self, tenant: str) -> int:
+        # Timed on the injected clock, like every schedule of the loop (the real one in use).
+        started = self._now()
+        built = refresh_tenant(self.client, tenant, self.clock(), self.settings,
+                               self._zones.zone(tenant))  # fmt: skip
+        took = self._now() - started
+        self.stats.rebuild_seconds += took
+        self._rebuild_seconds[tenant] = took + self._slice_seconds.pop(tenant, 0.0)
+        self._slices.pop(tenant, None)  # a forced rebuild ends a sliced one too
+        return built
+
+    def _rebuild_waits(self, tenant: str, since_rebuild: float) -> bool:
+        """Whether a changed tenant's views wait longer than the refresh interval (see
+        REFRESH_DUTY and BACKLOG_REFRESH_INTERVALS): its folds go first."""
+        wait = (REFRESH_DUTY + 1) * self._rebuild_seconds.get(tenant, 0.0)
+        if tenant in self._backlog:
+            wait = max(wait, BACKLOG_REFRESH_INTERVALS * self.settings.refresh_seconds)
+        return since_rebuild < wait
+
+    def _evaluate_while_waiting(self, tenant: str, marker: str | None, rules_version: int) -> None:
+        """New rule settings or a new (local) day are evaluated at once, not kept waiting by a
+        tenant's rebuild (each waiting tenant's settings are read once per refresh interval);
+        new data alone is evaluated with the rebuild."""
+        zone = self._zones.zone(tenant)
+        now = tenant_now(self.clock(), zone)
+        if settings_or_day_changed(marker, rules_version, now) and self._take_lease(tenant):
+            try:
+                self.stats.evaluations += 1
+                evaluate_tenant_now(self.client, tenant, self.clock(), self.settings, zone)
+            finally:
+                self._release_lease(tenant)
+
+    def _sliced(self, tenant: str) -> bool:
+        """One slice of the tenant's per-name sums, when they need more than what is left of
+        one (the caller holds the lease): whether its rebuild waits for a later pass. Other
+        tenants fold and refresh between slices, so a tenant at the per-domain limit holds
+        the others for one slice, not for its whole cold rebuild."""
+        done = self._slices.get(tenant, 0)
+        today = today_of(tenant_now(self.clock(), self._zones.zone(tenant)))
+        started = self._now()
+        if done < SLICES_PER_REBUILD and sum_stale_days(self.client, tenant, today,
+                                                        self.view_slice_fields):  # fmt: skip
+            took = self._now() - started
+            self.stats.rebuild_seconds += took
+            self._slice_seconds[tenant] = self._slice_seconds.get(tenant, 0.0) + took
+            self._slices[tenant] = done + 1
+            self.stats.view_slices += 1
+            return True
+        # Done, or at the cap (days that keep changing, or sums Redis refused to keep): the
+        # rebuild sums what is left itself.
+        self._slices.pop(tenant, None)
+        return False
 
     def _refreshed_recently(self, tenant: str, now: float, interval_ms: int) -> bool:
         # The marker holds the refresh time on the workers' clock; its expiry only cleans up.
@@ -304,23 +407,35 @@ class Worker:
                                                        CHECKS_PER_LOOP):  # fmt: skip
             if self._stop.is_set():
                 break
-            self.check_tenant(tenant, score)
+            self.check_tenant(tenant, score, force)
 
-    def check_tenant(self, tenant: str, score: float) -> None:
+    def check_tenant(self, tenant: str, score: float, force: bool = False) -> None:
         self.stats.checks += 1
         state = worker_signals.tenant_state(self.client, tenant)
         zone = self._zones.zone(tenant)
         evaluation_due = is_due_given(state.evaluation_marker, state.version,
                                       state.rules_version, tenant_now(self.clock(), zone))  # fmt: skip
+        if (
+            state.views_behind
+            and not force
+            and self._rebuild_waits(tenant, self._now() - self._refreshed_at.get(tenant, -1e18))
+        ):
+            self._changed.add(tenant)  # rebuilt by refresh_due when its wait is over
+            self._check_again(tenant)
+            self._evaluate_while_waiting(tenant, state.evaluation_marker, state.rules_version)
+            return
         if state.views_behind or evaluation_due:
             if not self._take_lease(tenant):
                 self._check_again(tenant)  # the holder may have read the data before
                 return
             try:
+                if state.views_behind and not force and self._sliced(tenant):
+                    self._changed.add(tenant)  # refresh_due goes on at the next pass
+                    self._check_again(tenant)
+                    return
                 if state.views_behind:
-                    self.stats.views_built += refresh_tenant(
-                        self.client, tenant, self.clock(), self.settings, zone
-                    )
+                    self.stats.views_built += self._rebuild(tenant)
+                    self._refreshed_at[tenant] = self._now()
                 else:
                     self.stats.evaluations += 1
                     evaluate_tenant_now(self.client, tenant, self.clock(), self.settings, zone)
@@ -349,7 +464,8 @@ class Worker:
                 and (now - last).total_seconds() < EVALUATE_EVERY_SECONDS):  # fmt: skip
             return
         self.stats.evaluation_passes += 1
-        evaluate_all(self.client, now, self.settings, self.name, self._zones.zone)
+        evaluate_all(self.client, now, self.settings, self.name, self._zones.zone,
+                     refreshing=self._changed)  # fmt: skip
         self._evaluated_at = now
 
     def _take_lease(self, tenant: str) -> bool:

@@ -7,7 +7,7 @@ stored, as a second line of defence.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from datetime import UTC, datetime, timedelta, tzinfo
 
 import redis
@@ -51,29 +51,39 @@ def refresh_tenant(
 def evaluate_tenant_now(
     client: redis.Redis, tenant: str, now: datetime, settings: Settings, zone: tzinfo = UTC
 ) -> int:
-    """Evaluate one tenant (the caller holds its lease); its views are rebuilt only when an
-    insight changed (they show the active count). The number of transitions."""
+    """Evaluate one tenant (the caller holds its lease); its snapshot views are rebuilt only
+    when an insight changed (they show the active count). The number of transitions. The
+    other views follow the data, rebuilt by the worker's refresh (in slices where big)."""
     now = tenant_now(now, zone)
     changed = evaluate.evaluate_tenant(client, tenant, now, settings.retention_days)
     if changed > 0:
-        precompute.refresh_precomputed(client, tenant, now)
+        precompute.refresh_precomputed(client, tenant, now, only="snapshot")
     return max(changed, 0)
 
 
 def evaluate_all(
-    client: redis.Redis, now: datetime, settings: Settings, holder: str,
+    client: redis.Redis,
+    now: datetime,
+    settings: Settings,
+    holder: str,
     zone_of: Callable[[str], tzinfo] | None = None,
-) -> int:  # fmt: skip
+    refreshing: Container[str] = (),
+) -> int:
     """Re-evaluate every tenant whose evaluation is out of date (a new UTC day, new data or new
     rule settings), each under its refresh lease; the number of insight transitions.
 
     Cheap when nothing changed: one round trip per tenant. The worker calls this every
     EVALUATE_EVERY_SECONDS and at each UTC day, so time passing resolves insights too. A
-    tenant whose lease another worker holds is marked to be checked again shortly.
-    ``zone_of`` gives each tenant's time zone (default UTC): its local midnight is its new day.
+    tenant whose lease another worker holds is marked to be checked again shortly. Tenants
+    ``refreshing`` (changed, with a rebuild of their views pending in this worker, which
+    evaluates them too) are left to it: their rebuild may be in slices, and evaluating them
+    here would build their per-name rows in one go. ``zone_of`` gives each tenant's time zone
+    (default UTC): its local midnight is its new day.
     """
     transitions = 0
     for tenant in worker_signals.all_tenants(client):
+        if tenant in refreshing:
+            continue
         zone = zone_of(tenant) if zone_of is not None else UTC
         if not evaluate.is_due(client, tenant, tenant_now(now, zone)):
             continue

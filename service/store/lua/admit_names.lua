@@ -53,8 +53,9 @@ local function admit(names, limit, lifetime, asked_text, wanted_text)
       out[i] = '1' .. table.concat(admitted, '\031')
     end
   end
-  if #writes > 0 then
-    redis.call('HSET', names, unpack(writes))
+  -- In pieces: unpack takes at most ~8,000 values, and a call admits up to 4,000 names.
+  for at = 1, #writes, 2000 do
+    redis.call('HSET', names, unpack(writes, at, math.min(at + 1999, #writes)))
   end
   if size > 0 then
     redis.call('PEXPIRE', names, lifetime)
