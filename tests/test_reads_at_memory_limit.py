@@ -41,7 +41,14 @@ REPORTS = (
     "/api/v1/insight-rules",
     "/api/v1/tls-reports",
     "/api/v1/tenant",
+    # One name's detail, read field by field.
+    "/api/v1/connectors/inbound/Partner?days=5",
+    "/api/v1/domains/inbound/sender.example?days=5",
+    "/api/v1/domains/outbound/rcpt.example?days=5",
+    "/api/v1/auth-clients/outbound/alice%40example.org?days=5",
 )
+NAMED = {"connector": "Partner", "connector_type": "partner", "sender_domain": "sender.example",
+         "recipient_domain": "rcpt.example", "auth_user": "alice@example.org"}  # fmt: skip
 FILLER = 64 * 1024
 
 
@@ -83,6 +90,7 @@ def test_reports_answer_at_the_memory_limit_and_ingest_refuses_cleanly(
     key = create_key(admin, "default", ALL_SCOPES, "k", clock.now)
     web = type("Web", (KeyedClient,), {"default_key": key})(app)
     traces, _ = make_traces(600, clock.now, seed=5)
+    traces = [trace | NAMED for trace in traces]
     assert web.post("/api/v1/traces", json=traces[:400]).status_code == 202
     Worker(admin, Settings(redis_url=small_server.url), clock=clock).work(burst=True)
 
