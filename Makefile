@@ -51,7 +51,8 @@ test: $(STAMP)
 	  tests/test_store_lifetimes.py tests/test_store_data_dir.py tests/test_store_refuses_writes.py \
 	  tests/test_faults_store.py tests/test_run_durability.py tests/test_insights_lifecycle.py \
 	  tests/test_transport_security.py tests/test_blocked_counters.py tests/test_who_counters.py \
-	  tests/test_tlsrpt_store.py tests/test_dedupe_buckets.py
+	  tests/test_tlsrpt_store.py tests/test_dedupe_buckets.py \
+	  tests/test_reads_at_memory_limit.py
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

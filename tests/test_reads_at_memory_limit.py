@@ -12,8 +12,10 @@ import redis
 
 from service.app import create_app
 from service.config import Settings
+from service.store import keys
 from service.store.api_keys import create_key
 from service.store.embedded import EmbeddedRedis
+from service.store.versioned_read import read_with_version
 from service.worker.loop import Worker
 from tests.conftest import ALL_SCOPES, TEST_SERVER, KeyedClient, free_port
 from tests.helpers import make_traces
@@ -120,3 +122,37 @@ def test_reports_answer_at_the_memory_limit_and_ingest_refuses_cleanly(
     Worker(admin, Settings(redis_url=small_server.url), clock=clock).work(burst=True)
     totals = web.get("/api/v1/mailflow/snapshot?days=7").json["directions"]
     assert sum(d["messages"] for d in totals.values()) == 600
+
+
+def test_where_the_multi_is_refused_a_change_between_the_reads_is_read_again(
+    small_server, closing
+) -> None:  # type: ignore[no-untyped-def]
+    """Redis 6.2 at its limit: the counters are read in a plain pipeline bracketed by the data
+    version, read again when the version moved in between (HDEL, which Redis allows at the
+    limit, stands for a fold landing mid-read)."""
+    admin = closing(redis.Redis.from_url(small_server.url))
+    meta, day = keys.meta("t"), keys.day_counts("t", "2026-11-27")
+    admin.hset(meta, "version", 7)
+    admin.hset(day, "f", 1)
+    admin.config_set("maxmemory", 1)
+    try:
+        probe = admin.pipeline(transaction=True)
+        probe.get("x")
+        try:
+            probe.execute()
+            pytest.skip("this server serves reads in a MULTI at its limit (Valkey, Redis 7+)")
+        except redis.exceptions.OutOfMemoryError:
+            pass
+        calls: list[int] = []
+
+        def reads(pipe) -> None:  # type: ignore[no-untyped-def]
+            calls.append(1)
+            pipe.hgetall(day)
+            if len(calls) == 2:  # the first plain read (the first call was the MULTI's)
+                pipe.hdel(meta, "version")
+
+        replies = read_with_version(admin, meta, reads)
+    finally:
+        admin.config_set("maxmemory", 0)
+    assert len(calls) == 3  # the refused MULTI, the read that saw a change, the read again
+    assert replies[0][0] is None and replies[1] == {b"f": b"1"}
