@@ -40,7 +40,8 @@ test: $(STAMP)
 	  tests/test_who_counters.py tests/test_reports_domains.py tests/test_auth_clients.py \
 	  tests/test_who_insights.py tests/test_tenants.py tests/test_metrics_tenants.py \
 	  tests/test_domains_security.py tests/test_tenant_time_zone.py tests/test_migrate_store.py \
-	  tests/test_dedupe_buckets.py tests/test_dedupe_migration.py
+	  tests/test_dedupe_buckets.py tests/test_dedupe_migration.py \
+	  tests/test_metrics_security.py
 	# The spine, the store and the reports again on the other embedded server (everything above
 	# ran on the default one; docs/redis-versions.md says why these): one server, one clock.
 	MAILFLOW_TEST_REDIS_SERVER=$(OTHER_SERVER) $(BIN)/pytest -q tests/test_spine_exact.py \
