@@ -12,7 +12,7 @@ from service.telemetry.metrics import CATALOGUE
 
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
 LABELS = {"tenant", "direction", "connector", "tls_version", "outcome", "status", "route",
-          "method", "field", "le"}  # fmt: skip
+          "method", "field", "le", "security"}  # fmt: skip
 
 
 def _expressions(dashboard: dict) -> list[str]:
@@ -32,6 +32,7 @@ def test_the_dashboard_charts_only_metrics_and_labels_mailflow_exports() -> None
         for label in re.findall(r"([a-z_]+)(?:=~|!=|=)\"", expr):
             assert label in LABELS, expr
     assert any("mailflow_messages_total" in e and "tls_version" in e for e in expressions)
+    assert any("mailflow_messages_total" in e and "by (security)" in e for e in expressions)
     variables = {v["name"] for v in dashboard["templating"]["list"]}
     assert {"datasource", "tenant", "direction"} <= variables
     used = {m for e in expressions for m in re.findall(r"\$([a-z_]+)", e)}

@@ -60,11 +60,11 @@ def test_with_a_token_metrics_need_it_and_carry_message_counters(
     samples = _samples(scraped.get_data(as_text=True))
     name = "mailflow_messages_total"
     assert samples[f'{name}{{tenant="default",direction="inbound",connector="Contoso",'
-                   'tls_version="TLS1.2"}'] == 3  # fmt: skip
+                   'tls_version="TLS1.2",security="encrypted"}'] == 3  # fmt: skip
     assert samples[f'{name}{{tenant="default",direction="inbound",connector="(none)",'
-                   'tls_version="none"}'] == 1  # fmt: skip
+                   'tls_version="none",security="none"}'] == 1  # fmt: skip
     assert samples[f'{name}{{tenant="acme",direction="inbound",connector="(none)",'
-                   'tls_version="TLS1.3"}'] == 2  # fmt: skip
+                   'tls_version="TLS1.3",security="encrypted"}'] == 2  # fmt: skip
     assert samples['mailflow_stream_backlog_entries{tenant="default"}'] == 0
 
 

@@ -21,6 +21,7 @@ from service.core.connectors import ConnectorRow
 from service.core.rows_view import RawRow
 from service.core.windows import Window
 from service.store import keys
+from service.store.availability import refuses_writes
 
 PIN_SECONDS = 600
 PIN_CHUNK_ROWS = 100
@@ -98,7 +99,17 @@ def _read_pin(
     pipe.lrange(key, first + 1, last + 1)
     if offset == 0:
         pipe.expire(key, PIN_SECONDS)
-    meta, chunks, *_ = pipe.execute()
+    try:
+        meta, chunks, *_ = pipe.execute()
+    except redis.RedisError as error:
+        if not refuses_writes(error):
+            raise
+        # At Redis's memory limit (Redis 6.2 refuses a MULTI then, even of reads): the pin
+        # read alone, not renewed. A pin is never changed once in place, so two reads agree.
+        pipe = client.pipeline(transaction=False)
+        pipe.lindex(key, 0)
+        pipe.lrange(key, first + 1, last + 1)
+        meta, chunks = pipe.execute()
     if meta is None:
         return None
     pinned = orjson.loads(meta)

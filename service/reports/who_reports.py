@@ -47,6 +47,7 @@ from service.reports.view_cache import Built, cached_view, serialise
 from service.reports.who_rows import build_rows_view
 from service.store import keys
 from service.store.cursor_secret import CursorSecret
+from service.store.versioned_read import read_with_version
 from service.store.views import CachedView
 
 
@@ -276,11 +277,12 @@ def series_view(
         head = f"{direction}{FIELD_SEP}{name}{FIELD_SEP}{SECURITY_MARK}{FIELD_SEP}"
         fields += [head + klass for klass in _VERIFIED_CLASSES]
         width = len(TLS_VERSIONS)
-        pipe = client.pipeline(transaction=True)
-        pipe.hmget(keys.meta(tenant), "version", "data_as_of_ms")
-        for day in window.days:
-            pipe.hmget(keys.who_counts(tenant, kind.name, day), fields)
-        (version, as_of), *days = pipe.execute()
+
+        def reads(pipe: Any) -> None:
+            for day in window.days:
+                pipe.hmget(keys.who_counts(tenant, kind.name, day), fields)
+
+        (version, as_of), *days = read_with_version(client, keys.meta(tenant), reads)
         series, total = [], [0] * len(fields)
         for day, values in zip(window.days, days, strict=True):
             counts = [int(v or 0) for v in values]

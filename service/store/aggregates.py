@@ -15,6 +15,7 @@ from service.core.local_days import day_start
 from service.core.traces import blocked_overflow_field, is_blocked_field
 from service.store import day_chunks, keys
 from service.store.scripts import script
+from service.store.versioned_read import read_with_version
 
 
 @dataclass(frozen=True)
@@ -151,14 +152,15 @@ def day_lifetime_ms(day: str, retention_days: int, now: datetime, zone: tzinfo =
 
 def read_counters(client: redis.Redis, tenant: str, days: Sequence[str]) -> CounterSnapshot:
     """The counters of ``days`` and the data version they belong to: each chunk of days one
-    transaction (MULTI), the chunks consistent by their version (see ``day_chunks``)."""
+    transaction (MULTI; see ``versioned_read`` at the memory limit), the chunks consistent by
+    their version (see ``day_chunks``)."""
 
     def read_chunk(chunk: Sequence[str], first: bool) -> list[Any]:
-        pipe = client.pipeline(transaction=True)
-        pipe.hmget(keys.meta(tenant), "version", "data_as_of_ms")
-        for day in chunk:
-            pipe.hgetall(keys.day_counts(tenant, day))
-        return list(pipe.execute())
+        def reads(pipe: Any) -> None:
+            for day in chunk:
+                pipe.hgetall(keys.day_counts(tenant, day))
+
+        return read_with_version(client, keys.meta(tenant), reads)
 
     chunks = day_chunks.chunk_days(client, tenant, days) or [[]]
     parts, version = day_chunks.read_consistently(chunks, read_chunk,

@@ -17,6 +17,8 @@ is refused before its first write), and an entry read but not folded stays pendi
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import redis
 from redis import exceptions
@@ -70,3 +72,15 @@ def describe(error: BaseException) -> str:
         return f"unavailable: {type(error).__name__}"
     message = str(error).split(f"{code} ", 1)[-1].strip()
     return f"redis refuses writes: {code}, {_REFUSALS[code]}: {message[:160]}"
+
+
+@contextmanager
+def skipped_if_refused() -> Iterator[None]:
+    """Around a write that only saves work later (a cached copy of a report): when Redis
+    refuses writes (``refuses_writes``), the write is skipped and the answer, built from what is
+    stored, still goes out; any other error propagates."""
+    try:
+        yield
+    except redis.RedisError as error:
+        if not refuses_writes(error):
+            raise

@@ -24,7 +24,11 @@ T = TypeVar("T")
 
 
 def load_or_create(client: redis.Redis) -> bytes:
-    """The stored secret, created now if there is none yet."""
+    """The stored secret, created now if there is none yet (read first: a store at its memory
+    limit refuses the SET even when it would change nothing, and the secret exists by then)."""
+    stored = client.get(keys.cursor_secret())
+    if stored is not None:
+        return stored if isinstance(stored, bytes) else str(stored).encode()
     candidate = secrets.token_hex(32)
     client.set(keys.cursor_secret(), candidate, nx=True)
     stored = client.get(keys.cursor_secret())

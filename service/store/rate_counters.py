@@ -6,6 +6,10 @@ INCRBY and keeps what fits under the limit. So no more than the limit is ever gr
 window, across all processes; a process may hold a few tokens it does not use before the
 window ends, which can refuse others up to (processes x lease) requests early. Small limits
 lease one token at a time: exact.
+
+When Redis refuses the INCRBY (at its memory limit with noeviction, failing to persist, or a
+read-only replica), the process counts the window alone, up to the limit: reads still answer
+from what is stored, and no key goes unlimited (each process grants at most the limit).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from dataclasses import dataclass
 import redis
 
 from service.store import keys
+from service.store.availability import refuses_writes
 
 
 def lease_size(limit: int) -> int:
@@ -53,7 +58,14 @@ class RateLeases:
         pipe = client.pipeline(transaction=False)
         pipe.incrby(counter, size)
         pipe.expire(counter, ttl)
-        total = int(pipe.execute()[0])
+        try:
+            total = int(pipe.execute()[0])
+        except redis.RedisError as error:
+            if not refuses_writes(error):
+                raise
+            with self._lock:
+                held = self._leases.get(slot)
+            total = (held.granted_total if held is not None else 0) + size
         granted = max(0, min(size, limit - (total - size)))
         with self._lock:
             if len(self._leases) > 10_000:

@@ -117,5 +117,10 @@ def _zone_or_utc(name: str | None) -> tzinfo:
         return UTC
 
 
+def zone_from_stored(raw: bytes | str | None) -> tzinfo:
+    """The zone of a raw stored value (as a pipelined GET of ``keys.time_zone`` returns it)."""
+    return _zone_or_utc(None if raw is None else _text(raw))
+
+
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value

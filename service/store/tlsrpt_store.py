@@ -20,6 +20,7 @@ from service.core.tlsrpt import TlsReport, counter_increments
 from service.core.traces import FIELD_SEP
 from service.store import keys
 from service.store.aggregates import day_lifetime_ms
+from service.store.availability import skipped_if_refused
 from service.store.scripts import script
 
 COUNTED = "counted"
@@ -126,7 +127,8 @@ def cached(client: redis.Redis, tenant: str, parts: Sequence[str], build: Callab
     pipe = client.pipeline(transaction=True)
     pipe.hset(key, mapping={"version": version, "body": fresh})
     pipe.expire(key, cache_seconds)
-    pipe.execute()
+    with skipped_if_refused():  # at Redis's memory limit: answered, not cached
+        pipe.execute()
     return fresh
 
 

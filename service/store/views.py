@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import redis
 
 from service.store import keys, near_cache
+from service.store.availability import skipped_if_refused
 from service.store.scripts import script
 
 STAGE_BODIES_OVER = 256 * 1024  # bytes; smaller bodies are written by the script itself
@@ -44,15 +45,19 @@ def put_view(
 
     A large body (the per-day connector report of a tenant at its connector limit is several
     MB) is written first under a staging name by a plain HSET, then moved into place by the
-    script: copying it inside the script would hold Redis for tens of milliseconds."""
+    script: copying it inside the script would hold Redis for tens of milliseconds. When Redis
+    refuses writes (at its memory limit), nothing is stored: False, and the view is served
+    all the same."""
     key = keys.view(tenant, name, *parts)
     put = script(client, "put_view")
     tail = [ttl_seconds, keys.invalidation_channel()]
-    if len(view.body) <= STAGE_BODIES_OVER:
-        return bool(put(keys=[key], args=[version, view.body, view.etag, *tail]))
-    staging = keys.view_staging(key, uuid.uuid4().hex)
-    pipe = client.pipeline(transaction=True)  # never a staging copy without its expiry
-    pipe.hset(staging, mapping={"version": version, "body": view.body, "etag": view.etag})
-    pipe.expire(staging, STAGING_SECONDS)
-    pipe.execute()
-    return bool(put(keys=[key, staging], args=[version, "", "", *tail]))
+    with skipped_if_refused():
+        if len(view.body) <= STAGE_BODIES_OVER:
+            return bool(put(keys=[key], args=[version, view.body, view.etag, *tail]))
+        staging = keys.view_staging(key, uuid.uuid4().hex)
+        pipe = client.pipeline(transaction=True)  # never a staging copy without its expiry
+        pipe.hset(staging, mapping={"version": version, "body": view.body, "etag": view.etag})
+        pipe.expire(staging, STAGING_SECONDS)
+        pipe.execute()
+        return bool(put(keys=[key, staging], args=[version, "", "", *tail]))
+    return False

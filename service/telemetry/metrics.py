@@ -13,12 +13,14 @@ import time
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from functools import lru_cache
 
 import redis
 
-from service.core.traces import KNOWN_FIELDS, split_counter_field
-from service.store import keys, webhooks_store
+from service.core.local_days import local_today
+from service.core.traces import KNOWN_FIELDS, split_security_field
+from service.store import keys, tenant_zone, webhooks_store
 
 Labels = tuple[tuple[str, str], ...]
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -95,9 +97,9 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     ),
     "mailflow_messages_total": (
         "counter",
-        "Messages counted into the current UTC day, per tenant, direction, connector and TLS "
-        "version (resets at midnight UTC: use rate() or increase()); only with "
-        "MAILFLOW_METRICS_TOKEN",
+        "Messages counted into each tenant's local today, per tenant, direction, connector, TLS "
+        "version and transport security class (resets at the tenant's local midnight: use "
+        "rate() or increase()); only with MAILFLOW_METRICS_TOKEN",
     ),
 }
 
@@ -213,10 +215,11 @@ def render(
     now: float,
     worker_stale_seconds: float,
     per_tenant: bool,
-    messages_day: str | None = None,
+    messages_day: str | datetime | None = None,
 ) -> str:
     """The Prometheus text exposition of everything counted, plus gauges read now;
-    ``messages_day``: also that UTC day's message counters per tenant (``tenant_messages``)."""
+    ``messages_day``: also the message counters per tenant of that instant's local today in
+    each tenant's zone, or of that day (``tenant_messages``)."""
     stored = {k.decode(): float(v) for k, v in client.hgetall(keys.metrics()).items()}
     gauges = dict(_gauges(client, now, worker_stale_seconds, per_tenant))
     if messages_day is not None:
@@ -290,46 +293,66 @@ NO_CONNECTOR = "(none)"  # mail to or from the internet without a connector
 OTHER_CONNECTORS = "(other)"
 
 
-def tenant_messages(client: redis.Redis, day: str, per_tenant: bool) -> dict[str, float]:
-    """``mailflow_messages_total`` series from the tenants' counters of UTC ``day`` (today):
-    one HGETALL per tenant, in one pipeline (see docs/prometheus.md for its cost)."""
+def tenant_messages(
+    client: redis.Redis, when: str | datetime, per_tenant: bool
+) -> dict[str, float]:
+    """``mailflow_messages_total`` series from the tenants' counters of today: with an instant,
+    each tenant's local today in its own zone (as its reports see it); with a day, that day for
+    every tenant. One pipeline of zone reads and one of HGETALLs, whatever the number of
+    tenants (see docs/prometheus.md for its cost)."""
     tenants = sorted(t.decode() for t in client.smembers(keys.tenants()))
+    days = _tenant_days(client, tenants, when)
     pipe = client.pipeline(transaction=False)
-    for tenant in tenants:
+    for tenant, day in zip(tenants, days, strict=True):
         pipe.hgetall(keys.day_counts(tenant, day))
     replies = pipe.execute() if tenants else []
     out: dict[str, float] = {}
     for tenant, counts in zip(tenants, replies, strict=True):
         label = tenant if per_tenant and len(out) < MAX_MESSAGE_SERIES else OTHER
         prefix = f'mailflow_messages_total{{tenant="{_escape(label)}",direction="'
-        for (direction, connector, tls), n in _bounded_connectors(counts).items():
+        for (direction, connector, tls, klass), n in _bounded_connectors(counts).items():
             # Built here rather than by _series: thousands of distinct series per scrape
             # would only churn its cache.
             series = (f'{prefix}{_escape(direction)}",connector="{_escape(connector)}",'
-                      f'tls_version="{_escape(tls)}"}}')  # fmt: skip
+                      f'tls_version="{_escape(tls)}",security="{_escape(klass)}"}}')  # fmt: skip
             out[series] = out.get(series, 0.0) + n
     return out
 
 
-def _bounded_connectors(counts: dict[bytes, bytes]) -> dict[tuple[str, str, str], int]:
-    """A day's counters by (direction, connector, TLS version), at most
-    MAX_CONNECTORS_LABELLED connectors per direction named, by today's volume."""
-    rows: dict[tuple[str, str, str], int] = {}
+def _tenant_days(client: redis.Redis, tenants: list[str], when: str | datetime) -> list[str]:
+    """Each tenant's day to read: ``when`` itself, or the local today of instant ``when`` in
+    the tenant's zone (the zones read in one pipeline: a scrape every 30 s costs one round trip
+    more, and never reads a zone older than the one reports use)."""
+    if isinstance(when, str):
+        return [when] * len(tenants)
+    pipe = client.pipeline(transaction=False)
+    for tenant in tenants:
+        pipe.get(keys.time_zone(tenant))
+    names = pipe.execute() if tenants else []
+    return [local_today(when, tenant_zone.zone_from_stored(name)).isoformat() for name in names]
+
+
+def _bounded_connectors(counts: dict[bytes, bytes]) -> dict[tuple[str, str, str, str], int]:
+    """A day's counters by (direction, connector, TLS version, transport security class), at
+    most MAX_CONNECTORS_LABELLED connectors per direction named, by today's volume. The class
+    is the one the snapshot reads: the field's own when it carries one, else what the version
+    alone says."""
+    rows: dict[tuple[str, str, str, str], int] = {}
     volume: dict[tuple[str, str], int] = {}
     for field, raw in counts.items():
         try:
-            direction, connector, _, tls = split_counter_field(field.decode())
+            direction, connector, _, tls, klass, _ = split_security_field(field.decode())
         except ValueError:  # not a messages counter: a scrape never fails on one
             continue
         name = connector or NO_CONNECTOR
-        rows[(direction, name, tls)] = rows.get((direction, name, tls), 0) + int(raw)
+        rows[(direction, name, tls, klass)] = rows.get((direction, name, tls, klass), 0) + int(raw)
         volume[(direction, name)] = volume.get((direction, name), 0) + int(raw)
     kept: set[tuple[str, str]] = set()
     for direction in {d for d, _ in volume}:
         ranked = sorted((k for k in volume if k[0] == direction), key=lambda k: (-volume[k], k))
         kept.update(ranked[:MAX_CONNECTORS_LABELLED])
-    bounded: dict[tuple[str, str, str], int] = {}
-    for (direction, name, tls), n in rows.items():
-        key = (direction, name if (direction, name) in kept else OTHER_CONNECTORS, tls)
+    bounded: dict[tuple[str, str, str, str], int] = {}
+    for (direction, name, tls, klass), n in rows.items():
+        key = (direction, name if (direction, name) in kept else OTHER_CONNECTORS, tls, klass)
         bounded[key] = bounded.get(key, 0) + n
     return bounded

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hmac
 import time
-from datetime import UTC
 
 from flask import Response, request
 from flask.views import MethodView
@@ -31,7 +30,8 @@ class Metrics(MethodView):
         Counters of every API and worker process (kept in Redis), and stream backlog gauges.
         With `MAILFLOW_METRICS_TOKEN` set, only with `Authorization: Bearer <token>`, and only
         then per tenant (`MAILFLOW_METRICS_PER_TENANT=false` sums them), with today's message
-        counters per tenant, direction, connector and TLS version.
+        counters per tenant, direction, connector, TLS version and transport security
+        class (of each tenant's local today).
         """
         settings = context.settings()
         token = settings.metrics_token
@@ -43,7 +43,7 @@ class Metrics(MethodView):
         # Tenant names only behind the token: an open /metrics says nothing about who is here.
         body = metrics.render(client, time.time(), settings.worker_stale_seconds,
                               settings.metrics_per_tenant and bool(token),
-                              messages_day=_today() if token else None)  # fmt: skip
+                              messages_day=context.now() if token else None)  # fmt: skip
         return Response(body, mimetype="text/plain", headers={"Cache-Control": "no-store"},
                         content_type="text/plain; version=0.0.4; charset=utf-8")  # fmt: skip
 
@@ -51,7 +51,3 @@ class Metrics(MethodView):
 def _token_matches(header: str, token: str) -> bool:
     presented = header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else ""
     return hmac.compare_digest(presented.encode(), token.encode())
-
-
-def _today() -> str:
-    return context.now().astimezone(UTC).date().isoformat()

@@ -112,6 +112,9 @@ class Traces(MethodView):
         replication = trace_store.Replication(settings.redis_wait_replicas,
                                               settings.redis_wait_timeout_ms)  # fmt: skip
         trace_store.register_tenant(client, tenant, replication)
+        # Made while the store takes writes (once per process): paged reports need it at the
+        # memory limit too, when it can no longer be created.
+        context.cursor_secret().get(client)
         dedupe = trace_store.DedupeWindow(context.now(), settings.dedupe_days)
         result = trace_store.ingest(client, tenant, accepted, dedupe, replication)
         if result.accepted:  # after the append, never before: see worker_signals
