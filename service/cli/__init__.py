@@ -5,6 +5,9 @@ The top of the house: it may import every other package (web to serve the API, w
 it, store and core for the tools). Nothing imports ``service.cli``.
 """
 
-from service.cli.commands import cli, main
+from service.ingest.startup import ImportsWithoutCollection
+
+with ImportsWithoutCollection():  # click and the commands: see service.ingest.startup
+    from service.cli.commands import cli, main
 
 __all__ = ["cli", "main"]
