@@ -13,8 +13,8 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	# compat: the checkout goes on sys.path through a plain .pth line; the default editable mode
-	# installs an import hook that costs every `mailflow` start ~5 ms (a third of a dry run's
-	# interpreter start). Where a setuptools no longer has it, the default mode.
+	# installs an import hook that doubles a bare interpreter start (10 -> 20 ms CPU; ~3 ms of
+	# a dry run, docs/ingestion.md). Where a setuptools no longer has it, the default mode.
 	$(BIN)/pip install --quiet -e '.[dev,embedded]' --config-settings editable_mode=compat \
 	  || $(BIN)/pip install --quiet -e '.[dev,embedded]'
 	touch $(STAMP)
