@@ -56,7 +56,8 @@ def test_a_dry_run_through_the_mailflow_command_loads_no_service_stack(log: Path
 # must be none (what importing makes is frozen), and collection must be on again afterwards.
 GC_PROBE = """
 import gc, sys
-gc.collect()  # start from empty generations: what follows is the import alone
+import service.ingest.startup  # the guard itself is imported before it can guard anything
+gc.collect()  # start from empty generations: what follows is the guarded import alone
 during_imports = []
 gc.callbacks.append(lambda phase, info: phase == "start" and during_imports.append(1))
 from service.cli import main
