@@ -72,13 +72,15 @@ def run_section(tree: Path, name: str, quick: bool) -> list[Row] | str:
     return rows if rows is not None else f"not measured: {BASELINE} has no such section"
 
 
-def side_by_side(ours: list[Row], theirs: list[Row]) -> list[Row]:
+def side_by_side(ours: list[Row], theirs: list[Row], suffixes: tuple[str, ...] = ()) -> list[Row]:
     """Every number of our rows next to the same one of the older rows (matched by the value
-    of the first column), with the ratio ours / theirs."""
+    of the first column), with the ratio ours / theirs. A row of ours whose label only adds one
+    of ``suffixes`` (" on Redis 6.2": the same measure on another server) is matched with the
+    older row of the label without it."""
     matched = {_label(row): row for row in theirs}
     out = []
     for row in ours:
-        other = matched.get(_label(row), {})
+        other = matched.get(_label(row)) or matched.get(_unsuffixed(_label(row), suffixes), {})
         for column, value in row.items():
             then = other.get(column)
             if not (_number(value) and _number(then)):
@@ -87,6 +89,13 @@ def side_by_side(ours: list[Row], theirs: list[Row]) -> list[Row]:
                         BASELINE: then,
                         "ratio": round(value / then, 2) if then else None})  # fmt: skip
     return out
+
+
+def _unsuffixed(label: str, suffixes: tuple[str, ...]) -> str:
+    for suffix in suffixes:
+        if suffix and label.endswith(suffix):
+            return label.removesuffix(suffix)
+    return label
 
 
 def _label(row: Row) -> str:

@@ -39,11 +39,12 @@ def embedded_server() -> str:
 
 
 @contextmanager
-def redis_stack(fsync: str = "everysec") -> Iterator[Stack]:
-    """An embedded Redis in a temp dir, and the environment every process of the run shares."""
+def redis_stack(fsync: str = "everysec", server_name: str | None = None) -> Iterator[Stack]:
+    """An embedded Redis in a temp dir, and the environment every process of the run shares.
+    ``server_name``: one of EMBEDDED_SERVERS; None: the configured one (``embedded_server``)."""
     data_dir = Path(tempfile.mkdtemp(prefix="mailflow-bench-"))
     server = EmbeddedRedis(
-        data_dir / "redis", fsync=fsync, port=free_port(), server=embedded_server()
+        data_dir / "redis", fsync=fsync, port=free_port(), server=server_name or embedded_server()
     ).start()
     env = dict(os.environ, MAILFLOW_REDIS_URL=server.url, MAILFLOW_LOG_LEVEL="WARNING",
                MAILFLOW_RATE_LIMIT_PER_MINUTE=UNLIMITED,

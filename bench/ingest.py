@@ -103,43 +103,65 @@ def post_all(url: str, key: str, bodies: list[bytes], threads: int) -> None:
 
 
 def end_to_end(total: int, web_workers: int = 2, fold_workers: int = 1, runs: int = 3) -> dict:
-    rates, accept_rates = [], []
+    return end_to_end_on((None,), total, web_workers, fold_workers, runs)[None]
+
+
+def end_to_end_on(servers: tuple[str | None, ...], total: int, web_workers: int = 2,
+                  fold_workers: int = 1, runs: int = 3) -> dict[str | None, dict]:  # fmt: skip
+    """``end_to_end`` on each embedded server (None: the configured one), the servers taking
+    turns run by run so that the machine's noise hits them alike."""
+    rates: dict[str | None, list[float]] = {server: [] for server in servers}
+    accept_rates: dict[str | None, list[float]] = {server: [] for server in servers}
     for run in range(runs):
         bodies = make_bodies(total, seed=run, prefix=f"e2e{run}")
-        with redis_stack() as stack:
-            key = make_key(stack)
-            with gunicorn("service.wsgi:app", stack.env, workers=web_workers) as url, \
-                 workers(stack.env, fold_workers):  # fmt: skip
-                started = time.perf_counter()
-                post_all(url, key, bodies, threads=web_workers * 2)
-                accepted_at = time.perf_counter()
-                while counted(stack, "bench") < total:
-                    time.sleep(0.01)
-                done = time.perf_counter()
-        rates.append(total / (done - started))
-        accept_rates.append(total / (accepted_at - started))
-    return {"traces_per_second": median(rates), "accept_per_second": median(accept_rates),
-            "runs": runs, "traces": total}  # fmt: skip
+        for server in servers:
+            with redis_stack(server_name=server) as stack:
+                key = make_key(stack)
+                with gunicorn("service.wsgi:app", stack.env, workers=web_workers) as url, \
+                     workers(stack.env, fold_workers):  # fmt: skip
+                    started = time.perf_counter()
+                    post_all(url, key, bodies, threads=web_workers * 2)
+                    accepted_at = time.perf_counter()
+                    while counted(stack, "bench") < total:
+                        time.sleep(0.01)
+                    done = time.perf_counter()
+            rates[server].append(total / (done - started))
+            accept_rates[server].append(total / (accepted_at - started))
+    return {server: {"traces_per_second": median(rates[server]),
+                     "accept_per_second": median(accept_rates[server]),
+                     "runs": runs, "traces": total} for server in servers}  # fmt: skip
 
 
 def fold_rate(total: int, runs: int = 3) -> dict:
     """The worker alone: traces already in the stream, folded by one burst worker."""
-    rates = []
+    return fold_rate_on((None,), total, runs)[None]
+
+
+def fold_rate_on(servers: tuple[str | None, ...], total: int, runs: int = 3) -> dict:
+    """``fold_rate`` on each embedded server (None: the configured one), taking turns."""
+    rates: dict[str | None, list[float]] = {server: [] for server in servers}
     for run in range(runs):
-        with redis_stack() as stack:
-            now = datetime.now(UTC)
-            window = IngestWindow.at(now, 90)
-            trace_store.register_tenant(stack.client, "bench")
-            for body in make_bodies(total, seed=run, prefix=f"fold{run}"):
-                accepted = [normalize_trace(t, window) for t in orjson.loads(body)]
-                trace_store.ingest(stack.client, "bench", accepted, DedupeWindow(now, 7))
-            worker = Worker(stack.client, Settings(redis_url=stack.redis_url))
-            started = time.perf_counter()
-            worker.work(burst=True)
-            elapsed = time.perf_counter() - started
-            assert counted(stack, "bench") == total
-        rates.append(total / elapsed)
-    return {"traces_per_second": median(rates), "runs": runs, "traces": total}
+        for server in servers:
+            rates[server].append(fold_once(total, run, server))
+    return {server: {"traces_per_second": median(rates[server]), "runs": runs, "traces": total}
+            for server in servers}  # fmt: skip
+
+
+def fold_once(total: int, run: int, server: str | None) -> float:
+    """One burst worker's fold of ``total`` traces put in the stream beforehand: traces/s."""
+    with redis_stack(server_name=server) as stack:
+        now = datetime.now(UTC)
+        window = IngestWindow.at(now, 90)
+        trace_store.register_tenant(stack.client, "bench")
+        for body in make_bodies(total, seed=run, prefix=f"fold{run}"):
+            accepted = [normalize_trace(t, window) for t in orjson.loads(body)]
+            trace_store.ingest(stack.client, "bench", accepted, DedupeWindow(now, 7))
+        worker = Worker(stack.client, Settings(redis_url=stack.redis_url))
+        started = time.perf_counter()
+        worker.work(burst=True)
+        elapsed = time.perf_counter() - started
+        assert counted(stack, "bench") == total
+    return total / elapsed
 
 
 def off_the_batch_path(bodies: list[bytes], kind: str, known: dict) -> list[bytes]:

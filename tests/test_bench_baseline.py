@@ -25,6 +25,20 @@ def test_every_number_both_have_is_shown_with_its_ratio():
     assert zero[0]["ratio"] is None
 
 
+def test_a_row_of_the_other_server_is_shown_beside_the_older_row_of_its_measure():
+    ours = [{"measure": "fold", "value": 300}, {"measure": "fold on Redis 6.2", "value": 200},
+            {"measure": "fold on Redis 6.2 only", "value": 1}]  # fmt: skip
+    theirs = [
+        {"measure": "fold", "value": 400},
+        {"measure": "fold on Redis 6.2 only x", "value": 9},
+    ]
+    shown = baseline.side_by_side(ours, theirs, (" on Redis 6.2",))
+    assert [(row["row"], row["ratio"]) for row in shown] == [
+        ("fold", 0.75), ("fold on Redis 6.2", 0.5)
+    ]  # fmt: skip
+    assert len(baseline.side_by_side(ours, theirs)) == 1  # without suffixes: the label alone
+
+
 def test_the_older_commit_is_laid_out_and_removed_again():
     known = subprocess.run(["git", "cat-file", "-e", f"{baseline.BASELINE}^{{commit}}"],
                            cwd=baseline.ROOT, capture_output=True)  # fmt: skip
