@@ -79,10 +79,13 @@ def extra_counters(
     zone: tzinfo = UTC,
 ) -> list[aggregates.ExtraCounters]:
     """The per-kind, per-day counter increments of ``entries``, names admitted first."""
-    who: dict[str, int] = {}
-    for entry in entries:
-        for key, n in entry.who.items():
-            who[key] = who.get(key, 0) + n
+    if len(entries) == 1:  # the usual group (a big batch): its keys as they are
+        who = entries[0].who
+    else:
+        who = {}
+        for entry in entries:
+            for key, n in entry.who.items():
+                who[key] = who.get(key, 0) + n
     limits = {DOMAINS.name: settings.domain_limit, AUTH_USERS.name: settings.auth_user_limit}
     groups = who_groups(who)
     # A reset of a day deletes its names sets: what this process remembers of them is then
@@ -171,8 +174,9 @@ def _ask(
     args: list[object] = [EXTRAS_PER_NAME]
     for position, chunk in call:
         ask = asks[position]
-        args += [ask.limit, ask.lifetime_ms, "".join(f"{name}\n" for name in chunk),
-                 "".join(f"{_US.join(ask.names[name])}\n" for name in chunk)]  # fmt: skip
+        extras = map(_US.join, map(ask.names.__getitem__, chunk))
+        args += [ask.limit, ask.lifetime_ms, "\n".join(chunk) + "\n",
+                 "\n".join(extras) + "\n"]  # fmt: skip
     replies = script(client, "admit_names")(keys=[asks[p].names_key for p, _ in call], args=args)
     for (position, chunk), reply in zip(call, replies, strict=True):
         ask, admitted = asks[position], results[position]
