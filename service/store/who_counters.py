@@ -182,15 +182,22 @@ def _ask(
         ask, admitted = asks[position], results[position]
         memo = _memo(client, ask)
         text = reply.decode() if isinstance(reply, bytes) else str(reply)
+        grants: dict[str, frozenset[str]] = {}  # answer -> its set: many names share one
         for name, answer in zip(chunk, text.split("\n"), strict=True):
             if answer[0] != "1":
                 memo[name] = None
                 continue
-            granted = frozenset(answer[1:].split(_US)) if len(answer) > 1 else _NONE
+            granted = grants.get(answer)
+            if granted is None:
+                granted = frozenset(answer[1:].split(_US)) if len(answer) > 1 else _NONE
+                grants[answer] = granted
             admitted[name] = granted
             # Some extra refused: the name has all it may have, none is worth asking for.
-            full = len(granted) < len(ask.names[name])
-            memo[name] = _FULL if full else granted | (memo.get(name) or _NONE)
+            if len(granted) < len(ask.names[name]):
+                memo[name] = _FULL
+            else:
+                had = memo.get(name)  # extras admitted before: a set (asked names are not full)
+                memo[name] = granted | had if had else granted
 
 
 # What this process knows was admitted (or refused) already, so that a name seen again costs
