@@ -79,10 +79,13 @@ def extra_counters(
     zone: tzinfo = UTC,
 ) -> list[aggregates.ExtraCounters]:
     """The per-kind, per-day counter increments of ``entries``, names admitted first."""
-    who: dict[str, int] = {}
-    for entry in entries:
-        for key, n in entry.who.items():
-            who[key] = who.get(key, 0) + n
+    if len(entries) == 1:  # the usual group (a big batch): its keys as they are
+        who = entries[0].who
+    else:
+        who = {}
+        for entry in entries:
+            for key, n in entry.who.items():
+                who[key] = who.get(key, 0) + n
     limits = {DOMAINS.name: settings.domain_limit, AUTH_USERS.name: settings.auth_user_limit}
     groups = who_groups(who)
     # A reset of a day deletes its names sets: what this process remembers of them is then
@@ -171,22 +174,30 @@ def _ask(
     args: list[object] = [EXTRAS_PER_NAME]
     for position, chunk in call:
         ask = asks[position]
-        args += [ask.limit, ask.lifetime_ms, "".join(f"{name}\n" for name in chunk),
-                 "".join(f"{_US.join(ask.names[name])}\n" for name in chunk)]  # fmt: skip
+        extras = map(_US.join, map(ask.names.__getitem__, chunk))
+        args += [ask.limit, ask.lifetime_ms, "\n".join(chunk) + "\n",
+                 "\n".join(extras) + "\n"]  # fmt: skip
     replies = script(client, "admit_names")(keys=[asks[p].names_key for p, _ in call], args=args)
     for (position, chunk), reply in zip(call, replies, strict=True):
         ask, admitted = asks[position], results[position]
         memo = _memo(client, ask)
         text = reply.decode() if isinstance(reply, bytes) else str(reply)
+        grants: dict[str, frozenset[str]] = {}  # answer -> its set: many names share one
         for name, answer in zip(chunk, text.split("\n"), strict=True):
             if answer[0] != "1":
                 memo[name] = None
                 continue
-            granted = frozenset(answer[1:].split(_US)) if len(answer) > 1 else _NONE
+            granted = grants.get(answer)
+            if granted is None:
+                granted = frozenset(answer[1:].split(_US)) if len(answer) > 1 else _NONE
+                grants[answer] = granted
             admitted[name] = granted
             # Some extra refused: the name has all it may have, none is worth asking for.
-            full = len(granted) < len(ask.names[name])
-            memo[name] = _FULL if full else granted | (memo.get(name) or _NONE)
+            if len(granted) < len(ask.names[name]):
+                memo[name] = _FULL
+            else:
+                had = memo.get(name)  # extras admitted before: a set (asked names are not full)
+                memo[name] = granted | had if had else granted
 
 
 # What this process knows was admitted (or refused) already, so that a name seen again costs
