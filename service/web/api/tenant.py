@@ -156,9 +156,12 @@ class TenantTimeZoneSchema(StrictSchema):
     # endpoint's own problem+json, which names the field.
     time_zone = fields.String(
         required=True,
-        metadata={"enum": list(known_zone_names()), "description": "An IANA time zone name, e.g. `Europe/Berlin`; `UTC` is the "
-                  "default", "example": "Europe/Berlin"},
-    )  # fmt: skip
+        metadata={
+            "enum": list(known_zone_names()),
+            "description": "An IANA time zone name, e.g. `Europe/Berlin`; `UTC` is the default",
+            "example": "Europe/Berlin",
+        },
+    )
 
 
 class TenantTimeZoneResultSchema(StrictSchema):
