@@ -26,15 +26,31 @@ CONNECTORS = [None] * 6 + [f"Partner {i}" for i in range(20)] + [f"Site {i}" for
 
 # MAILFLOW_BENCH_WHO: "domains" gives every trace one of 20,000 remote domains (and a remote
 # host), "users" also one of 2,000 SMTP AUTH users: ingest with the per-domain and per-user
-# counters busy (docs/domains.md); "realistic" one of 300 domains and one of 30 users. Unset:
-# one domain for all, as before.
-WHO_SIZES = {"domains": (20_000, 0), "users": (20_000, 2_000), "realistic": (300, 30)}
+# counters busy (docs/domains.md); "realistic" one of 300 domains and one of 30 users, each
+# trace's connector and TLS version drawn independently of them (nearly every trace a new
+# counter field: the per-name counters' bad case). "every" turns every dimension on as mail
+# has them: one of 300 domains and of 30 SMTP AUTH users on every trace, a transport security
+# class, and per domain (and user) its own route, TLS version and policy (``EVERY_MIX``).
+# Unset: one domain for all, as before.
+WHO_SIZES = {"domains": (20_000, 0), "users": (20_000, 2_000), "realistic": (300, 30),
+             "every": (300, 30)}  # fmt: skip
+# The "every" mix: a domain's mail takes one route (connector) and its servers negotiate one TLS
+# version, with EVERY_MIX["other_version"] of its messages at another (a second server, a
+# fallback); a user's client one version likewise. Policies per domain: DANE, MTA-STS or
+# opportunistic TLS, in these shares.
+# Live ingest: a shipper following the logs sends mail of the last minutes.
+LIVE_SPREAD_S = 600.0
+EVERY_MIX = {"other_version": 0.1, "policies": (("dane", 0.1), ("mta-sts", 0.2), ("may", 0.7))}
 
 
-def make_bodies(total: int, seed: int, prefix: str) -> list[bytes]:
+def make_bodies(total: int, seed: int, prefix: str, who: str | None = None,
+                spread_s: float = 6 * 86400) -> list[bytes]:  # fmt: skip
+    """``total`` traces in batches of ``BATCH``, as JSON bodies, their times within the last
+    ``spread_s`` seconds; ``who`` (default: the environment's ``MAILFLOW_BENCH_WHO``) picks
+    their remote domains and users."""
     import os
 
-    who = os.environ.get("MAILFLOW_BENCH_WHO", "")
+    who = os.environ.get("MAILFLOW_BENCH_WHO", "") if who is None else who
     rng = random.Random(seed)
     now = datetime.now(UTC)
     bodies = []
@@ -44,7 +60,7 @@ def make_bodies(total: int, seed: int, prefix: str) -> list[bytes]:
             connector = rng.choice(CONNECTORS)
             trace = {
                 "id": f"{prefix}-{i}",
-                "timestamp": (now - timedelta(seconds=rng.uniform(0, 6 * 86400))).isoformat(),
+                "timestamp": (now - timedelta(seconds=rng.uniform(0, spread_s))).isoformat(),
                 "direction": rng.choice(("inbound", "outbound")),
                 "connector": connector,
                 "tls_version": rng.choice(TLS_VERSIONS),
@@ -61,9 +77,39 @@ def make_bodies(total: int, seed: int, prefix: str) -> list[bytes]:
                 trace["remote_host"] = f"mx.{domain}"
             if users:
                 trace["auth_user"] = f"user{rng.randrange(users)}@example.com"
+            if who == "every":
+                every_dimension(trace, rng)
             batch.append(trace)
         bodies.append(orjson.dumps(batch))
     return bodies
+
+
+def every_dimension(trace: dict, rng: random.Random) -> None:
+    """``trace`` (with its domain and user) given its domain's route, TLS version and policy,
+    as ``EVERY_MIX`` says: each name's profile is drawn from a generator seeded by the name, so
+    it is the same in every batch and run."""
+    domain = trace["recipient_domain" if trace["direction"] == "outbound" else "sender_domain"]
+    profile = random.Random(domain)
+    connector = profile.choice(CONNECTORS)
+    trace["connector"] = connector
+    trace.pop("connector_type", None)
+    if connector:
+        trace["connector_type"] = "partner" if connector.startswith("P") else "onpremises"
+    home = profile.choice(TLS_VERSIONS[:4])  # the versions servers still negotiate
+    # The user's client decides the version of a submission; the domain's servers the rest.
+    if trace["direction"] == "outbound" and trace.get("auth_user"):
+        home = random.Random(trace["auth_user"]).choice(TLS_VERSIONS[:4])
+    other = rng.random() < EVERY_MIX["other_version"]
+    trace["tls_version"] = rng.choice(TLS_VERSIONS) if other else home
+    draw, policy = profile.random(), "may"
+    for name, share in EVERY_MIX["policies"]:
+        if draw < share:
+            policy = name
+            break
+        draw -= share
+    if trace["tls_version"] != "none":
+        trace["tls_policy"] = policy
+        trace["tls_auth"] = "verified" if policy != "may" else "anonymous"
 
 
 def counted(stack: Stack, tenant: str) -> int:
@@ -130,6 +176,35 @@ def end_to_end_on(servers: tuple[str | None, ...], total: int, web_workers: int 
     return {server: {"traces_per_second": median(rates[server]),
                      "accept_per_second": median(accept_rates[server]),
                      "runs": runs, "traces": total} for server in servers}  # fmt: skip
+
+
+def end_to_end_mixes(mixes: tuple[str, ...], total: int, runs: int = 3,
+                     spread_s: float = LIVE_SPREAD_S) -> dict[str, dict]:  # fmt: skip
+    """``end_to_end`` of each ``MAILFLOW_BENCH_WHO`` mix on the configured server, the mixes
+    taking turns run by run (the same noise for all), each run's traces new to its stack and
+    timed within the last ``spread_s`` seconds."""
+    rates: dict[str, list[float]] = {mix: [] for mix in mixes}
+    for run in range(runs):
+        for mix in mixes:
+            bodies = make_bodies(total, seed=run, prefix=f"mix{run}", who=mix, spread_s=spread_s)
+            rates[mix].append(_end_to_end_once(bodies, None, 2, 1))
+    return {mix: {"traces_per_second": median(rates[mix]), "runs": runs, "traces": total}
+            for mix in mixes}  # fmt: skip
+
+
+def _end_to_end_once(bodies: list[bytes], server: str | None, web_workers: int,
+                     fold_workers: int) -> float:  # fmt: skip
+    """traces/s of ``bodies`` from the first POST until the counters hold every trace."""
+    total = sum(len(orjson.loads(body)) for body in bodies)
+    with redis_stack(server_name=server) as stack:
+        key = make_key(stack)
+        with gunicorn("service.wsgi:app", stack.env, workers=web_workers) as url, \
+             workers(stack.env, fold_workers):  # fmt: skip
+            started = time.perf_counter()
+            post_all(url, key, bodies, threads=web_workers * 2)
+            while counted(stack, "bench") < total:
+                time.sleep(0.01)
+            return total / (time.perf_counter() - started)
 
 
 def fold_rate(total: int, runs: int = 3) -> dict:
