@@ -26,15 +26,7 @@ from datetime import UTC, datetime, tzinfo
 
 from service.ingest.checks import TlsLoggingCheck, date_report
 from service.ingest.errors import SendError
-from service.ingest.pipeline import (
-    CountingSink,
-    FollowLoop,
-    NdjsonSink,
-    Parser,
-    Sink,
-    ingest_files,
-    make_parser,
-)
+from service.ingest.pipeline import CountingSink, FollowLoop, NdjsonSink, ingest_files, make_parser
 from service.ingest.readers import Follower
 
 # Not `typing.TYPE_CHECKING`: importing typing costs a dry run ~3 ms, for names only the type
@@ -45,6 +37,7 @@ if TYPE_CHECKING:
 
     from service.ingest.client import SendStats, TraceSender
     from service.ingest.connector_map import ConnectorMap
+    from service.ingest.pipeline import Parser, Sink
 
 # The mapping, the HTTP client and the parsers are imported only when a run needs them:
 # `--dry-run` on one rotated file is mostly interpreter start-up, so imports are its cost.
