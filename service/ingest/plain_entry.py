@@ -30,6 +30,8 @@ def plain_dry_run(args: list[str]) -> int | None:
         return None  # an option, or `--`: click's to read
     if any(_is_completion(name) for name in os.environ):
         return None
+    if sys.stderr is None:
+        return None  # no stderr at all (fd 2 closed): click knows to write nothing
     with ImportsWithoutCollection():  # see service.ingest.startup
         # The default format's parser, imported here to be frozen with the rest.
         import service.ingest.postfix  # noqa: F401

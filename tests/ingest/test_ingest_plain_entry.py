@@ -1,8 +1,8 @@
 """`mailflow ingest --dry-run FILE...` without click (service.ingest.plain_entry) says what the
 click command says: the same summary, the same errors, the same exit statuses.
 
-Each case runs twice as a whole process: as given, and with `--no-progress` added, which the
-plain entry leaves to click and which changes nothing when stderr is not a terminal."""
+Each case runs twice as a whole process: as given, and with `--format postfix` (the default)
+added, which the plain entry leaves to click."""
 
 from __future__ import annotations
 
@@ -25,6 +25,8 @@ ENTRIES = {
     "python -m service.ingest": [sys.executable, "-m", "service.ingest"],
     "mailflow ingest": [sys.executable, "-c", "from service.cli import main; main()", "ingest"],
 }
+# The default format said again: the same run, through click.
+CLICK = ["--format", "postfix"]
 # How long the run took varies from run to run; everything else must not.
 TIMING = re.compile(r"read in \d+\.\d\d s \([\d,]+ lines/s\)")
 
@@ -40,7 +42,7 @@ def run(entry: str, args: Sequence[str], env: dict[str, str] | None = None) -> t
 def both_ways(
     entry: str, args: Sequence[str], env: dict[str, str] | None = None
 ) -> tuple[tuple[int, str, str], tuple[int, str, str]]:
-    return run(entry, args, env), run(entry, ["--no-progress", *args], env)
+    return run(entry, args, env), run(entry, [*CLICK, *args], env)
 
 
 @pytest.fixture
@@ -110,7 +112,7 @@ def test_only_a_plain_dry_run_goes_without_click(generated: Path) -> None:
         ).stdout.strip()  # fmt: skip
 
     assert loads_click("--dry-run", str(generated)) == "False"
-    assert loads_click("--dry-run", "--no-progress", str(generated)) == "True"
+    assert loads_click("--dry-run", *CLICK, str(generated)) == "True"
 
 
 def interrupted(entry: str, args: list[str], fifo: Path) -> tuple[int, str]:
@@ -131,7 +133,7 @@ def test_an_interrupted_dry_run_ends_as_click_ends_it(tmp_path: Path) -> None:
     fifo = tmp_path / "log.fifo"
     os.mkfifo(fifo)
     plain = interrupted("python -m service.ingest", ["--dry-run"], fifo)
-    click = interrupted("python -m service.ingest", ["--dry-run", "--no-progress"], fifo)
+    click = interrupted("python -m service.ingest", ["--dry-run", *CLICK], fifo)
     assert plain == click == (1, "\nAborted!\n")
 
 
@@ -143,4 +145,14 @@ def test_a_closed_stderr_ends_as_with_click(generated: Path) -> None:
         child.stderr.close()  # nobody reads the summary
         return child.wait(timeout=60)
 
-    assert status("--dry-run") == status("--dry-run", "--no-progress") == 1
+    assert status("--dry-run") == status("--dry-run", *CLICK) == 1
+
+
+def test_no_stderr_at_all_ends_as_with_click(generated: Path) -> None:
+    def status(*args: str) -> int:
+        command = [*ENTRIES["mailflow ingest"], *args, str(generated)]
+        # fd 2 closed before Python starts: sys.stderr is None.
+        return subprocess.run(["sh", "-c", 'exec "$@" 2>&-', "sh", *command],
+                              timeout=60).returncode  # fmt: skip
+
+    assert status("--dry-run") == status("--dry-run", *CLICK)
