@@ -8,7 +8,6 @@ warning as soon as the evidence is there.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 _UTC_SUFFIXES = ("Z", "z", "+00:00")
@@ -29,15 +28,31 @@ def utc_day(timestamp: object) -> str | None:
     return when.astimezone(UTC).date().isoformat()
 
 
-@dataclass(frozen=True)
 class DateReport:
-    first: str | None  # the first and last UTC day of the traces
-    last: str | None
-    too_old: int  # traces before the retention period's first day
-    too_new: int  # traces of days after today (the API allows 15 minutes ahead)
-    undated: int
-    earliest_kept: str  # the retention period's first day
-    retention_days: int
+    """What ``date_report`` found. A plain class, not a dataclass: a dry run does not import
+    dataclasses (service.ingest.postfix says why)."""
+
+    __slots__ = ("first", "last", "too_old", "too_new", "undated", "earliest_kept",
+                 "retention_days")  # fmt: skip
+
+    def __init__(
+        self,
+        *,
+        first: str | None,  # the first and last UTC day of the traces
+        last: str | None,
+        too_old: int,  # traces before the retention period's first day
+        too_new: int,  # traces of days after today (the API allows 15 minutes ahead)
+        undated: int,
+        earliest_kept: str,  # the retention period's first day
+        retention_days: int,
+    ) -> None:
+        self.first = first
+        self.last = last
+        self.too_old = too_old
+        self.too_new = too_new
+        self.undated = undated
+        self.earliest_kept = earliest_kept
+        self.retention_days = retention_days
 
     def lines(self) -> list[str]:
         if self.first is None:

@@ -16,8 +16,6 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from service.ingest.syslog import MONTHS as _MONTHS
 from service.ingest.syslog import TimestampParser, day_of
@@ -45,6 +43,9 @@ from service.ingest.transport_security import (
     tls_policy_block,
 )
 
+# Not typing's: a dry run imports neither typing nor dataclasses (inspect, ast, dis, tokenize:
+# ~8 ms of its start-up), so the records below are plain slotted classes.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from service.ingest.connector_map import ConnectorMap
 
@@ -82,45 +83,71 @@ _Handler = Callable[[str, str, str, str, str], "bool | str"]
 _Route = tuple[_Handler | None, str, str, str]
 
 
-@dataclass(slots=True)
 class Limits:
     """How long and how much correlation state is kept (seconds of log time, entries)."""
 
-    hold: float = 300.0  # an inbound trace waits at most this long for qmgr/cleanup details
-    session_ttl: float = 3600.0  # smtpd sessions are minutes long; an hour covers stragglers
-    tls_ttl: float = 3600.0  # outbound TLS lines: connections are reused for seconds
-    queue_ttl: float = 3 * 3600.0  # sender/message-id of queued mail, refreshed on each retry
-    max_sessions: int = 50_000
-    max_pending: int = 50_000
-    max_tls: int = 50_000
-    max_queue: int = 200_000
-    sweep_every: float = 60.0  # expire at most this often (log time); 5 µs a sweep adds up
+    __slots__ = ("hold", "session_ttl", "tls_ttl", "queue_ttl", "max_sessions", "max_pending",
+                 "max_tls", "max_queue", "sweep_every")  # fmt: skip
+
+    def __init__(
+        self,
+        hold: float = 300.0,  # an inbound trace waits at most this long for qmgr/cleanup details
+        session_ttl: float = 3600.0,  # smtpd sessions are minutes long; an hour covers stragglers
+        tls_ttl: float = 3600.0,  # outbound TLS lines: connections are reused for seconds
+        queue_ttl: float = 3 * 3600.0,  # sender/message-id of queued mail, refreshed on each retry
+        max_sessions: int = 50_000,
+        max_pending: int = 50_000,
+        max_tls: int = 50_000,
+        max_queue: int = 200_000,
+        sweep_every: float = 60.0,  # expire at most this often (log time); 5 µs a sweep adds up
+    ) -> None:
+        self.hold = hold
+        self.session_ttl = session_ttl
+        self.tls_ttl = tls_ttl
+        self.queue_ttl = queue_ttl
+        self.max_sessions = max_sessions
+        self.max_pending = max_pending
+        self.max_tls = max_tls
+        self.max_queue = max_queue
+        self.sweep_every = sweep_every
 
 
-@dataclass(slots=True)
 class _Session:
     """One smtpd SMTP session: `connect from` until `disconnect from`."""
 
-    epoch: float
-    tls: str | None = None
-    cipher: str | None = None
-    auth: str | None = None  # tls_auth from the TLS line's trust word
+    __slots__ = ("epoch", "tls", "cipher", "auth")
+
+    def __init__(self, epoch: float) -> None:
+        self.epoch = epoch
+        self.tls: str | None = None
+        self.cipher: str | None = None
+        self.auth: str | None = None  # tls_auth from the TLS line's trust word
 
 
-@dataclass(slots=True)
 class _Queued:
     """What is known about one queue id while it is in the queue."""
 
-    epoch: float  # last touched
-    born: float = 0.0  # when its inbound trace started waiting
-    sender_domain: str | None = None
-    size: int | None = None
-    message_id: str | None = None
-    session: tuple[str, str, str] | None = None  # smtpd process that received it
-    inbound: Trace | None = None  # the inbound trace until it is emitted
-    service: str | None = None
-    relays: set[str] | None = None  # relays already reported for this queue id
-    blocked: set[str] | None = None  # relays it was already reported blocked at
+    __slots__ = ("epoch", "born", "sender_domain", "size", "message_id", "session", "inbound",
+                 "service", "relays", "blocked")  # fmt: skip
+
+    def __init__(
+        self,
+        epoch: float,  # last touched
+        born: float = 0.0,  # when its inbound trace started waiting
+        session: tuple[str, str, str] | None = None,  # smtpd process that received it
+        inbound: Trace | None = None,  # the inbound trace until it is emitted
+        service: str | None = None,
+    ) -> None:
+        self.epoch = epoch
+        self.born = born
+        self.sender_domain: str | None = None
+        self.size: int | None = None
+        self.message_id: str | None = None
+        self.session = session
+        self.inbound = inbound
+        self.service = service
+        self.relays: set[str] | None = None  # relays already reported for this queue id
+        self.blocked: set[str] | None = None  # relays it was already reported blocked at
 
 
 def service_of(program: str) -> str:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 
 # One regex for both prefixes. The program is everything up to `[pid]:` or `:`; Postfix program
@@ -34,15 +33,20 @@ MONTHS = {
 FUTURE_SLACK = timedelta(days=1)
 
 
-@dataclass(slots=True)
 class LinePrefix:
-    """The parsed prefix of one syslog line (the message is the rest of the line)."""
+    """The parsed prefix of one syslog line (the message is the rest of the line).
 
-    timestamp: str  # the raw token, stable across runs: part of trace ids
-    host: str
-    program: str  # e.g. `postfix/submission/smtpd`
-    pid: str  # "" when the program logged no pid
-    message: str
+    A plain class, not a dataclass: a dry run does not import dataclasses (service.ingest.postfix
+    says why)."""
+
+    __slots__ = ("timestamp", "host", "program", "pid", "message")
+
+    def __init__(self, timestamp: str, host: str, program: str, pid: str, message: str) -> None:
+        self.timestamp = timestamp  # the raw token, stable across runs: part of trace ids
+        self.host = host
+        self.program = program  # e.g. `postfix/submission/smtpd`
+        self.pid = pid  # "" when the program logged no pid
+        self.message = message
 
 
 def parse_prefix(line: str) -> LinePrefix | None:

@@ -15,7 +15,6 @@ A spelling none of these documents gives None: the caller counts it and omits th
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from functools import lru_cache
 
 from service.ingest.traces import MAX_STRING, Trace, clean, put_optionals, trace_id
@@ -49,14 +48,41 @@ _REQUIRETLS_OUTCOMES = frozenset({"nocertmatch", "nostarttls", "noencryption", "
 MANDATORY = frozenset({"encrypt", "verify", "dane", "secure"})
 
 
-@dataclass(frozen=True, slots=True)
 class TlsFeatures:
-    """One `tls=` value. Policies are tls_policy spellings, None when Postfix had none."""
+    """One `tls=` value. Policies are tls_policy spellings, None when Postfix had none.
 
-    required: str | None  # the level the policy asked for
-    applied: str | None  # the level the connection got (the downgrade level, if any)
-    downgraded: bool  # the security level was downgraded
-    violated: bool  # a feature's policy was violated: the connection was not used
+    A value: equal to another of the same fields. A plain class, not a dataclass: a dry run
+    does not import dataclasses (service.ingest.postfix says why)."""
+
+    __slots__ = ("required", "applied", "downgraded", "violated")
+
+    def __init__(
+        self,
+        required: str | None,  # the level the policy asked for
+        applied: str | None,  # the level the connection got (the downgrade level, if any)
+        downgraded: bool,  # the security level was downgraded
+        violated: bool,  # a feature's policy was violated: the connection was not used
+    ) -> None:
+        self.required = required
+        self.applied = applied
+        self.downgraded = downgraded
+        self.violated = violated
+
+    def _fields(self) -> tuple[str | None, str | None, bool, bool]:
+        return self.required, self.applied, self.downgraded, self.violated
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, TlsFeatures):
+            return NotImplemented
+        return self._fields() == other._fields()
+
+    def __hash__(self) -> int:
+        return hash(self._fields())
+
+    def __repr__(self) -> str:
+        required, applied, downgraded, violated = self._fields()
+        return (f"TlsFeatures(required={required!r}, applied={applied!r}, "
+                f"downgraded={downgraded!r}, violated={violated!r})")  # fmt: skip
 
 
 @lru_cache(maxsize=512)  # a server logs a handful of distinct values
