@@ -55,8 +55,10 @@ def test_fields_of_any_text_are_stored_as_sent(redis_client, clock):
 
 
 def test_counts_above_32_bits_stay_exact_integers(redis_client, clock):
+    # Round sums too: written as %g writes them, they would come out as "1e+08".
     big = {"inbound\x1fa\x1ft\x1fTLS1.2": 2**31 + 1, "inbound\x1fb\x1ft\x1fTLS1.2": 2**33,
-           "inbound\x1fc\x1ft\x1fTLS1.2": 2**50 + 3, "inbound\x1fd\x1ft\x1fTLS1.2": 1}  # fmt: skip
+           "inbound\x1fc\x1ft\x1fTLS1.2": 2**50 + 3, "inbound\x1fd\x1ft\x1fTLS1.2": 1,
+           "inbound\x1fe\x1ft\x1fTLS1.2": 5 * 10**7, "inbound\x1ff\x1ft\x1fTLS1.2": 5 * 10**11}  # fmt: skip
     _fold(redis_client, clock, big)
     _fold(redis_client, clock, {**big, "inbound\x1fd\x1ft\x1fTLS1.2": 2**52})
     day = clock.now.date().isoformat()
