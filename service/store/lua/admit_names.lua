@@ -10,8 +10,9 @@
 --   the names, one per line; their extras in this fold, one line per name, each extra once,
 --   joined by \x1f (may be empty). Packed, not an argument each: at thousands of names a
 --   call, parsing arguments and replies cost more than the admission itself.
--- Returns per set one string, one line per name: '0' not admitted, or '1' followed by its
--- admitted extras joined by \x1f. Work is bounded by the caller's names per call times the
+-- Returns per set one string, one line per name: '0' not admitted, '=' admitted with all the
+-- extras sent (the usual answer, short to send and read), or '1' followed by its admitted
+-- extras joined by \x1f. Work is bounded by the caller's names per call times the
 -- extras limit.
 local per_name = tonumber(ARGV[1])
 
@@ -46,7 +47,7 @@ local function admit(names, limit, lifetime, asked_text, wanted_text)
         writes[#writes + 1] = name
         writes[#writes + 1] = want
       end
-      out[i] = '1' .. want
+      out[i] = '='
     else
       local have, count = {}, 0
       for extra in string.gmatch(have_text, '[^\031]+') do
