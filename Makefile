@@ -46,7 +46,7 @@ test: $(STAMP)
 	  tests/test_domains_security.py tests/test_tenant_time_zone.py tests/test_migrate_store.py \
 	  tests/test_dedupe_buckets.py tests/test_dedupe_migration.py \
 	  tests/test_who_view_slices.py tests/test_who_admit_chunks.py \
-	  tests/test_metrics_security.py
+	  tests/test_metrics_security.py tests/test_fold_increments.py tests/test_who_admission.py
 	# The spine, the store and the reports again on the other embedded server (everything above
 	# ran on the default one; docs/redis-versions.md says why these): one server, one clock.
 	MAILFLOW_TEST_REDIS_SERVER=$(OTHER_SERVER) $(BIN)/pytest -q tests/test_spine_exact.py \
@@ -58,7 +58,8 @@ test: $(STAMP)
 	  tests/test_faults_store.py tests/test_run_durability.py tests/test_insights_lifecycle.py \
 	  tests/test_transport_security.py tests/test_blocked_counters.py tests/test_who_counters.py \
 	  tests/test_tlsrpt_store.py tests/test_dedupe_buckets.py \
-	  tests/test_reads_at_memory_limit.py
+	  tests/test_reads_at_memory_limit.py tests/test_fold_increments.py \
+	  tests/test_who_admission.py
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

@@ -103,42 +103,44 @@ Group = tuple[str, str, str]  # (kind name, day, direction)
 _TLS_FIELD = f"{FIELD_SEP}{TLS_MARK}{FIELD_SEP}"
 _CONNECTOR_FIELD = f"{FIELD_SEP}{CONNECTOR_MARK}{FIELD_SEP}"
 _SECURITY_FIELD = f"{FIELD_SEP}{SECURITY_MARK}{FIELD_SEP}"
+_Uses = tuple[dict[str, int], dict[str, list[str]]]  # a group's counts and extras
 
 
 def who_groups(who: Mapping[str, int]) -> dict[Group, GroupCounts]:
     """Who keys with their messages, as uses per (kind, day, direction): what
     ``GroupCounts.add`` of each key's domain and user gives, with its work inlined. The worker
     groups every trace's key here (some 200,000 names a second): a method call, a tuple and a
-    formatted string per key were a third of its fold."""
+    formatted string per key were a third of its fold; the groups' dicts are taken once per
+    day and direction, and each field is one formatted string."""
     groups: dict[Group, GroupCounts] = {}
-    by_prefix: dict[str, tuple[GroupCounts, GroupCounts]] = {}  # day RS direction -> groups
+    # day RS direction -> its direction and US; the domains' and the users' counts and extras
+    by_prefix: dict[str, tuple[str, _Uses, _Uses]] = {}
+    tls_field, connector_field, security_field = _TLS_FIELD, _CONNECTOR_FIELD, _SECURITY_FIELD
     for key, messages in who.items():
         prefix, domain, tls, connector, host, user, ip = key.split(FIELD_SEP)
         if tls == BLOCKED:  # not a message delivered: the names' totals equal the snapshot's
             continue
-        pair = by_prefix.get(prefix)
-        if pair is None:
+        uses = by_prefix.get(prefix)
+        if uses is None:
             day, direction = prefix.split(RECORD_SEP)
-            pair = by_prefix[prefix] = (
-                groups.setdefault((DOMAINS.name, day, direction), GroupCounts(direction)),
-                groups.setdefault((AUTH_USERS.name, day, direction), GroupCounts(direction)),
-            )
+            domains = groups.setdefault((DOMAINS.name, day, direction), GroupCounts(direction))
+            users = groups.setdefault((AUTH_USERS.name, day, direction), GroupCounts(direction))
+            uses = by_prefix[prefix] = (direction + FIELD_SEP, (domains.counts, domains.extras),
+                                        (users.counts, users.extras))  # fmt: skip
         klass = ""
         if WHO_CLASS_SEP in tls:  # the version, then the class (``traces.who_tls_segment``)
             tls, klass = tls.split(WHO_CLASS_SEP)
-        uses = (
-            ((pair[0], domain, host), (pair[1], user, ip)) if user else ((pair[0], domain, host),)
-        )
-        for group, name, extra in uses:
-            counts, extras = group.counts, group.extras
-            head = group.direction + FIELD_SEP + name
+        head, of_domains, of_users = uses
+        for (counts, extras), name, extra in ((of_domains, domain, host), (of_users, user, ip)):
+            if extras is of_users[1] and not user:  # a trace without an SMTP AUTH user
+                break
             if klass:
-                field = head + _SECURITY_FIELD + klass
+                field = f"{head}{name}{security_field}{klass}"
                 counts[field] = counts.get(field, 0) + messages
-            field = head + _TLS_FIELD + tls
+            field = f"{head}{name}{tls_field}{tls}"
             counts[field] = counts.get(field, 0) + messages
             if connector:
-                field = head + _CONNECTOR_FIELD + connector
+                field = f"{head}{name}{connector_field}{connector}"
                 counts[field] = counts.get(field, 0) + messages
             seen = extras.get(name)
             if seen is None:

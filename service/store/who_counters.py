@@ -31,6 +31,7 @@ from service.store.scripts import script
 ADMIT_CHUNK = 4000
 WHO_LINES_PER_FOLD = 5000
 _US = "\x1f"
+_ALL_SENT = "="  # admit_names.lua's answer for a name admitted with every extra it was sent
 _NONE: frozenset[str] = frozenset()
 
 
@@ -172,28 +173,32 @@ def _ask(
     """One admit_names.lua call for the chunks of ``call``; its answers into ``results`` and
     the memo."""
     args: list[object] = [EXTRAS_PER_NAME]
+    sent: list[list[str]] = []  # per chunk, each name's extras as sent (joined)
     for position, chunk in call:
         ask = asks[position]
-        extras = map(_US.join, map(ask.names.__getitem__, chunk))
+        sent.append(list(map(_US.join, map(ask.names.__getitem__, chunk))))
         args += [ask.limit, ask.lifetime_ms, "\n".join(chunk) + "\n",
-                 "\n".join(extras) + "\n"]  # fmt: skip
+                 "\n".join(sent[-1]) + "\n"]  # fmt: skip
     replies = script(client, "admit_names")(keys=[asks[p].names_key for p, _ in call], args=args)
-    for (position, chunk), reply in zip(call, replies, strict=True):
+    for (position, chunk), wanted, reply in zip(call, sent, replies, strict=True):
         ask, admitted = asks[position], results[position]
         memo = _memo(client, ask)
         text = reply.decode() if isinstance(reply, bytes) else str(reply)
-        grants: dict[str, frozenset[str]] = {}  # answer -> its set: many names share one
-        for name, answer in zip(chunk, text.split("\n"), strict=True):
-            if answer[0] != "1":
+        grants: dict[str, frozenset[str]] = {}  # extras joined -> their set: many names share one
+        for name, answer, joined in zip(chunk, text.split("\n"), wanted, strict=True):
+            if answer == _ALL_SENT:  # the usual answer: no extras to read back
+                some_refused = False
+            elif answer[0] == "1":
+                joined, some_refused = answer[1:], True  # maybe: seen below
+            else:
                 memo[name] = None
                 continue
-            granted = grants.get(answer)
+            granted = grants.get(joined)
             if granted is None:
-                granted = frozenset(answer[1:].split(_US)) if len(answer) > 1 else _NONE
-                grants[answer] = granted
+                granted = grants[joined] = frozenset(joined.split(_US)) if joined else _NONE
             admitted[name] = granted
             # Some extra refused: the name has all it may have, none is worth asking for.
-            if len(granted) < len(ask.names[name]):
+            if some_refused and len(granted) < len(ask.names[name]):
                 memo[name] = _FULL
             else:
                 had = memo.get(name)  # extras admitted before: a set (asked names are not full)

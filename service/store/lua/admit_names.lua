@@ -7,13 +7,22 @@
 -- KEYS[g]  the names hash of set g: name -> its admitted extras, joined by \x1f
 -- ARGV[1] limit of extras per name; then for each set g, four arguments from 4g - 2:
 --   its limit of names; the hash's lifetime in ms (a duration from the service's clock);
---   the names, one per line; their extras in this fold, one line per name, joined by \x1f
---   (may be empty). Packed, not an argument each: at thousands of names a call, parsing
---   arguments and replies cost more than the admission itself.
--- Returns per set one string, one line per name: '0' not admitted, or '1' followed by its
--- admitted extras joined by \x1f. Work is bounded by the caller's names per call times the
+--   the names, one per line; their extras in this fold, one line per name, each extra once,
+--   joined by \x1f (may be empty). Packed, not an argument each: at thousands of names a
+--   call, parsing arguments and replies cost more than the admission itself.
+-- Returns per set one string, one line per name: '0' not admitted, '=' admitted with all the
+-- extras sent (the usual answer, short to send and read), or '1' followed by its admitted
+-- extras joined by \x1f. Work is bounded by the caller's names per call times the
 -- extras limit.
 local per_name = tonumber(ARGV[1])
+
+local function extras_in(joined)
+  if joined == '' then
+    return 0
+  end
+  local _, separators = string.gsub(joined, '\031', '')
+  return separators + 1
+end
 
 local function admit(names, limit, lifetime, asked_text, wanted_text)
   local asked, wanted = {}, {}
@@ -28,8 +37,17 @@ local function admit(names, limit, lifetime, asked_text, wanted_text)
     if not have_text and size < limit then
       have_text, changed, size = '', true, size + 1
     end
+    local want = wanted[i]
     if not have_text then
       out[i] = '0'
+    elseif have_text == want or (have_text == '' and extras_in(want) <= per_name) then
+      -- The usual answers, with no set of extras to build: a name whose extras are the ones
+      -- it holds, or a name with none yet (new, or seen without) that takes all it is sent.
+      if changed or have_text ~= want then
+        writes[#writes + 1] = name
+        writes[#writes + 1] = want
+      end
+      out[i] = '='
     else
       local have, count = {}, 0
       for extra in string.gmatch(have_text, '[^\031]+') do
@@ -37,7 +55,7 @@ local function admit(names, limit, lifetime, asked_text, wanted_text)
         count = count + 1
       end
       local admitted = {}
-      for extra in string.gmatch(wanted[i], '[^\031]+') do
+      for extra in string.gmatch(want, '[^\031]+') do
         if have[extra] then
           admitted[#admitted + 1] = extra
         elseif count < per_name then
