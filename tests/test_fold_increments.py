@@ -46,7 +46,8 @@ def test_fields_of_any_text_are_stored_as_sent(redis_client, clock):
     odd = ["outbound\x1fa\tb\x1ft\x1fTLS1.2", "outbound\x1fline\nbreak\x1ft\x1fTLS1.3",
            "inbound\x1fmüller@bücher.example\x1ft\x1fnone", "inbound\x1f\x1ft\x1fTLS1.0",
            "inbound\x1f%d %s\x1fc\x1fPartner 1", "inbound\x1f\"quoted\"\\\x1ft\x1fSSL3",
-           "inbound\x1f1\t2\t3\n\x1ft\x1fTLS1.1"]  # fmt: skip
+           "inbound\x1f1\t2\t3\n\x1ft\x1fTLS1.1",
+           f"inbound\x1f{'long-user.' * 40}@example.com\x1ft\x1fTLS1.2"]  # fmt: skip
     _fold(redis_client, clock, {field: i + 1 for i, field in enumerate(odd)})
     _fold(redis_client, clock, {field: 10 for field in odd})
     assert _stored(redis_client, clock) == {field: i + 11 for i, field in enumerate(odd)}
