@@ -79,7 +79,8 @@ def every_dimension_rows(total: int, runs: int) -> list[Row]:
     }  # fmt: skip
     return [{"measure": label, "value": round(rates[mix]["traces_per_second"]),
              "unit": "traces/s",
-             "note": f"median of {runs} runs of {total:,} traces, mixes taking turns; {note}",
+             "note": f"median of {runs} runs of {total:,} traces, mixes taking turns"
+                     + (f"; {note}" if note else ""),
              "ratio to plain": round(rates[mix]["traces_per_second"] / plain, 2)}
             for mix, (label, note) in labels.items()]  # fmt: skip
 
