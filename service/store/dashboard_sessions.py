@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 import redis
 
 from service.store import keys, near_cache
+from service.store.availability import refuses_writes
 
 SESSION_ID_BYTES = 32
 # A session's last use is written at most this often: one Redis round trip per page instead of
@@ -115,10 +116,18 @@ def use(
         return None
     assert fields is not None
     if now - session.last_used_at >= TOUCH_EVERY:
-        with client.pipeline(transaction=True) as pipe:
-            pipe.hset(key, "last_used_at", now.isoformat())
-            pipe.expire(key, _seconds_left(session.signed_in_at, now, limits))
-            created, _ = pipe.execute()
+        try:
+            with client.pipeline(transaction=True) as pipe:
+                pipe.hset(key, "last_used_at", now.isoformat())
+                pipe.expire(key, _seconds_left(session.signed_in_at, now, limits))
+                created, _ = pipe.execute()
+        except redis.ResponseError as error:
+            if not refuses_writes(error):
+                raise
+            # Redis refuses writes (at its memory limit, failing to persist): the pages read
+            # only, so the session is served as it is; its last use stays the one stored, and
+            # it ends idle counted from there (docs/operations.md).
+            return session
         if created:
             # The field was new, so the hash was gone: the session ended (a sign-out) after this
             # request read it. The touch must not bring it back, here or in the near cache.
