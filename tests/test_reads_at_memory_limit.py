@@ -80,6 +80,17 @@ def _fill(admin: redis.Redis) -> int:
     raise AssertionError("Redis never reached its maxmemory")
 
 
+def _served_with_mail(small_server, clock, closing, traces: list[dict]):  # type: ignore[no-untyped-def]
+    """(a client of the server, the app, a keyed test client), ``traces`` ingested and folded."""
+    admin = closing(redis.Redis.from_url(small_server.url))
+    app = closing(create_app({"redis_url": small_server.url, "CLOCK": clock}))
+    key = create_key(admin, "default", ALL_SCOPES, "k", clock.now)
+    web = type("Web", (KeyedClient,), {"default_key": key})(app)
+    assert web.post("/api/v1/traces", json=traces).status_code == 202
+    Worker(admin, Settings(redis_url=small_server.url), clock=clock).work(burst=True)
+    return admin, app, web
+
+
 def _read(web, path: str) -> tuple[int, object]:  # type: ignore[no-untyped-def]
     answer = web.get(path)
     return answer.status_code, answer.get_json(silent=True) or answer.get_data(as_text=True)
@@ -88,14 +99,9 @@ def _read(web, path: str) -> tuple[int, object]:  # type: ignore[no-untyped-def]
 def test_reports_answer_at_the_memory_limit_and_ingest_refuses_cleanly(
     small_server, clock, closing
 ) -> None:  # type: ignore[no-untyped-def]
-    admin = closing(redis.Redis.from_url(small_server.url))
-    app = closing(create_app({"redis_url": small_server.url, "CLOCK": clock}))
-    key = create_key(admin, "default", ALL_SCOPES, "k", clock.now)
-    web = type("Web", (KeyedClient,), {"default_key": key})(app)
     traces, _ = make_traces(600, clock.now, seed=5)
     traces = [trace | NAMED for trace in traces]
-    assert web.post("/api/v1/traces", json=traces[:400]).status_code == 202
-    Worker(admin, Settings(redis_url=small_server.url), clock=clock).work(burst=True)
+    admin, _, web = _served_with_mail(small_server, clock, closing, traces[:400])
 
     fillers = _fill(admin)
     at_limit = {path: _read(web, path) for path in REPORTS}
@@ -166,13 +172,9 @@ DASHBOARD_PAGES = ("/", "/tls", "/transit-security", "/connectors", "/domains", 
 def test_a_signed_in_dashboard_keeps_its_pages_at_the_memory_limit(
     small_server, clock, closing
 ) -> None:  # type: ignore[no-untyped-def]
-    admin = closing(redis.Redis.from_url(small_server.url))
-    app = closing(create_app({"redis_url": small_server.url, "CLOCK": clock}))
-    key = create_key(admin, "default", ALL_SCOPES, "k", clock.now)
     traces, _ = make_traces(300, clock.now, seed=6)
-    web = type("Web", (KeyedClient,), {"default_key": key})(app)
-    assert web.post("/api/v1/traces", json=[t | NAMED for t in traces]).status_code == 202
-    Worker(admin, Settings(redis_url=small_server.url), clock=clock).work(burst=True)
+    admin, app, web = _served_with_mail(small_server, clock, closing, [t | NAMED for t in traces])
+    key = web.default_key
     browser = sign_in(app, key)
 
     fillers = _fill(admin)
