@@ -1,12 +1,41 @@
 """Grouping who keys into counter fields: the worker's fast path gives what adding each key's
-domain and user one by one gives (``GroupCounts.add``), for every shape of key."""
+domain and user one by one gives (``_add``), for every shape of key."""
 
 from __future__ import annotations
 
 import random
 
-from service.core.traces import BLOCKED, who_key
-from service.core.who import AUTH_USERS, DOMAINS, EXTRAS_PER_NAME, GroupCounts, who_groups
+from service.core.traces import BLOCKED, FIELD_SEP, WHO_CLASS_SEP, who_key
+from service.core.who import (
+    AUTH_USERS,
+    CONNECTOR_MARK,
+    DOMAINS,
+    EXTRAS_PER_NAME,
+    SECURITY_MARK,
+    TLS_MARK,
+    GroupCounts,
+    who_groups,
+)
+
+
+def _add(group: GroupCounts, name: str, tls: str, connector: str, extra: str, n: int) -> None:
+    """One name's use, added the plain way: the meaning ``who_groups`` must keep."""
+    counts = group.counts
+    head = f"{group.direction}{FIELD_SEP}{name}{FIELD_SEP}"
+    if WHO_CLASS_SEP in tls:  # the version, then the class (``traces.who_tls_segment``)
+        tls, klass = tls.split(WHO_CLASS_SEP)
+        field = f"{head}{SECURITY_MARK}{FIELD_SEP}{klass}"
+        counts[field] = counts.get(field, 0) + n
+    field = f"{head}{TLS_MARK}{FIELD_SEP}{tls}"
+    counts[field] = counts.get(field, 0) + n
+    if connector:
+        field = f"{head}{CONNECTOR_MARK}{FIELD_SEP}{connector}"
+        counts[field] = counts.get(field, 0) + n
+    seen = group.extras.get(name)
+    if seen is None:
+        group.extras[name] = [extra] if extra else []
+    elif extra and len(seen) < EXTRAS_PER_NAME and extra not in seen:
+        seen.append(extra)
 
 
 def _one_by_one(who: dict[str, int]) -> dict[tuple[str, str, str], GroupCounts]:
@@ -19,7 +48,7 @@ def _one_by_one(who: dict[str, int]) -> dict[tuple[str, str, str], GroupCounts]:
         uses = [(DOMAINS.name, domain, host)] + ([(AUTH_USERS.name, user, ip)] if user else [])
         for kind, name, extra in uses:
             group = groups.setdefault((kind, day, direction), GroupCounts(direction))
-            group.add(name, tls, connector, extra, messages)
+            _add(group, name, tls, connector, extra, messages)
     return groups
 
 

@@ -214,6 +214,8 @@ def split_security_field(field: str) -> tuple[str, str | None, str | None, str, 
 def is_blocked_field(field: str) -> bool:
     """Whether a counting key's field is a blocked message's (whatever other fields, of other
     shapes, the fold is given)."""
+    if BLOCKED not in field:  # most fields: no split needed to tell
+        return False
     parts = field.split(FIELD_SEP, 4)
     return len(parts) > 3 and parts[3] == BLOCKED
 

@@ -66,24 +66,6 @@ class GroupCounts:
         self.counts: dict[str, int] = {}  # counter field -> messages, names as they are
         self.extras: dict[str, list[str]] = {}  # name -> its extras, each once
 
-    def add(self, name: str, tls: str, connector: str, extra: str, messages: int) -> None:
-        counts = self.counts
-        head = f"{self.direction}{FIELD_SEP}{name}{FIELD_SEP}"
-        if WHO_CLASS_SEP in tls:  # the version, then the class (``traces.who_tls_segment``)
-            tls, klass = tls.split(WHO_CLASS_SEP)
-            field = f"{head}{SECURITY_MARK}{FIELD_SEP}{klass}"
-            counts[field] = counts.get(field, 0) + messages
-        field = f"{head}{TLS_MARK}{FIELD_SEP}{tls}"
-        counts[field] = counts.get(field, 0) + messages
-        if connector:
-            field = f"{head}{CONNECTOR_MARK}{FIELD_SEP}{connector}"
-            counts[field] = counts.get(field, 0) + messages
-        seen = self.extras.get(name)
-        if seen is None:
-            self.extras[name] = [extra] if extra else []
-        elif extra and len(seen) < EXTRAS_PER_NAME and extra not in seen:
-            seen.append(extra)
-
     def fields(self, admitted: Container[str]) -> dict[str, int]:
         """The group's counter fields; a name not ``admitted`` counts in the ``OTHER`` row.
         Names are refused only once a day's set is full: until then the fields as added."""
@@ -107,8 +89,8 @@ _Uses = tuple[dict[str, int], dict[str, list[str]]]  # a group's counts and extr
 
 
 def who_groups(who: Mapping[str, int]) -> dict[Group, GroupCounts]:
-    """Who keys with their messages, as uses per (kind, day, direction): what
-    ``GroupCounts.add`` of each key's domain and user gives, with its work inlined. The worker
+    """Who keys with their messages, as uses per (kind, day, direction): what adding each
+    key's domain and user one by one gives (tests/test_who_grouping.py holds the two equal). The worker
     groups every trace's key here (some 200,000 names a second): a method call, a tuple and a
     formatted string per key were a third of its fold; the groups' dicts are taken once per
     day and direction, and each field is one formatted string."""

@@ -13,7 +13,7 @@ import redis
 
 from service.core.fold import EntryIncrements
 from service.core.local_days import day_start
-from service.core.traces import BLOCKED, blocked_overflow_field, is_blocked_field
+from service.core.traces import blocked_overflow_field, is_blocked_field
 from service.store import day_chunks, keys
 from service.store.scripts import script
 from service.store.versioned_read import read_with_version
@@ -107,7 +107,7 @@ def _fold_once(
     day_adds: dict[int, tuple[list[str], list[int]]] = {}  # index -> its fields, amounts
     blocked_lines = []
     for (day, field), amount in totals.items():
-        if BLOCKED in field and is_blocked_field(field):  # the first test spares a split
+        if is_blocked_field(field):
             index = day_keys.setdefault((day, True), len(day_keys) + 3)
             blocked_lines.append(f"{index}\t{field}\t{blocked_overflow_field(field)}\t{amount}\n")
         else:
