@@ -22,6 +22,7 @@ from service.ingest.runner import (
     DEFAULT_URL,
     EXIT_NOT_DELIVERED,
     EXIT_OK,
+    MAX_RETENTION_DAYS,
     Progress,
     UsageProblem,
     format_summary,
@@ -95,7 +96,7 @@ __all__ = ["Progress", "format_summary", "ingest", "make_sender"]
 )
 @click.option(
     "--retention-days",
-    type=click.IntRange(1, 3650),
+    type=click.IntRange(1, MAX_RETENTION_DAYS),
     envvar="MAILFLOW_RETENTION_DAYS",
     default=DEFAULT_RETENTION_DAYS,
     show_default=True,

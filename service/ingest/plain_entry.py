@@ -35,8 +35,14 @@ def plain_dry_run(args: list[str]) -> int | None:
     with ImportsWithoutCollection():  # see service.ingest.startup
         # The default format's parser, imported here to be frozen with the rest.
         import service.ingest.postfix  # noqa: F401
-        from service.ingest.runner import DEFAULT_RETENTION_DAYS, UsageProblem, ingest_logs
-    retention = _retention_days(os.environ.get(RETENTION_ENV), DEFAULT_RETENTION_DAYS)
+        from service.ingest.runner import (
+            DEFAULT_RETENTION_DAYS,
+            MAX_RETENTION_DAYS,
+            UsageProblem,
+            ingest_logs,
+        )
+    retention = _retention_days(os.environ.get(RETENTION_ENV), DEFAULT_RETENTION_DAYS,
+                                MAX_RETENTION_DAYS)  # fmt: skip
     if retention is None:
         return None
     try:
@@ -55,12 +61,12 @@ def plain_dry_run(args: list[str]) -> int | None:
         return 1
 
 
-def _retention_days(value: str | None, default: int) -> int | None:
+def _retention_days(value: str | None, default: int, most: int) -> int | None:
     """``--retention-days`` from the environment as click reads it, ``default`` without it;
     None for a value that is not plainly a number in range (click then says why)."""
     if value is None:
         return default
-    if value.isascii() and value.isdigit() and 1 <= int(value) <= 3650:
+    if value.isascii() and value.isdigit() and 1 <= int(value) <= most:
         return int(value)
     return None
 

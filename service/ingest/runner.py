@@ -49,6 +49,7 @@ DEFAULT_BATCH_SIZE = 5000
 DEFAULT_TIMEZONE = "UTC"
 DEFAULT_MAX_RETRIES = 8
 DEFAULT_RETENTION_DAYS = 90
+MAX_RETENTION_DAYS = 3650  # --retention-days takes 1..this (the plain entry checks the same)
 
 
 class UsageProblem(Exception):
