@@ -200,12 +200,10 @@ def _columns(
         map(_REASON, records)
     ):
         _blocked_fields(records, fields)
-    for domain in {*map(_SENDER, records), *map(_RECIPIENT, records), *map(_HOST, records)}:
-        if domain not in _NONE and _normalised_domain(domain) is None:
-            _refuse()
-    for address in set(map(_IP, records)):
-        if address not in _NONE and _normalised_ip(address) is None:
-            _refuse()
+    # Each distinct name and address checked and normalised once, for the who keys too.
+    names = _checked({*map(_SENDER, records), *map(_RECIPIENT, records), *map(_HOST, records)},
+                     _normalised_domain)  # fmt: skip
+    addresses = _checked(set(map(_IP, records)), _normalised_ip)
     ids = list(map(_ID, records))
     for position, trace_id in enumerate(ids):
         if trace_id is None or trace_id is UNSET:  # derived from the content, as exactly
@@ -216,13 +214,19 @@ def _columns(
         digests=[blake2b(trace_id.encode(), digest_size=16).digest() for trace_id in ids],
         counting_keys=list(map(RECORD_SEP.join, zip(days, fields, strict=True))),
         epochs_ms=epochs,
-        who_keys=_who_keys(days, records, fields),
+        who_keys=_who_keys(days, records, fields, names, addresses),
     )
 
 
-def _who_keys(days: list[str], records: list[_Trace], fields: list[str]) -> list[str]:
-    """Each record's ``who_key``, column by column at C speed: the values are valid already
-    (checked above), here only normalised as the exact path does, once per distinct value."""
+def _who_keys(
+    days: list[str],
+    records: list[_Trace],
+    fields: list[str],
+    names: Mapping[Any, str],
+    addresses: Mapping[Any, str],
+) -> list[str]:
+    """Each record's ``who_key``, column by column at C speed: the values are valid already,
+    and ``names`` / ``addresses`` hold each distinct domain / IP normalised (``_checked``)."""
     directions = list(map(_DIRECTION, records))
     domains = [recipient if direction == "outbound" else sender
                for direction, sender, recipient in zip(directions, map(_SENDER, records),
@@ -230,13 +234,28 @@ def _who_keys(days: list[str], records: list[_Trace], fields: list[str]) -> list
     # The version segment, as the exact path takes it (a blocked message's is BLOCKED).
     tls_of = {counter: who_tls_segment(counter) for counter in set(fields)}
     tls = list(map(tls_of.__getitem__, fields))
-    columns = (directions, _normalised(domains, _normalised_domain), tls,
+    columns = (directions, list(map(names.__getitem__, domains)), tls,
                _normalised(list(map(_CONNECTOR, records)), str),
-               _normalised(list(map(_HOST, records)), _normalised_domain),
+               list(map(names.__getitem__, map(_HOST, records))),
                _normalised(list(map(_AUTH_USER, records)), str),
-               _normalised(list(map(_IP, records)), _normalised_ip))  # fmt: skip
+               list(map(addresses.__getitem__, map(_IP, records))))  # fmt: skip
     joined = map(FIELD_SEP.join, zip(*columns, strict=True))
     return list(map(RECORD_SEP.join, zip(days, joined, strict=True)))
+
+
+def _checked(values: set[Any], normalise: Any) -> dict[Any, str]:
+    """Each of ``values`` normalised as the exact path does ('' for an absent one), if the exact
+    path takes them all; one it refuses declines the batch."""
+    done = {}
+    for value in values:
+        if value is None or value is UNSET:
+            done[value] = ""
+            continue
+        normal = normalise(value)
+        if normal is None:
+            _refuse()
+        done[value] = normal or ""
+    return done
 
 
 def _normalised(column: list[Any], normalise: Any) -> list[str]:
