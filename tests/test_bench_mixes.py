@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 import orjson
 
 from bench.ingest import make_bodies
+from bench.who_budget import without_auth_users
 from service.core.traces import IngestWindow, normalize_trace
 from service.core.transport_security import security_class
 
@@ -43,3 +44,12 @@ def test_live_traces_are_of_the_last_minutes_and_the_plain_mix_has_one_domain():
     assert newest - oldest <= timedelta(seconds=600)
     assert {t["sender_domain"] for t in traces} == {"example.org"}
     assert not any("auth_user" in t for t in traces)
+
+
+def test_the_budget_gives_the_code_before_the_same_traces_without_their_users():
+    bodies = make_bodies(2_000, seed=3, prefix="m", who="realistic")
+    before = [t for body in without_auth_users(bodies) for t in orjson.loads(body)]
+    now = [t for body in bodies for t in orjson.loads(body)]
+    assert all(t["auth_user"] for t in now)
+    assert not any("auth_user" in t for t in before)
+    assert before == [{k: v for k, v in t.items() if k != "auth_user"} for t in now]
