@@ -245,16 +245,16 @@ def _who_keys(
 
 def _checked(values: set[Any], normalise: Any) -> dict[Any, str]:
     """Each of ``values`` normalised as the exact path does ('' for an absent one), if the exact
-    path takes them all; one it refuses declines the batch."""
-    done = {}
-    for value in values:
-        if value is None or value is UNSET:
-            done[value] = ""
-            continue
-        normal = normalise(value)
-        if normal is None:
-            _refuse()
-        done[value] = normal or ""
+    path takes them all; one it refuses declines the batch. Takes ``values`` over."""
+    values.discard(None)
+    values.discard(UNSET)
+    # One C-level pass (the normalisers are lru-cached): with 20,000 remote domains a batch of
+    # 5,000 traces holds some 8,800 distinct names, and a Python loop over them was a tenth of
+    # the API's profile.
+    done = dict(zip(values, map(normalise, values), strict=True))
+    if None in done.values():
+        _refuse()
+    done[None] = done[UNSET] = ""
     return done
 
 
