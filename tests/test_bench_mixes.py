@@ -7,8 +7,9 @@ from datetime import datetime, timedelta
 
 import orjson
 
+from bench.baseline import ROOT
 from bench.ingest import make_bodies
-from bench.who_budget import without_auth_users
+from bench.who_budget import in_history, without_auth_users
 from service.core.traces import IngestWindow, normalize_trace
 from service.core.transport_security import security_class
 
@@ -53,3 +54,9 @@ def test_the_budget_gives_the_code_before_the_same_traces_without_their_users():
     assert all(t["auth_user"] for t in now)
     assert not any("auth_user" in t for t in before)
     assert before == [{k: v for k, v in t.items() if k != "auth_user"} for t in now]
+
+
+def test_the_budget_is_not_measured_without_the_commit_before():
+    assert not in_history("0" * 40)  # no such commit: the section says so instead of failing
+    if (ROOT / ".git").exists():  # a checkout with its history knows its own head
+        assert in_history("HEAD")
