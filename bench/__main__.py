@@ -227,8 +227,8 @@ SECTIONS: dict[str, tuple[str, Callable[[bool], list[Row]]]] = {
     "isolation": ("Isolation: a third tenant's uncached reads and /readyz under 16 slow uploads "
                   "and a maximal tenant's 90-day reports", section_isolation),
     "idle": ("Idle worker: 1,000 tenants with no new mail", section_idle),
-    "who_budget": ("#16's ingest budget: now beside the code before the per-name counters, on "
-                   "the same traffic", section_who_budget),
+    "who_budget": ("#16's ingest budget: now beside the code before the per-name counters and "
+                   "beside today's code without them, on the same traffic", section_who_budget),
     "exact": ("Ingest off the batch path: each batch with one doubtful or known trace",
               section_exact_path),
 }  # fmt: skip
