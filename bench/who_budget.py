@@ -57,7 +57,7 @@ RUN_TIMEOUT_SECONDS = 600
 
 Row = dict[str, Any]
 
-# Run inside either tree (cwd and PYTHONPATH that tree): its own harness, API and worker take
+# Run inside each tree (cwd and PYTHONPATH that tree): its own harness, API and worker take
 # the bodies of the file named first; the last line printed is traces/s until all are counted.
 _RUN_ONCE = """
 import pickle, sys, time
