@@ -17,6 +17,7 @@ from pathlib import Path
 
 import redis
 
+from bench.process_cpu import processes
 from service.config import Settings
 from service.store.api_keys import create_key
 from service.store.embedded import EmbeddedRedis, free_port
@@ -70,18 +71,8 @@ SERVER_PIDS: dict[str, int] = {}  # base URL -> gunicorn master pid
 
 def tree_cpu_seconds(pid: int) -> float:
     """CPU (user + system) used so far by a process and its children (gunicorn's workers)."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(entry.name) == pid or int(fields[1]) == pid:
-            total += (int(fields[11]) + int(fields[12])) / ticks
-    return total
+    return sum(seconds for found, (parent, seconds, _) in processes().items()
+               if pid in (found, parent))  # fmt: skip
 
 
 @contextmanager

